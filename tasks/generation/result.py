@@ -1,0 +1,25 @@
+"""What a generation run hands to the push: the folder it wrote and a summary of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class GeneratedDataset(BaseModel):
+    """The result of the generation flow; the push flow accepts it in place of a folder path.
+
+    Attributes:
+        path: The dataset folder in the Data Designer layout (``parquet-files/``, ``metadata.json``, ...).
+        num_records: Records written to ``parquet-files/``.
+        num_batches: Batch files written.
+        columns: Column names of the main dataset, in order.
+        processors: Names of the processor outputs written under ``processors-files/``.
+    """
+
+    path: Path
+    num_records: int = Field(ge=0)
+    num_batches: int = Field(ge=0)
+    columns: list[str] = Field(default_factory=list)
+    processors: list[str] = Field(default_factory=list)

@@ -1,0 +1,94 @@
+"""Session-wide test environment: one embedded Hub and (on demand) one Prefect harness per session.
+
+The Hub endpoint is read by ``huggingface_hub`` and ``datasets`` at import time, so the port is chosen and the
+environment set here, before any test module imports them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="hfds-tests-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+HUB_PORT = _free_port()
+HUB_URL = f"http://127.0.0.1:{HUB_PORT}"
+ALICE, ALICE_TOKEN = "alice", "hf_alice_test_token_0123456789"
+BOB, BOB_TOKEN = "bob", "hf_bob_test_token_0123456789"
+
+os.environ.update(
+    {
+        "HF_ENDPOINT": HUB_URL,
+        "HF_HUB_DISABLE_XET": "1",  # localhub speaks LFS, not Xet (hub-protocol §8)
+        "HF_HOME": str(_SESSION_DIR / "hf-home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_DATASETS_CACHE": str(_SESSION_DIR / "hf-datasets-cache"),
+        "PREFECT_HOME": str(_SESSION_DIR / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_SESSION_DIR / "prefect-results"),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+)
+os.environ.pop("HF_TOKEN", None)
+os.environ.pop("HUGGING_FACE_HUB_TOKEN", None)
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def hub(session_dir: Path) -> Iterator[object]:
+    """The embedded Hub, serving on ``HF_ENDPOINT`` for the whole session."""
+    from localhub import LocalHub
+
+    server = LocalHub(
+        data_dir=session_dir / "localhub-data",
+        port=HUB_PORT,
+        users={ALICE: ALICE_TOKEN, BOB: BOB_TOKEN},
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Faults set by one test never leak into the next."""
+    yield
+    if "hub" in request.fixturenames:
+        request.getfixturevalue("hub").faults.clear()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def repo_id() -> str:
+    """A fresh dataset repo id in alice's namespace."""
+    return f"{ALICE}/ds-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def prefect_api(session_dir: Path) -> Iterator[None]:
+    """One Prefect test harness (a real Prefect API server) for the whole session; results isolated."""
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(session_dir / "prefect-results")}):
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
