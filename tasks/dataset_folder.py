@@ -1,0 +1,236 @@
+"""Reading and checking a dataset folder in the Data Designer layout (product.md §2), without network.
+
+Every problem a folder can have is found here, before the first request to the Hub: a missing or empty
+``parquet-files/``, unreadable or mismatched parquet batches, malformed JSON, paths that escape the folder,
+processor names that would overwrite reserved repo paths, file names the Hub cannot store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+DATA_DIR = "parquet-files"
+PROCESSORS_DIR = "processors-files"
+IMAGES_DIR = "images"
+BUILDER_CONFIG = "builder_config.json"
+METADATA = "metadata.json"
+
+# Repo paths owned by the other stages: a processor must not be named like one of them.
+RESERVED_REPO_NAMES = frozenset(
+    {
+        "readme.md",
+        "data",
+        "images",
+        ".gitattributes",
+        ".gitignore",
+        "metadata.json",
+        "builder_config.json",
+        ".git",
+    }
+)
+_PROCESSOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
+_MAX_REPO_PATH_BYTES = 1000
+_MAX_NAME_BYTES = 255
+
+
+class DatasetFolderError(ValueError):
+    """The dataset folder cannot be pushed as it is; the message names the file and the problem."""
+
+
+class ProcessorOutput(BaseModel):
+    """One processor's output: a folder of batches or a single parquet file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    files: tuple[Path, ...]
+    single_file: bool
+
+
+class DatasetFolder(BaseModel):
+    """A checked dataset folder: every path absolute, inside ``root``, sorted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: Path
+    data_files: tuple[Path, ...]
+    processors: tuple[ProcessorOutput, ...]
+    images: tuple[Path, ...]
+    builder_config: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    num_records: int
+    schema_names: tuple[str, ...]
+
+    def relative(self, path: Path) -> str:
+        """The POSIX path of ``path`` relative to the folder root."""
+        return path.relative_to(self.root).as_posix()
+
+
+def _check_inside(root: Path, path: Path) -> None:
+    """Refuse symlinks (or anything) that resolve outside the folder, and names the Hub cannot store."""
+    rel = path.relative_to(root)
+    try:
+        rel_text = rel.as_posix()
+        rel_text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DatasetFolderError(
+            f"{os.fsdecode(bytes(path))!r}: the file name is not valid UTF-8; rename it (the Hub stores UTF-8 paths)."
+        ) from None
+    if len(rel_text.encode()) > _MAX_REPO_PATH_BYTES or any(len(p.encode()) > _MAX_NAME_BYTES for p in rel.parts):
+        raise DatasetFolderError(f"{rel_text[:80]}...: the path is too long for the Hub; shorten the file name.")
+    if any(part in ("..", ".git") for part in rel.parts) or rel.is_absolute():
+        raise DatasetFolderError(f"{rel_text}: paths with '..' or '.git' segments cannot be pushed.")
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise DatasetFolderError(
+            f"{rel_text} points outside the dataset folder (to {resolved}); copy the file into the folder instead "
+            "of linking it."
+        )
+
+
+def _files_under(root: Path, folder: Path) -> list[Path]:
+    """Regular files under ``folder`` (recursively), sorted, each checked to stay inside ``root``."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        base = Path(dirpath)
+        for d in list(dirnames):
+            if (base / d).is_symlink():
+                _check_inside(root, base / d)
+                dirnames.remove(d)  # a linked folder inside root is pushed through its real path only
+        for name in filenames:
+            path = base / name
+            _check_inside(root, path)
+            if name.startswith(".") or not path.is_file():
+                continue  # hidden files (e.g. generation state) and sockets are not part of the dataset
+            found.append(path)
+    return sorted(found, key=lambda p: p.as_posix())
+
+
+def _read_json(root: Path, name: str) -> dict[str, Any] | None:
+    path = root / name
+    if not path.exists():
+        return None
+    _check_inside(root, path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetFolderError(f"{name} is not valid JSON ({exc}); fix or remove the file.") from None
+    if not isinstance(value, dict):
+        raise DatasetFolderError(f"{name} must hold a JSON object, not {type(value).__name__}.")
+    return value
+
+
+def _parquet_schema(root: Path, path: Path) -> tuple[pa.Schema, int]:
+    rel = path.relative_to(root).as_posix()
+    try:
+        meta = pq.read_metadata(path)
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetFolderError(f"{rel} is not a readable parquet file ({exc}).") from None
+    return schema, meta.num_rows
+
+
+def _check_batches(root: Path, files: list[Path], what: str) -> tuple[pa.Schema, int]:
+    first_schema: pa.Schema | None = None
+    total = 0
+    for path in files:
+        schema, rows = _parquet_schema(root, path)
+        if len(schema) == 0:
+            raise DatasetFolderError(f"{path.relative_to(root).as_posix()} has no columns.")
+        if first_schema is None:
+            first_schema = schema
+        elif not schema.remove_metadata().equals(first_schema.remove_metadata()):
+            raise DatasetFolderError(
+                f"{path.relative_to(root).as_posix()} has a different schema from {files[0].relative_to(root)} "
+                f"in {what}: all batches of one config must share column names and types."
+            )
+        total += rows
+    assert first_schema is not None
+    return first_schema, total
+
+
+def check_processor_name(name: str) -> str:
+    """Refuse processor names that are unsafe as a top-level repo folder or config name."""
+    if name.lower() in RESERVED_REPO_NAMES:
+        raise DatasetFolderError(
+            f"processor {name!r} would overwrite the reserved repo path {name!r}; rename the processor."
+        )
+    if not _PROCESSOR_NAME.match(name):
+        raise DatasetFolderError(
+            f"processor {name!r}: names may only use letters, digits, '_', '-' and '.', and start with a letter "
+            "or digit."
+        )
+    return name
+
+
+def scan_dataset_folder(path: str | os.PathLike[str]) -> DatasetFolder:
+    """Read and check a Data Designer dataset folder.
+
+    Args:
+        path: The folder holding ``parquet-files/`` and, optionally, ``processors-files/``, ``images/``,
+            ``builder_config.json`` and ``metadata.json``.
+
+    Returns:
+        The checked folder, with every file the push will upload.
+
+    Raises:
+        DatasetFolderError: naming the file and the problem, for anything the push would fail on.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DatasetFolderError(f"dataset folder {str(root)!r} does not exist.")
+    if not root.is_dir():
+        raise DatasetFolderError(f"{str(root)!r} is a file; pass the dataset folder that holds parquet-files/.")
+    root = root.resolve()
+
+    data_dir = root / DATA_DIR
+    if not data_dir.is_dir():
+        raise DatasetFolderError(f"{root} has no {DATA_DIR}/ folder: nothing to push.")
+    data_files = [p for p in _files_under(root, data_dir) if p.suffix == ".parquet"]
+    if not data_files:
+        raise DatasetFolderError(f"{root / DATA_DIR} holds no .parquet files: nothing to push.")
+    schema, num_records = _check_batches(root, data_files, DATA_DIR)
+
+    processors: list[ProcessorOutput] = []
+    proc_root = root / PROCESSORS_DIR
+    if proc_root.is_dir():
+        for entry in sorted(proc_root.iterdir(), key=lambda p: p.name):
+            _check_inside(root, entry)
+            if entry.is_dir():
+                files = [p for p in _files_under(root, entry) if p.suffix == ".parquet"]
+                if not files:
+                    continue  # an empty processor folder produced nothing: no config for it
+                name, single = entry.name, False
+            elif entry.suffix == ".parquet" and entry.is_file():
+                files, name, single = [entry], entry.stem, True
+            else:
+                continue
+            check_processor_name(name)
+            if any(p.name == name for p in processors):
+                raise DatasetFolderError(
+                    f"processor {name!r} has both a folder and a single file under {PROCESSORS_DIR}/; keep one."
+                )
+            _check_batches(root, files, f"processor {name!r}")
+            processors.append(ProcessorOutput(name=name, files=tuple(files), single_file=single))
+
+    images_dir = root / IMAGES_DIR
+    images = _files_under(root, images_dir) if images_dir.is_dir() else []
+
+    return DatasetFolder(
+        root=root,
+        data_files=tuple(data_files),
+        processors=tuple(processors),
+        images=tuple(images),
+        builder_config=_read_json(root, BUILDER_CONFIG),
+        metadata=_read_json(root, METADATA),
+        num_records=num_records,
+        schema_names=tuple(schema.names),
+    )

@@ -1,0 +1,117 @@
+"""Content digests of local files, remembered across runs by file identity (like git's index).
+
+A re-push of an unchanged folder should cost a stat per file, not a read: the sha256 (LFS id) and git blob
+sha1 (regular-file id) of each file are kept in a small SQLite table keyed by path, size, mtime and inode. An
+entry written less than two seconds after the file's mtime is not trusted later ("racy" timestamps: a write in
+the same clock tick would keep size and mtime), so a same-size edit is never missed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+_RACY_SECONDS = 2.0
+_CHUNK = 1 << 20
+
+
+class FileDigest(BaseModel):
+    """The two ids the Hub uses for a file's content."""
+
+    sha256: str
+    git_sha1: str
+    size: int
+
+
+def _default_db_path() -> Path:
+    base = os.environ.get("HFDS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "prefect-hf-datasets"
+    )
+    return Path(base) / "digests.sqlite"
+
+
+def compute_digest(path: Path) -> FileDigest:
+    """Read ``path`` once and compute its sha256 and git blob sha1."""
+    size = path.stat().st_size
+    sha256 = hashlib.sha256()
+    git = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            sha256.update(chunk)
+            git.update(chunk)
+    return FileDigest(sha256=sha256.hexdigest(), git_sha1=git.hexdigest(), size=size)
+
+
+def bytes_digest(data: bytes) -> FileDigest:
+    """Digest of in-memory content (the rendered card, the rewritten metadata)."""
+    git = hashlib.sha1(f"blob {len(data)}\0".encode() + data, usedforsecurity=False)
+    return FileDigest(sha256=hashlib.sha256(data).hexdigest(), git_sha1=git.hexdigest(), size=len(data))
+
+
+class DigestCache:
+    """Digests of files by identity, persisted in SQLite; safe to share between threads and processes."""
+
+    def __init__(self, db_path: Path | None = None) -> None:
+        self.db_path = db_path or _default_db_path()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._conn is None:
+            try:
+                self.db_path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.db_path, timeout=10, check_same_thread=False)
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+                    "ino INTEGER, sha256 TEXT, git_sha1 TEXT)"
+                )
+                self._conn = conn
+            except sqlite3.Error:
+                return None  # a read-only home: digests are then computed every time, nothing breaks
+        return self._conn
+
+    def digest(self, path: Path) -> FileDigest:
+        """The digest of ``path``, from the table when the file is unchanged, else computed and stored."""
+        real = str(path.resolve())
+        st = os.stat(real)
+        with self._lock:
+            conn = self._connect()
+            row = None
+            if conn is not None:
+                row = conn.execute(
+                    "SELECT sha256, git_sha1 FROM digests WHERE path=? AND size=? AND mtime_ns=? AND ino=?",
+                    (real, st.st_size, st.st_mtime_ns, st.st_ino),
+                ).fetchone()
+        if row:
+            return FileDigest(sha256=row[0], git_sha1=row[1], size=st.st_size)
+        digest = compute_digest(Path(real))
+        if time.time() - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
+            with self._lock:
+                conn = self._connect()
+                if conn is not None:
+                    try:
+                        conn.execute(
+                            "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)",
+                            (real, st.st_size, st.st_mtime_ns, st.st_ino, digest.sha256, digest.git_sha1),
+                        )
+                        conn.commit()
+                    except sqlite3.Error:
+                        pass  # caching is an optimisation; a locked or full database only costs a re-read
+        return digest
+
+
+_shared: DigestCache | None = None
+
+
+def shared_digest_cache() -> DigestCache:
+    """The process-wide digest cache."""
+    global _shared
+    if _shared is None:
+        _shared = DigestCache()
+    return _shared

@@ -1,0 +1,318 @@
+"""Making one stage's commit(s) on the Hub: compare with the repo, upload what changed, commit once.
+
+The steps, for a ``CommitPlan``:
+
+1. read the branch head, and list the files the plan owns at that head;
+2. drop files whose content is already there (sha256 for LFS files, git blob sha1 for regular files);
+   files under the plan's folder that the push does not have become deletions;
+3. nothing left: no commit (an identical re-push makes none);
+4. pre-upload large files, then one ``create_commit`` with ``parent_commit`` = the head read in step 1, so a
+   concurrent change is a 412 (retried from step 1) instead of a lost update; above ``max_files_per_commit``
+   the changes are split into ``(part i of n)`` commits, deletions in the last part;
+5. if the commit request fails without a clear answer, the branch is read again: when the new head is a
+   commit with our title and our files, it landed and is recorded; the commit is never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.hf_api import RepoFile
+from pydantic import BaseModel, Field
+
+from tasks.file_digest import FileDigest, bytes_digest, shared_digest_cache
+from tasks.retry_policy import may_have_landed
+from tasks.stage_plan import CommitPlan, PlannedFile
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+_PREUPLOAD_GROUP = 16  # files per pre-upload call: progress is reported between groups
+
+
+class HubTarget(BaseModel):
+    """Where a push goes. Holds no credentials.
+
+    Attributes:
+        repo_id: ``namespace/name``.
+        revision: Branch to commit to.
+        create_pr: Open a pull request with the push instead of committing to ``revision``.
+        max_files_per_commit: Changed files above which a commit is split into ``(part i of n)`` commits.
+    """
+
+    repo_id: str
+    repo_type: Literal["dataset"] = "dataset"
+    revision: str = "main"
+    create_pr: bool = False
+    max_files_per_commit: int = Field(default=100, ge=1)
+
+
+class CommitRecord(BaseModel):
+    """One commit made on the Hub."""
+
+    oid: str
+    url: str
+    message: str
+    files_added: int
+    files_deleted: int
+    bytes_sent: int
+    recovered: bool = False  # the answer was lost; the commit was found on the Hub afterwards
+    pr_revision: str | None = None
+
+
+class CommitOutcome(BaseModel):
+    """What a plan did on the Hub: its commits (none when everything was already there)."""
+
+    label: str
+    commits: list[CommitRecord] = Field(default_factory=list)
+    files_added: int = 0
+    files_deleted: int = 0
+    files_unchanged: int = 0
+    bytes_sent: int = 0
+    head: str = ""
+
+
+def _digest(planned: PlannedFile) -> FileDigest:
+    if planned.content is not None:
+        return bytes_digest(planned.content)
+    assert planned.local_path is not None
+    return shared_digest_cache().digest(planned.local_path)
+
+
+def _is_same(remote: RepoFile, digest: FileDigest) -> bool:
+    if remote.lfs is not None:
+        return str(remote.lfs.sha256) == digest.sha256
+    return str(remote.blob_id) == digest.git_sha1
+
+
+def remote_files(api: HfApi, target: HubTarget, head: str, plan: CommitPlan, token: str) -> dict[str, RepoFile]:
+    """Files the plan owns, as they are at ``head``: everything under its folder, or its exact paths."""
+    found: dict[str, RepoFile] = {}
+    if plan.scope is not None:
+        try:
+            entries: Iterable[object] = api.list_repo_tree(
+                target.repo_id,
+                path_in_repo=plan.scope,
+                recursive=True,
+                revision=head,
+                repo_type=target.repo_type,
+                token=token,
+            )
+            entries = list(entries)
+        except EntryNotFoundError:
+            entries = []
+    else:
+        entries = api.get_paths_info(
+            target.repo_id,
+            [f.path_in_repo for f in plan.files],
+            revision=head,
+            repo_type=target.repo_type,
+            token=token,
+        )
+    for entry in entries:
+        if isinstance(entry, RepoFile):
+            found[entry.path] = entry
+    return found
+
+
+def folder_exists(api: HfApi, target: HubTarget, head: str, folder: str, token: str) -> bool:
+    """Whether ``folder`` holds anything at ``head``."""
+    info = api.get_paths_info(target.repo_id, [folder], revision=head, repo_type=target.repo_type, token=token)
+    return bool(info)
+
+
+def _landed_commit(
+    api: HfApi,
+    target: HubTarget,
+    revision: str,
+    old_head: str,
+    message: str,
+    added: dict[str, FileDigest],
+    deleted: list[str],
+    token: str,
+) -> str | None:
+    """After a commit request failed without an answer: the oid of our commit if the Hub applied it."""
+    new_head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
+    if not new_head or new_head == old_head:
+        return None
+    latest = api.list_repo_commits(target.repo_id, revision=new_head, repo_type=target.repo_type, token=token)
+    if not latest or latest[0].title != message:
+        return None
+    paths = list(added) + deleted
+    present = {
+        e.path: e
+        for e in api.get_paths_info(
+            target.repo_id, paths, revision=new_head, repo_type=target.repo_type, token=token
+        )
+        if isinstance(e, RepoFile)
+    }
+    if any(p in present for p in deleted):
+        return None
+    if any(p not in present or not _is_same(present[p], d) for p, d in added.items()):
+        return None
+    return new_head
+
+
+def commit_plan(
+    api: HfApi,
+    target: HubTarget,
+    plan: CommitPlan,
+    token: str,
+    *,
+    revision: str | None = None,
+    delete_folders: Iterable[str] = (),
+    progress: ProgressFn | None = None,
+) -> CommitOutcome:
+    """Make the Hub hold exactly what ``plan`` says, in as few commits as the limit allows.
+
+    Args:
+        api: The client (its endpoint is the Hub pushed to).
+        target: Repo, branch, PR mode and the files-per-commit limit.
+        plan: The stage commit to make.
+        token: The token every request uses.
+        revision: Branch or ``refs/pr/N`` to commit to (default ``target.revision``). With ``target.create_pr``
+            and a branch here, the first commit opens the pull request.
+        delete_folders: Extra repo folders to delete in this commit (outputs of processors that vanished).
+        progress: Called with (bytes done, bytes total) while large files upload.
+
+    Returns:
+        The commits made, and counts of files added, deleted and unchanged.
+    """
+    revision = revision or target.revision
+    create_pr = target.create_pr and not revision.startswith("refs/pr/")
+    head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
+    assert head is not None
+    remote = remote_files(api, target, head, plan, token)
+
+    digests = {f.path_in_repo: _digest(f) for f in plan.files}
+    changed = [
+        f
+        for f in plan.files
+        if f.path_in_repo not in remote or not _is_same(remote[f.path_in_repo], digests[f.path_in_repo])
+    ]
+    planned_paths = set(digests)
+    deletions = sorted(p for p in remote if p not in planned_paths) if plan.scope is not None else []
+    folder_deletions = [d for d in delete_folders if folder_exists(api, target, head, d, token)]
+    outcome = CommitOutcome(label=plan.label, files_unchanged=len(plan.files) - len(changed), head=head)
+    if not changed and not deletions and not folder_deletions:
+        logger.info("%s: the Hub already has these %d files; no commit.", plan.label, len(plan.files))
+        return outcome
+
+    chunks = [
+        changed[i : i + target.max_files_per_commit] for i in range(0, len(changed), target.max_files_per_commit)
+    ]
+    chunks = chunks or [[]]
+    total_bytes = sum(digests[f.path_in_repo].size for f in changed)
+    done_bytes = 0
+    for index, chunk in enumerate(chunks, start=1):
+        last = index == len(chunks)
+        message = plan.message if len(chunks) == 1 else f"{plan.message} (part {index} of {len(chunks)})"
+        additions = [
+            CommitOperationAdd(
+                path_in_repo=f.path_in_repo,
+                path_or_fileobj=f.content if f.content is not None else str(f.local_path),
+            )
+            for f in chunk
+        ]
+        for start in range(0, len(additions), _PREUPLOAD_GROUP):
+            group = additions[start : start + _PREUPLOAD_GROUP]
+            api.preupload_lfs_files(
+                target.repo_id,
+                group,
+                revision=revision,
+                repo_type=target.repo_type,
+                create_pr=create_pr,
+                token=token,
+            )
+            done_bytes += sum(op.upload_info.size for op in group)
+            if progress is not None:
+                progress(done_bytes, total_bytes)
+        removals: list[str] = deletions if last else []
+        removed_folders: list[str] = folder_deletions if last else []
+        operations: list[CommitOperationAdd | CommitOperationDelete] = [
+            *(CommitOperationDelete(path_in_repo=p) for p in removals),
+            *(CommitOperationDelete(path_in_repo=d.rstrip("/") + "/") for d in removed_folders),
+            *additions,
+        ]
+        record = _commit_once(
+            api,
+            target,
+            revision,
+            head,
+            message,
+            operations,
+            create_pr,
+            added={f.path_in_repo: digests[f.path_in_repo] for f in chunk},
+            deleted=removals,
+            token=token,
+        )
+        record.files_deleted += len(removed_folders)
+        outcome.commits.append(record)
+        outcome.files_added += record.files_added
+        outcome.files_deleted += record.files_deleted
+        outcome.bytes_sent += record.bytes_sent
+        head = record.oid
+        if record.pr_revision:  # later parts go to the pull request the first part opened
+            revision, create_pr = record.pr_revision, False
+    outcome.head = head
+    return outcome
+
+
+def _commit_once(
+    api: HfApi,
+    target: HubTarget,
+    revision: str,
+    head: str,
+    message: str,
+    operations: list[CommitOperationAdd | CommitOperationDelete],
+    create_pr: bool,
+    *,
+    added: dict[str, FileDigest],
+    deleted: list[str],
+    token: str,
+) -> CommitRecord:
+    bytes_sent = sum(d.size for d in added.values())
+    started = time.monotonic()
+    try:
+        info = api.create_commit(
+            target.repo_id,
+            operations,
+            commit_message=message,
+            revision=revision,
+            repo_type=target.repo_type,
+            create_pr=create_pr,
+            parent_commit=head,
+            token=token,
+        )
+    except Exception as exc:
+        if create_pr or not may_have_landed(exc):
+            raise
+        landed = _landed_commit(api, target, revision, head, message, added, deleted, token)
+        if landed is None:
+            raise
+        logger.warning("%s: the commit answer was lost, but the commit is on the Hub (%s).", message, landed)
+        base = api.endpoint.rstrip("/")
+        return CommitRecord(
+            oid=landed,
+            url=f"{base}/datasets/{target.repo_id}/commit/{landed}",
+            message=message,
+            files_added=len(added),
+            files_deleted=len(deleted),
+            bytes_sent=bytes_sent,
+            recovered=True,
+        )
+    logger.info("%s: committed %s in %.1f s.", message, info.oid, time.monotonic() - started)
+    return CommitRecord(
+        oid=info.oid,
+        url=info.commit_url,
+        message=message,
+        files_added=len(added),
+        files_deleted=len(deleted),
+        bytes_sent=bytes_sent,
+        pr_revision=info.pr_revision,
+    )

@@ -1,0 +1,40 @@
+"""The copy of ``metadata.json`` uploaded to the Hub: paths in the repo layout, secrets removed (§4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tasks.dataset_folder import DatasetFolder
+from tasks.redaction import redact_secrets
+from tasks.repo_layout import repo_path
+
+
+def _rewrite_paths(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _rewrite_paths(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rewrite_paths(v) for v in node]
+    if isinstance(node, str) and node.endswith((".parquet", ".png", ".jpg", ".jpeg", ".webp")):
+        return repo_path(node) or node
+    return node
+
+
+def hub_metadata(folder: DatasetFolder, known_secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """Build the uploaded ``metadata.json``: the local one (or a minimal one) with repo paths and no secrets.
+
+    Every key the push does not understand is kept. ``file_paths`` lists exactly the files the push uploads,
+    so the Hub copy is consistent with the repo. The local file is not modified.
+    """
+    original: Mapping[str, Any] = folder.metadata or {}
+    result = _rewrite_paths(dict(original))
+    file_paths = dict(result.get("file_paths") or {}) if isinstance(result.get("file_paths"), dict) else {}
+    file_paths["parquet-files"] = [repo_path(folder.relative(p)) for p in folder.data_files]
+    file_paths["processor-files"] = {
+        proc.name: [repo_path(folder.relative(p)) for p in proc.files] for proc in folder.processors
+    }
+    result["file_paths"] = file_paths
+    result.setdefault("actual_num_records", folder.num_records)
+    result = redact_secrets(result, known_secrets)
+    assert isinstance(result, dict)
+    return result

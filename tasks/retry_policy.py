@@ -1,0 +1,91 @@
+"""Which Hub failures a stage retries, and how long it waits first (product.md §7).
+
+Transient: 429 (after the wait the Hub asks for), 408, 5xx, timeouts and dropped connections, and the commit
+conflicts 409/412 (the stage re-reads the branch and commits again). Everything else (401, 403, 404, bad
+input) fails at once with the Hub's message: retrying cannot fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import httpx
+import httpx2
+from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import parse_ratelimit_headers
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_STATUS = frozenset({408, 409, 412, 425, 429, 500, 502, 503, 504})
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    httpx2.TransportError,
+    httpx.TransportError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a Hub error, if it has one."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same request later can succeed."""
+    if isinstance(exc, HfHubHTTPError):
+        status = http_status(exc)
+        return status is None or status in TRANSIENT_STATUS
+    if isinstance(exc, _NETWORK_ERRORS):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and isinstance(cause, _NETWORK_ERRORS)
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """True when a request may have been applied although it failed: no answer, or a 5xx/timeout answer."""
+    if isinstance(exc, HfHubHTTPError):
+        status = http_status(exc)
+        return status is None or status >= 500 or status == 408
+    return is_transient(exc)
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The wait a 429 asks for, from ``RateLimit`` (``"api";r=0;t=N``) or ``Retry-After`` headers."""
+    if http_status(exc) != 429:
+        return None
+    headers: Any = exc.response.headers  # type: ignore[attr-defined]
+    info = parse_ratelimit_headers(headers)
+    if info is not None and info.remaining == 0:
+        return float(info.reset_in_seconds)
+    value = headers.get("retry-after")
+    if value is not None and str(value).strip().replace(".", "", 1).isdigit():
+        return float(value)
+    return None
+
+
+def max_rate_limit_wait() -> float:
+    """Upper bound on one rate-limit wait (``HFDS_MAX_RATE_LIMIT_WAIT`` seconds, default 300)."""
+    return float(os.environ.get("HFDS_MAX_RATE_LIMIT_WAIT", "300"))
+
+
+def wait_before_retry(exc: BaseException) -> None:
+    """Sleep as long as a 429 asks (bounded), so the task's next attempt is not refused again."""
+    wait = retry_after_seconds(exc)
+    if wait:
+        wait = min(wait, max_rate_limit_wait())
+        logger.warning("The Hub is rate limiting; waiting %.0f s before the retry.", wait)
+        time.sleep(wait)
+
+
+def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry a stage only for transient Hub failures."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception as read_error:  # a result that cannot be read is not worth a retry
+        exc = read_error
+    return isinstance(exc, BaseException) and is_transient(exc)

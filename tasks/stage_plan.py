@@ -1,0 +1,151 @@
+"""The six push stages and what each one commits (product.md §3), as plain data: no network, no Prefect.
+
+A stage is one or more commits; each commit has the files it adds and the repo folder it owns (files there
+that the push does not have are deleted in the same commit). The processors stage makes one commit per
+processor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from tasks.dataset_folder import DatasetFolder
+from tasks.repo_layout import BUILDER_CONFIG, DATA_FOLDER, IMAGES_FOLDER, METADATA, README, repo_path
+
+StageName = Literal["card", "data", "images", "processors", "builder_config", "metadata"]
+STAGES: tuple[StageName, ...] = ("card", "data", "images", "processors", "builder_config", "metadata")
+
+DEFAULT_MESSAGES: dict[StageName, str] = {
+    "card": "Upload dataset card",
+    "data": "Upload main dataset files",
+    "images": "Upload images",
+    "processors": "Upload {name} processor outputs",
+    "builder_config": "Upload builder_config.json",
+    "metadata": "Upload metadata.json",
+}
+
+
+class PlannedFile(BaseModel):
+    """One file of a commit: a local file or generated content, and its path in the repo."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path_in_repo: str
+    local_path: Path | None = None
+    content: bytes | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PlannedFile:
+        if (self.local_path is None) == (self.content is None):
+            raise ValueError("a planned file has either a local path or content")
+        return self
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if self.content is not None else self.local_path.stat().st_size  # type: ignore[union-attr]
+
+
+class CommitPlan(BaseModel):
+    """What one commit of a stage does.
+
+    Attributes:
+        stage: The stage this commit belongs to.
+        label: Stable, readable id (``data``, ``processors-conversations``), used in artifact keys.
+        message: Commit title.
+        files: Files to add or update.
+        scope: Repo folder owned by this commit: remote files under it that are not in ``files`` are deleted.
+            None for single-file stages (only the listed paths are touched).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: StageName
+    label: str
+    message: str
+    files: tuple[PlannedFile, ...]
+    scope: str | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def commit_message(stage: StageName, messages: Mapping[str, str] | None, name: str = "") -> str:
+    """The commit title of a stage: the user's (``commit_messages[stage]``) or the default; ``{name}`` filled."""
+    template = (messages or {}).get(stage) or DEFAULT_MESSAGES[stage]
+    return template.replace("{name}", name)
+
+
+def plan_files_stage(
+    stage: StageName, folder: DatasetFolder, messages: Mapping[str, str] | None = None
+) -> list[CommitPlan]:
+    """Commits of the stages whose content is files of the folder: data, images, processors, builder config.
+
+    An empty list means the stage is skipped (no images, no processors, no builder config).
+    """
+
+    def files_of(paths: tuple[Path, ...]) -> tuple[PlannedFile, ...]:
+        return tuple(
+            PlannedFile(path_in_repo=repo_path(folder.relative(p)) or folder.relative(p), local_path=p)
+            for p in paths
+        )
+
+    if stage == "data":
+        return [
+            CommitPlan(
+                stage=stage,
+                label="data",
+                message=commit_message(stage, messages),
+                files=files_of(folder.data_files),
+                scope=DATA_FOLDER,
+            )
+        ]
+    if stage == "images":
+        if not folder.images:
+            return []
+        return [
+            CommitPlan(
+                stage=stage,
+                label="images",
+                message=commit_message(stage, messages),
+                files=files_of(folder.images),
+                scope=IMAGES_FOLDER,
+            )
+        ]
+    if stage == "processors":
+        return [
+            CommitPlan(
+                stage=stage,
+                label=f"processors-{proc.name}",
+                message=commit_message(stage, messages, proc.name),
+                files=files_of(proc.files),
+                scope=proc.name,
+            )
+            for proc in folder.processors
+        ]
+    if stage == "builder_config":
+        if folder.builder_config is None:
+            return []
+        raise ValueError("the builder config is generated content: use plan_content_stage")
+    raise ValueError(f"stage {stage!r} is not made of folder files")
+
+
+def plan_content_stage(stage: StageName, content: bytes, messages: Mapping[str, str] | None = None) -> CommitPlan:
+    """The commit of a single generated file: the card, the redacted builder config, the rewritten metadata."""
+    path = {"card": README, "builder_config": BUILDER_CONFIG, "metadata": METADATA}[stage]
+    return CommitPlan(
+        stage=stage,
+        label=stage.replace("_", "-"),
+        message=commit_message(stage, messages),
+        files=(PlannedFile(path_in_repo=path, content=content),),
+    )
+
+
+def parts(n_files: int, max_files_per_commit: int) -> int:
+    """How many ``(part i of n)`` commits a commit of ``n_files`` changed files becomes."""
+    return max(1, math.ceil(n_files / max_files_per_commit))
