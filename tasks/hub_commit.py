@@ -93,6 +93,8 @@ def _is_same(remote: RepoFile, digest: FileDigest) -> bool:
 def remote_files(api: HfApi, target: HubTarget, head: str, plan: CommitPlan, token: str) -> dict[str, RepoFile]:
     """Files the plan owns, as they are at ``head``: everything under its folder, or its exact paths."""
     found: dict[str, RepoFile] = {}
+    if plan.scope is None and not plan.files:
+        return found
     if plan.scope is not None:
         try:
             entries: Iterable[object] = api.list_repo_tree(

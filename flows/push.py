@@ -1,0 +1,340 @@
+"""The push flow: publish a dataset folder to a Hugging Face dataset repo in six stages.
+
+Run it from Python (also as a subflow), from a deployment, or from the command line:
+
+    python -m flows.push DATASET_DIR REPO_ID --description TEXT [--private] [--tag T ...]
+        [--stages card,data,...] [--revision R] [--create-pr] [--dry-run]
+
+Everything that can be checked without the network is checked first (repo id, description, the folder, the
+token's presence); then the token is checked with the Hub; then the stages run in order, each its own commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
+from prefect import flow
+from prefect.logging import get_run_logger
+from pydantic import BaseModel, Field, SecretStr
+
+from tasks import artifacts
+from tasks.card import CardOptions, render_card
+from tasks.credentials import HuggingFaceCredentials, resolve_token
+from tasks.dataset_folder import DatasetFolder, scan_dataset_folder
+from tasks.events import emit_dataset_pushed
+from tasks.generation.result import GeneratedDataset
+from tasks.hub_commit import HubTarget
+from tasks.hub_metadata import hub_metadata
+from tasks.retry_policy import http_status
+from tasks.stage_cache import digest_files, fingerprint
+from tasks.stage_plan import STAGES, StageName, parts, plan_files_stage
+from tasks.stages import STAGE_TASKS, StageResult
+from tasks.validation import InvalidParameterError, validate_description, validate_repo_id, validate_revision
+
+
+class PlannedStage(BaseModel):
+    """One line of a dry run: what a stage would upload."""
+
+    stage: StageName
+    commits: int
+    files: int
+    bytes: int
+    note: str = ""
+
+
+class PushResult(BaseModel):
+    """What a push did (or, with ``dry_run``, would do)."""
+
+    repo_id: str
+    url: str
+    revision: str
+    dry_run: bool = False
+    stages: list[StageResult] = Field(default_factory=list)
+    plan: list[PlannedStage] = Field(default_factory=list)
+    num_records: int = 0
+
+    @property
+    def commits(self) -> list[Any]:
+        return [c for s in self.stages for c in s.commits]
+
+    def table(self) -> list[dict[str, Any]]:
+        """The stage table (one row per commit), as recorded in the run's table artifact."""
+        if self.dry_run:
+            return [p.model_dump() for p in self.plan]
+        return [row for s in self.stages for row in s.rows()]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table for the terminal."""
+    if not rows:
+        return "(no stages)"
+    columns = list(rows[0])
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _select_stages(stages: list[str] | None) -> list[StageName]:
+    if not stages:
+        return list(STAGES)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise InvalidParameterError(f"stages {unknown} are unknown; choose among {', '.join(STAGES)}.")
+    return [s for s in STAGES if s in stages]
+
+
+def _content_keys(folder: DatasetFolder, card: CardOptions) -> dict[str, str]:
+    """Per-stage content fingerprints (see tasks.stage_cache); the card covers the data it describes."""
+    data = digest_files(folder.data_files)
+    procs = {p.name: digest_files(p.files) for p in folder.processors}
+    images = digest_files(folder.images)
+    template = card.template.read_text(encoding="utf-8") if card.template else None
+    return {
+        "card": fingerprint(
+            card.model_dump(mode="json"), template, data, procs, folder.builder_config, folder.metadata
+        ),
+        "data": fingerprint(data),
+        "images": fingerprint(images),
+        "processors": fingerprint(procs),
+        "builder_config": fingerprint(folder.builder_config),
+        "metadata": fingerprint(hub_metadata(folder), data, procs),
+    }
+
+
+def _dry_run_plan(
+    folder: DatasetFolder, card: CardOptions, target: HubTarget, selected: list[StageName]
+) -> list[PlannedStage]:
+    plan: list[PlannedStage] = []
+    for stage in selected:
+        if stage == "card":
+            text = render_card(
+                list(folder.data_files),
+                {p.name: list(p.files) for p in folder.processors},
+                card,
+                builder_config=folder.builder_config,
+                metadata=folder.metadata,
+            ).text
+            plan.append(PlannedStage(stage=stage, commits=1, files=1, bytes=len(text.encode())))
+        elif stage in ("builder_config", "metadata"):
+            present = stage == "metadata" or folder.builder_config is not None
+            plan.append(
+                PlannedStage(
+                    stage=stage,
+                    commits=int(present),
+                    files=int(present),
+                    bytes=0,
+                    note="" if present else "skipped: no builder_config.json",
+                )
+            )
+        else:
+            commits = plan_files_stage(stage, folder)
+            plan.append(
+                PlannedStage(
+                    stage=stage,
+                    commits=sum(parts(len(c.files), target.max_files_per_commit) for c in commits),
+                    files=sum(len(c.files) for c in commits),
+                    bytes=sum(c.size for c in commits),
+                    note="" if commits else f"skipped: no {stage}",
+                )
+            )
+    return plan
+
+
+def _check_token_with_hub(api: HfApi, token: str) -> str:
+    """The token's user name, or a clear error when the Hub rejects the token (before any upload)."""
+    try:
+        return str(api.whoami(token=token)["name"])
+    except HfHubHTTPError as exc:
+        if http_status(exc) == 401:
+            raise PermissionError(
+                "The Hub rejected the token (401). Create a token with write access at "
+                "https://huggingface.co/settings/tokens and pass it as token=..., a HuggingFaceCredentials block, "
+                "HF_TOKEN, or `hf auth login`."
+            ) from None
+        raise
+
+
+def _prepare_repo(api: HfApi, target: HubTarget, private: bool, token: str) -> str:
+    """Create the repo if needed, apply ``private=True`` to an existing repo, create the branch; return its URL."""
+    url = api.create_repo(
+        target.repo_id, repo_type=target.repo_type, private=private or None, exist_ok=True, token=token
+    )
+    if private:
+        info = api.repo_info(target.repo_id, repo_type=target.repo_type, token=token)
+        if not info.private:
+            api.update_repo_settings(target.repo_id, repo_type=target.repo_type, private=True, token=token)
+    if target.revision != "main" and not target.revision.startswith("refs/pr/"):
+        api.create_branch(
+            target.repo_id, branch=target.revision, repo_type=target.repo_type, exist_ok=True, token=token
+        )
+    return str(url)
+
+
+@flow(name="push-dataset")
+def push_dataset(
+    dataset: Path | str | GeneratedDataset,
+    repo_id: str,
+    description: str,
+    *,
+    private: bool = False,
+    tags: list[str] | None = None,
+    token: SecretStr | None = None,
+    credentials: HuggingFaceCredentials | None = None,
+    revision: str = "main",
+    create_pr: bool = False,
+    commit_messages: dict[str, str] | None = None,
+    stages: list[StageName] | None = None,
+    max_files_per_commit: int = 100,
+    dry_run: bool = False,
+    license: str | None = None,
+    language: list[str] | None = None,
+    task_categories: list[str] | None = None,
+    pretty_name: str | None = None,
+    card_template: str | None = None,
+) -> PushResult:
+    """Publish a dataset folder (Data Designer layout) to a Hub dataset repo, one commit per stage.
+
+    Args:
+        dataset: The dataset folder, or the result of the generation flow.
+        repo_id: ``namespace/name`` of the dataset repo; created if missing.
+        description: The opening paragraph of the dataset card (required).
+        private: Make the repo private, also when it already exists.
+        tags: Card tags, after ``synthetic`` and ``datadesigner``.
+        token: A Hub token with write access. Default: ``credentials``, then ``HF_TOKEN``, then ``hf auth login``.
+        credentials: A saved ``HuggingFaceCredentials`` block.
+        revision: The branch to push to (created from ``main`` if missing).
+        create_pr: Open a pull request with the push instead of committing to ``revision``.
+        commit_messages: Commit titles by stage name (``{name}`` is the processor name for ``processors``).
+        stages: Run only these stages (e.g. ``["metadata"]``); default: all six in order.
+        max_files_per_commit: A stage with more changed files is split into ``(part i of n)`` commits.
+        dry_run: Print the plan (stage, files, bytes, commits) and stop; no network call.
+        license: Card ``license``. language: Card ``language``. task_categories: Card ``task_categories``.
+        pretty_name: Card ``pretty_name``. card_template: Path of a Jinja2 template to render the card with.
+
+    Returns:
+        The repo URL and, per stage, its commits (or the plan, with ``dry_run``).
+
+    Example:
+        ```python
+        from flows.push import push_dataset
+
+        result = push_dataset("artifacts/greetings", "alice/greetings", "Greetings in five languages.")
+        print(result.url)
+        ```
+    """
+    logger = get_run_logger()
+    # 1. Everything checkable without the network.
+    target = HubTarget(
+        repo_id=validate_repo_id(repo_id),
+        revision=validate_revision(revision),
+        create_pr=create_pr,
+        max_files_per_commit=max_files_per_commit,
+    )
+    card = CardOptions(
+        repo_id=repo_id,
+        description=validate_description(description),
+        tags=list(tags or []),
+        license=license,
+        language=language,
+        task_categories=task_categories,
+        pretty_name=pretty_name,
+        template=Path(card_template) if card_template else None,
+    )
+    if card.template is not None and not card.template.is_file():
+        raise InvalidParameterError(f"card_template {str(card.template)!r} is not a file.")
+    selected = _select_stages(list(stages) if stages else None)
+    folder = scan_dataset_folder(dataset.path if isinstance(dataset, GeneratedDataset) else dataset)
+    if dry_run:
+        plan = _dry_run_plan(folder, card, target, selected)
+        result = PushResult(
+            repo_id=repo_id, url="", revision=revision, dry_run=True, plan=plan, num_records=folder.num_records
+        )
+        print(format_table(result.table()))
+        return result
+    secret = SecretStr(resolve_token(token, credentials))
+
+    # 2. The token, the repo, the branch.
+    api = HfApi()
+    user = _check_token_with_hub(api, secret.get_secret_value())
+    url = _prepare_repo(api, target, private, secret.get_secret_value())
+    logger.info("Pushing %s (%d records) to %s as %s.", folder.root, folder.num_records, url, user)
+
+    # 3. The stages, in order; each commits on its own and is cached for a retry of this run.
+    keys = _content_keys(folder, card)
+    current_revision = target.revision
+    results: list[StageResult] = []
+    started = time.monotonic()
+    for stage in selected:
+        options: dict[str, Any] = {"card": card} if stage == "card" else {}
+        result = STAGE_TASKS[stage](
+            target,
+            folder,
+            secret,
+            revision=current_revision,
+            messages=commit_messages,
+            content_key=keys[stage],
+            **options,
+        )
+        current_revision = result.revision
+        results.append(result)
+
+    push = PushResult(
+        repo_id=repo_id, url=url, revision=current_revision, stages=results, num_records=folder.num_records
+    )
+    artifacts.record_stage_table(repo_id, push.table())
+    last_commit = next((c.oid for s in reversed(results) for c in reversed(s.commits)), None)
+    emit_dataset_pushed(repo_id, current_revision, last_commit, folder.num_records, url)
+    logger.info("Pushed %s in %.1f s: %d commit(s).", repo_id, time.monotonic() - started, len(push.commits))
+    return push
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.push", description="Push a dataset folder to the Hub in stages."
+    )
+    parser.add_argument("dataset_dir")
+    parser.add_argument("repo_id")
+    parser.add_argument("--description", required=True)
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--tag", action="append", default=[], dest="tags")
+    parser.add_argument("--stages", help=f"comma-separated subset of {','.join(STAGES)}")
+    parser.add_argument("--revision", default="main")
+    parser.add_argument("--create-pr", action="store_true")
+    parser.add_argument("--max-files-per-commit", type=int, default=100)
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        result = push_dataset(
+            args.dataset_dir,
+            args.repo_id,
+            args.description,
+            private=args.private,
+            tags=args.tags,
+            stages=args.stages.split(",") if args.stages else None,
+            revision=args.revision,
+            create_pr=args.create_pr,
+            max_files_per_commit=args.max_files_per_commit,
+            dry_run=args.dry_run,
+        )
+    except Exception as exc:  # the CLI's contract: one line saying why, non-zero exit
+        print(
+            f"push failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr
+        )
+        return 1
+    if not result.dry_run:
+        print(result.url)
+        print(format_table(result.table()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

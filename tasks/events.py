@@ -1,0 +1,34 @@
+"""Prefect events that let automations and deployment triggers chain other flows (§7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.events import emit_event
+
+DATASET_PUSHED = "hf.dataset.pushed"
+DATASET_GENERATED = "hf.dataset.generated"
+
+
+def emit_dataset_pushed(repo_id: str, revision: str, commit: str | None, records: int, url: str) -> None:
+    """Emit ``hf.dataset.pushed`` with the repo as the event's resource.
+
+    Deployment triggers can match ``{"hf.repo.id": "<repo>"}`` and template parameters from
+    ``{{ event.payload.repo_id }}`` or ``{{ event.resource.name }}``.
+    """
+    payload: dict[str, Any] = {
+        "repo_id": repo_id,
+        "revision": revision,
+        "commit": commit,
+        "records": records,
+        "url": url,
+    }
+    emit_event(
+        event=DATASET_PUSHED,
+        resource={
+            "prefect.resource.id": f"hf.dataset.{repo_id}",
+            "prefect.resource.name": repo_id,
+            "hf.repo.id": repo_id,
+        },
+        payload=payload,
+    )

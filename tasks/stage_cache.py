@@ -1,0 +1,54 @@
+"""Cache keys of the stage tasks: what makes a finished stage safe to skip when a run is retried.
+
+A stage's key covers the target (repo, type, revision, PR mode, split limit), the stage and commit messages,
+and the *content* it would push (digests of its files, or of the generated card/metadata inputs), plus the
+flow run id. So:
+
+- a run retried from the UI (same run id) takes finished stages from the cache (`Cached`), and runs a stage
+  again if its files changed since;
+- a new run always re-checks every stage against the Hub. That costs a few listing calls and no upload when
+  nothing changed (no commit either), and it keeps a rerun able to repair a repo that was changed in between:
+  a key without the run id would skip a stage after an A → B → A change of content and leave B on the Hub.
+
+The token is never part of a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tasks.file_digest import shared_digest_cache
+
+CACHE_VERSION = "stage-cache-v1"
+
+
+def digest_files(paths: Iterable[Path]) -> list[tuple[str, str]]:
+    """(path, sha256) of each file, from the digest cache when unchanged."""
+    cache = shared_digest_cache()
+    return [(str(p), cache.digest(p).sha256) for p in paths]
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable sha256 over JSON-serialisable parts (paths and models are turned to strings)."""
+    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stage_cache_key(context: Any, parameters: Mapping[str, Any]) -> str:
+    """Prefect ``cache_key_fn`` of every stage task (see the module docstring)."""
+    run_id = getattr(getattr(context, "task_run", None), "flow_run_id", None)
+    target = parameters["target"]
+    target_data = target.model_dump() if hasattr(target, "model_dump") else target
+    return fingerprint(
+        CACHE_VERSION,
+        str(run_id),
+        context.task.name,
+        target_data,
+        parameters.get("revision"),
+        parameters.get("messages"),
+        parameters["content_key"],
+    )
