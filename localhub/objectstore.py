@@ -21,8 +21,12 @@ CHUNK = 1024 * 1024
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers never see a partial file (temp file + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``path`` so that readers never see a partial file (temp file + ``os.replace``).
+
+    Creates at most the last missing directory level: a write into a deleted repo fails instead of
+    resurrecting part of its directory tree.
+    """
+    path.parent.mkdir(exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -24,6 +24,8 @@ def validate_repo_id(repo_id: str) -> str:
         raise InvalidParameterError(
             f"repo_id {repo_id!r} must contain exactly one '/', as 'namespace/name' (e.g. 'alice/greetings')."
         )
+    if "--" in repo_id or ".." in repo_id:
+        raise InvalidParameterError(f"repo_id {repo_id!r} must not contain '--' or '..'.")
     for part_name, part in zip(("namespace", "name"), repo_id.split("/"), strict=True):
         if not part:
             raise InvalidParameterError(f"repo_id {repo_id!r} has an empty {part_name}.")
@@ -37,8 +39,6 @@ def validate_repo_id(repo_id: str) -> str:
             raise InvalidParameterError(
                 f"repo_id {repo_id!r}: the {part_name} {part!r} must not start or end with '-' or '.'."
             )
-    if "--" in repo_id or ".." in repo_id:
-        raise InvalidParameterError(f"repo_id {repo_id!r} must not contain '--' or '..'.")
     if repo_id.endswith(".git"):
         raise InvalidParameterError(f"repo_id {repo_id!r} must not end with '.git'.")
     return repo_id

@@ -89,6 +89,8 @@ def prefect_api(session_dir: Path) -> Iterator[None]:
     from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(session_dir / "prefect-results")}):
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
+    with (
+        temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(session_dir / "prefect-results")}),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
+        yield

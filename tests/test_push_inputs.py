@@ -1,0 +1,209 @@
+"""Pure checks of the push's inputs: repo ids, descriptions, folders, layout, redaction, metadata, plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from factories import make_dataset_folder
+
+from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
+from tasks.file_digest import DigestCache, compute_digest
+from tasks.hub_metadata import hub_metadata
+from tasks.redaction import REDACTED, redact_secrets
+from tasks.repo_layout import repo_path
+from tasks.stage_plan import STAGES, commit_message, parts, plan_content_stage, plan_files_stage
+from tasks.validation import InvalidParameterError, validate_description, validate_repo_id
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "fragment"),
+    [
+        ("noslash", "exactly one '/'"),
+        ("a/b/c", "exactly one '/'"),
+        ("", "empty"),
+        ("alice/..x", "'..'"),
+        ("alice/a--b", "'--'"),
+        ("alice/" + "x" * 97, "longer than 96"),
+        ("alice/bad name", "letters, digits"),
+        ("alice/", "empty name"),
+        ("alice/ds.git", ".git"),
+        ("alice/-ds", "start or end"),
+    ],
+)
+def test_bad_repo_ids_are_named(repo_id: str, fragment: str) -> None:
+    with pytest.raises(InvalidParameterError, match="repo_id") as info:
+        validate_repo_id(repo_id)
+    assert fragment in str(info.value)
+
+
+def test_good_repo_id_and_description() -> None:
+    assert validate_repo_id("alice/my_data-1.0") == "alice/my_data-1.0"
+    assert validate_description("  A dataset.  ") == "A dataset."
+    with pytest.raises(InvalidParameterError, match="description"):
+        validate_description("   ")
+
+
+def test_scan_finds_every_part(tmp_path: Path) -> None:
+    folder = scan_dataset_folder(make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=7))
+    assert [p.name for p in folder.data_files] == ["batch_00000.parquet", "batch_00001.parquet", "batch_00002.parquet"]
+    assert folder.num_records == 21
+    assert [(p.name, p.single_file, len(p.files)) for p in folder.processors] == [
+        ("conversations", False, 3),
+        ("summary", True, 1),
+    ]
+    assert len(folder.images) == 3
+    assert folder.builder_config is not None and folder.metadata is not None
+
+
+def _expect_folder_error(path: Path, fragment: str) -> None:
+    with pytest.raises(DatasetFolderError) as info:
+        scan_dataset_folder(path)
+    assert fragment in str(info.value), str(info.value)
+
+
+def test_folder_problems_are_named(tmp_path: Path) -> None:
+    _expect_folder_error(tmp_path / "missing", "does not exist")
+    (tmp_path / "file").write_text("x")
+    _expect_folder_error(tmp_path / "file", "is a file")
+    (tmp_path / "empty" / "parquet-files").mkdir(parents=True)
+    _expect_folder_error(tmp_path / "empty", "no .parquet files")
+
+    corrupt = make_dataset_folder(tmp_path / "corrupt", processor_dir=None, processor_file=None)
+    (corrupt / "parquet-files" / "batch_00001.parquet").write_bytes(b"not parquet at all")
+    _expect_folder_error(corrupt, "batch_00001.parquet is not a readable parquet file")
+
+    mismatch = make_dataset_folder(tmp_path / "mismatch", processor_dir=None, processor_file=None)
+    pq.write_table(pa.table({"other": [1]}), mismatch / "parquet-files" / "batch_00009.parquet")
+    _expect_folder_error(mismatch, "different schema")
+
+    bad_json = make_dataset_folder(tmp_path / "badjson")
+    (bad_json / "metadata.json").write_text("{not json")
+    _expect_folder_error(bad_json, "metadata.json is not valid JSON")
+    (bad_json / "metadata.json").write_text("[1, 2]")
+    _expect_folder_error(bad_json, "metadata.json must hold a JSON object")
+
+    bad_builder = make_dataset_folder(tmp_path / "badbuilder")
+    (bad_builder / "builder_config.json").write_text("{")
+    _expect_folder_error(bad_builder, "builder_config.json is not valid JSON")
+
+
+def test_escaping_symlinks_and_reserved_names(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("do not upload")
+    linked = make_dataset_folder(tmp_path / "linked")
+    os.symlink(outside, linked / "images" / "avatar" / "leak.png")
+    _expect_folder_error(linked, "points outside the dataset folder")
+
+    for name in ("data", "images", "README.md", "metadata.json", ".gitattributes"):
+        reserved = make_dataset_folder(tmp_path / f"reserved-{name}", processor_dir=None, processor_file=None)
+        target = reserved / "processors-files" / (name if "." in name else f"{name}.parquet")
+        target.parent.mkdir(exist_ok=True)
+        if "." in name:
+            target.mkdir()
+            pq.write_table(pa.table({"a": [1]}), target / "batch_00000.parquet")
+        else:
+            pq.write_table(pa.table({"a": [1]}), target)
+        _expect_folder_error(reserved, "reserved repo path")
+
+
+def test_non_utf8_and_long_names(tmp_path: Path) -> None:
+    folder = make_dataset_folder(tmp_path / "names", processor_dir=None, processor_file=None)
+    bad = os.path.join(os.fsencode(folder / "images" / "avatar"), b"\xff\xfe.png")
+    with open(bad, "wb") as fh:
+        fh.write(b"x")
+    _expect_folder_error(folder, "not valid UTF-8")
+    os.remove(bad)
+    long_dir = folder / "images" / "avatar"
+    (long_dir / ("a" * 250 + ".png")).write_bytes(b"x")
+    for i in range(5):
+        long_dir = long_dir / ("d" * 200 + str(i))
+        long_dir.mkdir()
+    (long_dir / "x.png").write_bytes(b"x")
+    _expect_folder_error(folder, "too long")
+
+
+def test_repo_layout() -> None:
+    assert repo_path("parquet-files/batch_00003.parquet") == "data/batch_00003.parquet"
+    assert repo_path("/abs/run/processors-files/conv/batch_00000.parquet") == "conv/batch_00000.parquet"
+    assert repo_path("processors-files/summary.parquet") == "summary/summary.parquet"
+    assert repo_path("images/avatar/a.png") == "images/avatar/a.png"
+    assert repo_path("builder_config.json") is None
+
+
+def test_redaction_keeps_counters_and_env_var_names() -> None:
+    config = {
+        "model_configs": [
+            {"alias": "w", "api_key": "sk-live-abcdefghijklmnop", "inference_parameters": {"max_tokens": 100}},
+            {"alias": "n", "api_key": "NVIDIA_API_KEY"},
+        ],
+        "seed": {"hf_token": "hf_abcdefghijklmnopqrstuvwx", "note": "uses hf_abcdefghijklmnopqrstuvwx inline"},
+        "headers": {"Authorization": "Bearer xyz"},
+        "prompt": "mention secret-token-value-42 here",
+    }
+    clean = redact_secrets(config, known_secrets=["secret-token-value-42"])
+    text = json.dumps(clean)
+    assert "sk-live" not in text and "hf_abcdef" not in text and "xyz" not in text and "value-42" not in text
+    assert clean["model_configs"][0]["inference_parameters"]["max_tokens"] == 100
+    assert clean["model_configs"][1]["api_key"] == "NVIDIA_API_KEY"
+    assert clean["model_configs"][0]["api_key"] == REDACTED
+    assert config["model_configs"][0]["api_key"] == "sk-live-abcdefghijklmnop"  # the input is untouched
+
+
+def test_hub_metadata_rewrites_paths_and_keeps_unknown_keys(tmp_path: Path) -> None:
+    root = make_dataset_folder(tmp_path / "ds", batches=2)
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["file_paths"]["parquet-files"] = [str(root / "parquet-files" / "batch_00000.parquet")]  # absolute, stale
+    meta["api_key"] = "sk-abcdefghijklmnopqrstuv"
+    (root / "metadata.json").write_text(json.dumps(meta))
+    before = (root / "metadata.json").read_bytes()
+    out = hub_metadata(scan_dataset_folder(root), known_secrets=["hf_tok_123456"])
+    assert out["file_paths"]["parquet-files"] == ["data/batch_00000.parquet", "data/batch_00001.parquet"]
+    assert out["file_paths"]["processor-files"] == {
+        "conversations": ["conversations/batch_00000.parquet", "conversations/batch_00001.parquet"],
+        "summary": ["summary/summary.parquet"],
+    }
+    assert out["some_future_key"] == {"kept": True}
+    assert out["api_key"] == REDACTED
+    assert (root / "metadata.json").read_bytes() == before
+
+
+def test_stage_plans(tmp_path: Path) -> None:
+    folder = scan_dataset_folder(make_dataset_folder(tmp_path / "ds", batches=2))
+    data = plan_files_stage("data", folder)
+    assert [f.path_in_repo for f in data[0].files] == ["data/batch_00000.parquet", "data/batch_00001.parquet"]
+    assert data[0].scope == "data" and data[0].message == "Upload main dataset files"
+    procs = plan_files_stage("processors", folder, {"processors": "Refresh {name}"})
+    assert [(p.label, p.scope, p.message) for p in procs] == [
+        ("processors-conversations", "conversations", "Refresh conversations"),
+        ("processors-summary", "summary", "Refresh summary"),
+    ]
+    assert [f.path_in_repo for f in procs[1].files] == ["summary/summary.parquet"]
+    assert plan_files_stage("images", folder)[0].scope == "images"
+    bare = scan_dataset_folder(make_dataset_folder(tmp_path / "bare", images=0, processor_dir=None, processor_file=None))
+    assert plan_files_stage("images", bare) == [] and plan_files_stage("processors", bare) == []
+    card = plan_content_stage("card", b"---\n---\n")
+    assert card.files[0].path_in_repo == "README.md" and card.scope is None
+    assert commit_message("metadata", None) == "Upload metadata.json"
+    assert parts(250, 100) == 3 and parts(0, 100) == 1
+    assert STAGES == ("card", "data", "images", "processors", "builder_config", "metadata")
+
+
+def test_digest_cache_detects_same_size_edits(tmp_path: Path) -> None:
+    cache = DigestCache(tmp_path / "d.sqlite")
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a" * 100)
+    old = time.time() - 10
+    os.utime(path, (old, old))
+    first = cache.digest(path)
+    assert first == compute_digest(path)
+    path.write_bytes(b"b" * 100)  # same size; new mtime
+    assert cache.digest(path).sha256 == compute_digest(path).sha256 != first.sha256
+    from huggingface_hub.utils.sha import git_hash
+
+    assert compute_digest(path).git_sha1 == git_hash(b"b" * 100)
