@@ -1,0 +1,189 @@
+"""HTTP plumbing independent of the Hub: request bodies (Content-Length or chunked), responses, byte ranges."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Any, BinaryIO
+
+from .errors import HubError, bad_request
+
+CHUNK = 1024 * 1024
+
+
+class BodyReader:
+    """The request body, read lazily from the socket: never buffered whole unless asked (``read_all``).
+
+    Handles ``Content-Length`` and ``Transfer-Encoding: chunked`` (httpx sends file objects of unknown length
+    that way, §2.1). Counts the bytes read, for the request log.
+    """
+
+    def __init__(self, rfile: BinaryIO, headers: Message) -> None:
+        self._rfile = rfile
+        self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
+        self._remaining = 0 if self.chunked else int(headers.get("Content-Length") or 0)
+        self._eof = not self.chunked and self._remaining == 0
+        self.bytes_read = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self._eof
+
+    @property
+    def declared_remaining(self) -> int | None:
+        """Bytes still to come according to Content-Length (None when chunked)."""
+        return None if self.chunked else self._remaining
+
+    def _next_chunk(self) -> None:
+        """Chunked encoding: read the next chunk-size line (and the trailers after the last chunk)."""
+        line = self._rfile.readline(1024)
+        if not line:
+            raise bad_request("Truncated chunked request body")
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while self._rfile.readline(1024).strip():  # trailers, up to the blank line
+                pass
+            self._eof = True
+        self._remaining = size
+
+    def _available(self) -> int:
+        """Bytes readable without crossing a chunk boundary (0 at the end of the body)."""
+        if self._eof:
+            return 0
+        if self._remaining == 0 and self.chunked:
+            self._next_chunk()
+        return self._remaining
+
+    def _consumed(self, data: bytes) -> bytes:
+        self._remaining -= len(data)
+        self.bytes_read += len(data)
+        if self._remaining == 0:
+            if self.chunked:
+                self._rfile.readline(16)  # the CRLF that ends each chunk
+            else:
+                self._eof = True
+        return data
+
+    def read(self, n: int = CHUNK) -> bytes:
+        """Up to ``n`` bytes (fewer at a chunk boundary); b"" at the end of the body."""
+        available = self._available()
+        if available == 0:
+            return b""
+        data = self._rfile.read(min(n, available))
+        if not data:
+            raise bad_request("Truncated request body")
+        return self._consumed(data)
+
+    def readline(self) -> bytes:
+        """One line, newline included (lines may span chunks); b"" at the end of the body."""
+        parts: list[bytes] = []
+        while (available := self._available()) > 0:
+            data = self._rfile.readline(available)
+            if not data:
+                raise bad_request("Truncated request body")
+            parts.append(self._consumed(data))
+            if data.endswith(b"\n"):
+                break
+        return b"".join(parts)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The body as a stream of chunks."""
+        while data := self.read():
+            yield data
+
+    def read_all(self, limit: int = 64 * 1024 * 1024) -> bytes:
+        """The whole body (for small JSON/form bodies); 413 beyond ``limit``."""
+        parts: list[bytes] = []
+        total = 0
+        for data in self:
+            total += len(data)
+            if total > limit:
+                raise HubError(413, f"Request body larger than {limit} bytes")
+            parts.append(data)
+        return b"".join(parts)
+
+    def json(self) -> Any:
+        raw = self.read_all()
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise bad_request(f"Invalid JSON body: {e}") from None
+
+    def drain(self, limit: int) -> bool:
+        """Discard the rest of the body if it is at most ``limit`` bytes; whether the body is now fully read.
+
+        After an early error answer, the connection can be kept alive only if the unread body was consumed.
+        """
+        if self._eof:
+            return True
+        if not self.chunked and self._remaining > limit:
+            return False
+        seen = 0
+        while seen <= limit:
+            data = self.read()
+            if not data:
+                return True
+            seen += len(data)
+        return False
+
+
+@dataclass
+class Response:
+    """An answer: a fixed ``body``, or ``length`` bytes produced lazily by ``stream`` (file downloads)."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    stream: Callable[[], Iterator[bytes]] | None = None
+    length: int | None = None  # Content-Length of a streamed body
+
+    @property
+    def content_length(self) -> int:
+        return self.length if self.length is not None else len(self.body)
+
+    @classmethod
+    def json(
+        cls,
+        obj: Any,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ) -> Response:
+        body = json.dumps(obj, default=str, ensure_ascii=False).encode()
+        return cls(status, {"Content-Type": content_type, **(headers or {})}, body)
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) of a single ``Range: bytes=...`` over ``size`` bytes, or None to send everything.
+
+    ``end`` is clamped to the last byte (readers ask past EOF); a start at or past EOF is a 416 carrying
+    ``Content-Range: bytes */size``. Malformed or multi-range headers are ignored, as RFC 9110 allows.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, sep, last = spec.strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if first == "":  # suffix: the last N bytes
+            n = int(last)
+            start, end = max(0, size - n), size - 1
+            if n == 0 or size == 0:
+                start = size
+        else:
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+            if last and int(last) < start:
+                return None
+    except ValueError:
+        return None
+    if start >= size:
+        raise HubError(416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{size}"})
+    return start, end

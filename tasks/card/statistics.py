@@ -1,0 +1,522 @@
+"""Column statistics of a parquet dataset, computed by streaming record batches with pyarrow (pure, no Prefect).
+
+What is computed, per column, over all files:
+
+- **Nulls**: the exact number of null values. A column that one file lacks counts as null for that file's rows.
+- **Unique**: the number of distinct non-null values.
+
+  - Exact up to :data:`EXACT_DISTINCT_LIMIT` distinct values per column (1,000,000 by default). Fixed-width
+    values (integers, floats, booleans, dates, times, timestamps, durations) are kept as Arrow values.
+    Variable-length values (strings, binary, decimals, and nested lists/structs/maps after canonical
+    encoding) are kept as 128-bit BLAKE2b digests, so memory is 16 bytes per distinct value whatever its length.
+    With digests a count is "exact" except when two different values collide; the chance of that is below
+    ``n**2 / 2**129``, about 1.5e-27 at the bound.
+  - Above the bound, the column switches to a HyperLogLog sketch (:mod:`tasks.card.hyperloglog`, 2**14
+    registers, relative standard error about 0.81 %), seeded with the exact set gathered so far.
+    :attr:`ColumnStatistics.unique_exact` then becomes ``False``.
+  - Value identity is Arrow equality, with two exceptions: ``-0.0`` equals ``0.0``, and every NaN is one
+    value (not a null). Nested values (list, struct, map, fixed-size list) are encoded injectively and
+    vectorised: every element is length-prefixed, nulls inside are marked. Types the encoder does not know go
+    through canonical JSON of their Python value.
+
+- **Tokens** (string columns only, non-null values): ``words``, whitespace-separated words using Unicode
+  whitespace exactly as Python's ``str.split()`` (``pyarrow.compute.utf8_split_whitespace``); and
+  ``tokens``, an estimate of ``ceil(UTF-8 bytes / 4)``, the usual rule of thumb for BPE tokenizers on English
+  text. No tokenizer is used, so the numbers do not depend on what is installed.
+
+Memory: one record batch at a time (``batch_rows`` rows; a batch never spans more than a row group), plus per
+column at most about twice the exact bound of distinct keys, or 16 KiB of sketch once the bound is passed. It does
+not grow with the number of rows.
+
+Failures: each statistic of each column is guarded on its own. A failure is logged with its reason, kept in
+:attr:`ColumnStatistics.errors`, and the other statistics go on. A file that cannot be read makes every statistic
+that depends on it fail (the numbers would be partial), but never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+
+from tasks.card.hyperloglog import (
+    DEFAULT_PRECISION,
+    HyperLogLog,
+    digest128,
+    hash64,
+    is_fixed_width_hashable,
+)
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "EXACT_DISTINCT_LIMIT",
+    "TOKEN_METHOD",
+    "ColumnStatistics",
+    "DatasetStatistics",
+    "TokenStatistics",
+    "canonical_keys",
+    "compute_statistics",
+]
+
+logger = logging.getLogger(__name__)
+
+EXACT_DISTINCT_LIMIT = 1_000_000
+DEFAULT_BATCH_ROWS = 65_536
+TOKEN_METHOD = (
+    "words: whitespace-separated (Unicode whitespace, as Python's str.split()); "
+    "tokens: estimated as ceil(UTF-8 bytes / 4), no tokenizer"
+)
+# merge pending per-batch distinct keys into the exact set once they outnumber it (amortised O(n log n))
+_MIN_CONSOLIDATE = 1 << 16
+
+_LB = pa.large_binary()
+_LB_EMPTY = pa.scalar(b"", _LB)
+_LB_COLON = pa.scalar(b":", _LB)
+_LB_NULL_MARK = pa.scalar(b"~", _LB)
+_LB_NULL = pa.scalar(None, _LB)
+
+
+class TokenStatistics(BaseModel):
+    """Length statistics of a text column over its non-null values (see :data:`TOKEN_METHOD`)."""
+
+    method: str = TOKEN_METHOD
+    values: int = 0
+    words_mean: float | None = None
+    words_min: int | None = None
+    words_max: int | None = None
+    tokens_mean: float | None = None
+    tokens_min: int | None = None
+    tokens_max: int | None = None
+
+
+class ColumnStatistics(BaseModel):
+    name: str
+    arrow_type: str
+    is_text: bool = False
+    null_count: int | None = None
+    unique_count: int | None = None
+    unique_exact: bool = True
+    tokens: TokenStatistics | None = None
+    errors: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None  # the errors joined, ``None`` when every statistic worked
+
+
+class DatasetStatistics(BaseModel):
+    num_records: int | None
+    columns: list[ColumnStatistics]
+    num_files: int = 0
+    exact_distinct_limit: int = EXACT_DISTINCT_LIMIT
+    hll_relative_error: float = 1.04 / math.sqrt(1 << DEFAULT_PRECISION)
+    token_method: str = TOKEN_METHOD
+    error: str | None = None  # a dataset-level failure (e.g. an unreadable file)
+
+    @property
+    def num_columns(self) -> int:
+        return len(self.columns)
+
+    def column(self, name: str) -> ColumnStatistics | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# canonical keys: what "distinct" compares
+
+
+def _is_stringish(type_: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(type_)
+        or pa.types.is_large_string(type_)
+        or pa.types.is_binary(type_)
+        or pa.types.is_large_binary(type_)
+        or pa.types.is_fixed_size_binary(type_)
+        or type_ in (pa.string_view(), pa.binary_view())
+    )
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    if pa.types.is_dictionary(type_):
+        return _is_text(type_.value_type)
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_) or type_ == pa.string_view()
+
+
+def _normalise_float(arr: pa.Array) -> pa.Array:
+    arr = pc.add(arr, pa.scalar(0.0, arr.type))  # -0.0 + 0.0 == 0.0
+    return pc.if_else(pc.is_nan(arr), pa.scalar(math.nan, arr.type), arr)
+
+
+def _temporal_as_int(arr: pa.Array) -> pa.Array:
+    type_ = arr.type
+    if pa.types.is_date(type_) or pa.types.is_time(type_) or pa.types.is_timestamp(type_) or pa.types.is_duration(
+        type_
+    ):
+        return arr.view(pa.int32() if type_.bit_width == 32 else pa.int64())
+    return arr
+
+
+def _json_payload(arr: pa.Array) -> pa.Array:
+    """Fallback: canonical JSON of each Python value (nulls stay null)."""
+    out = [
+        None
+        if value is None
+        else json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False, separators=(",", ":")).encode()
+        for value in arr.to_pylist()
+    ]
+    return pa.array(out, _LB)
+
+
+def _payload(arr: pa.Array) -> pa.Array:
+    """An injective large_binary encoding of each value of ``arr`` (for one type); null where ``arr`` is null."""
+    type_ = arr.type
+    if pa.types.is_dictionary(type_):
+        return _payload(arr.dictionary_decode())  # type: ignore[attr-defined]
+    if pa.types.is_null(type_):
+        return pa.nulls(len(arr), _LB)
+    if is_fixed_width_hashable(type_):
+        if pa.types.is_floating(type_):
+            arr = _normalise_float(pc.cast(arr, pa.float64()))
+        arr = _temporal_as_int(arr)
+        return pc.cast(pc.cast(arr, pa.large_string()), _LB)
+    if pa.types.is_decimal(type_):
+        return pc.cast(pc.cast(arr, pa.large_string()), _LB)
+    if _is_stringish(type_):
+        return pc.cast(arr, _LB)
+    if pa.types.is_fixed_size_list(type_):
+        return _payload(pc.cast(arr, pa.large_list(type_.value_field)))
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_map(type_):
+        # a map's values are its key/value structs; element order is part of the value
+        elements = _element(arr.values)  # type: ignore[attr-defined]
+        offsets = pc.cast(arr.offsets, pa.int64())  # type: ignore[attr-defined]
+        lists = pa.LargeListArray.from_arrays(offsets, elements, mask=arr.is_null())
+        return pc.binary_join(lists, _LB_EMPTY)
+    if pa.types.is_struct(type_):
+        fields = [_element(child) for child in arr.flatten()]  # type: ignore[attr-defined]
+        if not fields:
+            joined = pa.array([b""] * len(arr), _LB)
+        elif len(fields) == 1:
+            joined = fields[0]
+        else:
+            joined = pc.binary_join_element_wise(*fields, _LB_EMPTY)
+        return pc.if_else(arr.is_null(), _LB_NULL, joined)
+    return _json_payload(arr)
+
+
+def _element(arr: pa.Array) -> pa.Array:
+    """Self-delimiting encoding of each value inside a nested value: ``<byte length>:<payload>``, ``~`` for null."""
+    payload = _payload(arr)
+    lengths = pc.cast(pc.cast(pc.binary_length(payload), pa.large_string()), _LB)
+    return pc.fill_null(pc.binary_join_element_wise(lengths, payload, _LB_COLON), _LB_NULL_MARK)
+
+
+def canonical_keys(values: pa.Array) -> pa.Array:
+    """Distinct keys of the non-null ``values`` of one batch: equal keys if and only if equal values.
+
+    Fixed-width types give their (normalised) values; every other type gives 128-bit digests of its values
+    (of their canonical encoding when nested).
+    """
+    if values.null_count:
+        values = values.drop_null()
+    type_ = values.type
+    if pa.types.is_dictionary(type_):
+        values = values.dictionary_decode()  # type: ignore[attr-defined]
+        type_ = values.type
+    if len(values) == 0 or pa.types.is_null(type_):
+        return pa.array([], pa.binary(16))
+    if is_fixed_width_hashable(type_):
+        if pa.types.is_floating(type_):
+            values = _normalise_float(values)
+        return pc.unique(values)
+    if _is_stringish(type_) or pa.types.is_decimal(type_):
+        return digest128(pc.unique(values))
+    return digest128(pc.unique(_payload(values)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# accumulators
+
+
+class _DistinctCounter:
+    """Exact distinct keys up to ``limit``, then a HyperLogLog sketch."""
+
+    def __init__(self, limit: int, precision: int) -> None:
+        self.limit = limit
+        self.precision = precision
+        self.exact: pa.Array | None = None
+        self.pending: list[pa.Array] = []
+        self.pending_len = 0
+        self.sketch: HyperLogLog | None = None
+
+    def add(self, keys: pa.Array) -> None:
+        if len(keys) == 0:
+            return
+        if self.sketch is not None:
+            self.sketch.add_hashes(hash64(keys))
+            return
+        self.pending.append(keys)
+        self.pending_len += len(keys)
+        if self.pending_len >= max(_MIN_CONSOLIDATE, len(self.exact) if self.exact is not None else 0):
+            self._consolidate()
+
+    def _consolidate(self) -> None:
+        parts = ([self.exact] if self.exact is not None else []) + self.pending
+        self.pending, self.pending_len = [], 0
+        if not parts:
+            return
+        merged = parts[0] if len(parts) == 1 else pc.unique(pa.concat_arrays(parts))
+        if len(merged) > self.limit:
+            self.sketch = HyperLogLog(self.precision)
+            self.sketch.add_hashes(hash64(merged))
+            self.exact = None
+        else:
+            self.exact = merged
+
+    def result(self) -> tuple[int, bool]:
+        if self.sketch is None:
+            self._consolidate()
+            return (len(self.exact) if self.exact is not None else 0), True
+        return round(self.sketch.estimate()), False
+
+
+@dataclass
+class _TokenCounter:
+    values: int = 0
+    words_sum: int = 0
+    words_min: int | None = None
+    words_max: int | None = None
+    tokens_sum: int = 0
+    tokens_min: int | None = None
+    tokens_max: int | None = None
+
+    def add(self, values: pa.Array) -> None:
+        if values.null_count:
+            values = values.drop_null()
+        if len(values) == 0:
+            return
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()  # type: ignore[attr-defined]
+        if values.type == pa.string_view():
+            values = pc.cast(values, pa.large_string())
+        words = pc.list_value_length(pc.utf8_split_whitespace(values))
+        tokens = pc.divide(pc.add(pc.cast(pc.binary_length(values), pa.int64()), 3), 4)
+        self.values += len(values)
+        for name, arr in (("words", words), ("tokens", tokens)):
+            bounds = pc.min_max(arr)
+            total = pc.sum(arr).as_py() or 0
+            low, high = bounds["min"].as_py(), bounds["max"].as_py()
+            setattr(self, f"{name}_sum", getattr(self, f"{name}_sum") + total)
+            current_min, current_max = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+            setattr(self, f"{name}_min", low if current_min is None else min(current_min, low))
+            setattr(self, f"{name}_max", high if current_max is None else max(current_max, high))
+
+    def result(self) -> TokenStatistics:
+        n = self.values
+        return TokenStatistics(
+            values=n,
+            words_mean=self.words_sum / n if n else None,
+            words_min=self.words_min,
+            words_max=self.words_max,
+            tokens_mean=self.tokens_sum / n if n else None,
+            tokens_min=self.tokens_min,
+            tokens_max=self.tokens_max,
+        )
+
+
+@dataclass
+class _Column:
+    name: str
+    type: pa.DataType | None  # None: the files disagree on the type
+    types_seen: list[str]
+    limit: int
+    precision: int
+    nulls: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    distinct: _DistinctCounter = field(init=False)
+    tokens: _TokenCounter | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.distinct = _DistinctCounter(self.limit, self.precision)
+        self.tokens = _TokenCounter() if self.type is not None and _is_text(self.type) else None
+        if self.type is None:
+            reason = "the files disagree on its type: " + ", ".join(self.types_seen)
+            self.fail("unique", reason)
+
+    def fail(self, statistic: str, reason: str) -> None:
+        if statistic in self.errors:
+            return
+        self.errors[statistic] = reason
+        logger.warning("card statistics: %s of column %r is n/a: %s", statistic, self.name, reason)
+
+    def guarded(self, statistic: str, action: Callable[[], None]) -> None:
+        if statistic in self.errors:
+            return
+        try:
+            action()
+        except Exception as exc:  # a statistic must never abort the card
+            self.fail(statistic, f"{type(exc).__name__}: {exc}")
+
+    def statistics(self) -> list[str]:
+        return ["nulls", "unique"] + (["tokens"] if self.tokens is not None else [])
+
+    def add(self, arr: pa.Array | pa.ChunkedArray | None, rows: int) -> None:
+        if arr is None:  # column absent from this file: its rows are null here
+            self.nulls += rows
+            return
+        if isinstance(arr, pa.ChunkedArray):
+            arr = pa.concat_arrays(arr.chunks) if arr.num_chunks != 1 else arr.chunk(0)
+        chunk: pa.Array = arr
+
+        def count_nulls() -> None:
+            self.nulls += len(chunk) if pa.types.is_null(chunk.type) else chunk.null_count
+
+        self.guarded("nulls", count_nulls)
+        values: list[pa.Array] = []
+
+        def prepare() -> pa.Array:
+            if not values:
+                prepared = chunk
+                if self.type is not None and prepared.type != self.type and not pa.types.is_null(prepared.type):
+                    prepared = pc.cast(prepared, self.type)
+                values.append(prepared.drop_null() if prepared.null_count else prepared)
+            return values[0]
+
+        self.guarded("unique", lambda: self.distinct.add(_canonical_keys(prepare())))
+        if self.tokens is not None:
+            tokens = self.tokens
+            self.guarded("tokens", lambda: tokens.add(prepare()))
+
+    def result(self) -> ColumnStatistics:
+        stats = ColumnStatistics(
+            name=self.name,
+            arrow_type=str(self.type) if self.type is not None else " | ".join(self.types_seen),
+            is_text=self.tokens is not None,
+        )
+        if "nulls" not in self.errors:
+            stats.null_count = self.nulls
+        if "unique" not in self.errors:
+            try:
+                stats.unique_count, stats.unique_exact = self.distinct.result()
+            except Exception as exc:
+                self.fail("unique", f"{type(exc).__name__}: {exc}")
+        if self.tokens is not None and "tokens" not in self.errors:
+            try:
+                stats.tokens = self.tokens.result()
+            except Exception as exc:
+                self.fail("tokens", f"{type(exc).__name__}: {exc}")
+        stats.errors = dict(self.errors)
+        stats.error = "; ".join(f"{k}: {v}" for k, v in self.errors.items()) or None
+        return stats
+
+
+def _canonical_keys(values: pa.Array) -> pa.Array:
+    """Indirection so that tests can make one column's unique count fail."""
+    return canonical_keys(values)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the streaming pass
+
+
+def _unified_type(types: list[pa.DataType]) -> pa.DataType | None:
+    distinct: list[pa.DataType] = []
+    for t in types:
+        if t not in distinct:
+            distinct.append(t)
+    if len(distinct) == 1:
+        return distinct[0]
+    try:
+        schemas = [pa.schema([pa.field("c", t)]) for t in distinct]
+        return pa.unify_schemas(schemas, promote_options="permissive").field("c").type
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+
+
+def _iter_batches(pf: pq.ParquetFile, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    yield from pf.iter_batches(batch_size=batch_rows, use_threads=True)
+
+
+def compute_statistics(
+    parquet_files: Sequence[Path | str],
+    *,
+    exact_limit: int = EXACT_DISTINCT_LIMIT,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    hll_precision: int = DEFAULT_PRECISION,
+) -> DatasetStatistics:
+    """Statistics of the dataset made of ``parquet_files`` (in order), streaming one record batch at a time.
+
+    Never raises for bad data: failures end up in ``errors``/``error`` of the column or the dataset (see the
+    module docstring). ``num_records`` is the sum of the parquet footers' row counts.
+    """
+    if exact_limit < 0:
+        raise ValueError("exact_limit must be >= 0")
+    if batch_rows < 1:
+        raise ValueError("batch_rows must be >= 1")
+    paths = [Path(p) for p in parquet_files]
+    dataset_errors: list[str] = []
+    opened: list[tuple[Path, pq.ParquetFile]] = []
+    num_records: int | None = 0
+    for path in paths:
+        try:
+            pf = pq.ParquetFile(path)
+            rows = pf.metadata.num_rows
+        except Exception as exc:
+            reason = f"{path.name} cannot be read ({type(exc).__name__}: {exc})"
+            logger.warning("card statistics: %s", reason)
+            dataset_errors.append(reason)
+            num_records = None
+            continue
+        opened.append((path, pf))
+        if num_records is not None:
+            num_records += rows
+
+    # columns in order of first appearance; one type per column, unified over the files
+    types: dict[str, list[pa.DataType]] = {}
+    for _, pf in opened:
+        for fld in pf.schema_arrow:
+            types.setdefault(fld.name, []).append(fld.type)
+    columns = {
+        name: _Column(
+            name=name,
+            type=_unified_type(seen),
+            types_seen=list(dict.fromkeys(str(t) for t in seen)),
+            limit=exact_limit,
+            precision=hll_precision,
+        )
+        for name, seen in types.items()
+    }
+    for reason in dataset_errors:
+        for column in columns.values():
+            for statistic in column.statistics():
+                column.fail(statistic, f"incomplete: {reason}")
+
+    for path, pf in opened:
+        names = set(pf.schema_arrow.names)
+        done = 0
+        try:
+            for batch in _iter_batches(pf, batch_rows):
+                for name, column in columns.items():
+                    column.add(batch.column(name) if name in names else None, batch.num_rows)
+                done += batch.num_rows
+        except Exception as exc:
+            reason = f"{path.name} failed after {done} rows ({type(exc).__name__}: {exc})"
+            logger.warning("card statistics: %s", reason)
+            dataset_errors.append(reason)
+            for column in columns.values():
+                for statistic in column.statistics():
+                    column.fail(statistic, f"incomplete: {reason}")
+
+    return DatasetStatistics(
+        num_records=num_records,
+        columns=[column.result() for column in columns.values()],
+        num_files=len(paths),
+        exact_distinct_limit=exact_limit,
+        hll_relative_error=HyperLogLog(hll_precision).relative_error,
+        error="; ".join(dataset_errors) or None,
+    )

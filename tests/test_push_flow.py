@@ -1,0 +1,323 @@
+"""The staged push end to end: real Prefect API (test harness), real huggingface_hub client, embedded Hub."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pytest
+from conftest import ALICE_TOKEN, BOB_TOKEN
+from factories import make_dataset_folder
+from huggingface_hub import HfApi, hf_hub_download
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
+from prefect.states import AwaitingRetry
+from pydantic import SecretStr
+
+from flows.push import PushResult, push_dataset
+
+pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
+datasets.config.USE_PARQUET_EXPORT = False  # no datasets-server probe against the embedded Hub
+
+STAGE_TITLES = [
+    "Upload dataset card",
+    "Upload main dataset files",
+    "Upload images",
+    "Upload conversations processor outputs",
+    "Upload summary processor outputs",
+    "Upload builder_config.json",
+    "Upload metadata.json",
+]
+
+
+def _push(folder: Path, repo_id: str, **kwargs: Any) -> PushResult:
+    kwargs.setdefault("token", SecretStr(ALICE_TOKEN))
+    return push_dataset(folder, repo_id, "Greetings in five languages, for tests.", **kwargs)
+
+
+def _titles(repo_id: str, revision: str = "main") -> list[str]:
+    commits = HfApi().list_repo_commits(repo_id, repo_type="dataset", revision=revision, token=ALICE_TOKEN)
+    return [c.title for c in reversed(commits)]
+
+
+def _files(repo_id: str, revision: str = "main") -> dict[str, str]:
+    """Repo path → content id (LFS sha256 or blob id) at a revision."""
+    entries = HfApi().list_repo_tree(
+        repo_id, recursive=True, repo_type="dataset", revision=revision, token=ALICE_TOKEN
+    )
+    return {e.path: (e.lfs.sha256 if e.lfs else e.blob_id) for e in entries if hasattr(e, "blob_id")}
+
+
+def _download_json(repo_id: str, path: str) -> Any:
+    return json.loads(Path(hf_hub_download(repo_id, path, repo_type="dataset", token=ALICE_TOKEN)).read_text())
+
+
+def test_staged_push_end_to_end(tmp_path: Path, repo_id: str) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=10)
+    result = _push(folder, repo_id, tags=["greetings", "synthetic"])
+
+    assert _titles(repo_id) == ["initial commit", *STAGE_TITLES]
+    assert [s.stage for s in result.stages] == [
+        "card",
+        "data",
+        "images",
+        "processors",
+        "builder_config",
+        "metadata",
+    ]
+    expected = {
+        ".gitattributes",
+        "README.md",
+        "builder_config.json",
+        "metadata.json",
+        *(f"data/batch_{i:05d}.parquet" for i in range(3)),
+        *(f"conversations/batch_{i:05d}.parquet" for i in range(3)),
+        "summary/summary.parquet",
+        *(f"images/avatar/{i:08x}-0000-4000-8000-000000000000.png" for i in range(3)),
+    }
+    assert set(_files(repo_id)) == expected
+
+    # Each commit adds exactly its stage's files.
+    commits = list(reversed(HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)))
+    added = []
+    for before, after in itertools.pairwise(commits):
+        old, new = _files(repo_id, before.commit_id), _files(repo_id, after.commit_id)
+        added.append(sorted(p for p in new if old.get(p) != new[p]))
+    assert added[0] == ["README.md"]
+    assert added[1] == [f"data/batch_{i:05d}.parquet" for i in range(3)]
+    assert all(p.startswith("images/") for p in added[2]) and len(added[2]) == 3
+    assert added[3] == [f"conversations/batch_{i:05d}.parquet" for i in range(3)]
+    assert added[4] == ["summary/summary.parquet"]
+    assert added[5] == ["builder_config.json"] and added[6] == ["metadata.json"]
+
+    metadata = _download_json(repo_id, "metadata.json")
+    assert metadata["file_paths"]["parquet-files"] == [f"data/batch_{i:05d}.parquet" for i in range(3)]
+    assert metadata["file_paths"]["processor-files"]["summary"] == ["summary/summary.parquet"]
+    assert metadata["some_future_key"] == {"kept": True}
+    builder = _download_json(repo_id, "builder_config.json")
+    assert builder["data_designer"]["model_configs"][0]["api_key"] == "<redacted>"
+    assert "sk-SECRET" not in json.dumps(builder)
+
+    for config, rows in (("data", 30), ("conversations", 30), ("summary", 30)):
+        ds = datasets.load_dataset(repo_id, config, split="train", token=ALICE_TOKEN)
+        assert ds.num_rows == rows, config
+    convo = datasets.load_dataset(repo_id, "conversations", split="train", token=ALICE_TOKEN)
+    assert convo[0]["messages"][0]["role"] == "user"
+
+
+def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, processor_file=None, images=0, builder_config=False)
+    state = push_dataset(folder, repo_id, "Artifacts test.", token=SecretStr(ALICE_TOKEN), return_state=True)
+    assert state.is_completed()
+    flow_run_id = state.state_details.flow_run_id
+    slug = repo_id.replace("/", "-")
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+        flow_run = client.read_flow_run(flow_run_id)
+    keys = {a.key for a in arts}
+    assert {
+        f"{slug}-card-commit",
+        f"{slug}-data-commit",
+        f"{slug}-processors-conversations-commit",
+        f"{slug}-metadata-commit",
+        f"{slug}-push-summary",
+        f"{slug}-card",
+        f"{slug}-data-upload",
+    } <= keys
+    assert f"{slug}-images-commit" not in keys and f"{slug}-builder-config-commit" not in keys  # skipped stages
+    table = next(a for a in arts if a.key == f"{slug}-push-summary")
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert [r["stage"] for r in rows] == [
+        "card",
+        "data",
+        "images",
+        "processors-conversations",
+        "builder_config",
+        "metadata",
+    ]
+    head = HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).sha
+    assert rows[-1]["commit"] == head
+    link = next(a for a in arts if a.key == f"{slug}-data-commit")
+    assert f"/datasets/{repo_id}/commit/" in str(link.data)
+
+    everything = json.dumps([a.model_dump(mode="json") for a in arts]) + json.dumps(
+        flow_run.parameters, default=str
+    )
+    assert ALICE_TOKEN not in everything
+    for path in _files(repo_id):
+        if path.endswith((".json", ".md")):
+            text = Path(hf_hub_download(repo_id, path, repo_type="dataset", token=ALICE_TOKEN)).read_text()
+            assert ALICE_TOKEN not in text
+
+
+def test_repush_identical_then_smaller(tmp_path: Path, repo_id: str) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=5)
+    _push(folder, repo_id)
+    before = _titles(repo_id)
+    again = _push(folder, repo_id)
+    assert _titles(repo_id) == before
+    assert again.commits == []
+
+    smaller = make_dataset_folder(tmp_path / "small", batches=2, rows_per_batch=5)
+    _push(smaller, repo_id)
+    files = _files(repo_id)
+    assert sorted(p for p in files if p.startswith("data/")) == [
+        "data/batch_00000.parquet",
+        "data/batch_00001.parquet",
+    ]
+    assert sorted(p for p in files if p.startswith("conversations/")) == [
+        "conversations/batch_00000.parquet",
+        "conversations/batch_00001.parquet",
+    ]
+    titles = _titles(repo_id)[len(before) :]
+    # The stale batch disappears in the data stage's own commit (the kept batches are unchanged).
+    assert "Upload main dataset files" in titles
+    data_commit = HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)[::-1][
+        len(before) + titles.index("Upload main dataset files")
+    ]
+    assert "data/batch_00002.parquet" not in _files(repo_id, data_commit.commit_id)
+    ds = datasets.load_dataset(repo_id, "data", split="train", token=ALICE_TOKEN)
+    assert ds.num_rows == 10
+
+
+def test_vanished_processor_loses_its_folder_and_private_applies(tmp_path: Path, repo_id: str) -> None:
+    _push(make_dataset_folder(tmp_path / "a"), repo_id)
+    assert not HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).private
+    _push(make_dataset_folder(tmp_path / "b", processor_file=None), repo_id, private=True)
+    files = _files(repo_id)
+    assert not any(p.startswith("summary/") for p in files)
+    card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
+    assert "config_name: summary" not in card
+    assert HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).private
+    with pytest.raises(Exception, match=r"Repository Not Found|404"):
+        HfApi().repo_info(repo_id, repo_type="dataset", token=BOB_TOKEN)
+
+
+def test_split_commits_and_pull_request(tmp_path: Path, repo_id: str) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=5, rows_per_batch=3, images=0, processor_file=None)
+    _push(folder, repo_id, max_files_per_commit=2, stages=["data"])
+    assert _titles(repo_id)[1:] == [f"Upload main dataset files (part {i} of 3)" for i in (1, 2, 3)]
+
+    other = make_dataset_folder(
+        tmp_path / "pr", batches=1, rows_per_batch=3, images=0, processor_file=None, seed=7
+    )
+    main_before = _files(repo_id)
+    result = _push(other, repo_id, create_pr=True)
+    assert result.revision == "refs/pr/1"
+    assert _files(repo_id) == main_before  # main untouched
+    pr_files = _files(repo_id, "refs/pr/1")
+    assert sorted(p for p in pr_files if p.startswith("data/")) == ["data/batch_00000.parquet"]
+    assert "metadata.json" in pr_files and "README.md" in pr_files
+
+
+def test_dry_run_makes_no_request(
+    tmp_path: Path, repo_id: str, hub: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=4)
+    hub.clear_requests()
+    result = push_dataset(folder, repo_id, "Dry run.", dry_run=True, max_files_per_commit=3)
+    assert hub.requests == []
+    plan = {p.stage: p for p in result.plan}
+    assert plan["data"].files == 4 and plan["data"].commits == 2
+    assert plan["data"].bytes == sum(p.stat().st_size for p in (folder / "parquet-files").iterdir())
+    assert plan["processors"].commits == 2 and plan["images"].files == 3
+    assert "data" in capsys.readouterr().out
+
+
+def test_lost_commit_answer_is_not_committed_twice(tmp_path: Path, repo_id: str, hub: Any) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, processor_file=None, images=0)
+    hub.faults.add("commit", drop="after", skip=1, count=1)  # the data commit lands, its answer is lost
+    result = _push(folder, repo_id)
+    titles = _titles(repo_id)
+    assert titles.count("Upload main dataset files") == 1
+    data = next(s for s in result.stages if s.stage == "data")
+    assert data.commits and data.commits[0].recovered
+
+
+def test_transient_faults_in_data_stage_are_retried(tmp_path: Path, repo_id: str, hub: Any) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, processor_file=None, images=0)
+    clean_repo = repo_id + "-clean"
+    _push(folder, clean_repo)
+    hub.faults.add("lfs-batch", status=503, count=1)
+    hub.faults.add("lfs-batch", status=429, retry_after=1, count=1)
+    hub.faults.add("commit", status=503, skip=1, count=1)  # the data stage's commit: our task retries it
+    _push(folder, repo_id)
+    faulted = [r for r in hub.requests if r.status in (429, 503) and r.repo == repo_id]
+    assert len(faulted) >= 3
+    assert _files(repo_id) == _files(clean_repo)
+    assert _titles(repo_id) == _titles(clean_repo)
+
+
+def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id: str, hub: Any) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=3)
+    clean_repo = repo_id + "-clean"
+    _push(folder, clean_repo)
+    hub.faults.add("commit", status=503, skip=3, count=None, repo=repo_id)  # card, data, images commit; then 503s
+    state = push_dataset(
+        folder, repo_id, "Greetings in five languages, for tests.", token=SecretStr(ALICE_TOKEN), return_state=True
+    )
+    assert state.is_failed()
+    hub.faults.clear()
+    hub.clear_requests()
+    flow_run_id = state.state_details.flow_run_id
+
+    from prefect.flow_engine import run_flow
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, AwaitingRetry(message="Retry from the UI"), force=True)
+        flow_run = client.read_flow_run(flow_run_id)
+    retried = run_flow(
+        push_dataset,
+        flow_run=flow_run,
+        return_type="state",
+        parameters={
+            "dataset": folder,
+            "repo_id": repo_id,
+            "description": "Greetings in five languages, for tests.",
+            "token": SecretStr(ALICE_TOKEN),
+        },
+    )
+    assert retried.is_completed()
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]))
+        )
+        assert client.read_flow_run(flow_run_id).run_count == 2
+    final = {}
+    for run in sorted(runs, key=lambda r: r.expected_start_time):
+        final[run.task_key.split("-")[0] if False else run.name.rsplit("-", 1)[0]] = (
+            run.state.name if run.state else None
+        )
+    states = {name: state_name for name, state_name in final.items()}
+    assert (
+        states["push-card"] == "Cached" and states["push-data"] == "Cached" and states["push-images"] == "Cached"
+    )
+    assert states["push-processors"] == "Completed" and states["push-metadata"] == "Completed"
+    lfs_bytes = sum(r.bytes_in for r in hub.requests if r.route == "lfs-upload")
+    data_and_images = sum(
+        p.stat().st_size for d in ("parquet-files", "images") for p in (folder / d).rglob("*") if p.is_file()
+    )
+    assert lfs_bytes < data_and_images  # nothing of the committed stages is sent again
+    assert not any(r.route == "commit" and r.status == 200 and "Upload main" in r.path for r in hub.requests)
+    assert _files(repo_id) == _files(clean_repo)
+    assert _titles(repo_id) == _titles(clean_repo)
+
+
+def test_copy_of_folder_is_pushed_from_generated_result(tmp_path: Path, repo_id: str) -> None:
+    from tasks.generation.result import GeneratedDataset
+
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
+    shutil.copytree(folder, tmp_path / "copy")
+    result = _push(GeneratedDataset(path=tmp_path / "copy", num_records=20, num_batches=1), repo_id)  # type: ignore[arg-type]
+    assert result.num_records == 20 and "data/batch_00000.parquet" in _files(repo_id)
