@@ -126,7 +126,12 @@ class Commit:
 
     def encode(self) -> bytes:
         ident = f"{self.author} <{self.email}> {self.timestamp} +0000"
-        lines = [f"tree {self.tree}", *(f"parent {p}" for p in self.parents), f"author {ident}", f"committer {ident}"]
+        lines = [
+            f"tree {self.tree}",
+            *(f"parent {p}" for p in self.parents),
+            f"author {ident}",
+            f"committer {ident}",
+        ]
         return ("\n".join(lines) + "\n\n" + self.message).encode()
 
 

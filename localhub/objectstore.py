@@ -15,7 +15,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import bad_request
-from .gitobjects import MAX_POINTER_SIZE, LfsPointer, TreeEntry, decode_tree, object_header, object_id, parse_lfs_pointer
+from .gitobjects import (
+    MAX_POINTER_SIZE,
+    LfsPointer,
+    TreeEntry,
+    decode_tree,
+    object_header,
+    object_id,
+    parse_lfs_pointer,
+)
 
 CHUNK = 1024 * 1024
 

@@ -221,7 +221,9 @@ class Repo:
         if _HEX_PREFIX.match(rev):
             bucket = self.objects.root / rev[:2]
             candidates = [
-                rev[:2] + p.name for p in (bucket.iterdir() if bucket.is_dir() else []) if p.name.startswith(rev[2:])
+                rev[:2] + p.name
+                for p in (bucket.iterdir() if bucket.is_dir() else [])
+                if p.name.startswith(rev[2:])
             ]
             commits = [c for c in candidates if self.is_commit(c)]
             if len(commits) == 1:
@@ -304,7 +306,9 @@ class Repo:
 
     def files(self, commit_oid: str) -> list[Entry]:
         """Every file at ``commit_oid``, sorted by path."""
-        return sorted((e for e in self.list_dir(commit_oid, "", True) or [] if e.type == "file"), key=lambda e: e.path)
+        return sorted(
+            (e for e in self.list_dir(commit_oid, "", True) or [] if e.type == "file"), key=lambda e: e.path
+        )
 
     def flatten(self, tree_oid: str, prefix: str = "") -> dict[str, str]:
         """{file path: blob oid} of a whole tree."""
@@ -328,7 +332,9 @@ class Repo:
 
         def write(node: dict[str, object]) -> str:
             entries = [
-                TreeEntry(name, MODE_DIR, write(child)) if isinstance(child, dict) else TreeEntry(name, MODE_FILE, str(child))
+                TreeEntry(name, MODE_DIR, write(child))
+                if isinstance(child, dict)
+                else TreeEntry(name, MODE_FILE, str(child))
                 for name, child in node.items()
             ]
             return self.objects.write("tree", encode_tree(entries))
@@ -468,7 +474,9 @@ class Storage:
                 raise conflict(f"You already created this {repo_type} repo")
             # Build the repo in tmp/ and rename it into place, so it appears complete or not at all.
             staging = self.tmp / f"new-{uuid.uuid4().hex}"
-            meta = RepoMeta(id=f"{namespace}/{name}", type=repo_type, owner=owner, private=private, created_at=time.time())
+            meta = RepoMeta(
+                id=f"{namespace}/{name}", type=repo_type, owner=owner, private=private, created_at=time.time()
+            )
             repo = Repo(staging, meta, self.lfs)
             (staging / "objects").mkdir(parents=True)
             (staging / "refs" / "heads").mkdir(parents=True)
@@ -535,9 +543,13 @@ class Storage:
                 if create_pr and repo.is_commit(parent_commit):
                     base = parent_commit  # a PR may start from an older commit of the branch
                 elif parent_commit != head:
-                    raise HubError(412, "The branch was updated since you opened this page. Please refresh and try again.")
+                    raise HubError(
+                        412, "The branch was updated since you opened this page. Please refresh and try again."
+                    )
             tree = self._apply(repo, repo.read_commit(base).tree, operations)
-            commit = Commit(tree, (base,), author, f"{author}@users.noreply.localhub", int(time.time()), title, description)
+            commit = Commit(
+                tree, (base,), author, f"{author}@users.noreply.localhub", int(time.time()), title, description
+            )
             oid = repo.objects.write("commit", commit.encode())
             if create_pr:
                 pr_num = repo.meta.next_pr

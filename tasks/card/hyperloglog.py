@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 __all__ = [
     "DEFAULT_PRECISION",
+    "SLICE_ROWS",
     "HyperLogLog",
     "digest128",
     "hash64",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_PRECISION = 14
+SLICE_ROWS = 1 << 16  # hash and register this many values at a time
 
 _U64 = pa.uint64()
 _MASK64 = (1 << 64) - 1
@@ -94,22 +96,12 @@ def _splitmix64(x: pa.Array) -> pa.Array:
 
 def _digests(arr: pa.Array, size: int) -> bytes:
     """BLAKE2b digests of ``size`` bytes of each value of a string/binary array (no nulls), concatenated."""
-    if pa.types.is_fixed_size_binary(arr.type) or pa.types.is_decimal(arr.type):
-        arr = pc.cast(arr, pa.large_binary()) if pa.types.is_fixed_size_binary(arr.type) else pc.cast(
-            pc.cast(arr, pa.large_string()), pa.large_binary()
-        )
-    elif not pa.types.is_large_binary(arr.type):
+    if pa.types.is_decimal(arr.type):
+        arr = pc.cast(arr, pa.large_string())
+    if not pa.types.is_large_binary(arr.type):
         arr = pc.cast(arr, pa.large_binary())
-    n = len(arr)
-    if n == 0:
-        return b""
-    buffers = arr.buffers()
-    offsets = memoryview(buffers[1]).cast("q")[arr.offset : arr.offset + n + 1]  # type: ignore[arg-type]
-    data = memoryview(buffers[2]) if buffers[2] is not None else memoryview(b"")  # type: ignore[arg-type]
     blake2b = hashlib.blake2b
-    return b"".join(
-        [blake2b(data[start:end], digest_size=size).digest() for start, end in zip(offsets, offsets[1:])]
-    )
+    return b"".join([blake2b(value, digest_size=size).digest() for value in arr.to_pylist()])
 
 
 def digest128(arr: pa.Array) -> pa.FixedSizeBinaryArray:
@@ -199,13 +191,17 @@ class HyperLogLog:
         return 1.04 / math.sqrt(self.m)
 
     def add_hashes(self, hashes: pa.Array) -> None:
-        """Add uint64 hashes (nulls ignored) to the sketch."""
+        """Add uint64 hashes (nulls ignored) to the sketch, :data:`SLICE_ROWS` at a time (bounded temporaries)."""
+        if hashes.type != _U64:
+            raise TypeError(f"expected uint64 hashes, got {hashes.type}")
+        for offset in range(0, len(hashes), SLICE_ROWS):
+            self._add_slice(hashes.slice(offset, SLICE_ROWS))
+
+    def _add_slice(self, hashes: pa.Array) -> None:
         if hashes.null_count:
             hashes = hashes.drop_null()
         if len(hashes) == 0:
             return
-        if hashes.type != _U64:
-            raise TypeError(f"expected uint64 hashes, got {hashes.type}")
         q = self.q
         index = pc.shift_right(hashes, _u64(q))
         low = pc.bit_wise_and(hashes, _u64((1 << q) - 1))  # < 2**50: exact as float64
@@ -223,8 +219,9 @@ class HyperLogLog:
                 registers[i] = r
 
     def add(self, values: pa.Array) -> None:
-        """Hash ``values`` with :func:`hash64` and add them."""
-        self.add_hashes(hash64(values))
+        """Hash ``values`` with :func:`hash64` and add them, :data:`SLICE_ROWS` at a time."""
+        for offset in range(0, len(values), SLICE_ROWS):
+            self.add_hashes(hash64(values.slice(offset, SLICE_ROWS)))
 
     def merge(self, other: HyperLogLog) -> None:
         if other.precision != self.precision:

@@ -404,7 +404,11 @@ class BuilderConfig(_Lenient):
 
     def to_builder_dict(self) -> dict[str, Any]:
         """The config in Data Designer's file format, secrets removed, unknown keys kept."""
-        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+        data = self.model_dump(mode="json", exclude_none=True, by_alias=True)
+        for provider in data.get("model_providers", []):
+            if provider.get("api_key") is None:
+                provider.pop("api_key", None)  # a literal key serialises to None: leave no trace of it
+        return data
 
     def to_json(self) -> str:
         """``builder_config.json`` content (indented, no secrets)."""

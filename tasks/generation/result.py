@@ -16,6 +16,10 @@ class GeneratedDataset(BaseModel):
         num_batches: Batch files written.
         columns: Column names of the main dataset, in order.
         processors: Names of the processor outputs written under ``processors-files/``.
+        dataset_name: Name recorded in ``metadata.json`` (the folder name).
+        config_hash: Hash of the generation config (secrets excluded), as in ``metadata.json``.
+        resumed_batches: Batches taken from an earlier run (local folder or checkpoint) instead of generated.
+        checkpoint_commits: Commit ids of the checkpoint commits this run made.
     """
 
     path: Path
@@ -23,3 +27,7 @@ class GeneratedDataset(BaseModel):
     num_batches: int = Field(ge=0)
     columns: list[str] = Field(default_factory=list)
     processors: list[str] = Field(default_factory=list)
+    dataset_name: str | None = None
+    config_hash: str | None = None
+    resumed_batches: int = Field(default=0, ge=0)
+    checkpoint_commits: list[str] = Field(default_factory=list)

@@ -1,0 +1,81 @@
+"""The flows that the deployments run: thin entry points that take one pydantic parameter model.
+
+Each flow unpacks its model and runs the project's flow *inline* (``push_dataset.fn``, ...), so the stage tasks
+are task runs of the deployment's own flow run. That is what makes the UI's Retry resume a push: a retried run
+keeps its id, the stage cache keys include the flow run id (``tasks.stage_cache``), and the stages that had
+committed come back ``Cached``. (As a subflow, a failed push would be re-created under a fresh run id on Retry and
+every stage would run again.) It also puts every stage's artifacts on the run page of the deployment's run.
+
+The token is never a parameter: it comes from ``HF_TOKEN`` in the environment of the process that runs the flow
+(the serve process, or the worker), or from a saved ``HuggingFaceCredentials`` block named in the parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from deployments.parameters import GenerateAndPushParameters, PushParameters, VerifyParameters
+from flows.push import PushResult, push_dataset
+from flows.verify import VerificationResult, verify_pushed_dataset
+from tasks.credentials import HuggingFaceCredentials
+
+
+def _credentials(block_name: str | None) -> HuggingFaceCredentials | None:
+    return HuggingFaceCredentials.load(block_name) if block_name else None  # type: ignore[return-value]
+
+
+def _run_name(prefix: str, field: str) -> Any:
+    """A ``flow_run_name`` callable: ``<prefix>-<repo>`` from the run's ``params`` (a model or its dict)."""
+
+    def name() -> str:
+        params: Any = flow_run.parameters.get("params")
+        value = params.get(field) if isinstance(params, dict) else getattr(params, field, None)
+        return f"{prefix}-{str(value).replace('/', '-')}" if value else prefix
+
+    return name
+
+
+@flow(name="push-folder", flow_run_name=_run_name("push", "repo_id"), log_prints=True)
+def push_folder(params: PushParameters) -> PushResult:
+    """Push a dataset folder that is already on disk to a Hub dataset repo, stage by stage.
+
+    A run that failed at a stage can be retried from the UI: the stages that had committed are ``Cached``, the
+    others run again.
+    """
+    return push_dataset.fn(
+        params.dataset_dir,
+        params.repo_id,
+        params.description,
+        private=params.private,
+        tags=list(params.tags),
+        credentials=_credentials(params.credentials_block),
+        revision=params.revision,
+        create_pr=params.create_pr,
+        stages=list(params.stages) if params.stages else None,
+        max_files_per_commit=params.max_files_per_commit,
+        license=params.license,
+        pretty_name=params.pretty_name,
+    )
+
+
+@flow(name="verify-after-push", flow_run_name=_run_name("verify", "repo_id"), log_prints=True)
+def verify_after_push(params: VerifyParameters) -> VerificationResult:
+    """Load a pushed dataset back from the Hub and check it (the chained deployment's flow)."""
+    return verify_pushed_dataset.fn(
+        params.repo_id,
+        params.revision,
+        params.expected_records,
+        credentials=_credentials(params.credentials_block),
+    )
+
+
+__all__ = [
+    "GenerateAndPushParameters",
+    "PushParameters",
+    "VerifyParameters",
+    "push_folder",
+    "verify_after_push",
+]

@@ -1,0 +1,172 @@
+"""Parameters of the deployments, as pydantic models.
+
+Each deployment's flow takes exactly one of these models as its ``params`` parameter. Prefect turns the model
+into the deployment's parameter schema, so the server validates a run's parameters before the run is created
+(a bad repo id, an empty description or a negative record count is refused with a 409 that names the field),
+and the UI shows a form with the fields and their descriptions.
+
+No model has a token field: the token comes from the environment of the process that runs the flow
+(``HF_TOKEN``) or from a saved ``HuggingFaceCredentials`` block named by ``credentials_block``, so it never
+shows in a flow run's parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tasks.stage_plan import StageName
+from tasks.validation import validate_description, validate_repo_id, validate_revision
+
+# The Hub's rules for ``namespace/name`` as a JSON-schema pattern, so the server checks them too
+# (``tasks.validation.validate_repo_id`` adds the rules a regex says badly: no ``--``/``..``, no ``.git``).
+REPO_ID_PATTERN = r"^[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?/[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?$"
+
+RepoId = Annotated[
+    str,
+    Field(
+        pattern=REPO_ID_PATTERN,
+        max_length=193,
+        description="The dataset repo, as namespace/name (created if missing).",
+        examples=["alice/multilingual-greetings"],
+    ),
+]
+Description = Annotated[
+    str,
+    Field(
+        min_length=1,
+        pattern=r"\S",
+        description="The opening paragraph of the dataset card (required).",
+    ),
+]
+CredentialsBlock = Annotated[
+    str | None,
+    Field(
+        default=None,
+        description=(
+            "Name of a saved HuggingFaceCredentials block to take the token from. "
+            "Default: HF_TOKEN in the environment of the process that runs the flow, then `hf auth login`."
+        ),
+    ),
+]
+
+
+class _Parameters(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CardParameters(_Parameters):
+    """Options of the dataset card and the repo shared by the push deployments."""
+
+    private: bool = Field(default=False, description="Make the repo private (also when it already exists).")
+    tags: list[str] = Field(default_factory=list, description="Card tags, after `synthetic` and `datadesigner`.")
+    license: str | None = Field(default=None, description="Card `license`, e.g. `apache-2.0`.")
+    pretty_name: str | None = Field(default=None, description="Card `pretty_name`.")
+
+
+class PushParameters(CardParameters):
+    """Push a dataset folder (Data Designer layout) that is already on disk to a Hub dataset repo.
+
+    Example:
+        ```python
+        PushParameters(
+            dataset_dir="artifacts/greetings", repo_id="alice/greetings", description="Greetings in five languages."
+        )
+        ```
+    """
+
+    dataset_dir: str = Field(
+        min_length=1,
+        description="The dataset folder (parquet-files/, metadata.json, ...) on the machine that runs the flow.",
+    )
+    repo_id: RepoId
+    description: Description
+    revision: str = Field(default="main", min_length=1, description="Branch to push to (created if missing).")
+    create_pr: bool = Field(default=False, description="Open a pull request instead of committing to `revision`.")
+    stages: list[StageName] | None = Field(
+        default=None,
+        description="Run only these stages, e.g. [\"metadata\"]; default: all six in order.",
+    )
+    max_files_per_commit: int = Field(
+        default=100, ge=1, le=10_000, description="A stage with more files is split into `(part i of n)` commits."
+    )
+    credentials_block: CredentialsBlock
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id(cls, value: str) -> str:
+        return validate_repo_id(value)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return validate_description(value)
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str) -> str:
+        return validate_revision(value)
+
+
+class GenerateAndPushParameters(CardParameters):
+    """Generate a dataset from a config, then push it to a Hub dataset repo.
+
+    Example:
+        ```python
+        GenerateAndPushParameters(
+            config="examples/multilingual_greetings.yaml",
+            records=1000,
+            repo="alice/multilingual-greetings",
+            description="Multilingual greetings, generated with samplers and templates.",
+        )
+        ```
+    """
+
+    config: str = Field(
+        min_length=1,
+        description=(
+            "The generation config (Data Designer builder_config format): a path on the machine that runs the "
+            "flow, or an http(s) URL (Hub and GitHub blob URLs work)."
+        ),
+        examples=["examples/multilingual_greetings.yaml"],
+    )
+    records: int = Field(ge=1, le=100_000_000, description="Number of records to generate.")
+    repo: RepoId
+    description: Description
+    batch_size: int | None = Field(
+        default=None, ge=1, description="Records per batch (one Prefect task each); default: the flow's."
+    )
+    seed: int | None = Field(default=None, description="Seed of the samplers; default: the flow's.")
+    credentials_block: CredentialsBlock
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        return validate_repo_id(value)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        return validate_description(value)
+
+
+class VerifyParameters(_Parameters):
+    """Check a pushed dataset by loading every config its card declares back from the Hub.
+
+    The chained deployment fills these from the ``hf.dataset.pushed`` event:
+    ``repo_id`` ← ``event.payload.repo_id``, ``revision`` ← ``event.payload.revision``,
+    ``expected_records`` ← ``event.payload.records``.
+    """
+
+    repo_id: RepoId
+    revision: str = Field(default="main", min_length=1, description="Branch, tag, refs/pr/N or commit sha.")
+    expected_records: int | None = Field(
+        default=None, ge=0, description="Records the main config must have; default: only check that it loads."
+    )
+    credentials_block: CredentialsBlock
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id(cls, value: str) -> str:
+        return validate_repo_id(value)

@@ -1,0 +1,323 @@
+"""The generation flow: a Data Designer-style config in, a dataset folder in Data Designer's layout out.
+
+Batches are Prefect tasks submitted to the flow's task runner (threads by default). For a cluster, either pass
+``task_runner="dask"`` (and ``dask_address`` of a running scheduler), or replace the runner without touching
+code, as Prefect allows for any flow::
+
+    from prefect_dask import DaskTaskRunner        # or: from prefect_ray import RayTaskRunner
+    generate_dataset.with_options(task_runner=DaskTaskRunner(address="tcp://scheduler:8786"))(...)
+
+Batches running on other machines must see ``output_dir`` (shared storage) and a Prefect API (a server, not
+the ephemeral mode), and need the environment variables that LLM provider keys refer to.
+
+CLI::
+
+    python -m flows.generate CONFIG --num-records N --output DIR [--batch-size B] [--seed S]
+        [--checkpoint-repo NS/NAME [--checkpoint-branch B] [--checkpoint-interval SECONDS]] [--no-resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.events import emit_event
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.generation.batch import BatchResult, generate_batch
+from tasks.generation.batch_writer import remove_temp_files
+from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
+from tasks.generation.config import BuilderConfig
+from tasks.generation.errors import ConfigError
+from tasks.generation.llm import resolve_api_key
+from tasks.generation.metadata import build_metadata, write_builder_config, write_metadata
+from tasks.generation.plan import get_plan
+from tasks.generation.result import GeneratedDataset
+from tasks.generation.source import from_config
+from tasks.generation.state import (
+    GenerationState,
+    batch_files,
+    batch_is_complete,
+    read_state,
+    remove_stale_files,
+    write_state,
+)
+
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_MAX_IN_FLIGHT = 4
+EVENT_NAME = "hf.dataset.generated"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "dataset"
+
+
+def _run_batches(
+    todo: list[int], submit: Callable[[int], PrefectFuture[BatchResult]], max_in_flight: int
+) -> Iterator[BatchResult]:
+    """Submit batches with at most ``max_in_flight`` running (bounded memory, roughly in order); yield results
+    as they complete. After a failure nothing new is submitted, running batches finish (so they are kept for a
+    resume), then the first error is raised."""
+    queue = iter(todo)
+    in_flight: list[PrefectFuture[BatchResult]] = []
+    error: BaseException | None = None
+    while True:
+        while error is None and len(in_flight) < max_in_flight:
+            index = next(queue, None)
+            if index is None:
+                break
+            in_flight.append(submit(index))
+        if not in_flight:
+            break
+        done = next(as_completed(in_flight))
+        in_flight.remove(done)
+        try:
+            result = done.result()
+        except BaseException as exc:
+            error = error or exc
+            continue
+        yield result
+    if error is not None:
+        raise error
+
+
+@flow(name="generate-dataset", task_runner=ThreadPoolTaskRunner())
+def generate_dataset(
+    config: BuilderConfig | dict[str, Any] | str | Path,
+    num_records: int,
+    output_dir: str | Path,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    checkpoint: CheckpointTarget | None = None,
+    resume: bool = True,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    task_runner: Literal["threads", "dask"] = "threads",
+    dask_address: str | None = None,
+) -> GeneratedDataset:
+    """Generate a dataset folder (``parquet-files/``, ``processors-files/``, ``metadata.json``,
+    ``builder_config.json``) from a Data Designer-style config.
+
+    Batch ``i`` depends only on (config, ``seed``, ``i``, ``batch_size``), so reruns are byte-identical and a
+    crashed run resumes: with ``resume`` (the default), complete batch files of the same run in ``output_dir``
+    are kept, or fetched from the checkpoint when the folder is gone, and only the others are generated.
+
+    Args:
+        config: Anything :func:`tasks.generation.source.from_config` accepts: a config model, a dict, YAML/JSON
+            text, a local path, or an http(s) URL (e.g. the ``builder_config.json`` of a pushed dataset).
+        num_records: Records to generate.
+        output_dir: The dataset folder (created if missing). Files of a different earlier run are replaced.
+        batch_size: Records per batch (one Parquet file and one Prefect task each).
+        seed: Seed of every random choice (samplers, UUIDs, the ``seed`` sent to LLM endpoints).
+        checkpoint: Push completed batches to a Hub repo/branch while generating (at most one commit per
+            ``interval_seconds``); also where a run resumes from when the local folder is gone.
+        resume: Reuse complete batches of the same run; False regenerates everything.
+        max_in_flight: Batches submitted at once (bounds memory; raise it for a cluster).
+        task_runner: ``"threads"``: the flow's own task runner (a thread pool, or whatever ``with_options``
+            set); ``"dask"``: a ``prefect_dask.DaskTaskRunner`` on ``dask_address`` (a local cluster if None).
+        dask_address: Address of a running Dask scheduler, for ``task_runner="dask"``.
+
+    Returns:
+        The folder and a summary of what it holds; the push flow accepts it in place of a path.
+
+    Raises:
+        UnsupportedConfigError: unsupported column/sampler/processor types (every one listed), before any batch.
+        ConfigError: an invalid config or a missing API key, before any batch.
+        TemplateRenderError: a template failed on a row (column and row named).
+        LLMError: an LLM request failed for good (after retries).
+
+    Examples:
+        Generate the no-LLM example into ``./out/greetings``:
+        ```python
+        from flows.generate import generate_dataset
+
+        result = generate_dataset("examples/multilingual_greetings.yaml", 2000, "out/greetings", seed=7)
+        print(result.num_records, result.columns)
+        ```
+    """
+    logger = get_run_logger()
+    if num_records < 1 or batch_size < 1 or seed < 0 or max_in_flight < 1:
+        raise ValueError("num_records, batch_size and max_in_flight must be at least 1, and seed at least 0")
+    builder = from_config(config)
+    plan = get_plan(builder)
+    for provider in plan.providers():
+        resolve_api_key(provider)  # fail before generating when a key is missing; the key itself is dropped
+
+    root = Path(output_dir).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(root)
+    state = GenerationState(
+        config_hash=plan.config_hash,
+        seed=seed,
+        batch_size=batch_size,
+        num_records=num_records,
+        processors=plan.processor_names,
+    )
+    total = state.total_batches
+    previous = read_state(root)
+    completed: set[int] = set()
+    if resume and previous is not None and previous.same_run(state):
+        completed = {i for i in range(total) if batch_is_complete(root, state, i)}
+    removed = remove_stale_files(root, state, keep=completed)
+    if removed:
+        logger.info("removed %d files of an earlier, different generation in %s", len(removed), root)
+
+    checkpointer: Checkpointer | None = None
+    if checkpoint is not None:
+        checkpointer = Checkpointer(checkpoint, root, state, logger=logger)
+        remote = checkpointer.prepare()
+        if resume and remote is not None:
+            missing = (set(remote.completed_batches) & set(range(total))) - completed
+            restored = checkpointer.download(missing)
+            if restored:
+                logger.info("restored %d batches from checkpoint %s", len(restored), checkpoint.repo_id)
+            completed |= restored
+    resumed = len(completed)
+    if resumed:
+        logger.info("resuming: %d of %d batches already complete", resumed, total)
+    write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
+    if checkpointer is not None:
+        checkpointer.start()
+        for index in sorted(completed - checkpointer.remote_batches):
+            checkpointer.add(batch_files(index, state.processors), index)
+
+    todo = [i for i in range(total) if i not in completed]
+    logger.info("generating %d batches of up to %d records (%d records total)", len(todo), batch_size, num_records)
+
+    def parameters(index: int) -> dict[str, Any]:
+        return {
+            "config": builder,
+            "output_dir": str(root),
+            "batch_index": index,
+            "num_rows": state.rows_in(index),
+            "seed": seed,
+        }
+
+    def run(submit: Callable[[int], PrefectFuture[BatchResult]]) -> None:
+        for result in _run_batches(todo, submit, max_in_flight):
+            completed.add(result.batch_index)
+            if checkpointer is not None:
+                checkpointer.add(result.files, result.batch_index)
+
+    try:
+        if task_runner == "dask":
+            from prefect_dask import DaskTaskRunner  # optional dependency: imported only when asked for
+
+            with DaskTaskRunner(address=dask_address) as runner:
+                run(lambda i: runner.submit(generate_batch, parameters=parameters(i)))
+        else:
+            run(lambda i: generate_batch.submit(**parameters(i)))
+    except BaseException:
+        write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
+        if checkpointer is not None:
+            checkpointer.close()  # completed batches still reach the checkpoint
+        raise
+
+    done = sorted(completed)
+    write_state(root, state.model_copy(update={"completed_batches": done}))
+    write_builder_config(root, plan)
+    metadata = build_metadata(root, plan, state, dataset_name=root.name, completed=done)
+    write_metadata(root, metadata)
+    commits: list[str] = []
+    if checkpointer is not None:
+        checkpointer.add(["builder_config.json", "metadata.json"])
+        commits = [c.oid for c in checkpointer.close()]
+        if checkpointer.error and not commits:
+            logger.warning("no checkpoint commit succeeded: %s", checkpointer.error)
+
+    result = GeneratedDataset(
+        path=root,
+        num_records=metadata["actual_num_records"],
+        num_batches=len(done),
+        columns=plan.output_columns,
+        processors=plan.processor_names,
+        dataset_name=root.name,
+        config_hash=plan.config_hash,
+        resumed_batches=resumed,
+        checkpoint_commits=commits,
+    )
+    emit_event(
+        event=EVENT_NAME,
+        resource={
+            "prefect.resource.id": f"hf.dataset.generation.{_slug(root.name)}",
+            "prefect.resource.name": root.name,
+        },
+        payload={
+            "path": str(root),
+            "records": result.num_records,
+            "batches": result.num_batches,
+            "columns": result.columns,
+            "processors": result.processors,
+            "config_hash": plan.config_hash,
+            "seed": seed,
+            "resumed_batches": resumed,
+            "checkpoint": None
+            if checkpoint is None
+            else {"repo_id": checkpoint.repo_id, "branch": checkpoint.branch, "commits": commits},
+        },
+    )
+    logger.info("wrote %d records in %d batches to %s", result.num_records, result.num_batches, root)
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ConfigError) and len(exc.problems) > 1:
+        return f"{exc.header}: " + "; ".join(exc.problems)
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit code (1 with a one-line reason on stderr on failure)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.generate",
+        description="Generate a dataset folder (Data Designer layout) from a builder_config (path, URL, YAML).",
+    )
+    parser.add_argument("config", help="config file, http(s) URL (Hub/GitHub blob URLs work), or YAML/JSON text")
+    parser.add_argument("--num-records", type=int, required=True)
+    parser.add_argument("--output", required=True, help="dataset folder to write")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT)
+    parser.add_argument("--checkpoint-repo", help="push completed batches to this dataset repo while generating")
+    parser.add_argument("--checkpoint-branch", default="checkpoint")
+    parser.add_argument("--checkpoint-interval", type=float, default=60.0, help="seconds between commits")
+    parser.add_argument("--no-resume", action="store_true", help="regenerate every batch")
+    args = parser.parse_args(argv)
+    try:
+        checkpoint = (
+            CheckpointTarget(
+                repo_id=args.checkpoint_repo,
+                branch=args.checkpoint_branch,
+                interval_seconds=args.checkpoint_interval,
+            )
+            if args.checkpoint_repo
+            else None
+        )
+        result = generate_dataset(
+            args.config,
+            args.num_records,
+            args.output,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            checkpoint=checkpoint,
+            resume=not args.no_resume,
+            max_in_flight=args.max_in_flight,
+        )
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    print(f"wrote {result.num_records} records in {result.num_batches} batches to {result.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

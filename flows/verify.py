@@ -1,0 +1,197 @@
+"""A downstream flow: verify a pushed dataset by loading every config of it back from the Hub.
+
+It is what the chained deployment runs when a push completes (the ``hf.dataset.pushed`` event), and it works as
+a plain flow or subflow too:
+
+    python -m flows.verify REPO_ID [--revision main] [--expected-records N]
+
+Every config the dataset card declares (``data`` and one per processor) is read back with the reader task
+(``tasks.read_dataset.read_pushed_dataset``), streaming record batch by record batch, all at the one commit the
+revision pointed to when the flow started. The flow fails when a config does not load or is empty, when the main
+config does not hold ``expected_records`` rows, or when the pushed ``metadata.json`` counts a different number of
+records than the data holds. A table artifact records each config's files, rows and columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from pydantic import BaseModel, Field, SecretStr
+
+from tasks.artifacts import artifact_slug
+from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
+from tasks.read_dataset import list_configs, read_pushed_dataset
+from tasks.retry_policy import retry_transient_only
+from tasks.validation import validate_repo_id, validate_revision
+
+MAIN_CONFIG = "data"
+
+
+class DatasetVerificationError(AssertionError):
+    """The pushed dataset does not load, or does not hold what was pushed."""
+
+
+class ConfigCheck(BaseModel):
+    """One config of the pushed dataset, as read back."""
+
+    config: str
+    rows: int
+    columns: list[str]
+    record_batches: int
+
+
+class VerificationResult(BaseModel):
+    """What ``verify_pushed_dataset`` read back."""
+
+    repo_id: str
+    revision: str
+    commit: str
+    configs: list[ConfigCheck] = Field(default_factory=list)
+    expected_records: int | None = None
+
+    @property
+    def records(self) -> int:
+        """Rows of the main config (``data``)."""
+        return next((c.rows for c in self.configs if c.config == MAIN_CONFIG), 0)
+
+
+def _token(credentials: HuggingFaceCredentials | None) -> SecretStr | None:
+    try:
+        return SecretStr(resolve_token(None, credentials))
+    except MissingTokenError:
+        return None  # anonymous: enough for a public repo
+
+
+@task(
+    name="resolve-pushed-revision",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=retry_transient_only,
+)
+def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tuple[str, list[str], Any]:
+    """The commit ``revision`` points to now, the configs its card declares, and its ``metadata.json`` (or None).
+
+    Everything afterwards is read at that commit, so a push landing meanwhile cannot mix two versions.
+    """
+    secret = token.get_secret_value() if token else None
+    commit = HfApi().dataset_info(repo_id, revision=revision, token=secret).sha
+    if not commit:
+        raise DatasetVerificationError(f"The Hub did not tell which commit {repo_id}@{revision} is.")
+    configs = list_configs(repo_id, revision=commit, token=secret)
+    try:
+        path = hf_hub_download(repo_id, "metadata.json", repo_type="dataset", revision=commit, token=secret)
+        metadata = json.loads(Path(path).read_text(encoding="utf-8"))
+    except EntryNotFoundError:
+        metadata = None
+    return commit, configs, metadata
+
+
+def _load_config(repo_id: str, config: str, commit: str, token: SecretStr | None) -> ConfigCheck:
+    """Read one config back, batch by batch (bounded memory), with the reader task."""
+    reader = read_pushed_dataset(repo_id, config, revision=commit, streaming=True, token=token)
+    rows = batches = 0
+    for batch in reader:
+        rows += batch.num_rows
+        batches += 1
+    return ConfigCheck(config=config, rows=rows, columns=list(reader.schema.names), record_batches=batches)
+
+
+@flow(name="verify-pushed-dataset")
+def verify_pushed_dataset(
+    repo_id: str,
+    revision: str = "main",
+    expected_records: int | None = None,
+    *,
+    credentials: HuggingFaceCredentials | None = None,
+) -> VerificationResult:
+    """Load every config of a pushed dataset back from the Hub and check it holds what was pushed.
+
+    Args:
+        repo_id: ``namespace/name`` of the dataset repo.
+        revision: Branch, tag, ``refs/pr/N`` or commit sha to verify.
+        expected_records: Rows the main config (``data``) must have; None: only check that it loads.
+        credentials: A saved ``HuggingFaceCredentials`` block. Default: ``HF_TOKEN``, then ``hf auth login``,
+            then anonymous (public repos).
+
+    Returns:
+        The commit that was read and, per config, its rows and columns.
+
+    Raises:
+        DatasetVerificationError: a config is empty, the main config has the wrong number of rows, or
+            ``metadata.json`` disagrees with the data.
+
+    Example:
+        ```python
+        from flows.verify import verify_pushed_dataset
+
+        result = verify_pushed_dataset("alice/greetings", expected_records=1000)
+        print(result.commit, [(c.config, c.rows) for c in result.configs])
+        ```
+    """
+    logger = get_run_logger()
+    validate_repo_id(repo_id)
+    validate_revision(revision)
+    token = _token(credentials)
+    commit, configs, metadata = resolve_revision(repo_id, revision, token)
+    logger.info("Verifying %s@%s (commit %s): configs %s.", repo_id, revision, commit[:12], ", ".join(configs))
+
+    checks = [_load_config(repo_id, config, commit, token) for config in configs]
+    result = VerificationResult(
+        repo_id=repo_id, revision=revision, commit=commit, configs=checks, expected_records=expected_records
+    )
+    create_table_artifact(
+        table=[
+            {"config": c.config, "rows": c.rows, "columns": ", ".join(c.columns), "commit": commit} for c in checks
+        ],
+        key=f"{artifact_slug(repo_id)}-verification",
+        description=f"{repo_id}@{revision} read back at commit {commit}",
+    )
+
+    problems = []
+    if MAIN_CONFIG not in configs:
+        problems.append(f"the card declares no {MAIN_CONFIG!r} config (configs: {', '.join(configs) or 'none'})")
+    problems += [f"config {c.config!r} is empty" for c in checks if c.rows == 0]
+    if expected_records is not None and result.records != expected_records:
+        problems.append(f"config {MAIN_CONFIG!r} has {result.records} rows, {expected_records} were pushed")
+    declared = metadata.get("actual_num_records") if isinstance(metadata, dict) else None
+    if isinstance(declared, int) and MAIN_CONFIG in configs and declared != result.records:
+        problems.append(f"metadata.json says {declared} records, config {MAIN_CONFIG!r} has {result.records}")
+    if problems:
+        raise DatasetVerificationError(f"{repo_id}@{commit[:12]}: " + "; ".join(problems) + ".")
+    logger.info(
+        "Verified %s@%s: %s.", repo_id, commit[:12], ", ".join(f"{c.config} {c.rows} rows" for c in checks)
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.verify", description="Load every config of a pushed dataset back from the Hub."
+    )
+    parser.add_argument("repo_id")
+    parser.add_argument("--revision", default="main")
+    parser.add_argument("--expected-records", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        result = verify_pushed_dataset(args.repo_id, args.revision, args.expected_records)
+    except Exception as exc:
+        print(f"verification failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    for check in result.configs:
+        print(f"{check.config}: {check.rows} rows, columns {', '.join(check.columns)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

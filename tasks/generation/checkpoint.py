@@ -1,0 +1,343 @@
+"""Checkpoints while generating: completed batches pushed to a Hub repo/branch in the background.
+
+Unlike distilabel's checkpointer: files are complete (written atomically, fsynced, renamed) before they are
+queued; all batches completed since the last checkpoint go in **one** commit, never more often than
+``interval_seconds`` (the Hub allows about 128 commits per hour per repo); the commit runs in a background
+thread, so generation only pays for appending to a list; a failed commit keeps its files queued for the next
+one instead of dropping them; a commit that failed in transit is recognised on retry (the state file travels
+in the same commit) instead of being made twice. Each commit carries ``.generation-state.json``, which lets a
+run whose local folder is gone resume from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from tasks.credentials import HuggingFaceCredentials, resolve_token
+from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
+
+_module_logger = logging.getLogger(__name__)
+MAX_FINAL_ATTEMPTS = 3
+
+
+class CheckpointTarget(BaseModel):
+    """Where and how often a generation run checkpoints.
+
+    Attributes:
+        repo_id: Dataset repo (``namespace/name``); created (private if ``private``) when missing.
+        branch: Branch of the checkpoints, created from the default branch when missing. Keeping checkpoints off
+            ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too.
+        path_in_repo: Folder of the checkpoint inside the repo (default: the repo root).
+        interval_seconds: Minimum time between two checkpoint commits.
+        private: Visibility of a repo created for checkpoints (None: the Hub default).
+        token: Hugging Face token (else ``credentials_block``, ``HF_TOKEN``, the cached login).
+        credentials_block: Name of a saved ``HuggingFaceCredentials`` block.
+        final_flush: Commit what is left when the run ends (waits for the interval if needed).
+    """
+
+    repo_id: str
+    branch: str = "checkpoint"
+    path_in_repo: str = ""
+    interval_seconds: float = Field(default=60.0, ge=0)
+    private: bool | None = None
+    token: SecretStr | None = None
+    credentials_block: str | None = None
+    final_flush: bool = True
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id(cls, value: str) -> str:
+        if value.count("/") != 1 or not all(value.split("/")):
+            raise ValueError(f"repo_id must be 'namespace/name', got {value!r}")
+        return value
+
+    @field_validator("path_in_repo")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        value = value.strip("/")
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"path_in_repo must be a relative folder without '..', got {value!r}")
+        return value
+
+    def resolved_token(self) -> str:
+        """The token to use, in the project's lookup order."""
+        credentials = HuggingFaceCredentials.load(self.credentials_block) if self.credentials_block else None
+        return resolve_token(self.token, credentials)  # type: ignore[arg-type]
+
+
+@dataclass
+class CheckpointCommit:
+    """A checkpoint commit that landed.
+
+    Attributes:
+        oid: Commit id.
+        url: Commit URL.
+        batches: Batch indices it added.
+        files: Repo paths it added or updated.
+        started: Monotonic time the commit started (for interval checks).
+        created_at: Wall-clock time (UTC) the commit started.
+    """
+
+    oid: str
+    url: str
+    batches: list[int]
+    files: list[str]
+    started: float
+    created_at: datetime
+
+
+@dataclass
+class _Pending:
+    files: dict[str, int | None] = field(default_factory=dict)  # relative path -> batch index (None: extra)
+
+    def merge(self, other: _Pending) -> None:
+        for rel, index in other.files.items():
+            self.files.setdefault(rel, index)
+
+
+class Checkpointer:
+    """Pushes completed batches of one run to a checkpoint repo/branch, one commit per interval at most.
+
+    Use: :meth:`prepare` (creates the repo/branch, reads the remote state), optionally :meth:`download`, then
+    :meth:`start`, :meth:`add` per completed batch, and :meth:`close` at the end.
+    """
+
+    def __init__(
+        self,
+        target: CheckpointTarget,
+        root: Path,
+        state: GenerationState,
+        *,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        api: HfApi | None = None,
+    ) -> None:
+        self.target = target
+        self.root = root
+        self.state = state
+        self.logger = logger or _module_logger
+        self.api = api or HfApi(token=target.resolved_token())
+        self.commits: list[CheckpointCommit] = []
+        self.error: str | None = None
+        self.remote_batches: set[int] = set()
+        self._stale: list[str] = []
+        self._pending = _Pending()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._next_allowed = 0.0
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ remote state
+
+    def _repo_path(self, rel: str) -> str:
+        return f"{self.target.path_in_repo}/{rel}" if self.target.path_in_repo else rel
+
+    def _revision(self) -> str:
+        return self.target.branch
+
+    def read_remote_state(self) -> GenerationState | None:
+        """The state file on the checkpoint branch, or None."""
+        cache = tempfile.mkdtemp(prefix="hfds-ckpt-state-")
+        try:
+            path = self.api.hf_hub_download(
+                self.target.repo_id,
+                self._repo_path(STATE_FILE),
+                repo_type="dataset",
+                revision=self._revision(),
+                cache_dir=cache,
+            )
+            return GenerationState.model_validate_json(Path(str(path)).read_text())
+        except (EntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError, ValueError):
+            return None
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+
+    def prepare(self) -> GenerationState | None:
+        """Create the repo and branch if needed and read what the checkpoint holds.
+
+        Returns:
+            The remote state when it is a checkpoint of this same run, else None (its files are then deleted by
+            the first checkpoint commit, so the branch never mixes two runs).
+        """
+        self.api.create_repo(self.target.repo_id, repo_type="dataset", exist_ok=True, private=self.target.private)
+        if self.target.branch != "main":
+            self.api.create_branch(
+                self.target.repo_id, branch=self.target.branch, repo_type="dataset", exist_ok=True
+            )
+        remote = self.read_remote_state()
+        if remote is not None and remote.same_run(self.state):
+            self.remote_batches = set(remote.completed_batches)
+            return remote
+        prefix = self._repo_path("")
+        files = self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._revision())
+        ours = (DATA_DIR + "/", PROCESSORS_DIR + "/")
+        extras = (STATE_FILE, "metadata.json", "builder_config.json")
+        self._stale = [
+            f
+            for f in files
+            if f.startswith(prefix)
+            and (f[len(prefix) :].startswith(ours) or f[len(prefix) :] in extras)
+        ]
+        if self._stale:
+            self.logger.info(
+                "checkpoint %s@%s holds another run; its %d files go with the first checkpoint commit",
+                self.target.repo_id,
+                self.target.branch,
+                len(self._stale),
+            )
+        return None
+
+    def download(self, indices: set[int]) -> set[int]:
+        """Fetch checkpointed batches into the local folder (verified, then moved into place).
+
+        Returns:
+            The batch indices restored.
+        """
+        if not indices:
+            return set()
+        wanted = {index: batch_files(index, self.state.processors) for index in sorted(indices)}
+        staging = Path(tempfile.mkdtemp(prefix=".checkpoint-download-", dir=self.root))
+        restored: set[int] = set()
+        try:
+            self.api.snapshot_download(
+                self.target.repo_id,
+                repo_type="dataset",
+                revision=self._revision(),
+                local_dir=staging,
+                allow_patterns=[self._repo_path(rel) for rels in wanted.values() for rel in rels],
+            )
+            for index, rels in wanted.items():
+                sources = [staging / self._repo_path(rel) for rel in rels]
+                try:
+                    ok = all(pq.read_metadata(s).num_rows == self.state.rows_in(index) for s in sources)
+                except (OSError, ValueError):
+                    ok = False
+                if not ok:
+                    continue
+                for rel, source in zip(rels, sources, strict=True):
+                    (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(source), self.root / rel)
+                restored.add(index)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return restored
+
+    # ------------------------------------------------------------------ background commits
+
+    def start(self) -> None:
+        """Start the background committer."""
+        self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
+        self._thread.start()
+
+    def add(self, files: list[str], batch_index: int | None = None) -> None:
+        """Queue files (relative to the dataset folder, complete on disk) for the next checkpoint commit."""
+        with self._cond:
+            for rel in files:
+                self._pending.files.setdefault(rel, batch_index)
+            self._cond.notify_all()
+
+    def close(self) -> list[CheckpointCommit]:
+        """Flush what is queued (when ``final_flush``), respecting the interval, and stop the committer."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        return self.commits
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            with self._cond:
+                while not self._pending.files and not self._closing:
+                    self._cond.wait()
+                if not self._pending.files or (self._closing and not self.target.final_flush):
+                    return
+                while (wait := self._next_allowed - time.monotonic()) > 0:
+                    self._cond.wait(timeout=wait)
+                pending, self._pending = self._pending, _Pending()
+                started = time.monotonic()
+                self._next_allowed = started + self.target.interval_seconds
+            ok = self._commit(pending, started)
+            if ok:
+                failures = 0
+                continue
+            failures += 1
+            with self._cond:
+                pending.merge(self._pending)
+                self._pending = pending
+                if self._closing and failures >= MAX_FINAL_ATTEMPTS:
+                    self.error = self.error or "checkpoint commit failed"
+                    self.logger.warning(
+                        "giving up on the final checkpoint after %d attempts; %d files were not checkpointed",
+                        failures,
+                        len(pending.files),
+                    )
+                    return
+
+    def _commit(self, pending: _Pending, started: float) -> bool:
+        batches = sorted({i for i in pending.files.values() if i is not None})
+        done = sorted(self.remote_batches | set(batches))
+        # The nonce identifies this commit: after a failure in transit, the remote state tells whether it landed.
+        state = self.state.model_copy(update={"completed_batches": done, "checkpoint_id": uuid.uuid4().hex})
+        operations: list[Any] = [
+            CommitOperationAdd(path_in_repo=self._repo_path(rel), path_or_fileobj=str(self.root / rel))
+            for rel in sorted(pending.files)
+        ]
+        operations.append(CommitOperationAdd(path_in_repo=self._repo_path(STATE_FILE), path_or_fileobj=state.to_bytes()))
+        added = {self._repo_path(rel) for rel in pending.files}
+        operations += [CommitOperationDelete(path_in_repo=p) for p in self._stale if p not in added]
+        message = (
+            f"Checkpoint: {len(done)} of {self.state.total_batches} batches"
+            + (f" (+{len(batches)})" if batches else " (final files)")
+        )
+        try:
+            info: Any = self.api.create_commit(
+                self.target.repo_id,
+                operations=operations,
+                commit_message=message,
+                repo_type="dataset",
+                revision=self._revision(),
+            )
+        except (HfHubHTTPError, OSError, ValueError) as exc:
+            if self._landed(state):
+                self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
+                info = None
+            else:
+                self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                self.logger.warning("checkpoint commit failed (%s); retrying after the interval", self.error)
+                return False
+        self._stale = []
+        self.remote_batches = set(done)
+        self.commits.append(
+            CheckpointCommit(
+                oid=getattr(info, "oid", "") or "",
+                url=str(getattr(info, "commit_url", "") or ""),
+                batches=batches,
+                files=sorted(added),
+                started=started,
+                created_at=datetime.now(UTC),
+            )
+        )
+        self.logger.info("checkpoint commit: %s (%d files)", message, len(added))
+        return True
+
+    def _landed(self, state: GenerationState) -> bool:
+        try:
+            remote = self.read_remote_state()
+        except Exception:
+            return False
+        return remote is not None and remote.checkpoint_id == state.checkpoint_id

@@ -1,0 +1,136 @@
+"""The dataset folder layout (product.md §2) and the run state that lets a crashed run resume.
+
+``.generation-state.json`` records what a run is (config hash, seed, batch size, record count); a batch is done
+when all its files exist and read back with the expected row count. Batch files are written atomically, main
+file last, so "the main file is there and reads" means "the batch is complete".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+
+from tasks.generation.batch_writer import write_bytes_atomic
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = ".generation-state.json"
+DATA_DIR = "parquet-files"
+PROCESSORS_DIR = "processors-files"
+
+
+def batch_name(index: int) -> str:
+    """``batch_00007.parquet``."""
+    return f"batch_{index:05d}.parquet"
+
+
+def batch_files(index: int, processors: list[str]) -> list[str]:
+    """Relative paths of one batch's files: processor outputs first, the main file last (the write order)."""
+    name = batch_name(index)
+    return [f"{PROCESSORS_DIR}/{p}/{name}" for p in processors] + [f"{DATA_DIR}/{name}"]
+
+
+class GenerationState(BaseModel):
+    """What a run generates; two runs with equal identities produce the same files.
+
+    Attributes:
+        config_hash: Hash of the config (secrets excluded).
+        seed: The run seed.
+        batch_size: Records per batch (the last batch may hold fewer).
+        num_records: Records requested.
+        processors: Names of the processors that write files.
+        completed_batches: Batch indices known to be complete (informational; files are the truth).
+        checkpoint_id: Nonce of the checkpoint commit that wrote this state (remote copies only).
+    """
+
+    version: int = 1
+    config_hash: str
+    seed: int
+    batch_size: int
+    num_records: int
+    processors: list[str] = Field(default_factory=list)
+    completed_batches: list[int] = Field(default_factory=list)
+    checkpoint_id: str | None = None
+
+    @property
+    def total_batches(self) -> int:
+        """Number of batches of the run."""
+        return -(-self.num_records // self.batch_size)
+
+    def rows_in(self, index: int) -> int:
+        """Records in batch ``index``."""
+        return min(self.batch_size, self.num_records - index * self.batch_size)
+
+    def same_run(self, other: GenerationState) -> bool:
+        """Whether ``other`` describes the same data (its completed batches can be reused)."""
+        fields = ("version", "config_hash", "seed", "batch_size", "num_records", "processors")
+        return all(getattr(self, f) == getattr(other, f) for f in fields)
+
+    def to_bytes(self) -> bytes:
+        """JSON content of the state file."""
+        return (self.model_dump_json(indent=2) + "\n").encode()
+
+
+def read_state(root: Path) -> GenerationState | None:
+    """The state file of ``root``, or None when absent or unreadable."""
+    path = root / STATE_FILE
+    try:
+        return GenerationState.model_validate(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def write_state(root: Path, state: GenerationState) -> None:
+    """Write the state file atomically."""
+    write_bytes_atomic(root / STATE_FILE, state.to_bytes())
+
+
+def batch_is_complete(root: Path, state: GenerationState, index: int) -> bool:
+    """Whether every file of batch ``index`` exists and holds the expected number of rows."""
+    expected = state.rows_in(index)
+    for rel in batch_files(index, state.processors):
+        try:
+            if pq.read_metadata(root / rel).num_rows != expected:
+                return False
+        except (OSError, ValueError) as exc:  # missing, truncated, not parquet
+            if (root / rel).exists():
+                logger.warning("batch file %s is unreadable (%s); it will be regenerated", rel, exc)
+            return False
+    return True
+
+
+def generated_files(root: Path) -> list[Path]:
+    """Files of a previous generation in ``root``: batches, processor outputs, metadata, config, state."""
+    found: list[Path] = []
+    if (root / DATA_DIR).is_dir():
+        found += sorted((root / DATA_DIR).glob("batch_*.parquet"))
+    if (root / PROCESSORS_DIR).is_dir():
+        found += sorted((root / PROCESSORS_DIR).glob("*/batch_*.parquet"))
+    found += [p for p in (root / "metadata.json", root / "builder_config.json", root / STATE_FILE) if p.exists()]
+    return found
+
+
+def remove_stale_files(root: Path, state: GenerationState, keep: set[int]) -> list[Path]:
+    """Delete generated files that do not belong to batches ``keep`` of this run (old runs, other configs).
+
+    Returns:
+        The deleted paths.
+    """
+    wanted = {root / rel for index in keep for rel in batch_files(index, state.processors)}
+    removed = []
+    for path in generated_files(root):
+        if path.suffix == ".parquet" and path not in wanted:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        elif path.name in ("metadata.json", "builder_config.json"):
+            path.unlink(missing_ok=True)  # rewritten at the end of the run
+            removed.append(path)
+    if (root / PROCESSORS_DIR).is_dir():
+        for folder in (root / PROCESSORS_DIR).iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return removed

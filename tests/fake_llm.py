@@ -1,0 +1,149 @@
+"""A real HTTP server speaking OpenAI's ``POST /v1/chat/completions``, for tests.
+
+Answers are deterministic (a function of the model, the messages and the ``seed``), faults can be injected
+(``fail_next(429, retry_after=0.1)``, ``fail_next(500)``), latency added, an API key required; every request is
+recorded, with the highest number of requests seen in flight at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def answer_for(model: str, messages: list[dict[str, Any]], seed: Any) -> str:
+    """The answer the fake gives: the last user message, tagged with a digest of the whole request."""
+    user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+    digest = hashlib.sha256(json.dumps([model, messages, seed], sort_keys=True).encode()).hexdigest()[:8]
+    return f"[{model}] re: {user} #{digest}"
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    body: dict[str, Any] | None
+    authorization: str | None
+    status: int
+
+
+@dataclass
+class _Fault:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class FakeLLM:
+    """``with FakeLLM() as llm: ... llm.endpoint`` → ``http://127.0.0.1:<port>/v1``."""
+
+    latency: float = 0.0
+    api_key: str | None = None
+    requests: list[RecordedRequest] = field(default_factory=list)
+    max_in_flight: int = 0
+    _faults: deque[_Fault] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _in_flight: int = 0
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def fail_next(self, status: int, *, retry_after: float | None = None, count: int = 1, message: str = "") -> None:
+        """The next ``count`` chat requests get ``status`` (with ``Retry-After`` when given)."""
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        body = json.dumps({"error": {"message": message or f"injected {status}", "type": "injected"}}).encode()
+        with self._lock:
+            self._faults.extend(_Fault(status, headers, body) for _ in range(count))
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def start(self) -> FakeLLM:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                auth = self.headers.get("Authorization")
+                with fake._lock:
+                    fake._in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
+                    fault = fake._faults.popleft() if fake._faults and self.path.endswith("/chat/completions") else None
+                try:
+                    if fake.latency:
+                        time.sleep(fake.latency)
+                    status, payload, headers = fake._respond(self.path, body, auth, fault)
+                finally:
+                    with fake._lock:
+                        fake._in_flight -= 1
+                        fake.requests.append(RecordedRequest(self.path, body, auth, status))
+                self._send(status, payload, headers)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def _respond(
+        self, path: str, body: dict[str, Any] | None, auth: str | None, fault: _Fault | None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        if not path.endswith("/v1/chat/completions"):
+            return 404, b'{"error": {"message": "not found"}}', {}
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            return 401, b'{"error": {"message": "invalid api key"}}', {}
+        if fault is not None:
+            return fault.status, fault.body, fault.headers
+        if not isinstance(body, dict) or "model" not in body or not isinstance(body.get("messages"), list):
+            return 400, b'{"error": {"message": "model and messages are required"}}', {}
+        content = answer_for(body["model"], body["messages"], body.get("seed"))
+        response = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        return 200, json.dumps(response).encode(), {}
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> FakeLLM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

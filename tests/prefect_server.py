@@ -1,0 +1,245 @@
+"""A real Prefect server (``prefect server start``) for the end-to-end tests of deployments, schedules,
+Retry, triggers, the UI and Dask.
+
+The rest of the suite uses the in-process ``prefect_api`` harness; this server is separate: it runs as a child
+process on 127.0.0.1 with its own ``PREFECT_HOME`` (database, UI build) in a temp dir, and the test process only
+talks to it inside ``server.client()`` (``temporary_settings``), never through a global ``PREFECT_API_URL``.
+
+Use it from a test module with::
+
+    pytest_plugins = ["prefect_server"]
+
+which registers the session-scoped fixtures ``prefect_server`` (one server for the whole session, shared by
+every module that asks for it) and ``served_deployments`` (one ``python -m deployments.serve`` process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+# Variables of the pytest process that must not leak into the server or the runner processes.
+_PRIVATE = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_HOME", "PREFECT_LOGGING_LEVEL")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float = 90.0, interval: float = 0.25, what: str = "condition"
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except Exception as exc:  # a transient error while the thing comes up
+            last_error = exc
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error!r})")
+
+
+def _stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """Stop a child started in its own session: SIGTERM to its process group, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+class PrefectServer:
+    """``prefect server start --host 127.0.0.1 --port P`` with its own home, started and stopped by the tests."""
+
+    def __init__(self, home: Path, port: int | None = None) -> None:
+        self.home = home
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.url}/api"
+        self.log_path = home / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def base_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a process that talks to this server (the pytest process's, minus its Prefect
+        profile, plus ``PREFECT_API_URL``)."""
+        env = {k: v for k, v in os.environ.items() if k not in _PRIVATE}
+        env.update(
+            {
+                "PREFECT_API_URL": self.api_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_LOGGING_LEVEL": "INFO",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(extra)
+        return env
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in _PRIVATE}
+        env.update(
+            {
+                "PREFECT_HOME": str(self.home),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_UI_ENABLED": "true",
+                # Scheduled runs appear within seconds of a deployment's registration, not after a minute.
+                "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+                "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+                "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+            }
+        )
+        log = self.log_path.open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            cwd=self.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        wait_for(self._healthy, timeout=timeout, interval=0.25, what=f"Prefect server health at {self.api_url}")
+
+    def _healthy(self) -> bool:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {self._process.returncode}:\n{self.log_tail()}")
+        try:
+            return httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._process is not None:
+            _stop(self._process)
+            self._process = None
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Any]:
+        """A sync Prefect client for this server, with ``PREFECT_API_URL`` set only inside the block."""
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            yield client
+
+    # --- helpers the tests share -------------------------------------------------------------------------------
+
+    def wait_for_final_state(self, flow_run_id: UUID, timeout: float = 120.0) -> Any:
+        """The flow run once it is in a final state (Completed, Failed, Crashed, Cancelled)."""
+
+        def probe() -> Any:
+            with self.client() as client:
+                run = client.read_flow_run(flow_run_id)
+            return run if run.state is not None and run.state.is_final() else None
+
+        return wait_for(probe, timeout=timeout, what=f"flow run {flow_run_id} to finish")
+
+    def task_run_states(self, flow_run_id: UUID) -> dict[str, str]:
+        """Task name (without its ``-<n>`` suffix) → name of its latest state, for the task runs of a flow run."""
+        from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+        with self.client() as client:
+            runs = client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]))
+            )
+        states: dict[str, str] = {}
+        for run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
+            states[run.name.rsplit("-", 1)[0]] = run.state.name if run.state else ""
+        return states
+
+    def logs(self, flow_run_id: UUID) -> list[Any]:
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        with self.client() as client:
+            return list(client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))))
+
+
+class ServedDeployments:
+    """``python -m deployments.serve`` in a child process, against a ``PrefectServer`` and the embedded Hub."""
+
+    def __init__(self, server: PrefectServer, env: Mapping[str, str], args: list[str], log_path: Path) -> None:
+        self.server = server
+        self.log_path = log_path
+        log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deployments.serve", *args],
+            env=dict(env),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_registered(self, names: list[str], timeout: float = 120.0) -> dict[str, Any]:
+        """Deployment ``flow/deployment`` name → deployment, once all are registered and the runner polls."""
+
+        def probe() -> dict[str, Any] | None:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the serve process exited with {self.process.returncode}:\n{self.log_tail()}")
+            found = {}
+            with self.server.client() as client:
+                for name in names:
+                    found[name] = client.read_deployment_by_name(name)
+            return found
+
+        deployments = wait_for(probe, timeout=timeout, interval=0.5, what=f"deployments {names} to register")
+        # The runner starts polling right after registering; its start message says so.
+        wait_for(
+            lambda: "serving" in self.log_path.read_text(errors="replace").lower(),
+            timeout=timeout,
+            what="the runner to start",
+        )
+        return deployments
+
+    def stop(self) -> None:
+        _stop(self.process, timeout=20)
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[PrefectServer]:
+    """One ``prefect server start`` for the whole session (its own home in a temp dir)."""
+    home = Path(tempfile.mkdtemp(prefix="hfds-prefect-server-"))
+    server = PrefectServer(home)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

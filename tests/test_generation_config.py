@@ -1,0 +1,279 @@
+"""Config models: Data Designer's format in and out, every unsupported item listed, checks before generation."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tasks.generation.config import BuilderConfig, parse_config
+from tasks.generation.dependencies import order_columns
+from tasks.generation.errors import ConfigError, TemplateSecurityError, UnsupportedConfigError
+from tasks.generation.plan import build_plan
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# As Data Designer writes it: params carry their own sampler_type, every optional field present.
+DD_CONFIG: dict[str, Any] = {
+    "data_designer": {
+        "columns": [
+            {
+                "name": "topic",
+                "drop": False,
+                "allow_resize": False,
+                "column_type": "sampler",
+                "sampler_type": "category",
+                "params": {"sampler_type": "category", "values": ["a", "b"], "weights": [0.25, 0.75]},
+                "conditional_params": {},
+                "convert_to": None,
+            },
+            {
+                "name": "sub",
+                "drop": False,
+                "column_type": "sampler",
+                "sampler_type": "subcategory",
+                "params": {"sampler_type": "subcategory", "category": "topic", "values": {"a": [1, 2], "b": [3]}},
+            },
+            {
+                "name": "day",
+                "column_type": "sampler",
+                "sampler_type": "datetime",
+                "params": {"start": "2024-01-01", "end": "2024-02-01", "unit": "D"},
+                "convert_to": "%Y-%m-%d",
+            },
+            {"name": "x", "column_type": "sampler", "sampler_type": "gaussian", "params": {"mean": 0, "stddev": 1}},
+            {"name": "label", "column_type": "expression", "expr": "{{ topic }}-{{ sub }}", "dtype": "str"},
+            {
+                "name": "answer",
+                "column_type": "llm-text",
+                "prompt": "Say {{ label }}",
+                "system_prompt": "Be brief about {{ topic }}.",
+                "model_alias": "writer",
+                "multi_modal_context": None,
+                "tool_alias": None,
+                "with_trace": "none",
+                "extract_reasoning_content": False,
+            },
+        ],
+        "model_configs": [
+            {
+                "alias": "writer",
+                "model": "m",
+                "provider": "local",
+                "inference_parameters": {
+                    "generation_type": "chat-completion",
+                    "temperature": 0.5,
+                    "max_parallel_requests": 2,
+                    "timeout": 10,
+                },
+                "skip_health_check": False,
+            }
+        ],
+        "processors": [
+            {"name": "chat", "processor_type": "schema_transform", "template": {"text": "{{ answer }}"}},
+            {"name": "trim", "processor_type": "drop_columns", "column_names": ["x"]},
+        ],
+        "some_future_key": {"kept": True},
+    },
+    "library_version": "0.9.6",
+    "model_providers": [
+        {"name": "local", "endpoint": "http://127.0.0.1:9/v1", "api_key": "sk-literal-secret-123"},
+    ],
+}
+
+
+def test_reads_data_designer_format_and_writes_it_back_without_secrets() -> None:
+    config = parse_config(copy.deepcopy(DD_CONFIG))
+    out = config.to_builder_dict()
+    assert out["library_version"] == "0.9.6"
+    assert out["data_designer"]["some_future_key"] == {"kept": True}
+    col = out["data_designer"]["columns"][0]
+    assert col["params"] == {"sampler_type": "category", "values": ["a", "b"], "weights": [0.25, 0.75]}
+    assert col["allow_resize"] is False and col["conditional_params"] == {}  # unknown-but-harmless keys kept
+    assert "sk-literal-secret-123" not in config.to_json()
+    assert "api_key" not in out["model_providers"][0]
+    # What was written reads back to the same config.
+    again = parse_config(json.loads(config.to_json()))
+    assert again.to_builder_dict() == out
+    assert again.config_hash() == config.config_hash()
+    # The literal key is still usable in memory.
+    assert config.model_providers is not None
+    assert config.model_providers[0].literal_api_key == "sk-literal-secret-123"
+
+
+def test_env_var_reference_is_kept_and_secret_headers_redacted() -> None:
+    raw = copy.deepcopy(DD_CONFIG)
+    raw["model_providers"] = [
+        {
+            "name": "local",
+            "endpoint": "http://h/v1",
+            "api_key": "OPENAI_API_KEY",
+            "extra_headers": {"X-Api-Key": "hidden-value", "X-Team": "data"},
+        }
+    ]
+    out = parse_config(raw).to_builder_dict()
+    assert out["model_providers"][0]["api_key"] == "OPENAI_API_KEY"
+    assert out["model_providers"][0]["extra_headers"] == {"X-Api-Key": "<redacted>", "X-Team": "data"}
+
+
+def test_shorthand_without_data_designer_key() -> None:
+    config = parse_config({"columns": DD_CONFIG["data_designer"]["columns"][:1]})
+    assert [c.name for c in config.columns] == ["topic"]
+
+
+def test_every_unsupported_item_is_listed_before_generation() -> None:
+    raw = copy.deepcopy(DD_CONFIG)
+    raw["data_designer"]["columns"] += [
+        {"name": "who", "column_type": "sampler", "sampler_type": "person", "params": {}},
+        {"name": "code", "column_type": "llm-code", "prompt": "x", "model_alias": "writer", "code_lang": "python"},
+        {"name": "j", "column_type": "llm-judge", "prompt": "x", "model_alias": "writer", "scores": []},
+        {"name": "t", "column_type": "llm-text", "prompt": "x", "model_alias": "writer", "with_trace": "all_messages"},
+    ]
+    raw["data_designer"]["processors"].append({"name": "p", "processor_type": "json_document_score"})
+    raw["data_designer"]["seed_config"] = {"source": {"path": "x.parquet"}}
+    raw["data_designer"]["model_configs"][0]["inference_parameters"]["temperature"] = {
+        "distribution_type": "uniform",
+        "params": {"low": 0, "high": 1},
+    }
+    with pytest.raises(UnsupportedConfigError) as info:
+        parse_config(raw)
+    problems = info.value.problems
+    assert len(problems) == 7, problems
+    message = str(info.value)
+    for needle in (
+        "'person'",
+        "'llm-code'",
+        "'llm-judge'",
+        "with_trace",
+        "'json_document_score'",
+        "seed_config",
+        "temperature as a distribution",
+    ):
+        assert needle in message
+
+
+def test_field_errors_name_the_column() -> None:
+    raw = {
+        "columns": [
+            {"name": "w", "column_type": "sampler", "sampler_type": "category", "params": {"values": ["a"], "weights": [1, 2]}},
+            {"name": "u", "column_type": "sampler", "sampler_type": "uniform", "params": {"low": 2, "high": 1}},
+            {"name": "b", "column_type": "sampler", "sampler_type": "bernoulli", "params": {"p": 2}},
+        ]
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    text = str(info.value)
+    assert "column 'w'" in text and "column 'u'" in text and "column 'b'" in text
+
+
+def test_plan_reports_every_semantic_problem() -> None:
+    raw = {
+        "columns": [
+            {"name": "a", "column_type": "expression", "expr": "{{ missing }}"},
+            {"name": "b", "column_type": "llm-text", "prompt": "hi", "model_alias": "nope"},
+            {"name": "sub", "column_type": "sampler", "sampler_type": "subcategory",
+             "params": {"category": "a", "values": {"x": ["y"]}}},
+            {"name": "cat", "column_type": "sampler", "sampler_type": "category", "params": {"values": ["p", "q"]}},
+            {"name": "sub2", "column_type": "sampler", "sampler_type": "subcategory",
+             "params": {"category": "cat", "values": {"p": ["y"]}}},
+        ],
+        "processors": [
+            {"name": "data", "processor_type": "schema_transform", "template": {"t": "{{ nothing }}"}},
+            {"name": "d", "processor_type": "drop_columns", "column_names": ["zzz"]},
+        ],
+    }
+    with pytest.raises(ConfigError) as info:
+        build_plan(parse_config(raw))
+    text = str(info.value)
+    for needle in ("'missing'", "'nope'", "must be a category sampler", "['q']", "invalid name", "['nothing']",
+                   "cannot drop ['zzz']"):
+        assert needle in text, (needle, text)
+
+
+def test_columns_ordered_from_template_references() -> None:
+    config = parse_config(
+        {
+            "columns": [
+                {"name": "c", "column_type": "expression", "expr": "{{ b }}!"},
+                {"name": "b", "column_type": "expression", "expr": "{{ a }}?"},
+                {"name": "a", "column_type": "sampler", "sampler_type": "poisson", "params": {"mean": 1}},
+                {"name": "z", "column_type": "sampler", "sampler_type": "poisson", "params": {"mean": 1}},
+            ]
+        }
+    )
+    assert [c.name for c in build_plan(config).columns] == ["a", "b", "c", "z"]  # earliest ready first
+    assert order_columns(["x", "y"], {"x": [], "y": []}) == ["x", "y"]
+
+
+def test_dependency_cycle_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="cycle: (a -> b -> a|b -> a -> b)"):
+        order_columns(["a", "b", "c"], {"a": ["b"], "b": ["a"], "c": []})
+    with pytest.raises(ConfigError, match="reads itself"):
+        order_columns(["a"], {"a": ["a"]})
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ name.__class__.__mro__[1].__subclasses__() }}",
+        "{{ ''.__class__ }}",
+        "{{ name['__class__'] }}",
+        "{{ name|attr('__class__') }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{% include '/etc/passwd' %}",
+    ],
+)
+def test_sandbox_escape_fails_before_generation_with_the_column_named(template: str) -> None:
+    config = parse_config(
+        {
+            "columns": [
+                {"name": "name", "column_type": "sampler", "sampler_type": "category", "params": {"values": ["a"]}},
+                {"name": "evil", "column_type": "expression", "expr": template},
+            ]
+        }
+    )
+    with pytest.raises(TemplateSecurityError) as info:
+        build_plan(config)
+    assert "column 'evil'" in str(info.value)
+    assert "not allowed" in str(info.value)
+
+
+def test_sandbox_blocks_dynamic_escape_at_render_time() -> None:
+    from tasks.generation.templates import compile_template
+
+    template = compile_template("{{ name|attr(key) }}", "column 'evil'")
+    with pytest.raises(TemplateSecurityError, match="column 'evil'.*unsafe"):
+        template.render({"name": "x", "key": "__class__"})
+    fmt = compile_template("{{ '{0.__class__.__base__}'.format(name) }}", "column 'fmt'")
+    with pytest.raises(TemplateSecurityError, match="column 'fmt'"):
+        fmt.render({"name": "x"})
+
+
+def test_processor_template_escape_is_rejected() -> None:
+    config = parse_config(
+        {
+            "columns": [{"name": "a", "column_type": "sampler", "sampler_type": "uuid", "params": {}}],
+            "processors": [
+                {"name": "p", "processor_type": "schema_transform",
+                 "template": {"m": [{"content": "{{ a.__class__ }}"}]}}
+            ],
+        }
+    )
+    with pytest.raises(TemplateSecurityError, match="processor 'p'"):
+        build_plan(config)
+
+
+def test_examples_are_valid() -> None:
+    for name in ("multilingual_greetings.yaml", "llm_greetings.yaml"):
+        config = BuilderConfig.model_validate(yaml.safe_load((EXAMPLES / name).read_text()))
+        plan = build_plan(config)
+        assert plan.output_columns
+    greetings = build_plan(parse_config(yaml.safe_load((EXAMPLES / "multilingual_greetings.yaml").read_text())))
+    assert "user_prompt" not in greetings.output_columns  # drop_columns processor
+    assert "formal" not in greetings.output_columns  # drop: true
+    messages = greetings.processor_schemas["conversations"].field("messages").type
+    assert str(messages) == "list<item: struct<role: string, content: string>>"

@@ -1,0 +1,121 @@
+"""``from_config``: dicts, YAML/JSON text, files, http(s) URLs (blob rewriting, timeout, size cap, schemes)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.generation.errors import ConfigError
+from tasks.generation.source import from_config, raw_url
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multilingual_greetings.yaml"
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/slow"):
+            time.sleep(2)
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "/builder_config.json")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_dict_yaml_json_and_path() -> None:
+    text = EXAMPLE.read_text()
+    data = yaml.safe_load(text)
+    expected = from_config(data).to_builder_dict()
+    assert from_config(text).to_builder_dict() == expected
+    assert from_config(json.dumps(data)).to_builder_dict() == expected
+    assert from_config(EXAMPLE).to_builder_dict() == expected
+    assert from_config(str(EXAMPLE)).to_builder_dict() == expected
+    config = from_config(data)
+    assert from_config(config) is config
+
+
+def test_missing_file_and_bad_text() -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        from_config("does/not/exist.yaml")
+    with pytest.raises(ConfigError, match="mapping"):
+        from_config("- just\n- a list\n")
+
+
+def test_only_http_and_https() -> None:
+    for url in ("file:///etc/passwd", "ftp://example.com/x.yaml", "gopher://x/y"):
+        with pytest.raises(ConfigError, match="only http and https"):
+            from_config(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://huggingface.co/datasets/alice/greet/blob/main/builder_config.json",
+            "https://huggingface.co/datasets/alice/greet/resolve/main/builder_config.json",
+        ),
+        (
+            "https://huggingface.co/datasets/alice/greet/blob/refs%2Fpr%2F1/sub/builder_config.json",
+            "https://huggingface.co/datasets/alice/greet/resolve/refs%2Fpr%2F1/sub/builder_config.json",
+        ),
+        ("https://hf.co/alice/model/blob/main/c.yaml", "https://hf.co/alice/model/resolve/main/c.yaml"),
+        (
+            "https://github.com/owner/repo/blob/main/examples/c.yaml",
+            "https://raw.githubusercontent.com/owner/repo/main/examples/c.yaml",
+        ),
+        ("https://example.com/a/b/blob/main/c.yaml", "https://example.com/a/b/blob/main/c.yaml"),
+        (
+            "https://huggingface.co/datasets/alice/greet/resolve/main/builder_config.json",
+            "https://huggingface.co/datasets/alice/greet/resolve/main/builder_config.json",
+        ),
+    ],
+)
+def test_blob_urls_are_rewritten_to_raw(url: str, expected: str) -> None:
+    assert raw_url(url) == expected
+
+
+def test_hf_endpoint_host_counts_as_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:5555")
+    assert raw_url("http://127.0.0.1:5555/datasets/a/b/blob/main/x.json") == (
+        "http://127.0.0.1:5555/datasets/a/b/resolve/main/x.json"
+    )
+
+
+def test_url_fetch_redirect_size_cap_timeout_and_errors(served: tuple[str, Path]) -> None:
+    base, folder = served
+    config = from_config(EXAMPLE)
+    (folder / "builder_config.json").write_text(config.to_json())
+    assert from_config(f"{base}/builder_config.json").to_builder_dict() == config.to_builder_dict()
+    assert from_config(f"{base}/redirect").to_builder_dict() == config.to_builder_dict()
+    with pytest.raises(ConfigError, match="byte limit"):
+        from_config(f"{base}/builder_config.json", max_bytes=100)
+    with pytest.raises(ConfigError, match="HTTP 404"):
+        from_config(f"{base}/missing.json")
+    (folder / "slow").write_text("{}")
+    with pytest.raises(ConfigError, match="timed out"):
+        from_config(f"{base}/slow", timeout=0.3)
