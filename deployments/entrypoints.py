@@ -18,6 +18,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from deployments.parameters import GenerateAndPushParameters, PushParameters, VerifyParameters
+from flows.generate_and_push import generate_and_push
 from flows.push import PushResult, push_dataset
 from flows.verify import VerificationResult, verify_pushed_dataset
 from tasks.credentials import HuggingFaceCredentials
@@ -61,6 +62,30 @@ def push_folder(params: PushParameters) -> PushResult:
     )
 
 
+@flow(name="generate-then-push", flow_run_name=_run_name("generate-push", "repo"), log_prints=True)
+def generate_then_push(params: GenerateAndPushParameters) -> PushResult:
+    """Generate ``records`` records from ``config`` and push them to ``repo`` (the scheduled deployment's flow).
+
+    Generation and push run as subflows of this run (see ``flows.generate_and_push``). A retried run resumes
+    generation from its complete batch files; the push re-checks every stage and commits only what the Hub lacks.
+    """
+    return generate_and_push.fn(
+        params.config,
+        params.repo,
+        params.description,
+        num_records=params.records,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        private=params.private,
+        tags=list(params.tags),
+        credentials=_credentials(params.credentials_block),
+        license=params.license,
+        pretty_name=params.pretty_name,
+        task_runner=params.task_runner,
+        dask_address=params.dask_address,
+    )
+
+
 @flow(name="verify-after-push", flow_run_name=_run_name("verify", "repo_id"), log_prints=True)
 def verify_after_push(params: VerifyParameters) -> VerificationResult:
     """Load a pushed dataset back from the Hub and check it (the chained deployment's flow)."""
@@ -76,6 +101,7 @@ __all__ = [
     "GenerateAndPushParameters",
     "PushParameters",
     "VerifyParameters",
+    "generate_then_push",
     "push_folder",
     "verify_after_push",
 ]

@@ -12,7 +12,7 @@ shows in a flow run's parameters.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,7 +21,9 @@ from tasks.validation import validate_description, validate_repo_id, validate_re
 
 # The Hub's rules for ``namespace/name`` as a JSON-schema pattern, so the server checks them too
 # (``tasks.validation.validate_repo_id`` adds the rules a regex says badly: no ``--``/``..``, no ``.git``).
-REPO_ID_PATTERN = r"^[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?/[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?$"
+REPO_ID_PATTERN = (
+    r"^[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?/[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?$"
+)
 
 RepoId = Annotated[
     str,
@@ -43,7 +45,6 @@ Description = Annotated[
 CredentialsBlock = Annotated[
     str | None,
     Field(
-        default=None,
         description=(
             "Name of a saved HuggingFaceCredentials block to take the token from. "
             "Default: HF_TOKEN in the environment of the process that runs the flow, then `hf auth login`."
@@ -86,12 +87,12 @@ class PushParameters(CardParameters):
     create_pr: bool = Field(default=False, description="Open a pull request instead of committing to `revision`.")
     stages: list[StageName] | None = Field(
         default=None,
-        description="Run only these stages, e.g. [\"metadata\"]; default: all six in order.",
+        description='Run only these stages, e.g. ["metadata"]; default: all six in order.',
     )
     max_files_per_commit: int = Field(
         default=100, ge=1, le=10_000, description="A stage with more files is split into `(part i of n)` commits."
     )
-    credentials_block: CredentialsBlock
+    credentials_block: CredentialsBlock = None
 
     @field_validator("repo_id")
     @classmethod
@@ -137,8 +138,21 @@ class GenerateAndPushParameters(CardParameters):
     batch_size: int | None = Field(
         default=None, ge=1, description="Records per batch (one Prefect task each); default: the flow's."
     )
-    seed: int | None = Field(default=None, description="Seed of the samplers; default: the flow's.")
-    credentials_block: CredentialsBlock
+    seed: int = Field(
+        default=0, ge=0, description="Seed of every random choice; the same seed gives the same data."
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description=(
+            "Where the generation batches run: `threads` (in the flow's process) or `dask` (a local Dask cluster, "
+            "or the one at `dask_address`)."
+        ),
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="Scheduler of a running Dask cluster (e.g. tcp://scheduler:8786) for task_runner=dask.",
+    )
+    credentials_block: CredentialsBlock = None
 
     @field_validator("repo")
     @classmethod
@@ -164,7 +178,7 @@ class VerifyParameters(_Parameters):
     expected_records: int | None = Field(
         default=None, ge=0, description="Records the main config must have; default: only check that it loads."
     )
-    credentials_block: CredentialsBlock
+    credentials_block: CredentialsBlock = None
 
     @field_validator("repo_id")
     @classmethod

@@ -25,12 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from prefect import serve
+from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
 
-from deployments.entrypoints import push_folder, verify_after_push
+from deployments.entrypoints import generate_then_push, push_folder, verify_after_push
 from deployments.parameters import GenerateAndPushParameters
 from tasks.events import DATASET_PUSHED
 
@@ -60,6 +61,12 @@ def _config_path(config: str) -> str:
     return config
 
 
+def _deployment(flow: Flow[Any, Any], **options: Any) -> RunnerDeployment:
+    deployment = flow.to_deployment(entrypoint_type=EntrypointType.MODULE_PATH, **options)
+    assert isinstance(deployment, RunnerDeployment)  # to_deployment is sync here (no running event loop)
+    return deployment
+
+
 def build_deployments(
     *,
     repo: str,
@@ -74,13 +81,12 @@ def build_deployments(
     """The deployments this project serves (see the module docstring)."""
     deployments: list[RunnerDeployment] = []
     if include_generate:
-        from deployments.entrypoints import generate_then_push
-
         scheduled = GenerateAndPushParameters(
             config=_config_path(config), records=records, repo=repo, description=description
         )
         deployments.append(
-            generate_then_push.to_deployment(
+            _deployment(
+                generate_then_push,
                 name="scheduled",
                 description="Generate a dataset from a config and push it to the Hub, stage by stage, on a schedule.",
                 schedules=[Cron(cron, timezone=timezone)],
@@ -89,14 +95,16 @@ def build_deployments(
             )
         )
     deployments.append(
-        push_folder.to_deployment(
+        _deployment(
+            push_folder,
             name="push-only",
             description="Push a dataset folder that is on disk to a Hub dataset repo, one commit per stage.",
             tags=TAGS,
         )
     )
     deployments.append(
-        verify_after_push.to_deployment(
+        _deployment(
+            verify_after_push,
             name="on-push",
             description=f"Load a pushed dataset back and check it; started by every `{DATASET_PUSHED}` event.",
             triggers=[

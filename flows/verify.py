@@ -99,7 +99,7 @@ def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tu
 
 def _load_config(repo_id: str, config: str, commit: str, token: SecretStr | None) -> ConfigCheck:
     """Read one config back, batch by batch (bounded memory), with the reader task."""
-    reader = read_pushed_dataset(repo_id, config, revision=commit, streaming=True, token=token)
+    reader: Any = read_pushed_dataset(repo_id, config, revision=commit, streaming=True, token=token)
     rows = batches = 0
     for batch in reader:
         rows += batch.num_rows

@@ -3,8 +3,9 @@
 A fault rule matches requests by route name (plus optional method and repo). Rules are consulted in the order
 they were added; the first rule that *fires* for a request applies to it, alone:
 
-- ``count``: fire for the next N matching requests (None: every one); ``rate``: fire with this probability per
-  matching request (deterministic with ``seed``). Both may be combined (N firings, each with probability rate).
+- ``skip``: let the first N matching requests through untouched; then ``count``: fire for the next N matching
+  requests (None: every one); ``rate``: fire with this probability per matching request (deterministic with
+  ``seed``). They combine: after ``skip``, up to ``count`` firings, each with probability ``rate``.
 - effects, in order: sleep ``latency`` seconds; then ``drop="before"`` closes the connection without reading
   or applying the request; otherwise ``status`` answers that error without applying the request (429 adds
   ``Retry-After`` if given and a ``RateLimit`` header); otherwise the request is handled normally, and
@@ -62,7 +63,9 @@ class FaultRule:
     method: str | None = None
     repo: str | None = None
     seed: int | None = None
+    skip: int = 0
     applied: int = 0
+    seen: int = 0  # matching requests while the rule was active (skipped ones included)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     @property
@@ -103,6 +106,7 @@ class FaultInjector:
         method: str | None = None,
         repo: str | None = None,
         seed: int | None = None,
+        skip: int = 0,
     ) -> str:
         """Add a rule (see the module docstring); returns its id."""
         if route not in ROUTES and route != ANY_ROUTE:
@@ -113,6 +117,8 @@ class FaultInjector:
             raise ValueError(f"drop must be 'none', 'before' or 'after', got {drop!r}")
         if status is not None and drop != "none":
             raise ValueError("status and drop are exclusive")
+        if skip < 0:
+            raise ValueError("skip must be >= 0")
         if count is not None and count < 1:
             raise ValueError("count must be >= 1 (or None for unlimited)")
         if rate is not None and not 0.0 < rate <= 1.0:
@@ -131,6 +137,7 @@ class FaultInjector:
             method=method,
             repo=repo,
             seed=seed,
+            skip=skip,
             _rng=random.Random(seed),
         )
         with self._lock:
@@ -166,7 +173,10 @@ class FaultInjector:
         """The rule that fires for this request, if any (and count it as applied)."""
         with self._lock:
             for rule in self._rules:
-                if rule.matches(route, method, repo) and (rule.rate is None or rule._rng.random() < rule.rate):
+                if not rule.matches(route, method, repo):
+                    continue
+                rule.seen += 1
+                if rule.seen > rule.skip and (rule.rate is None or rule._rng.random() < rule.rate):
                     rule.applied += 1
                     return rule
         return None

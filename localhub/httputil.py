@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,9 +24,17 @@ class BodyReader:
     def __init__(self, rfile: BinaryIO, headers: Message) -> None:
         self._rfile = rfile
         self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
-        self._remaining = 0 if self.chunked else int(headers.get("Content-Length") or 0)
+        length = (headers.get("Content-Length") or "0").strip()
+        if not self.chunked and not length.isdigit():
+            raise bad_request(f"Invalid Content-Length: {length!r}")
+        self._remaining = 0 if self.chunked else int(length)
         self._eof = not self.chunked and self._remaining == 0
         self.bytes_read = 0
+
+    @classmethod
+    def empty(cls) -> BodyReader:
+        """A reader of no body at all."""
+        return cls(io.BytesIO(), Message())
 
     @property
     def exhausted(self) -> bool:

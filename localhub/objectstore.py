@@ -52,6 +52,7 @@ class LooseObjectStore:
         self.root = root
         # Objects are immutable, so parsed trees and blob metadata can be cached forever (bounded).
         self.read_tree = functools.lru_cache(maxsize=8192)(self._read_tree)
+        self.tree_index = functools.lru_cache(maxsize=8192)(self._tree_index)
         self.blob_info = functools.lru_cache(maxsize=65536)(self._blob_info)
 
     def _path(self, oid: str) -> Path:
@@ -79,6 +80,10 @@ class LooseObjectStore:
         if kind != "tree":
             raise ValueError(f"{oid} is a {kind}, not a tree")
         return tuple(decode_tree(body))
+
+    def _tree_index(self, oid: str) -> dict[str, TreeEntry]:
+        """A tree's entries by name (path lookups)."""
+        return {e.name: e for e in self.read_tree(oid)}
 
     def _blob_info(self, oid: str) -> tuple[int, LfsPointer | None]:
         """(size of the blob, the LFS pointer it holds if any), decompressing only what is needed."""

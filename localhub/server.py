@@ -87,6 +87,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "localhub"
     timeout = 300  # seconds a connection may stay idle or stall mid-body
+    error_content_type = "application/json"  # malformed requests rejected by http.server itself
+    error_message_format = '{"error": "%(code)d %(message)s"}'
     disable_nagle_algorithm = True  # headers and body go out in separate writes: avoid the 40 ms delayed-ACK stall
     server: HubHTTPServer
 
@@ -108,7 +110,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self._serve_admin(raw_path)
             return
         request_id = uuid.uuid4().hex
-        body = BodyReader(self.rfile, self.headers)  # type: ignore[arg-type]
+        try:
+            body = BodyReader(self.rfile, self.headers)  # type: ignore[arg-type]
+        except HubError as e:  # unusable framing: answer and close, since the body cannot be skipped
+            self.close_connection = True
+            self._send(error_response(e), BodyReader.empty(), request_id)
+            return
         route = routes.match(self.command, raw_path, self.headers.get("Host", ""))
         repo = self._repo_label(route)
         fault = state.faults.pick(route.name, self.command, repo)

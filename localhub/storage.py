@@ -18,6 +18,7 @@ replaced atomically.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -261,22 +262,21 @@ class Repo:
 
     def _lookup(self, tree_oid: str, path: str) -> TreeEntry | None:
         """The tree entry at ``path`` below ``tree_oid`` ("" is the root itself)."""
-        node = TreeEntry("", MODE_DIR, tree_oid)
+        node: TreeEntry | None = TreeEntry("", MODE_DIR, tree_oid)
         for name in path.split("/") if path else []:
-            if not node.is_dir:
+            if node is None or not node.is_dir:
                 return None
-            node = next((e for e in self.objects.read_tree(node.oid) if e.name == name), None)  # type: ignore[assignment]
-            if node is None:
-                return None
+            node = self.objects.tree_index(node.oid).get(name)
         return node
 
     def entry(self, commit_oid: str, path: str) -> Entry | None:
         """The file or directory at ``path`` in ``commit_oid``."""
-        node = self._lookup(self.read_commit(commit_oid).tree, path.strip("/"))
+        path = path.strip("/")
+        node = self._lookup(self.read_commit(commit_oid).tree, path)
         if node is None:
             return None
         if node.is_dir:
-            return Entry(path.strip("/"), "directory", node.oid, 0)
+            return Entry(path, "directory", node.oid, 0)
         return self._file_entry(path, node.oid)
 
     def list_dir(self, commit_oid: str, path: str = "", recursive: bool = False) -> list[Entry] | None:
@@ -438,9 +438,24 @@ class Storage:
         self.root = root
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._clean_tmp()
         self.lfs = LfsStore(root / "lfs", self.tmp)
         self._handles: dict[tuple[str, str], Repo] = {}
         self._lock = threading.Lock()  # guards _handles and repo creation/deletion
+
+    def _clean_tmp(self, max_age: float = 24 * 3600) -> None:
+        """Remove leftovers of interrupted uploads, creations and deletions (old enough not to be in use)."""
+        cutoff = time.time() - max_age
+        for path in [*self.tmp.iterdir(), *(self.tmp / "multipart").glob("*")]:
+            try:
+                if path.name == "multipart" or path.stat().st_mtime >= cutoff:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:
+                pass
 
     def _dir(self, repo_type: str, repo_id: str) -> Path:
         namespace, _, name = repo_id.lower().partition("/")
@@ -450,6 +465,9 @@ class Storage:
 
     def get(self, repo_type: str, repo_id: str) -> Repo | None:
         """The repo (case-insensitive id), or None."""
+        namespace, _, name = repo_id.partition("/")
+        if not (_REPO_PART.match(namespace) and _REPO_PART.match(name)) or ".." in repo_id:
+            return None  # not a valid id (and never a path outside the data dir)
         key = (repo_type, repo_id.lower())
         with self._lock:
             handle = self._handles.get(key)
@@ -475,7 +493,11 @@ class Storage:
             # Build the repo in tmp/ and rename it into place, so it appears complete or not at all.
             staging = self.tmp / f"new-{uuid.uuid4().hex}"
             meta = RepoMeta(
-                id=f"{namespace}/{name}", type=repo_type, owner=owner, private=private, created_at=time.time()
+                id=f"{namespace}/{name}",
+                type=repo_type,
+                owner=owner,
+                private=private,
+                created_at=float(int(time.time())),
             )
             repo = Repo(staging, meta, self.lfs)
             (staging / "objects").mkdir(parents=True)
@@ -489,16 +511,21 @@ class Storage:
             repo.write_refs(Refs({DEFAULT_BRANCH: repo.objects.write("commit", initial.encode())}, {}, {}))
             self._write_meta(repo)
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(staging, final)
+            try:
+                os.rename(staging, final)  # fails if another process created it meanwhile
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise conflict(f"You already created this {repo_type} repo") from None
             repo = Repo(final, meta, self.lfs)
             self._handles[(repo_type, meta.id.lower())] = repo
             return repo
 
     def delete(self, repo: Repo) -> None:
-        with self._lock, repo.lock:
-            self._handles.pop((repo.type, repo.id.lower()), None)
+        trash = self.tmp / f"deleted-{uuid.uuid4().hex}"
+        with self.writing(repo):
+            with self._lock:
+                self._handles.pop((repo.type, repo.id.lower()), None)
             repo.deleted = True
-            trash = self.tmp / f"deleted-{uuid.uuid4().hex}"
             os.rename(repo.path, trash)  # atomic disappearance, then the slow part
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -650,8 +677,26 @@ class Storage:
 
     @contextmanager
     def writing(self, repo: Repo) -> Iterator[None]:
-        """Hold ``repo``'s write lock; 404 if the repo was deleted meanwhile."""
+        """Hold ``repo``'s write lock; 404 if the repo was deleted meanwhile.
+
+        The thread lock serialises this process; ``flock`` on ``localhub.lock`` also serialises another process
+        serving the same data dir. Metadata is re-read under the lock, since that process may have changed it.
+        """
+        gone = HubError(404, "Repository not found", code="RepoNotFound")
         with repo.lock:
-            if repo.deleted:
-                raise HubError(404, "Repository not found", code="RepoNotFound")
-            yield
+            try:
+                fd = os.open(repo.path / "localhub.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                repo.deleted = True
+                raise gone from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    repo.meta = RepoMeta(**json.loads((repo.path / "localhub.json").read_text()))
+                except FileNotFoundError:
+                    repo.deleted = True
+                if repo.deleted:
+                    raise gone
+                yield
+            finally:
+                os.close(fd)  # releases the flock

@@ -110,6 +110,10 @@ class PrefectServer:
                 "PREFECT_HOME": str(self.home),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "PREFECT_UI_ENABLED": "true",
+                # The UI's browser code calls this URL (its default is port 4200, whatever --port says).
+                "PREFECT_UI_API_URL": self.api_url,
+                "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                "PREFECT_SERVER_API_PORT": str(self.port),
                 # Scheduled runs appear within seconds of a deployment's registration, not after a minute.
                 "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
                 "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",

@@ -64,7 +64,13 @@ def test_load_dataset_with_two_configs(hub: LocalHub, repo_id: str, tmp_path: ob
     assert sorted(full["x"]) == [1, 2, 3, 4, 5]
     assert datasets.load_dataset(repo_id, "full", split="test", token=ALICE_TOKEN)["x"] == [9]
     assert datasets.load_dataset(repo_id, "small", split="train", token=ALICE_TOKEN)["x"] == [7]
-    assert sorted(datasets.load_dataset(repo_id, split="train", token=ALICE_TOKEN)["x"]) == [1, 2, 3, 4, 5]  # default
+    assert sorted(datasets.load_dataset(repo_id, split="train", token=ALICE_TOKEN)["x"]) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]  # default
     assert api.dataset_info(repo_id).card_data["configs"][1]["config_name"] == "small"
 
 

@@ -39,7 +39,9 @@ def private_repo(api: HfApi, repo_id: str) -> str:
     return repo_id
 
 
-def _commit(hub: LocalHub, repo: str, *lines: dict[str, object], token: str | None = ALICE_TOKEN) -> httpx.Response:
+def _commit(
+    hub: LocalHub, repo: str, *lines: dict[str, object], token: str | None = ALICE_TOKEN
+) -> httpx.Response:
     """POST a raw NDJSON commit (to test what the client validates away before sending)."""
     body = "".join(json.dumps(line) + "\n" for line in [{"key": "header", "value": {"summary": "raw"}}, *lines])
     headers = {"content-type": "application/x-ndjson"} | ({"authorization": f"Bearer {token}"} if token else {})
@@ -150,9 +152,12 @@ def test_stale_parent_commit_is_412(api: HfApi, repo: str) -> None:
 
 
 def test_invalid_readme_yaml(api: HfApi, repo: str) -> None:
-    with pytest.raises(ValueError, match="Invalid metadata in README.md"):
+    with pytest.raises(ValueError, match=r"Invalid metadata in README\.md"):
         api.upload_file(
-            path_or_fileobj=b"---\nconfigs: [unclosed\n---\n", path_in_repo="README.md", repo_id=repo, repo_type="dataset"
+            path_or_fileobj=b"---\nconfigs: [unclosed\n---\n",
+            path_in_repo="README.md",
+            repo_id=repo,
+            repo_type="dataset",
         )
     with pytest.raises(ValueError, match="config_name"):
         api.upload_file(
@@ -168,9 +173,13 @@ def test_commit_payload_validation(hub: LocalHub, repo: str) -> None:
         return base64.b64encode(data).decode()
 
     for bad in ["../x", "/abs", "a//b", "a/.git/config", "dir\\file", "a/./b"]:
-        response = _commit(hub, repo, {"key": "file", "value": {"path": bad, "content": b64(b"x"), "encoding": "base64"}})
+        response = _commit(
+            hub, repo, {"key": "file", "value": {"path": bad, "content": b64(b"x"), "encoding": "base64"}}
+        )
         assert response.status_code == 422, bad
-    missing_lfs = _commit(hub, repo, {"key": "lfsFile", "value": {"path": "x.bin", "algo": "sha256", "oid": "a" * 64, "size": 1}})
+    missing_lfs = _commit(
+        hub, repo, {"key": "lfsFile", "value": {"path": "x.bin", "algo": "sha256", "oid": "a" * 64, "size": 1}}
+    )
     assert missing_lfs.status_code == 400 and "does not exist" in missing_lfs.json()["error"]
     missing = _commit(hub, repo, {"key": "deletedFolder", "value": {"path": "nope/"}})
     assert missing.status_code == 404 and missing.headers["x-error-code"] == "EntryNotFound"
@@ -191,7 +200,12 @@ def test_commit_payload_validation(hub: LocalHub, repo: str) -> None:
     # Chunked request bodies are accepted.
     chunked = httpx.post(
         f"{hub.url}/api/datasets/{repo}/commit/main",
-        content=iter([b'{"key":"header","value":{"summary":"chunked"}}\n{"key":"file","value":', b'{"path":"c.txt","content":"Yw=="}}\n']),
+        content=iter(
+            [
+                b'{"key":"header","value":{"summary":"chunked"}}\n{"key":"file","value":',
+                b'{"path":"c.txt","content":"Yw=="}}\n',
+            ]
+        ),
         headers={"authorization": f"Bearer {ALICE_TOKEN}"},
     )
     assert chunked.status_code == 200, chunked.text
@@ -214,13 +228,17 @@ def test_refs_errors(api: HfApi, repo: str) -> None:
     assert raised.value.response.status_code == 400
     api.create_tag(repo, tag="v1", repo_type="dataset")
     api.create_tag(repo, tag="v1", repo_type="dataset", exist_ok=True)
+    with pytest.raises(HfHubHTTPError) as raised:
+        api.create_tag(repo, tag="with space", repo_type="dataset")
+    assert raised.value.response.status_code == 400
     with pytest.raises(RevisionNotFoundError):
         api.delete_tag(repo, tag="v2", repo_type="dataset")
 
 
 def test_misc_endpoints(hub: LocalHub) -> None:
     xet = httpx.get(
-        f"{hub.url}/api/datasets/{ALICE}/x/xet-write-token/main", headers={"authorization": f"Bearer {ALICE_TOKEN}"}
+        f"{hub.url}/api/datasets/{ALICE}/x/xet-write-token/main",
+        headers={"authorization": f"Bearer {ALICE_TOKEN}"},
     )
     assert xet.status_code == 400 and "HF_HUB_DISABLE_XET" in xet.json()["error"]
     assert httpx.get(f"{hub.url}/api/agent-harnesses").json() == {"standardEnvVars": [], "harnesses": {}}
@@ -240,7 +258,12 @@ def test_lfs_upload_urls_are_bound_to_their_object(hub: LocalHub, repo: str) -> 
     oid = hashlib.sha256(data).hexdigest()
     batch = httpx.post(
         f"{hub.url}/datasets/{repo}.git/info/lfs/objects/batch",
-        json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": len(data)}], "ref": {"name": "main"}},
+        json={
+            "operation": "upload",
+            "transfers": ["basic"],
+            "objects": [{"oid": oid, "size": len(data)}],
+            "ref": {"name": "main"},
+        },
         headers={"authorization": f"Bearer {ALICE_TOKEN}"},
     ).json()
     href = batch["objects"][0]["actions"]["upload"]["href"]
@@ -249,5 +272,7 @@ def test_lfs_upload_urls_are_bound_to_their_object(hub: LocalHub, repo: str) -> 
     assert httpx.put(href[:-3] + "xyz", content=data).status_code == 403  # tampered signature
     assert httpx.put(href, content=data).status_code == 200
     verify = batch["objects"][0]["actions"]["verify"]["href"]
-    ok = httpx.post(verify, json={"oid": oid, "size": len(data)}, headers={"authorization": f"Bearer {ALICE_TOKEN}"})
+    ok = httpx.post(
+        verify, json={"oid": oid, "size": len(data)}, headers={"authorization": f"Bearer {ALICE_TOKEN}"}
+    )
     assert ok.status_code == 200

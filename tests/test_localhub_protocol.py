@@ -84,7 +84,9 @@ def test_create_repo_private_twice_gives_fresh_repo(api: HfApi, repo_id: str) ->
 
 
 def test_upload_file_blob_oid(api: HfApi, repo: str) -> None:
-    info = api.upload_file(path_or_fileobj=b"hello world\n", path_in_repo="hello.txt", repo_id=repo, repo_type="dataset")
+    info = api.upload_file(
+        path_or_fileobj=b"hello world\n", path_in_repo="hello.txt", repo_id=repo, repo_type="dataset"
+    )
     assert info.oid == api.dataset_info(repo).sha
     entry = tree(api, repo)["hello.txt"]
     assert entry.blob_id == HELLO_OID  # type: ignore[attr-defined]
@@ -126,7 +128,9 @@ def test_upload_folder_regular_lfs_and_multipart(api: HfApi, repo: str, hub: Loc
     assert entries["notes.txt"].lfs is None  # type: ignore[attr-defined]
 
     big = hf_hub_download(repo, "big/corpus.txt", repo_type="dataset", token=ALICE_TOKEN)
-    assert hashlib.sha256(Path(big).read_bytes()).hexdigest() == hashlib.sha256(files["big/corpus.txt"]).hexdigest()
+    assert (
+        hashlib.sha256(Path(big).read_bytes()).hexdigest() == hashlib.sha256(files["big/corpus.txt"]).hexdigest()
+    )
     assert api.dataset_info(repo).card_data["pretty_name"] == "Folder"
 
     # The same folder again: the batch asks for no upload, and no commit is made.
@@ -143,6 +147,34 @@ def test_identical_upload_file_makes_no_commit(api: HfApi, repo: str, hub: Local
         api.upload_file(path_or_fileobj=b"same\n", path_in_repo="same.txt", repo_id=repo, repo_type="dataset")
         api.upload_file(path_or_fileobj=b"\0bin" * 10, path_in_repo="same.bin", repo_id=repo, repo_type="dataset")
     assert hub.commit_count(repo) == 3  # initial + one per file
+
+
+def test_gitignore_is_honoured(api: HfApi, repo: str, hub: LocalHub, tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("*.log\nscratch/\n")
+    (tmp_path / "keep.txt").write_text("keep")
+    (tmp_path / "debug.log").write_text("noise")
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch" / "tmp.txt").write_text("tmp")
+    api.upload_folder(folder_path=tmp_path, repo_id=repo, repo_type="dataset")
+    assert sorted(api.list_repo_files(repo, repo_type="dataset")) == [".gitattributes", ".gitignore", "keep.txt"]
+    # Re-uploading sends a header-only commit (the ignored files stay in the client's list): accepted.
+    count = hub.commit_count(repo)
+    api.upload_folder(folder_path=tmp_path, repo_id=repo, repo_type="dataset")
+    assert hub.commit_count(repo) == count + 1  # a new commit with the same tree, as the real Hub
+    assert sorted(api.list_repo_files(repo, repo_type="dataset")) == [".gitattributes", ".gitignore", "keep.txt"]
+
+
+def test_repo_info_expand_and_blobs(api: HfApi, repo: str) -> None:
+    api.upload_file(
+        path_or_fileobj=b"---\nlicense: mit\n---\n", path_in_repo="README.md", repo_id=repo, repo_type="dataset"
+    )
+    info = api.dataset_info(repo, expand=["sha", "cardData", "lastModified"])
+    assert info.sha and info.card_data["license"] == "mit" and info.last_modified is not None
+    assert info.siblings is None and info.private is None  # only what was asked for
+    full = api.dataset_info(repo, files_metadata=True)
+    readme = next(s for s in full.siblings if s.rfilename == "README.md")
+    assert readme.size == 21 and len(readme.blob_id) == 40
+    assert full.created_at is not None and full.created_at <= full.last_modified
 
 
 def test_create_commit_add_delete_copy(api: HfApi, repo: str, hub: LocalHub) -> None:
@@ -178,7 +210,9 @@ def test_create_commit_add_delete_copy(api: HfApi, repo: str, hub: LocalHub) -> 
     assert entries["blob.dat"].lfs is not None  # type: ignore[attr-defined]
 
     # .bin is tracked by the default .gitattributes; blob.dat was not, so the commit tracked it.
-    attributes = Path(hf_hub_download(repo, ".gitattributes", repo_type="dataset", revision=info.oid, token=ALICE_TOKEN))
+    attributes = Path(
+        hf_hub_download(repo, ".gitattributes", repo_type="dataset", revision=info.oid, token=ALICE_TOKEN)
+    )
     lines = attributes.read_text().splitlines()
     assert lines[-1] == "blob.dat filter=lfs diff=lfs merge=lfs -text"
     assert not any(line.startswith("weights.bin") for line in lines)
@@ -189,7 +223,9 @@ def test_create_commit_add_delete_copy(api: HfApi, repo: str, hub: LocalHub) -> 
 
 def test_listings_paginate(api: HfApi, repo: str, hub: LocalHub, small_pages: None) -> None:
     for i in range(3):
-        api.upload_file(path_or_fileobj=f"{i}".encode(), path_in_repo=f"d{i}/f{i}.txt", repo_id=repo, repo_type="dataset")
+        api.upload_file(
+            path_or_fileobj=f"{i}".encode(), path_in_repo=f"d{i}/f{i}.txt", repo_id=repo, repo_type="dataset"
+        )
     hub.clear_requests()
     expected = [".gitattributes", "d0/f0.txt", "d1/f1.txt", "d2/f2.txt"]
     assert sorted(api.list_repo_files(repo, repo_type="dataset")) == expected
@@ -203,19 +239,29 @@ def test_listings_paginate(api: HfApi, repo: str, hub: LocalHub, small_pages: No
 
 
 def test_get_paths_info(api: HfApi, repo: str) -> None:
-    api.upload_file(path_or_fileobj=b"hello world\n", path_in_repo="dir/hello.txt", repo_id=repo, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"hello world\n", path_in_repo="dir/hello.txt", repo_id=repo, repo_type="dataset"
+    )
     infos = api.get_paths_info(repo, ["dir/hello.txt", "missing.txt", "dir"], repo_type="dataset", expand=True)
     assert [i.path for i in infos] == ["dir/hello.txt", "dir"]
     assert infos[0].blob_id == HELLO_OID and infos[0].size == 12  # type: ignore[union-attr]
     assert infos[0].last_commit.title == "Upload dir/hello.txt with huggingface_hub"  # type: ignore[union-attr]
     assert len(infos[1].tree_id) == 40  # type: ignore[union-attr]
+    as_json = httpx.post(  # JSON bodies are accepted as well as the client's form encoding
+        f"{os.environ['HF_ENDPOINT']}/api/datasets/{repo}/paths-info/main",
+        json={"paths": ["dir", "dir/hello.txt", "nope"]},
+        headers={"authorization": f"Bearer {ALICE_TOKEN}"},
+    ).json()
+    assert [(e["type"], e["path"]) for e in as_json] == [("directory", "dir"), ("file", "dir/hello.txt")]
 
 
 def test_branches_tags_and_pull_requests(api: HfApi, repo: str, hub: LocalHub) -> None:
     api.upload_file(path_or_fileobj=b"main\n", path_in_repo="f.txt", repo_id=repo, repo_type="dataset")
     api.create_branch(repo, branch="feature/x", repo_type="dataset")
     api.create_branch(repo, branch="feature/x", repo_type="dataset", exist_ok=True)
-    api.upload_file(path_or_fileobj=b"feature\n", path_in_repo="f.txt", repo_id=repo, repo_type="dataset", revision="feature/x")
+    api.upload_file(
+        path_or_fileobj=b"feature\n", path_in_repo="f.txt", repo_id=repo, repo_type="dataset", revision="feature/x"
+    )
     pr = api.upload_file(
         path_or_fileobj=b"pr\n", path_in_repo="f.txt", repo_id=repo, repo_type="dataset", create_pr=True
     )
@@ -223,7 +269,9 @@ def test_branches_tags_and_pull_requests(api: HfApi, repo: str, hub: LocalHub) -
     api.create_tag(repo, tag="v1.0", repo_type="dataset")
 
     def read(revision: str) -> bytes:
-        return Path(hf_hub_download(repo, "f.txt", repo_type="dataset", revision=revision, token=ALICE_TOKEN)).read_bytes()
+        return Path(
+            hf_hub_download(repo, "f.txt", repo_type="dataset", revision=revision, token=ALICE_TOKEN)
+        ).read_bytes()
 
     assert read("main") == b"main\n"
     assert read("feature/x") == b"feature\n"
@@ -255,8 +303,12 @@ def test_snapshot_download_allow_patterns(api: HfApi, repo: str, tmp_path: Path)
             CommitOperationAdd("notes.txt", b"notes"),
         ],
     )
-    local = snapshot_download(repo, repo_type="dataset", allow_patterns=["data/*"], token=ALICE_TOKEN, local_dir=tmp_path)
-    found = sorted(str(p.relative_to(local)) for p in Path(local).rglob("*") if p.is_file() and ".cache" not in p.parts)
+    local = snapshot_download(
+        repo, repo_type="dataset", allow_patterns=["data/*"], token=ALICE_TOKEN, local_dir=tmp_path
+    )
+    found = sorted(
+        str(p.relative_to(local)) for p in Path(local).rglob("*") if p.is_file() and ".cache" not in p.parts
+    )
     assert found == ["data/a.parquet", "data/b.parquet"]
     assert (Path(local) / "data/b.parquet").read_bytes() == b"PAR1 b"
 
@@ -268,7 +320,10 @@ def test_hffilesystem_glob_open_and_ranged_read(api: HfApi, repo: str) -> None:
     fs = HfFileSystem(token=ALICE_TOKEN)
     assert fs.glob(f"datasets/{repo}/data/*.bin") == [f"datasets/{repo}/data/x.bin"]
     assert fs.info(f"datasets/{repo}/data/x.bin")["size"] == len(payload)
-    assert sorted(fs.ls(f"datasets/{repo}/data", detail=False)) == [f"datasets/{repo}/data/x.bin", f"datasets/{repo}/data/y.txt"]
+    assert sorted(fs.ls(f"datasets/{repo}/data", detail=False)) == [
+        f"datasets/{repo}/data/x.bin",
+        f"datasets/{repo}/data/y.txt",
+    ]
     with fs.open(f"datasets/{repo}/data/x.bin", "rb", block_size=1000) as f:
         f.seek(1000)
         assert f.read(300) == payload[1000:1300]
@@ -283,7 +338,9 @@ def test_pandas_read_parquet(api: HfApi, repo: str) -> None:
     frame = pd.DataFrame({"id": range(1000), "text": [f"row {i}" for i in range(1000)]})
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
-    api.upload_file(path_or_fileobj=buffer.getvalue(), path_in_repo="data/train.parquet", repo_id=repo, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=buffer.getvalue(), path_in_repo="data/train.parquet", repo_id=repo, repo_type="dataset"
+    )
     read = pd.read_parquet(f"hf://datasets/{repo}/data/train.parquet", storage_options={"token": ALICE_TOKEN})
     pd.testing.assert_frame_equal(read, frame)
 
@@ -318,7 +375,9 @@ def test_model_repos_have_no_url_prefix(api: HfApi) -> None:
 def test_resolve_headers_and_ranges(api: HfApi, repo: str, hub: LocalHub) -> None:
     data = os.urandom(5000)
     api.upload_file(path_or_fileobj=data, path_in_repo="r.bin", repo_id=repo, repo_type="dataset")
-    api.upload_file(path_or_fileobj=b"hello world\n", path_in_repo="dir/hello world.txt", repo_id=repo, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"hello world\n", path_in_repo="dir/hello world.txt", repo_id=repo, repo_type="dataset"
+    )
     sha = hashlib.sha256(data).hexdigest()
     base = f"{hub.url}/datasets/{repo}/resolve/main"
     with httpx.Client(headers={"authorization": f"Bearer {ALICE_TOKEN}"}) as client:
@@ -350,17 +409,24 @@ def test_resolve_headers_and_ranges(api: HfApi, repo: str, hub: LocalHub) -> Non
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_repos_on_disk_are_git_repositories(api: HfApi, repo: str, hub: LocalHub) -> None:
-    api.upload_file(path_or_fileobj=b"hello world\n", path_in_repo="a/hello.txt", repo_id=repo, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"hello world\n", path_in_repo="a/hello.txt", repo_id=repo, repo_type="dataset"
+    )
     api.upload_file(path_or_fileobj=b"\0" * 100, path_in_repo="b.bin", repo_id=repo, repo_type="dataset")
     git_dir = hub.data_dir / "repos" / "datasets" / repo.lower()
     subprocess.run(["git", "--git-dir", str(git_dir), "fsck", "--strict"], check=True, capture_output=True)
     log = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "log", "--format=%H %s", "main"], check=True, capture_output=True, text=True
+        ["git", "--git-dir", str(git_dir), "log", "--format=%H %s", "main"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.splitlines()
     assert [line.split(" ", 1)[0] for line in log] == commits(api, repo)
     shown = subprocess.run(
         ["git", "--git-dir", str(git_dir), "show", "main:a/hello.txt"], check=True, capture_output=True
     ).stdout
     assert shown == b"hello world\n"
-    pointer = subprocess.run(["git", "--git-dir", str(git_dir), "show", "main:b.bin"], check=True, capture_output=True)
+    pointer = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "show", "main:b.bin"], check=True, capture_output=True
+    )
     assert pointer.stdout.startswith(b"version https://git-lfs.github.com/spec/v1\noid sha256:")

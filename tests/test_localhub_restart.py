@@ -26,7 +26,9 @@ def test_restart_keeps_repos_files_history_and_flags(tmp_path: Path, repo_id: st
     with LocalHub(data_dir, users=USERS) as hub:
         api = HfApi(endpoint=hub.url, token=ALICE_TOKEN)
         api.create_repo(repo_id, repo_type="dataset", private=True)
-        api.upload_file(path_or_fileobj=b"hello world\n", path_in_repo="hello.txt", repo_id=repo_id, repo_type="dataset")
+        api.upload_file(
+            path_or_fileobj=b"hello world\n", path_in_repo="hello.txt", repo_id=repo_id, repo_type="dataset"
+        )
         api.upload_file(path_or_fileobj=big, path_in_repo="data/big.bin", repo_id=repo_id, repo_type="dataset")
         api.create_branch(repo_id, branch="dev", repo_type="dataset")
         api.create_tag(repo_id, tag="v1", repo_type="dataset")
@@ -52,7 +54,12 @@ def test_restart_keeps_repos_files_history_and_flags(tmp_path: Path, repo_id: st
         with pytest.raises(Exception, match="Repository Not Found"):
             HfApi(endpoint=hub.url, token=BOB_TOKEN).dataset_info(repo_id)
         downloaded = hf_hub_download(
-            repo_id, "data/big.bin", repo_type="dataset", endpoint=hub.url, token=ALICE_TOKEN, cache_dir=tmp_path / "c"
+            repo_id,
+            "data/big.bin",
+            repo_type="dataset",
+            endpoint=hub.url,
+            token=ALICE_TOKEN,
+            cache_dir=tmp_path / "c",
         )
         assert Path(downloaded).read_bytes() == big
         # Writing still works after the restart, and LFS objects from before are still deduplicated.

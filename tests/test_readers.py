@@ -234,7 +234,7 @@ def test_duckdb_registered_hffilesystem(pushed: Pushed, config: str) -> None:
         url = f"hf://datasets/{pushed.repo_id}/{config}/*.parquet"
         count = con.execute("SELECT count(*) FROM read_parquet(?)", [url]).fetchall()
         assert count == [(pushed.local[config].num_rows,)]
-        table = con.execute("SELECT * FROM read_parquet(?)", [url]).to_arrow_table()
+        table = con.sql("SELECT * FROM read_parquet(?)", params=[url]).to_arrow_table()
         assert_same_rows(table.to_pylist(), pushed, config)
         if config == "conversations":
             roles = con.execute("SELECT DISTINCT unnest(messages).role AS r FROM read_parquet(?) ORDER BY r", [url])
@@ -338,6 +338,13 @@ def test_read_dataset_images(pushed: Pushed) -> None:
         assert row["image"] == {"bytes": pushed.images[row["path"]].read_bytes(), "path": row["path"]}
     reader = read_dataset(pushed.repo_id, "images", streaming=True, batch_size=2)
     assert [b.num_rows for b in reader] == [2, 1]
+    if not datasets.config.PIL_AVAILABLE:
+        with pytest.raises(ImportError, match="Pillow"):
+            read_dataset(pushed.repo_id, "images", as_="datasets")
+    else:  # the imagefolder builder, decoded by Pillow
+        ds = read_dataset(pushed.repo_id, "images", as_="datasets")
+        assert ds.num_rows == len(pushed.images)
+        assert {image.size for image in ds["image"]} == {(2, 2)}
 
 
 def test_read_dataset_pins_one_commit(pushed: Pushed) -> None:

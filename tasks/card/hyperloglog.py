@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_PRECISION",
     "SLICE_ROWS",
     "HyperLogLog",
+    "as_uint64",
     "digest128",
     "hash64",
     "hash64_from_digest128",
@@ -63,7 +64,7 @@ def is_fixed_width_hashable(type_: pa.DataType) -> bool:
     )
 
 
-def _as_uint64(arr: pa.Array) -> pa.Array:
+def as_uint64(arr: pa.Array) -> pa.Array:
     """The 64-bit pattern of each fixed-width value (no nulls), as uint64. Equal values give equal patterns."""
     type_ = arr.type
     if pa.types.is_boolean(type_):
@@ -131,7 +132,7 @@ def hash64(arr: pa.Array) -> pa.Array:
         arr = arr.drop_null()
     type_ = arr.type
     if is_fixed_width_hashable(type_):
-        return _splitmix64(_as_uint64(arr))
+        return _splitmix64(as_uint64(arr))
     if pa.types.is_fixed_size_binary(type_) and type_.byte_width == 16:
         return hash64_from_digest128(arr)  # type: ignore[arg-type]
     if (

@@ -54,6 +54,7 @@ from pydantic import BaseModel, Field
 from tasks.card.hyperloglog import (
     DEFAULT_PRECISION,
     HyperLogLog,
+    as_uint64,
     digest128,
     hash64,
     is_fixed_width_hashable,
@@ -222,8 +223,9 @@ def _element(arr: pa.Array) -> pa.Array:
 def canonical_keys(values: pa.Array) -> pa.Array:
     """Distinct keys of the non-null ``values`` of one batch: equal keys if and only if equal values.
 
-    Fixed-width types give their (normalised) values; every other type gives 128-bit digests of its values
-    (of their canonical encoding when nested).
+    Fixed-width types give the 64-bit pattern of their values as uint64 (``-0.0`` as ``0.0``, one NaN); every other
+    type gives 128-bit digests of its values (of their canonical encoding when nested). Either way keys compare
+    with plain equality and sort, which :func:`_sorted_distinct` relies on.
     """
     if values.null_count:
         values = values.drop_null()
@@ -234,9 +236,7 @@ def canonical_keys(values: pa.Array) -> pa.Array:
     if len(values) == 0 or pa.types.is_null(type_):
         return pa.array([], pa.binary(16))
     if is_fixed_width_hashable(type_):
-        if pa.types.is_floating(type_):
-            values = _normalise_float(values)
-        return pc.unique(values)
+        return pc.unique(as_uint64(values))  # the value's 64-bit pattern (floats normalised)
     if _is_stringish(type_) or pa.types.is_decimal(type_):
         return digest128(pc.unique(values))
     return digest128(pc.unique(_payload(values)))
@@ -244,6 +244,23 @@ def canonical_keys(values: pa.Array) -> pa.Array:
 
 # ---------------------------------------------------------------------------------------------------------------
 # accumulators
+
+
+def _sorted_distinct(parts: list[pa.Array]) -> pa.Array:
+    """Distinct values of ``parts`` (uint64 or fixed-size binary keys), by sorting.
+
+    Used to merge large key sets: ``pc.unique`` is faster but its hash table needs 60-240 MiB for about a
+    million keys, while sorting needs the keys, their sorted copy and 8 bytes of index per key.
+    """
+    keys = pa.concat_arrays(parts)
+    parts.clear()
+    ordered = pc.take(keys, pc.sort_indices(keys))
+    del keys
+    n = len(ordered)
+    if n < 2:
+        return ordered
+    changed = pc.not_equal(ordered.slice(1), ordered.slice(0, n - 1))
+    return pa.concat_arrays([ordered.slice(0, 1), pc.filter(ordered.slice(1), changed)])
 
 
 class _DistinctCounter:
@@ -282,7 +299,7 @@ class _DistinctCounter:
             self.exact, self.pending, self.pending_len = None, [], 0
             if not parts:
                 return
-            merged = parts[0] if len(parts) == 1 else pc.unique(pa.chunked_array(parts))
+            merged = parts[0] if len(parts) == 1 else _sorted_distinct(parts)
             del parts
             if len(merged) > self.limit:
                 self.sketch = HyperLogLog(self.precision)
@@ -475,27 +492,27 @@ def compute_statistics(
         raise ValueError("batch_rows must be >= 1")
     paths = [Path(p) for p in parquet_files]
     dataset_errors: list[str] = []
-    opened: list[tuple[Path, pq.ParquetFile]] = []
+    readable: list[tuple[Path, pa.Schema]] = []  # footers only: an open reader keeps a row group's buffers
     num_records: int | None = 0
     for path in paths:
         try:
-            pf = pq.ParquetFile(path)
-            rows = pf.metadata.num_rows
+            footer = pq.read_metadata(path)
+            rows, schema = footer.num_rows, footer.schema.to_arrow_schema()
         except Exception as exc:
             reason = f"{path.name} cannot be read ({type(exc).__name__}: {exc})"
             logger.warning("card statistics: %s", reason)
             dataset_errors.append(reason)
             num_records = None
             continue
-        opened.append((path, pf))
+        readable.append((path, schema))
         if num_records is not None:
             num_records += rows
 
     # columns in order of first appearance; one type per column, unified over the files
     merge_lock = threading.Lock()
     types: dict[str, list[pa.DataType]] = {}
-    for _, pf in opened:
-        for fld in pf.schema_arrow:
+    for _, schema in readable:
+        for fld in schema:
             types.setdefault(fld.name, []).append(fld.type)
     columns = {
         name: _Column(
@@ -515,19 +532,20 @@ def compute_statistics(
 
     workers = max(1, min(threads if threads is not None else (os.cpu_count() or 1), len(columns) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="card-stats") as pool:
-        for path, pf in opened:
-            names = set(pf.schema_arrow.names)
+        for path, schema in readable:
+            names = set(schema.names)
             done = 0
             try:
-                for batch in _iter_batches(pf, batch_rows):
-                    # columns are independent: pyarrow kernels release the GIL, so columns overlap
-                    jobs = [
-                        pool.submit(column.add, batch.column(name) if name in names else None, batch.num_rows)
-                        for name, column in columns.items()
-                    ]
-                    for job in jobs:
-                        job.result()
-                    done += batch.num_rows
+                with pq.ParquetFile(path) as pf:
+                    for batch in _iter_batches(pf, batch_rows):
+                        # columns are independent; pyarrow kernels release the GIL, so columns overlap
+                        jobs = [
+                            pool.submit(column.add, batch.column(name) if name in names else None, batch.num_rows)
+                            for name, column in columns.items()
+                        ]
+                        for job in jobs:
+                            job.result()
+                        done += batch.num_rows
             except Exception as exc:
                 reason = f"{path.name} failed after {done} rows ({type(exc).__name__}: {exc})"
                 logger.warning("card statistics: %s", reason)

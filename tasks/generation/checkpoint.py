@@ -299,7 +299,8 @@ class Checkpointer:
         ]
         operations.append(CommitOperationAdd(path_in_repo=self._repo_path(STATE_FILE), path_or_fileobj=state.to_bytes()))
         added = {self._repo_path(rel) for rel in pending.files}
-        operations += [CommitOperationDelete(path_in_repo=p) for p in self._stale if p not in added]
+        keep = added | {self._repo_path(STATE_FILE)}
+        operations += [CommitOperationDelete(path_in_repo=p) for p in self._stale if p not in keep]
         message = (
             f"Checkpoint: {len(done)} of {self.state.total_batches} batches"
             + (f" (+{len(batches)})" if batches else " (final files)")

@@ -1,0 +1,218 @@
+"""The generation flow on the Prefect engine: reproducibility, LLM columns over HTTP, killed-run resume, Dask.
+
+Flow runs cost about a second each on the session harness; pure logic is tested in the other
+``test_generation_*`` modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from fake_llm import FakeLLM, answer_for
+from flows import generate as generate_module
+from flows.generate import generate_dataset
+from tasks.generation.errors import UnsupportedConfigError
+from tasks.generation.state import STATE_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+GREETINGS = ROOT / "examples" / "multilingual_greetings.yaml"
+LLM_EXAMPLE = ROOT / "examples" / "llm_greetings.yaml"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*.parquet"))
+    }
+
+
+def _llm_config(endpoint: str, *, parallel: int = 4) -> dict[str, Any]:
+    """The documented LLM example, pointed at the local fake endpoint with fast retries."""
+    config = yaml.safe_load(LLM_EXAMPLE.read_text())
+    config["model_providers"] = [
+        {"name": "openai", "endpoint": endpoint, "api_key_env": "FAKE_LLM_API_KEY", "retry_backoff_seconds": 0.05}
+    ]
+    config["data_designer"]["model_configs"][0]["inference_parameters"]["max_parallel_requests"] = parallel
+    return config
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    captured: list[dict[str, Any]] = []
+    real = generate_module.emit_event
+
+    def capture(**kwargs: Any) -> Any:
+        captured.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(generate_module, "emit_event", capture)
+    return captured
+
+
+def test_same_seed_gives_byte_identical_data(prefect_api: None, tmp_path: Path, events: list[dict[str, Any]]) -> None:
+    first = generate_dataset(str(GREETINGS), 2500, tmp_path / "a", batch_size=1000, seed=11)
+    second = generate_dataset(GREETINGS, 2500, tmp_path / "b", batch_size=1000, seed=11, max_in_flight=1)
+    assert first.num_records == 2500 and first.num_batches == 3
+    assert first.processors == ["conversations"]
+    assert "user_prompt" not in first.columns and "formal" not in first.columns
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert len(a) == 6 and a == b  # parquet-files/ and processors-files/conversations/, byte for byte
+    assert (tmp_path / "a" / "builder_config.json").read_bytes() == (tmp_path / "b" / "builder_config.json").read_bytes()
+    assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00002.parquet").num_rows == 500
+
+    metadata = json.loads((tmp_path / "a" / "metadata.json").read_text())
+    for key in ("actual_num_records", "target_num_records", "original_target_num_records", "buffer_size",
+                "total_num_batches", "num_completed_batches", "dataset_name", "config_hash", "file_paths",
+                "column_statistics", "preserve_dropped_columns"):
+        assert key in metadata
+    assert metadata["file_paths"]["processor-files"]["conversations"][0] == (
+        "processors-files/conversations/batch_00000.parquet"
+    )
+    stats = {s["column_name"]: s for s in metadata["column_statistics"]}
+    assert stats["reply_words"]["pyarrow_dtype"] == "int64" and stats["reply_words"]["num_records"] == 2500
+
+    assert [e["event"] for e in events] == ["hf.dataset.generated", "hf.dataset.generated"]
+    assert events[0]["resource"]["prefect.resource.id"] == "hf.dataset.generation.a"
+    assert events[0]["payload"]["records"] == 2500 and events[0]["payload"]["batches"] == 3
+
+
+def test_unsupported_config_fails_before_any_batch(prefect_api: None, tmp_path: Path) -> None:
+    config = yaml.safe_load(GREETINGS.read_text())
+    config["data_designer"]["columns"].append({"name": "p", "column_type": "sampler", "sampler_type": "person"})
+    config["data_designer"]["columns"].append({"name": "j", "column_type": "llm-judge", "prompt": "x"})
+    with pytest.raises(UnsupportedConfigError, match="'person'.*\n.*'llm-judge'"):
+        generate_dataset(config, 100, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_llm_text_columns_over_http_with_retried_429_and_500(
+    prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_LLM_API_KEY", "sk-fake-secret-42")
+    with FakeLLM(api_key="sk-fake-secret-42") as llm:
+        llm.fail_next(429, retry_after=0.05)
+        llm.fail_next(500)
+        result = generate_dataset(_llm_config(llm.endpoint), 30, tmp_path / "llm", batch_size=10, seed=3)
+        statuses = [r.status for r in llm.chat_requests]
+    assert statuses.count(429) == 1 and statuses.count(500) == 1
+    assert statuses.count(200) == 60  # two llm-text columns x 30 rows, each answered once
+    assert result.columns == ["language", "name", "occasion", "user_prompt", "greeting", "translation"]
+    table = pq.read_table(tmp_path / "llm" / "parquet-files")
+    for row in table.to_pylist():
+        assert row["greeting"].startswith(f"[gpt-4o-mini] re: {row['user_prompt']} #")
+        assert row["translation"].startswith(f"[gpt-4o-mini] re: Translate into English, answer with the "
+                                             f"translation only: {row['greeting']} #")
+    bodies = [r.body for r in llm.chat_requests if r.status == 200 and r.body is not None]
+    first = next(b for b in bodies if b["messages"][-1]["content"] == table["user_prompt"][0].as_py())
+    assert first["messages"][0]["role"] == "system" and first["temperature"] == 0.7 and first["max_tokens"] == 96
+    answers = {answer_for(b["model"], b["messages"], b["seed"]) for b in bodies}
+    assert set(table["greeting"].to_pylist()) | set(table["translation"].to_pylist()) <= answers
+    assert len({b["seed"] for b in bodies}) > 50  # a seed per request, passed to the endpoint
+    written = (tmp_path / "llm" / "builder_config.json").read_text() + (tmp_path / "llm" / "metadata.json").read_text()
+    assert "sk-fake-secret-42" not in written and "FAKE_LLM_API_KEY" in written
+    chat = pq.read_table(tmp_path / "llm" / "processors-files" / "conversations")
+    assert chat.num_rows == 30
+
+
+@pytest.fixture
+def subprocess_env(prefect_api: None, session_dir: Path) -> dict[str, str]:
+    """Environment for ``python -m flows.generate`` in a child process, on the session's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ)
+    env.update(
+        {
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    return env
+
+
+def _wait_for(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_killed_run_resumes_and_equals_an_uninterrupted_run(
+    subprocess_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_LLM_API_KEY", "k")
+    subprocess_env["FAKE_LLM_API_KEY"] = "k"
+    with FakeLLM(latency=0.02) as llm:
+        config_file = tmp_path / "config.yaml"
+        config_file.write_text(yaml.safe_dump(_llm_config(llm.endpoint, parallel=2)))
+        out = tmp_path / "resumed"
+        command = [sys.executable, "-m", "flows.generate", str(config_file), "--num-records", "96",
+                   "--output", str(out), "--batch-size", "8", "--seed", "5", "--max-in-flight", "2"]
+        child = subprocess.Popen(command, env=subprocess_env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        try:
+            started = _wait_for(lambda: len(list((out / "parquet-files").glob("batch_*.parquet"))) >= 3, 60)
+            assert started, "no batch was written by the child run"
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.wait(timeout=30)
+        assert child.returncode == -signal.SIGKILL
+        done_before = len(list((out / "parquet-files").glob("batch_*.parquet")))
+        assert 3 <= done_before < 12 and not (out / "metadata.json").exists()
+        requests_before = len(llm.chat_requests)
+
+        rerun = subprocess.run(command, env=subprocess_env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "wrote 96 records in 12 batches" in rerun.stdout
+        # Only the missing batches were generated again (2 llm-text columns per row).
+        assert len(llm.chat_requests) - requests_before <= (12 - done_before + 2) * 8 * 2
+        state = json.loads((out / STATE_FILE).read_text())
+        assert state["completed_batches"] == list(range(12))
+
+        whole = generate_dataset(str(config_file), 96, tmp_path / "whole", batch_size=8, seed=5)
+    assert whole.num_batches == 12
+    assert _files(out) == _files(tmp_path / "whole")
+
+
+def test_cli_reports_errors_in_one_line(
+    prefect_api: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"columns": [
+        {"name": "a", "column_type": "sampler", "sampler_type": "person", "params": {}},
+        {"name": "b", "column_type": "validation"},
+    ]}))
+    code = generate_module.main([str(bad), "--num-records", "10", "--output", str(tmp_path / "o")])
+    assert code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: Unsupported items") and "'person'" in last and "'validation'" in last
+
+
+@pytest.fixture
+def dask_cluster() -> Iterator[str]:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_dask_task_runner_gives_the_same_bytes(prefect_api: None, tmp_path: Path, dask_cluster: str) -> None:
+    threads = generate_dataset(GREETINGS, 1200, tmp_path / "threads", batch_size=300, seed=2)
+    dask = generate_dataset(
+        GREETINGS, 1200, tmp_path / "dask", batch_size=300, seed=2, task_runner="dask", dask_address=dask_cluster
+    )
+    assert threads.num_batches == dask.num_batches == 4
+    assert _files(tmp_path / "threads") == _files(tmp_path / "dask")

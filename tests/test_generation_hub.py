@@ -1,0 +1,108 @@
+"""Generation against the embedded Hub: checkpoint commits within the interval, resume from a checkpoint, and the
+config round trip through a ``builder_config.json`` URL."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from huggingface_hub import HfApi
+from pydantic import SecretStr
+
+from conftest import ALICE_TOKEN, HUB_URL
+from flows.generate import generate_dataset
+from tasks.generation.batch_writer import write_parquet_atomic
+from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
+from tasks.generation.source import from_config
+from tasks.generation.state import STATE_FILE, GenerationState, batch_files
+
+ROOT = Path(__file__).resolve().parents[1]
+GREETINGS = ROOT / "examples" / "multilingual_greetings.yaml"
+
+
+def _parquet(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.parquet"))}
+
+
+def test_checkpoint_commits_stay_within_the_interval(hub: object, repo_id: str, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=12, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.6, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    assert checkpointer.prepare() is None
+    checkpointer.start()
+    started = time.monotonic()
+    for index in range(12):  # a batch every 0.1 s for 1.2 s
+        rel = batch_files(index, [])[0]
+        write_parquet_atomic(pa.table({"i": [index]}), tmp_path / rel)
+        before = time.monotonic()
+        checkpointer.add([rel], index)
+        assert time.monotonic() - before < 0.05  # generation never waits for the Hub
+        time.sleep(0.1)
+    commits = checkpointer.close()
+    elapsed = time.monotonic() - started
+    starts = [c.started for c in commits]
+    assert all(b - a >= 0.6 for a, b in zip(starts, starts[1:], strict=False)), starts
+    assert 2 <= len(commits) <= int(elapsed / 0.6) + 1
+    assert sorted(i for c in commits for i in c.batches) == list(range(12))  # every batch, none twice
+
+    api = HfApi(token=ALICE_TOKEN)
+    files = set(api.list_repo_files(repo_id, repo_type="dataset", revision="ckpt"))
+    assert {f"parquet-files/batch_{i:05d}.parquet" for i in range(12)} | {STATE_FILE} <= files
+    history = api.list_repo_commits(repo_id, repo_type="dataset", revision="ckpt")
+    assert sum(c.title.startswith("Checkpoint:") for c in history) == len(commits)
+    remote = checkpointer.read_remote_state()
+    assert remote is not None and remote.completed_batches == list(range(12))
+
+
+def test_run_resumes_from_its_checkpoint_when_the_folder_is_gone(
+    prefect_api: None, hub: object, repo_id: str, tmp_path: Path
+) -> None:
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.3, token=SecretStr(ALICE_TOKEN))
+    out = tmp_path / "run"
+    first = generate_dataset(GREETINGS, 1200, out, batch_size=100, seed=4, checkpoint=target)
+    assert first.checkpoint_commits and first.resumed_batches == 0
+    files = set(HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt"))
+    assert {"metadata.json", "builder_config.json", "parquet-files/batch_00011.parquet",
+            "processors-files/conversations/batch_00011.parquet"} <= files  # final flush
+    expected = _parquet(out)
+
+    shutil.rmtree(out)
+    again = generate_dataset(GREETINGS, 1200, out, batch_size=100, seed=4, checkpoint=target)
+    assert again.resumed_batches == 12  # nothing regenerated: all batches came from the checkpoint
+    assert _parquet(out) == expected
+
+    # A different run on the same branch replaces the checkpoint instead of mixing with it.
+    other = generate_dataset(GREETINGS, 300, tmp_path / "other", batch_size=100, seed=9, checkpoint=target)
+    assert other.resumed_batches == 0
+    files = set(HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt"))
+    assert "parquet-files/batch_00003.parquet" not in files and "parquet-files/batch_00002.parquet" in files
+
+
+@pytest.mark.parametrize("page", ["resolve", "blob"])
+def test_config_round_trips_through_its_builder_config_url(
+    prefect_api: None, hub: object, repo_id: str, tmp_path: Path, page: str
+) -> None:
+    first = generate_dataset(GREETINGS, 200, tmp_path / "first", batch_size=100, seed=1)
+    api = HfApi(token=ALICE_TOKEN)
+    api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+    api.upload_file(
+        path_or_fileobj=str(first.path / "builder_config.json"),
+        path_in_repo="builder_config.json",
+        repo_id=repo_id,
+        repo_type="dataset",
+        token=ALICE_TOKEN,
+    )
+    url = f"{HUB_URL}/datasets/{repo_id}/{page}/main/builder_config.json"
+    assert from_config(url).to_builder_dict() == from_config(GREETINGS).to_builder_dict()
+
+    second = generate_dataset(url, 150, tmp_path / "second", batch_size=100, seed=2)
+    assert second.columns == first.columns and second.processors == first.processors
+    for folder in ("parquet-files", "processors-files/conversations"):
+        a = pq.read_schema(first.path / folder / "batch_00000.parquet")
+        b = pq.read_schema(second.path / folder / "batch_00000.parquet")
+        assert a.equals(b), (a, b)
