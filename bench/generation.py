@@ -1,6 +1,6 @@
 """Benchmark of the generation flow on the no-LLM example, with and without checkpoints to the embedded Hub.
 
-    python -m bench.generation [--records 10000 100000] [--batch-size 1000] [--interval 5] [--json FILE]
+    python -m bench.generation [--records 10000 100000] [--batch-size 1000] [--interval 1] [--json FILE]
 
 The parent starts ``localhub.LocalHub`` and runs the measurements in a child process whose environment points
 ``huggingface_hub`` at it (``HF_ENDPOINT``, ``HF_HUB_DISABLE_XET=1`` must be set before the library is
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.generation", description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--interval", type=float, default=5.0, help="checkpoint interval in seconds")
+    parser.add_argument("--interval", type=float, default=1.0, help="checkpoint interval in seconds")
     parser.add_argument("--json", help="also write the measurements to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)

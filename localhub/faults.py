@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 ROUTES = frozenset(
@@ -205,15 +205,29 @@ class RequestRecord:
 
 
 class RequestLog:
-    """Thread-safe, append-only log of the requests served (admin routes excluded)."""
+    """Thread-safe log of the requests served (admin routes excluded).
+
+    A request is logged *before* the last byte of its response leaves the server (so a client that got its answer
+    always finds the record), then :meth:`finish` completes the record with the bytes actually sent.
+    """
 
     def __init__(self) -> None:
         self._records: list[RequestRecord] = []
+        self._generation = 0  # bumped by clear(), so finish() never touches a record of a cleared log
         self._lock = threading.Lock()
 
-    def append(self, record: RequestRecord) -> None:
+    def append(self, record: RequestRecord) -> tuple[int, int]:
+        """Log ``record``; returns a handle for :meth:`finish`."""
         with self._lock:
             self._records.append(record)
+            return self._generation, len(self._records) - 1
+
+    def finish(self, handle: tuple[int, int], **changes: Any) -> None:
+        """Update fields (bytes_out, duration) of a logged record, unless the log was cleared since."""
+        with self._lock:
+            generation, index = handle
+            if generation == self._generation:
+                self._records[index] = replace(self._records[index], **changes)
 
     def snapshot(self) -> list[RequestRecord]:
         with self._lock:
@@ -222,6 +236,7 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._generation += 1
 
     def stats(self) -> dict[str, Any]:
         """Totals over the log: traffic, LFS upload bytes, commits created, faults applied, per-route counts."""

@@ -119,26 +119,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         route = routes.match(self.command, raw_path, self.headers.get("Host", ""))
         repo = self._repo_label(route)
         fault = state.faults.pick(route.name, self.command, repo)
-        status, bytes_out, dropped = 0, 0, False
-        try:
-            if fault is not None and fault.latency:
-                time.sleep(fault.latency)
-            if fault is not None and fault.drop == "before":
-                dropped = True
-                self._cut_connection()
-                return
-            response = self._fault_response(fault) if fault and fault.status else self._handle(route, query, body)
-            if response is None:  # the connection broke while reading the request
-                self._cut_connection()
-                return
-            status = response.status
-            if fault is not None and fault.drop == "after":
-                dropped = True
-                self._cut_connection()
-                return
-            bytes_out = self._send(response, body, request_id)
-        finally:
-            state.log.append(
+
+        def log(status: int, bytes_out: int, dropped: bool = False) -> tuple[int, int]:
+            return state.log.append(
                 RequestRecord(
                     method=self.command,
                     route=route.name,
@@ -154,6 +137,26 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                     request_id=request_id,
                 )
             )
+
+        if fault is not None and fault.latency:
+            time.sleep(fault.latency)
+        if fault is not None and fault.drop == "before":
+            log(0, 0, dropped=True)
+            self._cut_connection()
+            return
+        response = self._fault_response(fault) if fault and fault.status else self._handle(route, query, body)
+        if response is None:  # the connection broke while reading the request
+            log(0, 0)
+            self._cut_connection()
+            return
+        if fault is not None and fault.drop == "after":
+            log(response.status, 0, dropped=True)
+            self._cut_connection()
+            return
+        # Logged before sending, so that a client holding the answer always finds its record; then completed.
+        handle = log(response.status, 0 if self.command == "HEAD" else response.content_length)
+        bytes_out = self._send(response, body, request_id)
+        state.log.finish(handle, bytes_out=bytes_out, bytes_in=body.bytes_read, duration=time.time() - started)
 
     @staticmethod
     def _repo_label(route: routes.RouteMatch) -> str | None:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -185,6 +186,37 @@ class PrefectServer:
             states[run.name.rsplit("-", 1)[0]] = run.state.name if run.state else ""
         return states
 
+    def runs_of(self, deployment_id: UUID) -> list[Any]:
+        """The flow runs of a deployment, oldest first."""
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+        with self.client() as client:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+        return sorted(runs, key=lambda r: r.created)
+
+    def run_deployment(self, name: str, params: dict[str, Any]) -> UUID:
+        """Create a run of deployment ``name`` with ``{"params": params}`` and return its id; a runner or worker
+        polling the deployment starts it."""
+        with self.client() as client:
+            deployment = client.read_deployment_by_name(name)
+            run = client.create_flow_run_from_deployment(deployment.id, parameters={"params": params})
+        return run.id
+
+    def artifacts(self, flow_run_id: UUID) -> list[Any]:
+        """The artifacts attached to a flow run (all its attempts)."""
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        with self.client() as client:
+            return list(
+                client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+                )
+            )
+
+    wait_for = staticmethod(wait_for)
+
     def logs(self, flow_run_id: UUID) -> list[Any]:
         from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
@@ -193,11 +225,33 @@ class PrefectServer:
 
 
 class ServedDeployments:
-    """``python -m deployments.serve`` in a child process, against a ``PrefectServer`` and the embedded Hub."""
+    """``python -m deployments.serve`` in a child process, against a ``PrefectServer`` and the embedded Hub.
 
-    def __init__(self, server: PrefectServer, env: Mapping[str, str], args: list[str], log_path: Path) -> None:
+    The test session serves with: a cron schedule ``SCHEDULE_CRON`` pushing ``scheduled_repo`` with
+    ``SCHEDULED_RECORDS`` records, and a verify trigger restricted to pushes to repos starting with
+    ``CHAIN_PREFIX`` (so that only the chain tests start verify runs).
+    """
+
+    NAMES = ("generate-then-push/scheduled", "push-folder/push-only", "verify-after-push/on-push")
+    SCHEDULE_CRON = "0 3 * * *"
+    SCHEDULED_RECORDS = 40
+    CHAIN_PREFIX = "alice/chain-"
+
+    def __init__(self, server: PrefectServer, env: Mapping[str, str], log_path: Path) -> None:
         self.server = server
         self.log_path = log_path
+        self.deployments: dict[str, Any] = {}
+        self.scheduled_repo = f"alice/nightly-{uuid.uuid4().hex[:8]}"
+        args = [
+            "--repo",
+            self.scheduled_repo,
+            "--records",
+            str(self.SCHEDULED_RECORDS),
+            "--cron",
+            self.SCHEDULE_CRON,
+            "--verify-match",
+            f"hf.dataset.{self.CHAIN_PREFIX}*",
+        ]
         log = log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "deployments.serve", *args],
@@ -227,7 +281,7 @@ class ServedDeployments:
         deployments = wait_for(probe, timeout=timeout, interval=0.5, what=f"deployments {names} to register")
         # The runner starts polling right after registering; its start message says so.
         wait_for(
-            lambda: "serving" in self.log_path.read_text(errors="replace").lower(),
+            lambda: "being served" in self.log_path.read_text(errors="replace"),
             timeout=timeout,
             what="the runner to start",
         )
@@ -235,6 +289,36 @@ class ServedDeployments:
 
     def stop(self) -> None:
         _stop(self.process, timeout=20)
+
+
+@pytest.fixture(scope="session")
+def served_deployments(prefect_server: PrefectServer, hub: Any, session_dir: Path) -> Iterator[ServedDeployments]:
+    """``python -m deployments.serve`` against the session's server and embedded Hub (alice's token in its env).
+
+    Stage retries are shortened (1 retry, 0.2 s) so that a faulted stage fails in a second; the runner polls
+    every second.
+    """
+    from conftest import ALICE_TOKEN, HUB_URL
+
+    work = session_dir / "served"
+    work.mkdir(exist_ok=True)
+    env = prefect_server.base_env(
+        PREFECT_HOME=str(work / "prefect-home"),
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(work / "prefect-results"),
+        PREFECT_RUNNER_POLL_FREQUENCY="1",
+        HF_ENDPOINT=HUB_URL,
+        HF_HUB_DISABLE_XET="1",
+        HF_TOKEN=ALICE_TOKEN,
+        HFDS_STAGE_RETRIES="1",
+        HFDS_STAGE_RETRY_DELAY="0.2",
+        HFDS_WORK_DIR=str(work / "generated"),
+    )
+    served = ServedDeployments(prefect_server, env, work / "serve.log")
+    try:
+        served.deployments = served.wait_registered(list(served.NAMES))
+        yield served
+    finally:
+        served.stop()
 
 
 @pytest.fixture(scope="session")

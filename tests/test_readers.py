@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ALICE, ALICE_TOKEN, BOB_TOKEN
 from factories import make_dataset_folder
-from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem, hf_hub_download
+from huggingface_hub import CommitOperationAdd, HfApi, HfFileSystem, constants, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import RepositoryNotFoundError
 from prefect import flow
 from pydantic import SecretStr
@@ -44,6 +44,7 @@ datasets.config.USE_PARQUET_EXPORT = False  # no datasets-server probe against t
 datasets.disable_progress_bars()
 
 CONFIGS = ["data", "conversations", "summary"]
+HF_ENDPOINT = constants.ENDPOINT  # the embedded Hub (conftest sets HF_ENDPOINT before huggingface_hub is imported)
 DESCRIPTION = "Greetings in five languages, read back by every reader."
 
 
@@ -103,7 +104,9 @@ def pushed(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Pushe
     _push(folder, repo_id)
     files = _local_files(folder)
     local = {config: pa.concat_tables([pq.read_table(p) for p in paths]) for config, paths in files.items()}
-    images = {f"images/{p.relative_to(folder / 'images').as_posix()}": p for p in (folder / "images").rglob("*.png")}
+    images = {
+        f"images/{p.relative_to(folder / 'images').as_posix()}": p for p in (folder / "images").rglob("*.png")
+    }
     assert local["data"].num_rows == 60 and len(images) == 3
     return Pushed(repo_id, folder, local, files, images)
 
@@ -237,7 +240,9 @@ def test_duckdb_registered_hffilesystem(pushed: Pushed, config: str) -> None:
         table = con.sql("SELECT * FROM read_parquet(?)", params=[url]).to_arrow_table()
         assert_same_rows(table.to_pylist(), pushed, config)
         if config == "conversations":
-            roles = con.execute("SELECT DISTINCT unnest(messages).role AS r FROM read_parquet(?) ORDER BY r", [url])
+            roles = con.execute(
+                "SELECT DISTINCT unnest(messages).role AS r FROM read_parquet(?) ORDER BY r", [url]
+            )
             assert roles.fetchall() == [("assistant",), ("user",)]
     finally:
         con.close()
@@ -283,6 +288,53 @@ def test_images_datasets_imagefolder(pushed: Pushed) -> None:
     )
     assert ds.num_rows == len(pushed.images)
     assert {image.size for image in ds["image"]} == {(2, 2)}
+
+
+# --- readers outside the test extra: run where installed (docs/readers.md says which are in CI) ------------------
+
+
+def test_pyiceberg_catalog_over_the_pushed_files(pushed: Pushed, tmp_path: Path) -> None:
+    """PyIceberg: an Iceberg table whose data files are the pushed parquet files (``add_files``, nothing copied)."""
+    pytest.importorskip("pyiceberg")
+    pytest.importorskip("sqlalchemy")
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    catalog = SqlCatalog(
+        "hub",
+        uri=f"sqlite:///{tmp_path / 'catalog.db'}",
+        warehouse=tmp_path.as_uri(),
+        **{"py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO", "hf.endpoint": HF_ENDPOINT},
+    )
+    catalog.create_namespace("hub")
+    for config in CONFIGS:
+        table = catalog.create_table(f"hub.{config}", schema=pushed.local[config].schema)
+        table.add_files(resolve_config(pushed.repo_id, config).urls())
+        assert_same_rows(table.scan().to_arrow().to_pylist(), pushed, config)
+
+
+def test_daft_over_http_resolve_urls(pushed: Pushed) -> None:
+    """Daft: its hf:// is hard-wired to huggingface.co; the Hub's /resolve/ URLs are plain HTTP it reads anywhere."""
+    daft = pytest.importorskip("daft")
+    for config in CONFIGS:
+        resolved = resolve_config(pushed.repo_id, config)
+        urls = [
+            hf_hub_url(pushed.repo_id, path, repo_type="dataset", revision=resolved.commit)
+            for path in resolved.files
+        ]
+        assert all(url.startswith(HF_ENDPOINT) for url in urls)
+        assert_same_rows(daft.read_parquet(urls).to_pylist(), pushed, config)
+    assert_same_rows(
+        daft.from_arrow(read_dataset(pushed.repo_id, "conversations")).to_pylist(), pushed, "conversations"
+    )
+
+
+def test_distilabel_load_data_from_hub(pushed: Pushed) -> None:
+    """distilabel's LoadDataFromHub goes through datasets (streaming batches)."""
+    steps = pytest.importorskip("distilabel.steps")
+    step = steps.LoadDataFromHub(repo_id=pushed.repo_id, config="conversations", split="train", batch_size=25)
+    step.load()
+    rows = [row for batch, _last in step.process() for row in batch]
+    assert_same_rows(rows, pushed, "conversations")
 
 
 # --- the reader task -----------------------------------------------------------------------------------------
@@ -381,9 +433,7 @@ def private_repo(pushed: Pushed, tmp_path_factory: pytest.TempPathFactory) -> st
     stage = tmp_path_factory.mktemp("private")
     shutil.copy(card, stage / "README.md")
     ops = [CommitOperationAdd("README.md", str(stage / "README.md"))]
-    ops += [
-        CommitOperationAdd(f"conversations/{p.name}", str(p)) for p in pushed.local_files["conversations"]
-    ]
+    ops += [CommitOperationAdd(f"conversations/{p.name}", str(p)) for p in pushed.local_files["conversations"]]
     api.create_commit(repo_id, ops, commit_message="Private copy", repo_type="dataset")
     return repo_id
 

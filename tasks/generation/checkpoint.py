@@ -267,6 +267,8 @@ class Checkpointer:
                 if not self._pending.files or (self._closing and not self.target.final_flush):
                     return
                 while (wait := self._next_allowed - time.monotonic()) > 0:
+                    if self._closing and not self.target.final_flush:
+                        return
                     self._cond.wait(timeout=wait)
                 pending, self._pending = self._pending, _Pending()
                 started = time.monotonic()

@@ -69,7 +69,7 @@ class CompiledTemplate:
         references: Names the template reads from the row.
     """
 
-    __slots__ = ("_new_context", "_root", "references", "source", "where")
+    __slots__ = ("_blocks", "_globals", "_name", "_new_context", "_root", "references", "source", "where")
 
     def __init__(self, source: str, where: str) -> None:
         self.source = source
@@ -86,6 +86,10 @@ class CompiledTemplate:
         # Skip Template.render's argument copying and traceback rewriting: this is the per-row hot path.
         self._root: Callable[[Any], Iterator[str]] = template.root_render_func
         self._new_context = template.new_context
+        # Jinja merges a ChainMap of globals into every context; a flat copy made once is much cheaper.
+        self._globals = dict(template.globals)
+        self._name = template.name
+        self._blocks = template.blocks
 
     def render(self, row: Mapping[str, Any], index: int | None = None) -> str:
         """Render with the row's values.
@@ -105,12 +109,13 @@ class CompiledTemplate:
 
     def render_rows(self, rows: list[dict[str, Any]]) -> list[str]:
         """Render every row (the batch hot path: no per-row copy of the mapping)."""
-        root, new_context, out = self._root, self._new_context, []
+        root, out, context = self._root, [], ENVIRONMENT.context_class
+        env, name, blocks, globals_ = ENVIRONMENT, self._name, self._blocks, self._globals
         append = out.append
         i = 0
         try:
             for i, row in enumerate(rows):  # noqa: B007 - i is read in the error handlers
-                append("".join(root(new_context(row))))
+                append("".join(root(context(env, {**globals_, **row}, name, blocks))))
         except SecurityError as exc:
             raise TemplateSecurityError(f"{self.where}: {exc} (template: {self.source!r})") from None
         except UndefinedError as exc:

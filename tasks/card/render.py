@@ -1,0 +1,496 @@
+"""Render the dataset card (``README.md``) of a pushed dataset (product.md §5).
+
+The card is the YAML front matter (:mod:`tasks.card.front_matter`, always written by this module) followed by a
+body rendered from a Jinja2 template. The default template is ``templates/dataset_card.md.j2``; a user's template
+(``CardOptions.template``) replaces it and may ``{% extends "dataset_card.md.j2" %}`` to override single blocks.
+Templates render the body only: whatever a template does, the front matter and its ``configs`` stay correct.
+
+Every user-supplied string (description, tags, names) reaches the template as data, never as template source, so
+``{{ }}`` in a description is printed as it is. Autoescape is off (the output is Markdown). Values that go into
+tables and code spans are escaped by the filters ``md_code`` and ``md_cell``; the description is printed verbatim.
+Templates run in Jinja2's sandbox with ``StrictUndefined``: a misspelt variable is an error, not an empty string.
+
+Numbers come from the parquet files (:func:`tasks.card.statistics.compute_statistics`). ``metadata.json`` adds
+only what the files cannot tell: completion against the target record count, and LLM token usage of
+``column_statistics`` (``input_tokens_mean`` / ``output_tokens_mean`` ...). A statistic that fails renders as
+``n/a`` (the reason is logged) and the card is still produced.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pyarrow.parquet as pq
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from tasks.card.front_matter import build_configs, build_front_matter, dump_front_matter, size_category
+from tasks.card.statistics import ColumnStatistics, DatasetStatistics, compute_statistics
+
+__all__ = ["DEFAULT_TEMPLATE", "NA", "NOT_APPLICABLE", "CardOptions", "RenderedCard", "render_card"]
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+DEFAULT_TEMPLATE = TEMPLATES_DIR / "dataset_card.md.j2"
+NA = "n/a"  # a statistic that could not be computed
+NOT_APPLICABLE = "—"  # a statistic that does not apply (e.g. a percentage of zero values)
+
+_REPO_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_LLM_TOKEN_FIELDS = (
+    "input_tokens_mean",
+    "input_tokens_median",
+    "input_tokens_stddev",
+    "output_tokens_mean",
+    "output_tokens_median",
+    "output_tokens_stddev",
+)
+
+
+class CardOptions(BaseModel):
+    """What the user says about the dataset; everything else on the card is computed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo_id: str
+    description: str
+    tags: list[str] = []
+    license: str | None = None
+    language: list[str] | None = None
+    task_categories: list[str] | None = None
+    pretty_name: str | None = None
+    template: Path | None = None
+    hub_url: str = "https://huggingface.co"  # used in the citation's URL
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id(cls, value: str) -> str:
+        parts = value.split("/")
+        if (
+            len(parts) != 2
+            or not all(_REPO_PART.fullmatch(p) for p in parts)
+            or any("--" in p or ".." in p for p in parts)
+            or len(parts[1]) > 96
+        ):
+            raise ValueError(
+                f"repo_id must be 'namespace/name' (letters, digits, '-', '_', '.'; no '--' or '..'), got {value!r}"
+            )
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("description is required and must not be empty")
+        return value
+
+    @field_validator("license", "pretty_name")
+    @classmethod
+    def _optional_text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return value.strip() or None
+
+    @field_validator("language", "task_categories")
+    @classmethod
+    def _optional_list(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = list(dict.fromkeys(v.strip() for v in value if v.strip()))
+        return cleaned or None
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: Path | None) -> Path | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"template {str(value)!r} is not a file")
+        return value
+
+
+class RenderedCard(BaseModel):
+    text: str  # the full README.md
+    front_matter: dict[str, Any]  # the data dumped as YAML at the top of ``text``
+    configs: list[str]  # config names in order: "data", then processors
+    statistics: DatasetStatistics
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# formatting
+
+
+def fmt_int(value: int | None) -> str:
+    return NA if value is None else f"{value:,}"
+
+
+def fmt_float(value: float | None, digits: int = 1) -> str:
+    if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+        return NA
+    return f"{value:,.{digits}f}"
+
+
+def fmt_pct(part: int | None, whole: int | None) -> str:
+    """``part / whole`` as a percentage with one decimal; ``<0.1%`` / ``>99.9%`` rather than a misleading 0.0/100.0."""
+    if part is None or whole is None:
+        return NA
+    if whole <= 0:
+        return NOT_APPLICABLE
+    pct = 100.0 * part / whole
+    if 0 < pct < 0.05:
+        return "<0.1%"
+    if 99.95 <= pct < 100:
+        return ">99.9%"
+    return f"{pct:.1f}%"
+
+
+def md_code(value: Any) -> str:
+    """``value`` as an inline code span that is safe in a Markdown table cell."""
+    text = " ".join(str(value).split("\n")).replace("\r", " ").replace("|", "\\|")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_cell(value: Any) -> str:
+    """Plain text safe in a Markdown table cell (one line, pipes and HTML escaped)."""
+    text = " ".join(str(value).splitlines())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def py_str(value: str) -> str:
+    """A Python string literal (double-quoted) for code snippets."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _bibtex_escape(value: str) -> str:
+    out = []
+    for ch in " ".join(value.split()):
+        if ch in "{}":
+            out.append("\\" + ch)
+        elif ch in "&%$#_":
+            out.append("\\" + ch)
+        elif ch == "\\":
+            out.append("\\textbackslash{}")
+        elif ch == "~":
+            out.append("\\textasciitilde{}")
+        elif ch == "^":
+            out.append("\\textasciicircum{}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inputs from builder_config.json and metadata.json (any shape tolerated)
+
+
+def _enum_value(value: Any) -> Any:
+    """Data Designer may serialise enums as ``{"value": ...}``."""
+    if isinstance(value, Mapping):
+        return value.get("value")
+    return value
+
+
+def _config_columns(builder_config: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not builder_config:
+        return []
+    try:
+        designer = builder_config.get("data_designer", builder_config)
+        columns = designer.get("columns") if isinstance(designer, Mapping) else None
+        if not isinstance(columns, list):
+            return []
+        return [c for c in columns if isinstance(c, Mapping) and isinstance(c.get("name"), str)]
+    except Exception as exc:
+        logger.warning("dataset card: builder_config.json columns unreadable: %s", exc)
+        return []
+
+
+def _column_kind(config: Mapping[str, Any]) -> str:
+    kind = _enum_value(config.get("column_type"))
+    kind = str(kind) if kind not in (None, "") else "unknown"
+    sampler = _enum_value(config.get("sampler_type"))
+    if kind == "sampler" and sampler not in (None, ""):
+        return f"sampler ({sampler})"
+    return kind
+
+
+def _models(builder_config: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """Model aliases and names only (never keys or endpoints)."""
+    if not builder_config:
+        return []
+    designer = builder_config.get("data_designer", builder_config)
+    configs = designer.get("model_configs") if isinstance(designer, Mapping) else None
+    if not isinstance(configs, list):
+        return []
+    models = []
+    for entry in configs:
+        if isinstance(entry, Mapping) and isinstance(entry.get("model"), str):
+            models.append(
+                {
+                    "alias": str(entry.get("alias") or ""),
+                    "model": entry["model"],
+                    "provider": str(_enum_value(entry.get("provider")) or ""),
+                }
+            )
+    return models
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _completion(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not metadata:
+        return None
+    actual, target = _int(metadata.get("actual_num_records")), _int(metadata.get("target_num_records"))
+    if actual is None or target is None or actual == target or target <= 0 or actual < 0:
+        return None
+    return {"actual": actual, "target": target, "percent": fmt_pct(actual, target)}
+
+
+def _llm_token_stats(metadata: Mapping[str, Any] | None) -> dict[str, dict[str, float]]:
+    """``column name -> {field: value}`` for the token fields of ``metadata.column_statistics``."""
+    if not metadata:
+        return {}
+    raw = metadata.get("column_statistics")
+    if isinstance(raw, Mapping):
+        entries = [dict(v, column_name=k) if isinstance(v, Mapping) else v for k, v in raw.items()]
+    elif isinstance(raw, list):
+        entries = raw
+    else:
+        return {}
+    found: dict[str, dict[str, float]] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("column_name"), str):
+            continue
+        values = {
+            f: float(entry[f])
+            for f in _LLM_TOKEN_FIELDS
+            if isinstance(entry.get(f), int | float) and not isinstance(entry.get(f), bool)
+            and math.isfinite(entry[f])
+        }
+        if values:
+            found[entry["column_name"]] = values
+    return found
+
+
+def _processor_summary(name: str, files: Sequence[Path]) -> dict[str, Any]:
+    """Records and columns of a processor's output, from the parquet footers."""
+    summary: dict[str, Any] = {"name": name, "files": len(files), "records": NA, "columns": NA}
+    try:
+        records = 0
+        columns: dict[str, None] = {}
+        for path in files:
+            footer = pq.read_metadata(path)
+            records += footer.num_rows
+            columns.update(dict.fromkeys(footer.schema.to_arrow_schema().names))
+    except Exception as exc:
+        logger.warning("dataset card: processor %r output unreadable: %s: %s", name, type(exc).__name__, exc)
+        return summary
+    summary.update(records=fmt_int(records), columns=fmt_int(len(columns)))
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the table rows
+
+
+def _column_row(col: ColumnStatistics, num_records: int | None, kind: str) -> dict[str, Any]:
+    nulls = NA if col.null_count is None else f"{fmt_int(col.null_count)} ({fmt_pct(col.null_count, num_records)})"
+    if col.unique_count is None:
+        unique = NA
+    else:
+        non_null = None if col.null_count is None or num_records is None else num_records - col.null_count
+        approx = "" if col.unique_exact else "≈ "
+        unique = f"{approx}{fmt_int(col.unique_count)} ({fmt_pct(col.unique_count, non_null)})"
+    words = tokens = NOT_APPLICABLE
+    if col.is_text:
+        t = col.tokens
+        if t is None:
+            words = tokens = NA
+        elif t.values == 0:
+            words = tokens = NOT_APPLICABLE
+        else:
+            words = f"{fmt_float(t.words_mean)} / {fmt_int(t.words_min)} / {fmt_int(t.words_max)}"
+            tokens = f"{fmt_float(t.tokens_mean)} / {fmt_int(t.tokens_min)} / {fmt_int(t.tokens_max)}"
+    return {
+        "name": col.name,
+        "arrow_type": col.arrow_type,
+        "column_type": kind,
+        "unique": unique,
+        "nulls": nulls,
+        "words": words,
+        "tokens": tokens,
+        "error": col.error,
+        "stats": col,
+    }
+
+
+def _safe_statistics(parquet_files: Sequence[Path]) -> DatasetStatistics:
+    try:
+        return compute_statistics(parquet_files)
+    except Exception as exc:  # compute_statistics guards itself; this is the last line of defence
+        logger.warning("dataset card: statistics failed: %s: %s", type(exc).__name__, exc, exc_info=True)
+        return DatasetStatistics(num_records=None, columns=[], num_files=len(parquet_files), error=str(exc))
+
+
+def _environment(user_template: Path | None) -> SandboxedEnvironment:
+    # the shipped directory first, so that ``{% extends "dataset_card.md.j2" %}`` always means the shipped card;
+    # then the user template's directory, for its own includes
+    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(TEMPLATES_DIR))]
+    if user_template is not None:
+        loaders.append(jinja2.FileSystemLoader(str(Path(user_template).resolve().parent)))
+    env = SandboxedEnvironment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=False,  # Markdown output; user text is data, escaped where it lands in tables
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        fmt_int=fmt_int, fmt_float=fmt_float, fmt_pct=fmt_pct, md_code=md_code, md_cell=md_cell, py_str=py_str
+    )
+    return env
+
+
+def _template(env: SandboxedEnvironment, user_template: Path | None) -> jinja2.Template:
+    if user_template is None:
+        return env.get_template(DEFAULT_TEMPLATE.name)
+    return env.from_string(Path(user_template).read_text(encoding="utf-8"))
+
+
+def render_card(
+    parquet_files: Sequence[Path],
+    processors: Mapping[str, Sequence[Path]],
+    options: CardOptions,
+    builder_config: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    year: int | None = None,
+) -> RenderedCard:
+    """Render ``README.md`` for the dataset made of ``parquet_files`` plus its processor outputs.
+
+    ``processors`` maps a processor name to its parquet files; a processor without files gets no config.
+    ``builder_config`` / ``metadata`` are the parsed JSON files, or ``None`` when absent (then the card does not
+    link to them). ``year`` (default: the current year) is used in the citation.
+
+    Raises ``ValueError`` for an unusable processor name and ``jinja2.TemplateError`` for a broken user
+    template; data problems never raise (they show as ``n/a``).
+    """
+    present = [name for name, files in processors.items() if len(files) > 0]
+    configs = build_configs(present)
+    statistics = _safe_statistics([Path(p) for p in parquet_files])
+    records = statistics.num_records
+
+    front_matter = build_front_matter(
+        configs=configs,
+        tags=options.tags,
+        num_records=records,
+        license=options.license,
+        language=options.language,
+        task_categories=options.task_categories,
+        pretty_name=options.pretty_name,
+    )
+    yaml_text = dump_front_matter(front_matter)
+
+    config_columns = _config_columns(builder_config)
+    kinds = {c["name"]: _column_kind(c) for c in config_columns}
+    rows = [_column_row(c, records, kinds.get(c.name, NOT_APPLICABLE)) for c in statistics.columns]
+    type_counts = Counter(str(_enum_value(c.get("column_type")) or "unknown") for c in config_columns)
+    llm_stats = _llm_token_stats(metadata)
+    llm_rows = [
+        {
+            "name": name,
+            "input_mean": fmt_float(values.get("input_tokens_mean")),
+            "output_mean": fmt_float(values.get("output_tokens_mean")),
+            "output_median": fmt_float(values.get("output_tokens_median")),
+            "output_stddev": fmt_float(values.get("output_tokens_stddev")),
+        }
+        for name, values in llm_stats.items()
+    ]
+    year = year if year is not None else _dt.datetime.now(_dt.UTC).year
+    namespace, name = options.repo_id.split("/")
+    title = " ".join((options.pretty_name or name).split())
+    url = f"{options.hub_url.rstrip('/')}/datasets/{options.repo_id}"
+    key = re.sub(r"[^A-Za-z0-9]+", "_", options.repo_id).strip("_") + f"_{year}"
+    citation = (
+        f"@misc{{{key},\n"
+        f"  title        = {{{_bibtex_escape(title)}}},\n"
+        f"  author       = {{{_bibtex_escape(namespace)}}},\n"
+        f"  year         = {{{year}}},\n"
+        f"  publisher    = {{Hugging Face}},\n"
+        f"  howpublished = {{\\url{{{url}}}}},\n"
+        f"  note         = {{Synthetic dataset generated with NeMo Data Designer}}\n"
+        f"}}"
+    )
+    library_version = None
+    if builder_config and isinstance(builder_config.get("library_version"), str | int | float):
+        library_version = str(builder_config["library_version"])
+
+    context: dict[str, Any] = {
+        "repo_id": options.repo_id,
+        "title": title,
+        "description": options.description,
+        "options": options,
+        "front_matter": front_matter,
+        "configs": [
+            {"name": c["config_name"], "path": c["data_files"][0]["path"], "default": bool(c.get("default"))}
+            for c in configs
+        ],
+        "summary": {
+            "records": fmt_int(records),
+            "columns": fmt_int(statistics.num_columns),
+            "files": statistics.num_files,
+            "size_category": size_category(records) if records is not None else NA,
+            "completion": _completion(metadata),
+        },
+        "columns": rows,
+        "llm_columns": llm_rows,
+        "generation": {
+            "library_version": library_version,
+            "column_types": sorted(type_counts.items(), key=lambda kv: (-kv[1], kv[0])),
+            "configured_columns": len(config_columns),
+            "models": _models(builder_config),
+            "has_builder_config": builder_config is not None,
+            "has_metadata": metadata is not None,
+        },
+        "processors": [
+            _processor_summary(p, [Path(f) for f in processors[p]]) for p in present
+        ],
+        "statistics": statistics,
+        "notes": {
+            "exact_limit": fmt_int(statistics.exact_distinct_limit),
+            "hll_error": f"{statistics.hll_relative_error:.2%}",
+            "token_method": statistics.token_method,
+            "error": statistics.error,
+        },
+        "citation": citation,
+        "year": year,
+        "NA": NA,
+    }
+
+    body = _template(_environment(options.template), options.template).render(context)
+    if body.lstrip().startswith("---"):
+        logger.warning("dataset card: the template output starts with '---'; templates render the body only")
+    text = f"---\n{yaml_text}---\n\n{body.lstrip()}"
+    if not text.endswith("\n"):
+        text += "\n"
+    return RenderedCard(
+        text=text,
+        front_matter=front_matter,
+        configs=[c["config_name"] for c in configs],
+        statistics=statistics,
+    )
