@@ -8,7 +8,7 @@ group at a time, so generating it takes bounded memory). It then runs, each in a
 - ``stats``: ``compute_statistics`` over the parquet files (streaming, record batch by record batch);
 - ``pandas``: ``pandas.read_parquet`` of the whole dataset, then the same numbers (records, nulls, unique
   counts, word and token-estimate mean/min/max of the text columns);
-- ``baseline``: the same imports and nothing else (the interpreter and library floor).
+- ``baseline``: the imports of ``stats`` and nothing else (the interpreter and library floor).
 
 It prints a Markdown table with wall time and peak RSS of each subprocess. Peak RSS is measured by the parent from
 the child's own resource usage (``os.wait4``, the per-child ``RUSAGE_CHILDREN``). It also checks that both
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-WORDS = (
+_WORD_TEXT = (
     "the of and to in is was for on that with as by at from his her an were are which this be or has had one "
     "not but all they their there been have who will more no if out so said what up its about into than them "
     "can only other new some could time these two may then do first any my now such like our over man me even "
@@ -37,7 +37,8 @@ WORDS = (
     "each just those people how too little state good very make world still own see men work long get here "
     "between both life being under never day same another know while last might us great old year off come "
     "since against go came right used take three über façade naïve 東京 données"
-).split()
+)
+WORDS = _WORD_TEXT.split()
 
 COLUMNS = [
     "id",
@@ -124,9 +125,7 @@ def _generate(folder: Path, rows: int, row_group: int, seed: int = 0) -> list[Pa
 
 
 def _worker_baseline(folder: Path) -> dict[str, Any]:
-    import pandas  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
-
+    """The imports of the stats worker and nothing else: the floor under its peak RSS."""
     import tasks.card  # noqa: F401
 
     return {}
@@ -160,10 +159,8 @@ def _worker_pandas(folder: Path) -> dict[str, Any]:
     for name in df.columns:
         col = df[name]
         non_null = col.dropna()
-        if name == "tags":
-            unique = non_null.map(tuple).nunique()
-        else:
-            unique = int(non_null.nunique())
+        # lists are unhashable in pandas: count them as tuples
+        unique = non_null.map(tuple).nunique() if name == "tags" else non_null.nunique()
         tokens = None
         if name in ("uuid", "category", "text", "nickname"):
             text = non_null.astype(str)

@@ -23,12 +23,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from prefect import flow, get_run_logger
 from prefect.events import emit_event
 from prefect.futures import PrefectFuture, as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from tasks.generation.batch import BatchResult, generate_batch
 from tasks.generation.batch_writer import remove_temp_files
@@ -87,7 +87,11 @@ def _run_batches(
         raise error
 
 
-@flow(name="generate-dataset", task_runner=ThreadPoolTaskRunner())
+# Threads by default; batches release the GIL in numpy, Arrow, Parquet writes, fsync and LLM I/O.
+_DEFAULT_RUNNER = cast("TaskRunner[PrefectFuture[Any]]", ThreadPoolTaskRunner())
+
+
+@flow(name="generate-dataset", task_runner=_DEFAULT_RUNNER)
 def generate_dataset(
     config: BuilderConfig | dict[str, Any] | str | Path,
     num_records: int,
@@ -173,7 +177,7 @@ def generate_dataset(
         checkpointer = Checkpointer(checkpoint, root, state, logger=logger)
         remote = checkpointer.prepare()
         if resume and remote is not None:
-            missing = (set(remote.completed_batches) & set(range(total))) - completed
+            missing = state.reusable_from(remote) - completed
             restored = checkpointer.download(missing)
             if restored:
                 logger.info("restored %d batches from checkpoint %s", len(restored), checkpoint.repo_id)

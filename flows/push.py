@@ -30,7 +30,8 @@ from tasks.dataset_folder import DatasetFolder, scan_dataset_folder
 from tasks.events import emit_dataset_pushed
 from tasks.generation.result import GeneratedDataset
 from tasks.hub_commit import HubTarget
-from tasks.hub_metadata import hub_metadata
+from tasks.hub_metadata import hub_metadata, json_bytes
+from tasks.redaction import redact_secrets
 from tasks.retry_policy import http_status
 from tasks.stage_cache import digest_files, fingerprint
 from tasks.stage_plan import STAGES, StageName, parts, plan_files_stage
@@ -123,17 +124,17 @@ def _dry_run_plan(
                 metadata=folder.metadata,
             ).text
             plan.append(PlannedStage(stage=stage, commits=1, files=1, bytes=len(text.encode())))
-        elif stage in ("builder_config", "metadata"):
-            present = stage == "metadata" or folder.builder_config is not None
-            plan.append(
-                PlannedStage(
-                    stage=stage,
-                    commits=int(present),
-                    files=int(present),
-                    bytes=0,
-                    note="" if present else "skipped: no builder_config.json",
+        elif stage == "metadata":
+            size = len(json_bytes(hub_metadata(folder)))
+            plan.append(PlannedStage(stage=stage, commits=1, files=1, bytes=size))
+        elif stage == "builder_config":
+            if folder.builder_config is None:
+                plan.append(
+                    PlannedStage(stage=stage, commits=0, files=0, bytes=0, note="skipped: no builder_config.json")
                 )
-            )
+            else:
+                size = len(json_bytes(redact_secrets(folder.builder_config)))
+                plan.append(PlannedStage(stage=stage, commits=1, files=1, bytes=size))
         else:
             commits = plan_files_stage(stage, folder)
             plan.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,3 +39,8 @@ def hub_metadata(folder: DatasetFolder, known_secrets: Iterable[str] = ()) -> di
     result = redact_secrets(result, known_secrets)
     assert isinstance(result, dict)
     return result
+
+
+def json_bytes(value: object) -> bytes:
+    """How the JSON files are written to the repo: indented, UTF-8, with a final newline."""
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")

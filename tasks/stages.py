@@ -44,7 +44,7 @@ from tasks import artifacts
 from tasks.card import CardOptions, render_card
 from tasks.dataset_folder import DatasetFolder, DatasetFolderError, check_processor_name
 from tasks.hub_commit import CommitOutcome, CommitRecord, HubTarget, commit_plan
-from tasks.hub_metadata import hub_metadata
+from tasks.hub_metadata import hub_metadata, json_bytes
 from tasks.redaction import redact_secrets
 from tasks.repo_layout import METADATA
 from tasks.retry_policy import retry_transient_only, wait_before_retry
@@ -303,9 +303,7 @@ def push_builder_config(
     if folder.builder_config is None:
         return _run_plans("builder_config", target, [], token, revision)
     clean = redact_secrets(folder.builder_config, [token.get_secret_value()])
-    plan = plan_content_stage(
-        "builder_config", (json.dumps(clean, indent=2, ensure_ascii=False) + "\n").encode(), messages
-    )
+    plan = plan_content_stage("builder_config", json_bytes(clean), messages)
     return _run_plans("builder_config", target, [plan], token, revision)
 
 
@@ -321,9 +319,7 @@ def push_metadata(
 ) -> StageResult:
     """Stage 6: ``metadata.json`` with paths in the repo layout, unknown keys kept, credentials redacted."""
     content = hub_metadata(folder, [token.get_secret_value()])
-    plan = plan_content_stage(
-        "metadata", (json.dumps(content, indent=2, ensure_ascii=False) + "\n").encode(), messages
-    )
+    plan = plan_content_stage("metadata", json_bytes(content), messages)
     return _run_plans("metadata", target, [plan], token, revision)
 
 

@@ -210,7 +210,7 @@ def test_columns_ordered_from_template_references() -> None:
 
 
 def test_dependency_cycle_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="cycle: (a -> b -> a|b -> a -> b)"):
+    with pytest.raises(ConfigError, match=r"cycle: (a -> b -> a|b -> a -> b)"):
         order_columns(["a", "b", "c"], {"a": ["b"], "b": ["a"], "c": []})
     with pytest.raises(ConfigError, match="reads itself"):
         order_columns(["a"], {"a": ["a"]})
@@ -246,7 +246,7 @@ def test_sandbox_blocks_dynamic_escape_at_render_time() -> None:
     from tasks.generation.templates import compile_template
 
     template = compile_template("{{ name|attr(key) }}", "column 'evil'")
-    with pytest.raises(TemplateSecurityError, match="column 'evil'.*unsafe"):
+    with pytest.raises(TemplateSecurityError, match=r"column 'evil'.*unsafe"):
         template.render({"name": "x", "key": "__class__"})
     fmt = compile_template("{{ '{0.__class__.__base__}'.format(name) }}", "column 'fmt'")
     with pytest.raises(TemplateSecurityError, match="column 'fmt'"):

@@ -19,8 +19,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from fake_llm import FakeLLM, answer_for
+
 from flows import generate as generate_module
 from flows.generate import generate_dataset
 from tasks.generation.errors import UnsupportedConfigError
@@ -63,7 +63,7 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 def test_same_seed_gives_byte_identical_data(prefect_api: None, tmp_path: Path, events: list[dict[str, Any]]) -> None:
     first = generate_dataset(str(GREETINGS), 2500, tmp_path / "a", batch_size=1000, seed=11)
-    second = generate_dataset(GREETINGS, 2500, tmp_path / "b", batch_size=1000, seed=11, max_in_flight=1)
+    generate_dataset(GREETINGS, 2500, tmp_path / "b", batch_size=1000, seed=11, max_in_flight=1)
     assert first.num_records == 2500 and first.num_batches == 3
     assert first.processors == ["conversations"]
     assert "user_prompt" not in first.columns and "formal" not in first.columns
@@ -87,12 +87,20 @@ def test_same_seed_gives_byte_identical_data(prefect_api: None, tmp_path: Path, 
     assert events[0]["resource"]["prefect.resource.id"] == "hf.dataset.generation.a"
     assert events[0]["payload"]["records"] == 2500 and events[0]["payload"]["batches"] == 3
 
+    # Asking for more records later reuses every batch that keeps its size and regenerates the rest.
+    grown = generate_dataset(GREETINGS, 3200, tmp_path / "a", batch_size=1000, seed=11)
+    assert grown.resumed_batches == 2 and grown.num_batches == 4
+    after = _files(tmp_path / "a")
+    assert after["parquet-files/batch_00001.parquet"] == a["parquet-files/batch_00001.parquet"]
+    assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00002.parquet").num_rows == 1000
+    assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00003.parquet").num_rows == 200
+
 
 def test_unsupported_config_fails_before_any_batch(prefect_api: None, tmp_path: Path) -> None:
     config = yaml.safe_load(GREETINGS.read_text())
     config["data_designer"]["columns"].append({"name": "p", "column_type": "sampler", "sampler_type": "person"})
     config["data_designer"]["columns"].append({"name": "j", "column_type": "llm-judge", "prompt": "x"})
-    with pytest.raises(UnsupportedConfigError, match="'person'.*\n.*'llm-judge'"):
+    with pytest.raises(UnsupportedConfigError, match=r"'person'.*\n.*'llm-judge'"):
         generate_dataset(config, 100, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 

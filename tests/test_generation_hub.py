@@ -3,16 +3,17 @@ config round trip through a ``builder_config.json`` URL."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import ALICE_TOKEN, HUB_URL
 from huggingface_hub import HfApi
 from pydantic import SecretStr
 
-from conftest import ALICE_TOKEN, HUB_URL
 from flows.generate import generate_dataset
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
@@ -46,7 +47,7 @@ def test_checkpoint_commits_stay_within_the_interval(hub: object, repo_id: str, 
     commits = checkpointer.close()
     elapsed = time.monotonic() - started
     starts = [c.started for c in commits]
-    assert all(b - a >= 0.6 for a, b in zip(starts, starts[1:], strict=False)), starts
+    assert all(b - a >= 0.6 for a, b in itertools.pairwise(starts)), starts
     assert 2 <= len(commits) <= int(elapsed / 0.6) + 1
     assert sorted(i for c in commits for i in c.batches) == list(range(12))  # every batch, none twice
 

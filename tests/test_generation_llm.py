@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from fake_llm import FakeLLM, answer_for
+
 from tasks.generation.config import ModelProvider
 from tasks.generation.errors import ConfigError
 from tasks.generation.llm import ChatCompletionsClient, LLMError, RetryPolicy, parse_retry_after, resolve_api_key
@@ -41,7 +41,7 @@ def test_429_with_retry_after_and_500_are_retried(llm: FakeLLM) -> None:
 def test_4xx_fails_at_once_with_the_server_message(llm: FakeLLM) -> None:
     client = ChatCompletionsClient(llm.endpoint, retry=FAST)
     llm.fail_next(400, message="model 'm' does not exist")
-    with pytest.raises(LLMError, match="HTTP 400.*does not exist"):
+    with pytest.raises(LLMError, match=r"HTTP 400.*does not exist"):
         client.complete(_body("hi"))
     assert len(llm.chat_requests) == 1
 
@@ -49,7 +49,7 @@ def test_4xx_fails_at_once_with_the_server_message(llm: FakeLLM) -> None:
 def test_retries_exhausted(llm: FakeLLM) -> None:
     client = ChatCompletionsClient(llm.endpoint, retry=FAST)
     llm.fail_next(503, count=10)
-    with pytest.raises(LLMError, match="gave up after 4 attempts.*HTTP 503"):
+    with pytest.raises(LLMError, match=r"gave up after 4 attempts.*HTTP 503"):
         client.complete(_body("hi"))
 
 
@@ -102,3 +102,14 @@ def test_api_key_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAKE_LLM_KEY")
     with pytest.raises(ConfigError, match="FAKE_LLM_KEY is not set"):
         resolve_api_key(ModelProvider(name="p", endpoint="http://h", api_key_env="FAKE_LLM_KEY"))
+
+
+def test_api_key_from_a_prefect_secret_block(prefect_api: None) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value="sk-from-block").save("fake-llm-key", overwrite=True)
+    provider = ModelProvider(name="p", endpoint="http://h", api_key_secret="fake-llm-key")
+    assert resolve_api_key(provider) == "sk-from-block"
+    assert "sk-from-block" not in provider.model_dump_json()
+    with pytest.raises(ConfigError, match="Secret block 'missing-key' not found"):
+        resolve_api_key(ModelProvider(name="p", endpoint="http://h", api_key_secret="missing-key"))

@@ -151,3 +151,15 @@ def test_batch_task_writes_cdc_parquet_with_page_index(tmp_path: Path) -> None:
     generate_batch.fn(config, str(other), batch_index=3, num_rows=200, seed=5)
     assert (other / "parquet-files" / "batch_00003.parquet").read_bytes() == main.read_bytes()
     assert not list(tmp_path.rglob(".*tmp-*"))  # no temporary files left behind
+
+
+def test_reusable_batches_between_runs() -> None:
+    from tasks.generation.state import GenerationState
+
+    old = GenerationState(config_hash="h", seed=1, batch_size=10, num_records=25, completed_batches=[0, 1, 2])
+    bigger = old.model_copy(update={"num_records": 40, "completed_batches": []})
+    smaller = old.model_copy(update={"num_records": 15, "completed_batches": []})
+    assert bigger.reusable_from(old) == {0, 1}  # batch 2 held 5 rows, now 10
+    assert smaller.reusable_from(old) == {0}  # batch 1 now holds 5 rows; batch 2 is gone
+    assert old.model_copy(update={"seed": 2}).reusable_from(old) == set()
+    assert old.model_copy(update={"config_hash": "x"}).reusable_from(old) == set()

@@ -24,6 +24,11 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if self.path.startswith("/unsized"):  # no Content-Length: the cap must apply while streaming
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"#" * 5000)
+            return
         if self.path.startswith("/slow"):
             time.sleep(2)
         if self.path.startswith("/redirect"):
@@ -35,9 +40,14 @@ class _Handler(SimpleHTTPRequestHandler):
         super().do_GET()
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients hang up on purpose here (size cap, timeout)
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(tmp_path)))
+    server = _Server(("127.0.0.1", 0), functools.partial(_Handler, directory=str(tmp_path)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -114,6 +124,8 @@ def test_url_fetch_redirect_size_cap_timeout_and_errors(served: tuple[str, Path]
     assert from_config(f"{base}/redirect").to_builder_dict() == config.to_builder_dict()
     with pytest.raises(ConfigError, match="byte limit"):
         from_config(f"{base}/builder_config.json", max_bytes=100)
+    with pytest.raises(ConfigError, match="byte limit"):
+        from_config(f"{base}/unsized", max_bytes=1000)
     with pytest.raises(ConfigError, match="HTTP 404"):
         from_config(f"{base}/missing.json")
     (folder / "slow").write_text("{}")

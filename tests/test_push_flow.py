@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,21 @@ def _files(repo_id: str, revision: str = "main") -> dict[str, str]:
         repo_id, recursive=True, repo_type="dataset", revision=revision, token=ALICE_TOKEN
     )
     return {e.path: (e.lfs.sha256 if e.lfs else e.blob_id) for e in entries if hasattr(e, "blob_id")}
+
+
+def _assert_same_as_clean_push(repo_id: str, clean_repo: str) -> None:
+    """Same files with the same ids as a clean push (the card differs only by the repo id it names)."""
+    files, clean = _files(repo_id), _files(clean_repo)
+    assert {p: i for p, i in files.items() if p != "README.md"} == {p: i for p, i in clean.items() if p != "README.md"}
+    card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
+    clean_card = Path(hf_hub_download(clean_repo, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
+
+    def normalised(text: str, repo: str) -> str:
+        name = repo.split("/")[1]
+        return re.sub(f"{re.escape(name)}|{re.escape(name.replace('-', '_'))}", "REPO", text)
+
+    assert normalised(card, repo_id) == normalised(clean_card, clean_repo)
+    assert _titles(repo_id) == _titles(clean_repo)  # no duplicate commit
 
 
 def _download_json(repo_id: str, path: str) -> Any:
@@ -231,7 +247,8 @@ def test_dry_run_makes_no_request(
     plan = {p.stage: p for p in result.plan}
     assert plan["data"].files == 4 and plan["data"].commits == 2
     assert plan["data"].bytes == sum(p.stat().st_size for p in (folder / "parquet-files").iterdir())
-    assert plan["processors"].commits == 2 and plan["images"].files == 3
+    assert plan["processors"].commits == 3 and plan["images"].files == 3  # conversations: 2 parts, summary: 1
+    assert plan["metadata"].bytes > 0 and plan["builder_config"].bytes > 0
     assert "data" in capsys.readouterr().out
 
 
@@ -255,8 +272,7 @@ def test_transient_faults_in_data_stage_are_retried(tmp_path: Path, repo_id: str
     _push(folder, repo_id)
     faulted = [r for r in hub.requests if r.status in (429, 503) and r.repo == repo_id]
     assert len(faulted) >= 3
-    assert _files(repo_id) == _files(clean_repo)
-    assert _titles(repo_id) == _titles(clean_repo)
+    _assert_same_as_clean_push(repo_id, clean_repo)
 
 
 def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id: str, hub: Any) -> None:
@@ -310,8 +326,7 @@ def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id
     )
     assert lfs_bytes < data_and_images  # nothing of the committed stages is sent again
     assert not any(r.route == "commit" and r.status == 200 and "Upload main" in r.path for r in hub.requests)
-    assert _files(repo_id) == _files(clean_repo)
-    assert _titles(repo_id) == _titles(clean_repo)
+    _assert_same_as_clean_push(repo_id, clean_repo)
 
 
 def test_copy_of_folder_is_pushed_from_generated_result(tmp_path: Path, repo_id: str) -> None:

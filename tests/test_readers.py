@@ -30,6 +30,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from prefect import flow
 from pydantic import SecretStr
 
+from flows.push import push_dataset
 from tasks.read_dataset import (
     ConfigNotFoundError,
     DatasetCardError,
@@ -72,29 +73,7 @@ def _local_files(folder: Path) -> dict[str, list[Path]]:
 
 def _push(folder: Path, repo_id: str) -> None:
     """Push with the project's push flow (README card, data, images, processors, builder config, metadata)."""
-    try:
-        from flows.push import push_dataset
-    except ImportError:  # TEMPORARY until the card lands: the same repo layout with upload_folder
-        _push_layout(folder, repo_id)
-        return
     push_dataset(folder, repo_id, DESCRIPTION, token=SecretStr(ALICE_TOKEN))
-
-
-def _push_layout(folder: Path, repo_id: str) -> None:
-    stage = folder.parent / "stage"
-    shutil.copytree(folder / "parquet-files", stage / "data")
-    shutil.copytree(folder / "processors-files" / "conversations", stage / "conversations")
-    (stage / "summary").mkdir()
-    shutil.copy(folder / "processors-files" / "summary.parquet", stage / "summary" / "summary.parquet")
-    shutil.copytree(folder / "images", stage / "images")
-    (stage / "README.md").write_text(
-        "---\nconfigs:\n- config_name: data\n  data_files: data/*.parquet\n  default: true\n"
-        "- config_name: conversations\n  data_files: conversations/*.parquet\n"
-        "- config_name: summary\n  data_files: summary/*.parquet\n---\n# Test\n"
-    )
-    api = HfApi(token=ALICE_TOKEN)
-    api.create_repo(repo_id, repo_type="dataset")
-    api.upload_folder(repo_id=repo_id, folder_path=stage, repo_type="dataset")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The dataset card (README.md) of a pushed dataset: statistics, YAML front matter and the rendered Markdown.
 
-    from tasks.card import CardOptions, render_card
+Usage::
+
     card = render_card(parquet_files, {"conversations": files}, CardOptions(repo_id=..., description=...),
                        builder_config=..., metadata=...)
     card.text  # README.md
@@ -10,7 +11,7 @@ from tasks.card.front_matter import SIZE_CATEGORIES, build_configs, dump_front_m
 from tasks.card.render import DEFAULT_TEMPLATE, CardOptions, RenderedCard, render_card
 from tasks.card.statistics import (
     EXACT_DISTINCT_LIMIT,
-    TOKEN_METHOD,
+    TEXT_STATS_METHOD,
     ColumnStatistics,
     DatasetStatistics,
     TokenStatistics,
@@ -21,7 +22,7 @@ __all__ = [
     "DEFAULT_TEMPLATE",
     "EXACT_DISTINCT_LIMIT",
     "SIZE_CATEGORIES",
-    "TOKEN_METHOD",
+    "TEXT_STATS_METHOD",
     "CardOptions",
     "ColumnStatistics",
     "DatasetStatistics",

@@ -54,7 +54,9 @@ _SIZE_BOUNDS: tuple[tuple[int, str], ...] = (
 SIZE_CATEGORIES: tuple[str, ...] = (*(label for _, label in _SIZE_BOUNDS), "n>1T")
 
 # repo paths the push owns (product.md §3); a processor may not be named like one of them
-RESERVED_NAMES = frozenset({"README.md", "data", "images", ".gitattributes", "metadata.json", "builder_config.json"})
+RESERVED_NAMES = frozenset(
+    {"README.md", "data", "images", ".gitattributes", "metadata.json", "builder_config.json"}
+)
 _PROCESSOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 

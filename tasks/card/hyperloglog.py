@@ -2,13 +2,15 @@
 
 Used by :mod:`tasks.card.statistics` once a column has more distinct values than the exact bound.
 
-- **Hashes.** :func:`hash64` maps an Arrow array to 64-bit hashes that do not change between runs or machines,
-  so the same dataset always gives the same card. Fixed-width values (integers, floats, booleans, dates, times,
-  timestamps, durations) are viewed as 64-bit integers and mixed with SplitMix64, built from Arrow arithmetic
-  that wraps on overflow. Variable-length values (strings, binary) are hashed with BLAKE2b, one call per value;
-  the caller only hashes values that are distinct within a batch. :func:`digest128` gives the 128-bit BLAKE2b
-  digests that the exact counter stores for variable-length values; :func:`hash64_from_digest128` takes their
-  first 8 bytes, so a column that moves from the exact counter to the sketch is not hashed again.
+- **Hashes.** :func:`hash64` maps an Arrow array to 64-bit hashes that do not change between runs or machines
+  (no ``hash()``, no per-process seed), so the same dataset always gives the same card. Fixed-width values
+  (integers, floats, booleans, dates, times, timestamps, durations) are taken as their 64-bit pattern ``x``
+  (:func:`as_uint64`) and hashed as SplitMix64 does its ``x``-th output: ``(x + 1) * 0x9E3779B97F4A7C15`` then
+  its finaliser, all in Arrow arithmetic that wraps on overflow. Variable-length values (strings, binary,
+  decimals) are hashed with BLAKE2b, one call per value; callers only hash values that are distinct within a
+  batch. :func:`digest128` gives the 128-bit BLAKE2b digests that the exact counter keeps for variable-length
+  values; :func:`hash64_from_digest128` takes their first 8 bytes, so a column that moves from the exact counter
+  to the sketch is not hashed again.
 - **Sketch.** ``2**p`` one-byte registers (default ``p = 14``: 16 KiB, relative standard error
   ``1.04 / sqrt(2**14)``, about 0.81 %). A register's index is the top ``p`` bits of the hash; its rank is
   1 plus the number of leading zeros in the other ``64 - p`` bits.
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,8 +76,11 @@ def as_uint64(arr: pa.Array) -> pa.Array:
         arr = pc.add(arr, pa.scalar(0.0))
         arr = pc.if_else(pc.is_nan(arr), pa.scalar(math.nan), arr)
         return arr.view(pa.int64()).view(_U64)
-    if pa.types.is_date(type_) or pa.types.is_time(type_) or pa.types.is_timestamp(type_) or pa.types.is_duration(
-        type_
+    if (
+        pa.types.is_date(type_)
+        or pa.types.is_time(type_)
+        or pa.types.is_timestamp(type_)
+        or pa.types.is_duration(type_)
     ):
         arr = arr.view(pa.int32() if type_.bit_width == 32 else pa.int64())
         type_ = arr.type
@@ -124,17 +128,14 @@ def hash64_from_digest128(digests: pa.FixedSizeBinaryArray) -> pa.Array:
 def hash64(arr: pa.Array) -> pa.Array:
     """Deterministic 64-bit hash of every value of ``arr`` (nulls dropped), as a uint64 array.
 
-    Fixed-width types go through SplitMix64. Strings, binary, fixed-size binary and decimals go through
-    BLAKE2b. ``fixed_size_binary(16)`` arrays are taken to be :func:`digest128` output and are not hashed
-    again. Nested types must be encoded first (see ``statistics.canonical_keys``); they raise ``TypeError``.
+    Fixed-width types go through SplitMix64; strings, binary, fixed-size binary and decimals through BLAKE2b.
+    Nested types must be encoded first (see ``statistics.canonical_keys``); they raise ``TypeError``.
     """
     if arr.null_count:
         arr = arr.drop_null()
     type_ = arr.type
     if is_fixed_width_hashable(type_):
         return _splitmix64(as_uint64(arr))
-    if pa.types.is_fixed_size_binary(type_) and type_.byte_width == 16:
-        return hash64_from_digest128(arr)  # type: ignore[arg-type]
     if (
         pa.types.is_string(type_)
         or pa.types.is_large_string(type_)
@@ -243,14 +244,3 @@ class HyperLogLog:
         if math.isinf(z):
             return 0.0
         return m * m / (2.0 * math.log(2.0)) / z
-
-    def __len__(self) -> int:
-        return round(self.estimate())
-
-
-def estimate_distinct(chunks: Iterable[pa.Array], precision: int = DEFAULT_PRECISION) -> float:
-    """Convenience: the HyperLogLog estimate of distinct non-null values over ``chunks``."""
-    sketch = HyperLogLog(precision)
-    for chunk in chunks:
-        sketch.add(chunk)
-    return sketch.estimate()

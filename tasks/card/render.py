@@ -138,6 +138,11 @@ def fmt_float(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _fmt_reported(value: float | None) -> str:
+    """A number taken from metadata.json: ``—`` when it does not report it."""
+    return NOT_APPLICABLE if value is None else fmt_float(value)
+
+
 def fmt_pct(part: int | None, whole: int | None) -> str:
     """``part / whole`` as a percentage with one decimal; ``<0.1%`` / ``>99.9%`` rather than a misleading 0.0/100.0."""
     if part is None or whole is None:
@@ -175,9 +180,7 @@ def py_str(value: str) -> str:
 def _bibtex_escape(value: str) -> str:
     out = []
     for ch in " ".join(value.split()):
-        if ch in "{}":
-            out.append("\\" + ch)
-        elif ch in "&%$#_":
+        if ch in "{}&%$#_":
             out.append("\\" + ch)
         elif ch == "\\":
             out.append("\\textbackslash{}")
@@ -201,7 +204,7 @@ def _enum_value(value: Any) -> Any:
     return value
 
 
-def _config_columns(builder_config: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def _config_columns(builder_config: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     if not builder_config:
         return []
     try:
@@ -278,7 +281,8 @@ def _llm_token_stats(metadata: Mapping[str, Any] | None) -> dict[str, dict[str, 
         values = {
             f: float(entry[f])
             for f in _LLM_TOKEN_FIELDS
-            if isinstance(entry.get(f), int | float) and not isinstance(entry.get(f), bool)
+            if isinstance(entry.get(f), int | float)
+            and not isinstance(entry.get(f), bool)
             and math.isfinite(entry[f])
         }
         if values:
@@ -414,10 +418,10 @@ def render_card(
     llm_rows = [
         {
             "name": name,
-            "input_mean": fmt_float(values.get("input_tokens_mean")),
-            "output_mean": fmt_float(values.get("output_tokens_mean")),
-            "output_median": fmt_float(values.get("output_tokens_median")),
-            "output_stddev": fmt_float(values.get("output_tokens_stddev")),
+            "input_mean": _fmt_reported(values.get("input_tokens_mean")),
+            "output_mean": _fmt_reported(values.get("output_tokens_mean")),
+            "output_median": _fmt_reported(values.get("output_tokens_median")),
+            "output_stddev": _fmt_reported(values.get("output_tokens_stddev")),
         }
         for name, values in llm_stats.items()
     ]
@@ -467,9 +471,7 @@ def render_card(
             "has_builder_config": builder_config is not None,
             "has_metadata": metadata is not None,
         },
-        "processors": [
-            _processor_summary(p, [Path(f) for f in processors[p]]) for p in present
-        ],
+        "processors": [_processor_summary(p, [Path(f) for f in processors[p]]) for p in present],
         "statistics": statistics,
         "notes": {
             "exact_limit": fmt_int(statistics.exact_distinct_limit),

@@ -6,27 +6,30 @@ What is computed, per column, over all files:
 - **Unique**: the number of distinct non-null values.
 
   - Exact up to :data:`EXACT_DISTINCT_LIMIT` distinct values per column (1,000,000 by default). Fixed-width
-    values (integers, floats, booleans, dates, times, timestamps, durations) are kept as Arrow values.
-    Variable-length values (strings, binary, decimals, and nested lists/structs/maps after canonical
-    encoding) are kept as 128-bit BLAKE2b digests, so memory is 16 bytes per distinct value whatever its length.
-    With digests a count is "exact" except when two different values collide; the chance of that is below
-    ``n**2 / 2**129``, about 1.5e-27 at the bound.
-  - Above the bound, the column switches to a HyperLogLog sketch (:mod:`tasks.card.hyperloglog`, 2**14
-    registers, relative standard error about 0.81 %), seeded with the exact set gathered so far.
-    :attr:`ColumnStatistics.unique_exact` then becomes ``False``.
-  - Value identity is Arrow equality, with two exceptions: ``-0.0`` equals ``0.0``, and every NaN is one
+    values (integers, floats, booleans, dates, times, timestamps, durations) are kept as their 64-bit pattern
+    (8 bytes each). Variable-length values (strings, binary, decimals, and nested lists/structs/maps after
+    canonical encoding) are kept as 128-bit BLAKE2b digests (16 bytes each, whatever the value's length). With
+    digests a count is exact unless two different values collide; the chance of that is below ``n**2 / 2**129``,
+    about 1.5e-27 at the bound.
+  - Above the bound the column switches to a HyperLogLog sketch (:mod:`tasks.card.hyperloglog`, 2**14 registers,
+    relative standard error about 0.81 %) seeded with the exact set gathered so far, and
+    :attr:`ColumnStatistics.unique_exact` becomes ``False``. Hashes are deterministic, so an unchanged dataset
+    always gets the same estimate (and the same card).
+  - Value identity is Arrow equality, with two exceptions: ``-0.0`` equals ``0.0``, and all NaNs are one
     value (not a null). Nested values (list, struct, map, fixed-size list) are encoded injectively and
-    vectorised: every element is length-prefixed, nulls inside are marked. Types the encoder does not know go
-    through canonical JSON of their Python value.
+    vectorised: every element is length-prefixed, nulls inside are marked. Types the encoder does not know (e.g.
+    unions) go through canonical JSON of their Python value.
 
 - **Tokens** (string columns only, non-null values): ``words``, whitespace-separated words using Unicode
   whitespace exactly as Python's ``str.split()`` (``pyarrow.compute.utf8_split_whitespace``); and
   ``tokens``, an estimate of ``ceil(UTF-8 bytes / 4)``, the usual rule of thumb for BPE tokenizers on English
   text. No tokenizer is used, so the numbers do not depend on what is installed.
 
-Memory: one record batch at a time (``batch_rows`` rows; a batch never spans more than a row group), plus per
-column at most about twice the exact bound of distinct keys, or 16 KiB of sketch once the bound is passed. It does
-not grow with the number of rows.
+Memory: one record batch at a time (``batch_rows`` rows, read from one row group), plus per column the exact key
+set (at most the bound: 8 MiB of bit patterns or 16 MiB of digests per million) and the keys of recent batches
+waiting to be merged into it (at most a quarter of the bound). Merges sort instead of hashing (``pc.unique``'s
+hash table takes 60-240 MiB per million keys) and run one column at a time. Past the bound a column needs only
+its 16 KiB sketch. None of this grows with the number of rows.
 
 Failures: each statistic of each column is guarded on its own. A failure is logged with its reason, kept in
 :attr:`ColumnStatistics.errors`, and the other statistics go on. A file that cannot be read makes every statistic
@@ -44,7 +47,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,17 +55,19 @@ from pydantic import BaseModel, Field
 
 from tasks.card.hyperloglog import (
     DEFAULT_PRECISION,
+    SLICE_ROWS,
     HyperLogLog,
     as_uint64,
     digest128,
     hash64,
+    hash64_from_digest128,
     is_fixed_width_hashable,
 )
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "EXACT_DISTINCT_LIMIT",
-    "TOKEN_METHOD",
+    "TEXT_STATS_METHOD",
     "ColumnStatistics",
     "DatasetStatistics",
     "TokenStatistics",
@@ -75,7 +79,7 @@ logger = logging.getLogger(__name__)
 
 EXACT_DISTINCT_LIMIT = 1_000_000
 DEFAULT_BATCH_ROWS = 65_536
-TOKEN_METHOD = (
+TEXT_STATS_METHOD = (
     "words: whitespace-separated (Unicode whitespace, as Python's str.split()); "
     "tokens: estimated as ceil(UTF-8 bytes / 4), no tokenizer"
 )
@@ -90,9 +94,9 @@ _LB_NULL = pa.scalar(None, _LB)
 
 
 class TokenStatistics(BaseModel):
-    """Length statistics of a text column over its non-null values (see :data:`TOKEN_METHOD`)."""
+    """Length statistics of a text column over its non-null values (see :data:`TEXT_STATS_METHOD`)."""
 
-    method: str = TOKEN_METHOD
+    method: str = TEXT_STATS_METHOD
     values: int = 0
     words_mean: float | None = None
     words_min: int | None = None
@@ -120,7 +124,7 @@ class DatasetStatistics(BaseModel):
     num_files: int = 0
     exact_distinct_limit: int = EXACT_DISTINCT_LIMIT
     hll_relative_error: float = 1.04 / math.sqrt(1 << DEFAULT_PRECISION)
-    token_method: str = TOKEN_METHOD
+    token_method: str = TEXT_STATS_METHOD
     error: str | None = None  # a dataset-level failure (e.g. an unreadable file)
 
     @property
@@ -159,8 +163,11 @@ def _normalise_float(arr: pa.Array) -> pa.Array:
 
 def _temporal_as_int(arr: pa.Array) -> pa.Array:
     type_ = arr.type
-    if pa.types.is_date(type_) or pa.types.is_time(type_) or pa.types.is_timestamp(type_) or pa.types.is_duration(
-        type_
+    if (
+        pa.types.is_date(type_)
+        or pa.types.is_time(type_)
+        or pa.types.is_timestamp(type_)
+        or pa.types.is_duration(type_)
     ):
         return arr.view(pa.int32() if type_.bit_width == 32 else pa.int64())
     return arr
@@ -246,6 +253,13 @@ def canonical_keys(values: pa.Array) -> pa.Array:
 # accumulators
 
 
+def _key_hashes(keys: pa.Array) -> pa.Array:
+    """64-bit hashes of keys from :func:`canonical_keys`: digests already are hashes; bit patterns get mixed."""
+    if pa.types.is_fixed_size_binary(keys.type):
+        return hash64_from_digest128(keys)  # type: ignore[arg-type]
+    return hash64(keys)
+
+
 def _sorted_distinct(parts: list[pa.Array]) -> pa.Array:
     """Distinct values of ``parts`` (uint64 or fixed-size binary keys), by sorting.
 
@@ -285,7 +299,7 @@ class _DistinctCounter:
         if len(keys) == 0:
             return
         if self.sketch is not None:
-            self.sketch.add_hashes(hash64(keys))
+            self.sketch.add_hashes(_key_hashes(keys))
             return
         self.pending.append(keys)
         self.pending_len += len(keys)
@@ -303,7 +317,8 @@ class _DistinctCounter:
             del parts
             if len(merged) > self.limit:
                 self.sketch = HyperLogLog(self.precision)
-                self.sketch.add(merged)  # slice by slice: keys hash to themselves or their digest's 8 bytes
+                for offset in range(0, len(merged), SLICE_ROWS):  # bounded temporaries
+                    self.sketch.add_hashes(_key_hashes(merged.slice(offset, SLICE_ROWS)))
             else:
                 self.exact = merged
 
@@ -334,7 +349,12 @@ class _TokenCounter:
             values = values.dictionary_decode()  # type: ignore[attr-defined]
         if values.type == pa.string_view():
             values = pc.cast(values, pa.large_string())
-        words = pc.list_value_length(pc.utf8_split_whitespace(values))
+        # split() on a blank string gives [""] and on edge whitespace empty pieces, so trim first and count
+        # blank strings as 0 words: this equals len(s.split()) for every string
+        trimmed = pc.utf8_trim_whitespace(values)
+        words = pc.if_else(
+            pc.equal(trimmed, ""), 0, pc.cast(pc.list_value_length(pc.utf8_split_whitespace(trimmed)), pa.int64())
+        )
         tokens = pc.divide(pc.add(pc.cast(pc.binary_length(values), pa.int64()), 3), 4)
         self.values += len(values)
         for name, arr in (("words", words), ("tokens", tokens)):
@@ -530,7 +550,8 @@ def compute_statistics(
             for statistic in column.statistics():
                 column.fail(statistic, f"incomplete: {reason}")
 
-    workers = max(1, min(threads if threads is not None else (os.cpu_count() or 1), len(columns) or 1))
+    default_threads = min(8, os.cpu_count() or 1)
+    workers = max(1, min(threads if threads is not None else default_threads, len(columns) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="card-stats") as pool:
         for path, schema in readable:
             names = set(schema.names)

@@ -24,7 +24,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from tasks.credentials import HuggingFaceCredentials, resolve_token
@@ -177,20 +182,32 @@ class Checkpointer:
             self.api.create_branch(
                 self.target.repo_id, branch=self.target.branch, repo_type="dataset", exist_ok=True
             )
+        files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._revision()))
         remote = self.read_remote_state()
         if remote is not None and remote.same_run(self.state):
-            self.remote_batches = set(remote.completed_batches)
+            self.remote_batches = {
+                index
+                for index in self.state.reusable_from(remote)
+                if all(self._repo_path(rel) in files for rel in batch_files(index, self.state.processors))
+            }
+            # Batches of a larger run (or a last batch of another size) must not linger on the branch.
+            stale = [
+                self._repo_path(rel)
+                for index in sorted(set(remote.completed_batches) - self.remote_batches)
+                for rel in batch_files(index, remote.processors)
+            ]
+            if remote.num_records != self.state.num_records:
+                stale += [self._repo_path(name) for name in ("metadata.json", "builder_config.json")]
+            self._stale = [p for p in stale if p in files]
             return remote
         prefix = self._repo_path("")
-        files = self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._revision())
         ours = (DATA_DIR + "/", PROCESSORS_DIR + "/")
         extras = (STATE_FILE, "metadata.json", "builder_config.json")
-        self._stale = [
+        self._stale = sorted(
             f
             for f in files
-            if f.startswith(prefix)
-            and (f[len(prefix) :].startswith(ours) or f[len(prefix) :] in extras)
-        ]
+            if f.startswith(prefix) and (f[len(prefix) :].startswith(ours) or f[len(prefix) :] in extras)
+        )
         if self._stale:
             self.logger.info(
                 "checkpoint %s@%s holds another run; its %d files go with the first checkpoint commit",
@@ -299,13 +316,14 @@ class Checkpointer:
             CommitOperationAdd(path_in_repo=self._repo_path(rel), path_or_fileobj=str(self.root / rel))
             for rel in sorted(pending.files)
         ]
-        operations.append(CommitOperationAdd(path_in_repo=self._repo_path(STATE_FILE), path_or_fileobj=state.to_bytes()))
+        operations.append(
+            CommitOperationAdd(path_in_repo=self._repo_path(STATE_FILE), path_or_fileobj=state.to_bytes())
+        )
         added = {self._repo_path(rel) for rel in pending.files}
         keep = added | {self._repo_path(STATE_FILE)}
         operations += [CommitOperationDelete(path_in_repo=p) for p in self._stale if p not in keep]
-        message = (
-            f"Checkpoint: {len(done)} of {self.state.total_batches} batches"
-            + (f" (+{len(batches)})" if batches else " (final files)")
+        message = f"Checkpoint: {len(done)} of {self.state.total_batches} batches" + (
+            f" (+{len(batches)})" if batches else " (final files)"
         )
         try:
             info: Any = self.api.create_commit(

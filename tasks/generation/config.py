@@ -220,12 +220,16 @@ class SamplerColumn(_Column):
     def _check(self) -> SamplerColumn:
         if self.params.sampler_type != self.sampler_type:
             raise ValueError(f"params are for {self.params.sampler_type!r}, column says {self.sampler_type!r}")
-        if self.convert_to is not None and self.convert_to not in ("int", "float", "str"):
-            if not (self.sampler_type == "datetime" and "%" in self.convert_to):
-                raise ValueError(
-                    f"convert_to must be 'int', 'float' or 'str' (or a strftime format for datetime samplers), "
-                    f"got {self.convert_to!r}"
-                )
+        conv = self.convert_to
+        if (
+            conv is not None
+            and conv not in ("int", "float", "str")
+            and not (self.sampler_type == "datetime" and "%" in conv)
+        ):
+            raise ValueError(
+                f"convert_to must be 'int', 'float' or 'str' (or a strftime format for datetime samplers), "
+                f"got {conv!r}"
+            )
         return self
 
 
@@ -344,7 +348,9 @@ BUILTIN_PROVIDERS: dict[str, ModelProvider] = {
     for p in (
         ModelProvider(name="nvidia", endpoint="https://integrate.api.nvidia.com/v1", api_key_env="NVIDIA_API_KEY"),
         ModelProvider(name="openai", endpoint="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
-        ModelProvider(name="openrouter", endpoint="https://openrouter.ai/api/v1", api_key_env="OPENROUTER_API_KEY"),
+        ModelProvider(
+            name="openrouter", endpoint="https://openrouter.ai/api/v1", api_key_env="OPENROUTER_API_KEY"
+        ),
     )
 }
 
@@ -510,7 +516,9 @@ def _unsupported_items(raw: dict[str, Any]) -> list[str]:
                     items.append(f"{label}: {key} as a distribution (give a number)")
     for provider in raw.get("model_providers") or []:
         if isinstance(provider, dict) and str(provider.get("provider_type", "openai")).lower() != "openai":
-            items.append(f"model provider {provider.get('name')!r}: provider_type {provider.get('provider_type')!r}")
+            items.append(
+                f"model provider {provider.get('name')!r}: provider_type {provider.get('provider_type')!r}"
+            )
     return items
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, Sequence
 
-from tasks.generation.config import BuilderConfig, ExpressionColumn, LLMTextColumn, SamplerColumn, SubcategoryParams
+from tasks.generation.config import (
+    BuilderConfig,
+    ExpressionColumn,
+    LLMTextColumn,
+    SamplerColumn,
+    SubcategoryParams,
+)
 from tasks.generation.errors import ConfigError
 from tasks.generation.templates import template_references
 
@@ -85,5 +91,5 @@ def _find_cycle(names: Sequence[str], deps: Mapping[str, Sequence[str]], done: s
     while node not in path:
         path.append(node)
         node = next(ref for ref in sorted(set(deps.get(node, ()))) if ref not in done)
-    cycle = path[path.index(node) :] + [node]
+    cycle = [*path[path.index(node) :], node]
     return " -> ".join(cycle)

@@ -142,7 +142,9 @@ class ChatCompletionsClient:
         self._http = httpx.Client(
             headers=headers,
             timeout=timeout,
-            limits=httpx.Limits(max_connections=max_parallel_requests, max_keepalive_connections=max_parallel_requests),
+            limits=httpx.Limits(
+                max_connections=max_parallel_requests, max_keepalive_connections=max_parallel_requests
+            ),
         )
         self._pool = ThreadPoolExecutor(max_workers=max_parallel_requests, thread_name_prefix="llm")
 
@@ -235,7 +237,9 @@ def get_client(provider: ModelProvider, model: ModelConfig) -> ChatCompletionsCl
                 api_key=resolve_api_key(provider),
                 max_parallel_requests=params.max_parallel_requests,
                 timeout=params.timeout if params.timeout is not None else 120.0,
-                retry=RetryPolicy(provider.max_retries, provider.retry_backoff_seconds, provider.max_backoff_seconds),
+                retry=RetryPolicy(
+                    provider.max_retries, provider.retry_backoff_seconds, provider.max_backoff_seconds
+                ),
                 extra_headers=provider.extra_headers,
             )
             _clients[key] = client

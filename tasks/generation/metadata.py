@@ -52,21 +52,21 @@ def column_statistics(root: Path, plan: Plan, files: list[str]) -> list[dict[str
             group = meta.row_group(rg)
             for i in range(group.num_columns):
                 chunk = group.column(i)
-                entry = stats.get(chunk.path_in_schema)
-                if entry is None:
+                found = stats.get(chunk.path_in_schema)
+                if found is None:
                     continue
-                entry["num_records"] += group.num_rows
+                found["num_records"] += group.num_rows
                 st = chunk.statistics
                 if st is None:
                     continue
                 if st.has_null_count:
-                    entry["num_null"] += st.null_count
+                    found["num_null"] += st.null_count
                 field_type = plan.schema.field(chunk.path_in_schema).type
                 numeric = pa.types.is_integer(field_type) or pa.types.is_floating(field_type)
                 if st.has_min_max and (numeric or pa.types.is_timestamp(field_type)):
                     lo, hi = _json_value(st.min), _json_value(st.max)
-                    entry["min"] = lo if "min" not in entry else min(entry["min"], lo)
-                    entry["max"] = hi if "max" not in entry else max(entry["max"], hi)
+                    found["min"] = lo if "min" not in found else min(found["min"], lo)
+                    found["max"] = hi if "max" not in found else max(found["max"], hi)
     return list(stats.values())
 
 

@@ -37,8 +37,16 @@ EXPRESSION_TYPES: dict[str, pa.DataType] = {
 }
 # Names a processor may not take: they are repo paths of the pushed dataset (product.md §3).
 RESERVED_PROCESSOR_NAMES = frozenset(
-    {"readme.md", "data", "images", ".gitattributes", "metadata.json", "builder_config.json", "parquet-files",
-     "processors-files"}
+    {
+        "readme.md",
+        "data",
+        "images",
+        ".gitattributes",
+        "metadata.json",
+        "builder_config.json",
+        "parquet-files",
+        "processors-files",
+    }
 )
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 

@@ -8,7 +8,7 @@ processor output has the same schema, even an empty or resumed one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -39,7 +39,7 @@ class _Const(_Node):
 @dataclass
 class _Template(_Node):
     template: CompiledTemplate
-    type: pa.DataType = pa.string()
+    type: pa.DataType = field(default_factory=pa.string)
 
     @property
     def references(self) -> frozenset[str]:  # type: ignore[override]
@@ -58,9 +58,11 @@ class _Struct(_Node):
     def values(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
         keys = [k for k, _ in self.fields]
         columns = [node.values(rows) for _, node in self.fields]
-        return [dict(zip(keys, vals, strict=True)) for vals in zip(*columns, strict=True)] if columns else [
-            {} for _ in rows
-        ]
+        return (
+            [dict(zip(keys, vals, strict=True)) for vals in zip(*columns, strict=True)]
+            if columns
+            else [{} for _ in rows]
+        )
 
 
 @dataclass

@@ -126,7 +126,9 @@ def parse_text(text: str, origin: str = "config") -> dict[str, Any]:
 
 
 def _looks_like_path(text: str) -> bool:
-    return "\n" not in text and (text.endswith((".yaml", ".yml", ".json")) or os.sep in text) and ":" not in text[:2]
+    return (
+        "\n" not in text and (text.endswith((".yaml", ".yml", ".json")) or os.sep in text) and ":" not in text[:2]
+    )
 
 
 def from_config(

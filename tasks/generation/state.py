@@ -66,9 +66,23 @@ class GenerationState(BaseModel):
         return min(self.batch_size, self.num_records - index * self.batch_size)
 
     def same_run(self, other: GenerationState) -> bool:
-        """Whether ``other`` describes the same data (its completed batches can be reused)."""
-        fields = ("version", "config_hash", "seed", "batch_size", "num_records", "processors")
+        """Whether ``other`` generates the same batches (its complete batches can be reused).
+
+        ``num_records`` is not compared: batch ``i`` depends on (config, seed, i, batch size) and its own row
+        count, so a run asking for more (or fewer) records reuses every batch whose row count still matches.
+        """
+        fields = ("version", "config_hash", "seed", "batch_size", "processors")
         return all(getattr(self, f) == getattr(other, f) for f in fields)
+
+    def reusable_from(self, other: GenerationState) -> set[int]:
+        """Completed batches of ``other`` (same run) that this run would generate identically."""
+        if not self.same_run(other):
+            return set()
+        return {
+            i
+            for i in other.completed_batches
+            if 0 <= i < self.total_batches and other.rows_in(i) == self.rows_in(i)
+        }
 
     def to_bytes(self) -> bytes:
         """JSON content of the state file."""

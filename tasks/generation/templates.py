@@ -43,9 +43,8 @@ def _security_problems(ast: nodes.Template) -> list[str]:
                 problems.append(f"access to attribute {node.attr!r} is not allowed")
         elif isinstance(node, nodes.Getitem):
             key = node.arg
-            if isinstance(key, nodes.Const) and isinstance(key.value, str):
-                if key.value.startswith("_") or key.value in _BLOCKED_NAMES:
-                    problems.append(f"access to item {key.value!r} is not allowed")
+            if isinstance(key, nodes.Const) and isinstance(key.value, str) and _private_path(key.value):
+                problems.append(f"access to item {key.value!r} is not allowed")
         elif isinstance(node, nodes.Name) and node.name.startswith("_"):
             problems.append(f"name {node.name!r} is not allowed")
     # Filters that look attributes up by name (attr, map, selectattr, sort, groupby...): constant names only.
@@ -99,7 +98,7 @@ class CompiledTemplate:
             TemplateRenderError: any other failure, naming the template's owner and the row.
         """
         try:
-            return "".join(self._root(self._new_context(row)))
+            return "".join(self._root(self._new_context(dict(row))))
         except SecurityError as exc:
             raise TemplateSecurityError(f"{self.where}: {exc} (template: {self.source!r})") from None
         except UndefinedError as exc:
@@ -109,7 +108,8 @@ class CompiledTemplate:
 
     def render_rows(self, rows: list[dict[str, Any]]) -> list[str]:
         """Render every row (the batch hot path: no per-row copy of the mapping)."""
-        root, out, context = self._root, [], ENVIRONMENT.context_class
+        out: list[str] = []
+        root, context = self._root, ENVIRONMENT.context_class
         env, name, blocks, globals_ = ENVIRONMENT, self._name, self._blocks, self._globals
         append = out.append
         i = 0
