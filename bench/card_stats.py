@@ -124,6 +124,16 @@ def _generate(folder: Path, rows: int, row_group: int, seed: int = 0) -> list[Pa
 # workers (run in a fresh subprocess each)
 
 
+def _worker_generate(folder: Path, rows: int, row_group: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    paths = _generate(folder, rows, row_group)
+    return {
+        "files": len(paths),
+        "size_mib": sum(p.stat().st_size for p in paths) / 2**20,
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def _worker_baseline(folder: Path) -> dict[str, Any]:
     """The imports of the stats worker and nothing else: the floor under its peak RSS."""
     import tasks.card  # noqa: F401
@@ -133,12 +143,20 @@ def _worker_baseline(folder: Path) -> dict[str, Any]:
 
 def _worker_stats(folder: Path) -> dict[str, Any]:
     from tasks.card import compute_statistics
+    from tasks.card.statistics import DEFAULT_BATCH_ROWS
 
     files = sorted(folder.glob("*.parquet"))
     started = time.perf_counter()
     stats = compute_statistics(files)
     seconds = time.perf_counter() - started
-    out: dict[str, Any] = {"seconds": seconds, "records": stats.num_records, "columns": {}}
+    out: dict[str, Any] = {
+        "seconds": seconds,
+        "records": stats.num_records,
+        "columns": {},
+        "exact_limit": stats.exact_distinct_limit,
+        "rel_err": stats.hll_relative_error,
+        "batch_rows": DEFAULT_BATCH_ROWS,
+    }
     for c in stats.columns:
         out["columns"][c.name] = {
             "nulls": c.null_count,
@@ -183,11 +201,15 @@ def _worker_pandas(folder: Path) -> dict[str, Any]:
 WORKERS = {"baseline": _worker_baseline, "stats": _worker_stats, "pandas": _worker_pandas}
 
 
-def _run_worker(kind: str, folder: Path) -> dict[str, Any]:
-    """Run one worker in a fresh interpreter; return its JSON plus wall seconds and peak RSS (MiB)."""
+def _run_worker(kind: str, folder: Path, *extra: str) -> dict[str, Any]:
+    """Run one worker in a fresh interpreter; return its JSON plus wall seconds and peak RSS (MiB).
+
+    The parent imports nothing heavy (no pyarrow, no data in memory): a child's peak RSS starts from its parent's
+    RSS at fork time (Linux keeps the high-water mark across exec), so a fat parent would hide the child's.
+    """
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.card_stats", "--worker", kind, str(folder)],
+        [sys.executable, "-m", "bench.card_stats", "--worker", kind, str(folder), *extra],
         stdout=subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent,
     )
@@ -231,48 +253,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row-group", type=int, default=100_000)
     parser.add_argument("--skip-pandas", action="store_true", help="do not run the pandas comparison")
     parser.add_argument("--keep", type=Path, default=None, help="generate into DIR/<rows> and keep it")
-    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*sorted(WORKERS), "generate"], help=argparse.SUPPRESS)
     parser.add_argument("folder", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.worker == "generate":
+        print(json.dumps(_worker_generate(args.folder, args.rows[0], args.row_group)))
+        return 0
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args.folder)))
         return 0
 
-    from tasks.card.hyperloglog import DEFAULT_PRECISION, HyperLogLog
-    from tasks.card.statistics import DEFAULT_BATCH_ROWS, EXACT_DISTINCT_LIMIT
-
-    rel_err = HyperLogLog(DEFAULT_PRECISION).relative_error
     rows_out = []
     failures = []
     for rows in args.rows:
         tmp = Path(tempfile.mkdtemp(prefix="card-bench-")) if args.keep is None else args.keep / str(rows)
         try:
-            started = time.perf_counter()
-            paths = _generate(tmp, rows, args.row_group)
-            gen_seconds = time.perf_counter() - started
-            size_mib = sum(p.stat().st_size for p in paths) / 2**20
+            gen = _run_worker("generate", tmp, "--rows", str(rows), "--row-group", str(args.row_group))
+            size_mib = gen["size_mib"]
             print(
-                f"generated {rows:,} rows x {len(COLUMNS)} columns: {len(paths)} files, {size_mib:.0f} MiB, "
-                f"{gen_seconds:.1f} s",
+                f"generated {rows:,} rows x {len(COLUMNS)} columns: {gen['files']} files, {size_mib:.0f} MiB, "
+                f"{gen['seconds']:.1f} s (peak RSS {gen['peak_mib']:.0f} MiB)",
                 file=sys.stderr,
             )
             base = _run_worker("baseline", tmp)
             stats = _run_worker("stats", tmp)
             pandas = None if args.skip_pandas else _run_worker("pandas", tmp)
             if pandas is not None:
-                failures += [f"{rows:,} rows: {p}" for p in _compare(stats, pandas, rel_err)]
+                failures += [f"{rows:,} rows: {p}" for p in _compare(stats, pandas, stats["rel_err"])]
             estimated = [n for n, c in stats["columns"].items() if not c["exact"]]
             rows_out.append((rows, size_mib, base, stats, pandas, estimated))
         finally:
             if args.keep is None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
+    first = rows_out[0][3]
     print()
     print(
         f"Card statistics, {len(COLUMNS)} columns, row groups of {args.row_group:,} rows, record batches of "
-        f"{DEFAULT_BATCH_ROWS:,}, exact distinct bound {EXACT_DISTINCT_LIMIT:,}/column "
-        f"(HyperLogLog beyond, ±{rel_err:.2%} std. error)."
+        f"{first['batch_rows']:,}, exact distinct bound {first['exact_limit']:,}/column "
+        f"(HyperLogLog beyond, ±{first['rel_err']:.2%} std. error), {os.cpu_count()} CPUs."
     )
     print("Wall time is the whole subprocess (interpreter start and imports included); compute is the call alone.")
     print()

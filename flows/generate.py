@@ -21,11 +21,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.events import emit_event
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -41,9 +44,11 @@ from tasks.generation.plan import get_plan
 from tasks.generation.result import GeneratedDataset
 from tasks.generation.source import from_config
 from tasks.generation.state import (
+    STATE_FILE,
     GenerationState,
     batch_files,
     batch_is_complete,
+    generated_files,
     read_state,
     remove_stale_files,
     write_state,
@@ -56,6 +61,32 @@ EVENT_NAME = "hf.dataset.generated"
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "dataset"
+
+
+class _Progress:
+    """A progress artifact and a log line, updated at most every few seconds (API calls cost time)."""
+
+    def __init__(self, logger: Any, name: str, done: int, total: int, every: float = 2.0) -> None:
+        self.logger, self.done, self.total, self.every = logger, done, total, every
+        self.started = self.last = time.monotonic()
+        self.generated = 0
+        key = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "dataset"  # artifact keys: [a-z0-9-]
+        self.artifact = cast(
+            UUID,
+            create_progress_artifact(
+                100.0 * done / total, key=f"{key}-generation-progress", description=f"Batches of {name} generated"
+            ),
+        )
+
+    def add(self, records: int, final: bool = False) -> None:
+        self.done += 0 if final else 1
+        self.generated += records
+        now = time.monotonic()
+        if final or now - self.last >= self.every:
+            self.last = now
+            update_progress_artifact(self.artifact, 100.0 * self.done / self.total)
+            rate = self.generated / max(now - self.started, 1e-9)
+            self.logger.info("%d of %d batches done (%.0f records/s)", self.done, self.total, rate)
 
 
 def _run_batches(
@@ -116,7 +147,8 @@ def generate_dataset(
         config: Anything :func:`tasks.generation.source.from_config` accepts: a config model, a dict, YAML/JSON
             text, a local path, or an http(s) URL (e.g. the ``builder_config.json`` of a pushed dataset).
         num_records: Records to generate.
-        output_dir: The dataset folder (created if missing). Files of a different earlier run are replaced.
+        output_dir: The dataset folder (created if missing). Files of a different earlier run of this flow are
+            replaced; a folder holding a dataset this flow did not write is refused unless ``resume=False``.
         batch_size: Records per batch (one Parquet file and one Prefect task each).
         seed: Seed of every random choice (samplers, UUIDs, the ``seed`` sent to LLM endpoints).
         checkpoint: Push completed batches to a Hub repo/branch while generating (at most one commit per
@@ -165,6 +197,11 @@ def generate_dataset(
     )
     total = state.total_batches
     previous = read_state(root)
+    if previous is None and resume and generated_files(root):
+        raise ConfigError(
+            f"{root} holds a dataset that this generator did not write (no {STATE_FILE}); "
+            "choose another folder, or pass resume=False (--no-resume) to replace it"
+        )
     completed: set[int] = set()
     if resume and previous is not None and previous.same_run(state):
         completed = {i for i in range(total) if batch_is_complete(root, state, i)}
@@ -203,11 +240,14 @@ def generate_dataset(
             "seed": seed,
         }
 
+    progress = _Progress(logger, root.name, len(completed), total)
+
     def run(submit: Callable[[int], PrefectFuture[BatchResult]]) -> None:
         for result in _run_batches(todo, submit, max_in_flight):
             completed.add(result.batch_index)
             if checkpointer is not None:
                 checkpointer.add(result.files, result.batch_index)
+            progress.add(result.num_records)
 
     try:
         if task_runner == "dask":
@@ -223,6 +263,7 @@ def generate_dataset(
             checkpointer.close()  # completed batches still reach the checkpoint
         raise
 
+    progress.add(0, final=True)
     done = sorted(completed)
     write_state(root, state.model_copy(update={"completed_batches": done}))
     write_builder_config(root, plan)

@@ -374,8 +374,8 @@ def _datasets(resolved: ResolvedConfig, token: str | None, streaming: bool) -> A
         import datasets
     except ImportError as exc:  # a test/optional extra, not a runtime dependency
         raise ImportError(
-            "as_='datasets' needs the `datasets` library: pip install 'datasets>=4' "
-            "(or read as_='arrow' / as_='pandas', which need only pyarrow / pandas)."
+            "as_='datasets' needs the `datasets` library (pip install datasets); "
+            "as_='arrow' and as_='pandas' need only pyarrow / pandas."
         ) from exc
     if resolved.kind == "images":
         if not datasets.config.PIL_AVAILABLE:

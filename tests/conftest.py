@@ -41,6 +41,10 @@ os.environ.update(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_SESSION_DIR / "prefect-results"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # Stage retries as in production, but fast: 2 retries, 0.1 s then 0.2 s apart.
+        "HFDS_STAGE_RETRIES": "2",
+        "HFDS_STAGE_RETRY_DELAY": "0.1",
+        "HFDS_CACHE_DIR": str(_SESSION_DIR / "hfds-cache"),
     }
 )
 os.environ.pop("HF_TOKEN", None)

@@ -326,8 +326,24 @@ def test_metadata_adds_llm_tokens_and_garbage_is_ignored(folder: Path) -> None:
     assert list(llm) == ["greeting"]
     assert llm["greeting"][1:3] == ["41.2", "7.0"]
     assert "Completion" not in body
-    for junk in ({"column_statistics": {"greeting": {"output_tokens_mean": 3}}}, {"column_statistics": 5}, {}):
+    for junk in ({"column_statistics": {"greeting": {"output_tokens_mean": 3}}}, {"column_statistics": 5}, {}, []):
         render(folder, metadata=junk)  # never raises
+    odd_configs: list[Any] = [
+        {"data_designer": {"columns": "x", "model_configs": [1, {"model": 5}, {"alias": "a", "model": "m"}]}},
+        {
+            "data_designer": {
+                "columns": [{"name": "score", "column_type": {"value": "sampler"}, "sampler_type": None}]
+            }
+        },
+        {"data_designer": "nope", "library_version": {"x": 1}},
+        [],
+    ]
+    for builder_config in odd_configs:
+        body = split_card(render(folder, builder_config=builder_config).text)[1]
+        assert "## Generation Details" in body
+    assert table_rows(section(body, "Schema & Statistics"))["id"][2] == "—"
+    body = split_card(render(folder, builder_config=odd_configs[1]).text)[1]
+    assert table_rows(section(body, "Schema & Statistics"))["score"][2] == "sampler"
 
 
 def test_user_template_standalone_and_extending(folder: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from fake_llm import FakeLLM, answer_for
 
 from flows import generate as generate_module
 from flows.generate import generate_dataset
-from tasks.generation.errors import UnsupportedConfigError
+from tasks.generation.errors import ConfigError, UnsupportedConfigError
 from tasks.generation.state import STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +132,16 @@ def test_llm_text_columns_over_http_with_retried_429_and_500(
     assert "sk-fake-secret-42" not in written and "FAKE_LLM_API_KEY" in written
     chat = pq.read_table(tmp_path / "llm" / "processors-files" / "conversations")
     assert chat.num_rows == 30
+
+
+def test_a_folder_it_did_not_write_is_not_overwritten(prefect_api: None, tmp_path: Path) -> None:
+    from factories import make_dataset_folder
+
+    folder = make_dataset_folder(tmp_path / "data-designer-output", batches=2)
+    before = _files(folder)
+    with pytest.raises(ConfigError, match="did not write"):
+        generate_dataset(GREETINGS, 100, folder)
+    assert _files(folder) == before
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import itertools
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -58,6 +59,31 @@ def test_checkpoint_commits_stay_within_the_interval(hub: object, repo_id: str, 
     assert sum(c.title.startswith("Checkpoint:") for c in history) == len(commits)
     remote = checkpointer.read_remote_state()
     assert remote is not None and remote.completed_batches == list(range(12))
+
+
+def test_failed_checkpoint_commits_are_retried_and_never_duplicated(hub: Any, repo_id: str, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=2, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.2, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    for index in range(2):
+        write_parquet_atomic(pa.table({"i": [index]}), tmp_path / batch_files(index, [])[0])
+    hub.faults.add("commit", drop="after", repo=repo_id)  # the commit lands, its answer is lost
+    checkpointer.start()
+    checkpointer.add(batch_files(0, []), 0)
+    deadline = time.monotonic() + 10
+    while not checkpointer.commits and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hub.faults.add("commit", status=500, repo=repo_id)  # the next commit fails outright, then succeeds
+    checkpointer.add(batch_files(1, []), 1)
+    commits = checkpointer.close()
+    assert [c.batches for c in commits] == [[0], [1]]
+    history = HfApi(token=ALICE_TOKEN).list_repo_commits(repo_id, repo_type="dataset", revision="ckpt")
+    assert sum(c.title.startswith("Checkpoint:") for c in history) == 2  # no duplicate of the lost answer
+    remote = checkpointer.read_remote_state()
+    assert remote is not None and remote.completed_batches == [0, 1]
 
 
 def test_run_resumes_from_its_checkpoint_when_the_folder_is_gone(

@@ -6,6 +6,7 @@ import itertools
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,21 @@ def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> 
     assert rows[-1]["commit"] == head
     link = next(a for a in arts if a.key == f"{slug}-data-commit")
     assert f"/datasets/{repo_id}/commit/" in str(link.data)
+
+    # The event that chains other flows: the repo as resource, the final commit and the record count.
+    # Events reach the API asynchronously (a websocket client), so poll briefly.
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while not events and time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            response = client._client.post(
+                "/events/filter", json={"filter": {"event": {"name": ["hf.dataset.pushed"]}}, "limit": 50}
+            )
+        events = [e for e in response.json()["events"] if e["payload"].get("repo_id") == repo_id]
+        time.sleep(0.5)
+    assert len(events) == 1
+    assert events[0]["resource"]["prefect.resource.id"] == f"hf.dataset.{repo_id}"
+    assert events[0]["payload"]["commit"] == head and events[0]["payload"]["records"] == 40
 
     everything = json.dumps([a.model_dump(mode="json") for a in arts]) + json.dumps(
         flow_run.parameters, default=str

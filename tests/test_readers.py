@@ -34,6 +34,7 @@ from flows.push import push_dataset
 from tasks.read_dataset import (
     ConfigNotFoundError,
     DatasetCardError,
+    _split_patterns,
     list_configs,
     read_dataset,
     read_pushed_dataset,
@@ -400,6 +401,23 @@ def test_read_dataset_unknown_config_lists_the_cards_configs(pushed: Pushed) -> 
         read_dataset(pushed.repo_id, "data", split="test")
     with pytest.raises(ValueError, match="as_="):
         read_dataset(pushed.repo_id, "data", as_="polars")  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("data_files", "expected"),
+    [
+        ("data/*.parquet", ["data/*.parquet"]),  # a plain string: one "train" split
+        (["a/*.parquet", "b/*.parquet"], ["a/*.parquet", "b/*.parquet"]),
+        (
+            [{"split": "train", "path": "data/*.parquet"}, {"split": "test", "path": "t/*.parquet"}],
+            ["data/*.parquet"],
+        ),
+        ([{"split": "train", "path": ["x/1.parquet", "x/2.parquet"]}], ["x/1.parquet", "x/2.parquet"]),
+    ],
+)
+def test_card_data_files_forms(data_files: Any, expected: list[str]) -> None:
+    """Every ``data_files`` form the Hub accepts (hub-protocol §6.2), without the network."""
+    assert _split_patterns({"config_name": "c", "data_files": data_files}, "train", "a/b") == expected
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,7 @@ def test_retry_button_in_the_ui_resumes_a_failed_push(
 
     # The page shows the completed run; screenshots of its artifacts and its task runs.
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 2000})  # the run page scrolls inside: a tall window shows all
     page.reload()
     expect(page.get_by_text("Completed").first).to_be_visible()
     page.get_by_text("Artifacts", exact=True).click()  # the tabs are <li class="p-tab">

@@ -24,9 +24,9 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import pyarrow.parquet as pq
@@ -39,6 +39,7 @@ from tasks.card.statistics import ColumnStatistics, DatasetStatistics, compute_s
 __all__ = ["DEFAULT_TEMPLATE", "NA", "NOT_APPLICABLE", "CardOptions", "RenderedCard", "render_card"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 DEFAULT_TEMPLATE = TEMPLATES_DIR / "dataset_card.md.j2"
@@ -204,18 +205,35 @@ def _enum_value(value: Any) -> Any:
     return value
 
 
-def _config_columns(builder_config: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    if not builder_config:
-        return []
+def _guarded(what: str, read: Callable[[Any], T], source: Any, default: T) -> T:
+    """``read(source)``, or ``default`` (logged) when the JSON has a shape nobody expected."""
     try:
-        designer = builder_config.get("data_designer", builder_config)
-        columns = designer.get("columns") if isinstance(designer, Mapping) else None
-        if not isinstance(columns, list):
-            return []
-        return [c for c in columns if isinstance(c, Mapping) and isinstance(c.get("name"), str)]
+        return read(source)
     except Exception as exc:
-        logger.warning("dataset card: builder_config.json columns unreadable: %s", exc)
+        logger.warning("dataset card: %s unreadable, left out: %s: %s", what, type(exc).__name__, exc)
+        return default
+
+
+def _designer(builder_config: Any) -> Mapping[str, Any]:
+    if not isinstance(builder_config, Mapping):
+        return {}
+    designer = builder_config.get("data_designer", builder_config)
+    return designer if isinstance(designer, Mapping) else {}
+
+
+def _library_version(builder_config: Any) -> str | None:
+    if isinstance(builder_config, Mapping) and isinstance(
+        builder_config.get("library_version"), str | int | float
+    ):
+        return str(builder_config["library_version"])
+    return None
+
+
+def _config_columns(builder_config: Any) -> list[Mapping[str, Any]]:
+    columns = _designer(builder_config).get("columns")
+    if not isinstance(columns, list):
         return []
+    return [c for c in columns if isinstance(c, Mapping) and isinstance(c.get("name"), str)]
 
 
 def _column_kind(config: Mapping[str, Any]) -> str:
@@ -227,12 +245,9 @@ def _column_kind(config: Mapping[str, Any]) -> str:
     return kind
 
 
-def _models(builder_config: Mapping[str, Any] | None) -> list[dict[str, str]]:
+def _models(builder_config: Any) -> list[dict[str, str]]:
     """Model aliases and names only (never keys or endpoints)."""
-    if not builder_config:
-        return []
-    designer = builder_config.get("data_designer", builder_config)
-    configs = designer.get("model_configs") if isinstance(designer, Mapping) else None
+    configs = _designer(builder_config).get("model_configs")
     if not isinstance(configs, list):
         return []
     models = []
@@ -254,8 +269,8 @@ def _int(value: Any) -> int | None:
     return value
 
 
-def _completion(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if not metadata:
+def _completion(metadata: Any) -> dict[str, Any] | None:
+    if not isinstance(metadata, Mapping):
         return None
     actual, target = _int(metadata.get("actual_num_records")), _int(metadata.get("target_num_records"))
     if actual is None or target is None or actual == target or target <= 0 or actual < 0:
@@ -263,9 +278,9 @@ def _completion(metadata: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {"actual": actual, "target": target, "percent": fmt_pct(actual, target)}
 
 
-def _llm_token_stats(metadata: Mapping[str, Any] | None) -> dict[str, dict[str, float]]:
+def _llm_token_stats(metadata: Any) -> dict[str, dict[str, float]]:
     """``column name -> {field: value}`` for the token fields of ``metadata.column_statistics``."""
-    if not metadata:
+    if not isinstance(metadata, Mapping):
         return {}
     raw = metadata.get("column_statistics")
     if isinstance(raw, Mapping):
@@ -410,11 +425,13 @@ def render_card(
     )
     yaml_text = dump_front_matter(front_matter)
 
-    config_columns = _config_columns(builder_config)
-    kinds = {c["name"]: _column_kind(c) for c in config_columns}
+    no_columns: list[Mapping[str, Any]] = []
+    config_columns = _guarded("builder_config.json columns", _config_columns, builder_config, no_columns)
+    kinds: dict[str, str] = {c["name"]: _column_kind(c) for c in config_columns}
     rows = [_column_row(c, records, kinds.get(c.name, NOT_APPLICABLE)) for c in statistics.columns]
     type_counts = Counter(str(_enum_value(c.get("column_type")) or "unknown") for c in config_columns)
-    llm_stats = _llm_token_stats(metadata)
+    no_stats: dict[str, dict[str, float]] = {}
+    llm_stats = _guarded("metadata.json column_statistics", _llm_token_stats, metadata, no_stats)
     llm_rows = [
         {
             "name": name,
@@ -440,10 +457,9 @@ def render_card(
         f"  note         = {{Synthetic dataset generated with NeMo Data Designer}}\n"
         f"}}"
     )
-    library_version = None
-    if builder_config and isinstance(builder_config.get("library_version"), str | int | float):
-        library_version = str(builder_config["library_version"])
+    library_version = _guarded("builder_config.json library_version", _library_version, builder_config, None)
 
+    no_models: list[dict[str, str]] = []
     context: dict[str, Any] = {
         "repo_id": options.repo_id,
         "title": title,
@@ -459,7 +475,7 @@ def render_card(
             "columns": fmt_int(statistics.num_columns),
             "files": statistics.num_files,
             "size_category": size_category(records) if records is not None else NA,
-            "completion": _completion(metadata),
+            "completion": _guarded("metadata.json record counts", _completion, metadata, None),
         },
         "columns": rows,
         "llm_columns": llm_rows,
@@ -467,7 +483,7 @@ def render_card(
             "library_version": library_version,
             "column_types": sorted(type_counts.items(), key=lambda kv: (-kv[1], kv[0])),
             "configured_columns": len(config_columns),
-            "models": _models(builder_config),
+            "models": _guarded("builder_config.json model_configs", _models, builder_config, no_models),
             "has_builder_config": builder_config is not None,
             "has_metadata": metadata is not None,
         },

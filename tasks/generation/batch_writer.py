@@ -8,6 +8,7 @@ fsynced, then renamed into place (and the directory fsynced), so a file under it
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -65,10 +66,13 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
 
 
 def remove_temp_files(root: Path) -> int:
-    """Delete temporary files a killed writer left under ``root``; returns how many."""
+    """Delete temporary files (and checkpoint download folders) a killed run left under ``root``."""
     removed = 0
     if not root.exists():
         return 0
+    for folder in root.glob(".checkpoint-download-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
     for path in root.rglob(f".*{TEMP_MARKER}*"):
         if path.is_file():
             path.unlink(missing_ok=True)

@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
-    HfHubHTTPError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -229,13 +228,17 @@ class Checkpointer:
         staging = Path(tempfile.mkdtemp(prefix=".checkpoint-download-", dir=self.root))
         restored: set[int] = set()
         try:
-            self.api.snapshot_download(
-                self.target.repo_id,
-                repo_type="dataset",
-                revision=self._revision(),
-                local_dir=staging,
-                allow_patterns=[self._repo_path(rel) for rels in wanted.values() for rel in rels],
-            )
+            try:
+                self.api.snapshot_download(
+                    self.target.repo_id,
+                    repo_type="dataset",
+                    revision=self._revision(),
+                    local_dir=staging,
+                    allow_patterns=[self._repo_path(rel) for rels in wanted.values() for rel in rels],
+                )
+            except Exception as exc:  # the batches can always be generated again
+                self.logger.warning("could not download checkpointed batches (%s); generating them instead", exc)
+                return set()
             for index, rels in wanted.items():
                 sources = [staging / self._repo_path(rel) for rel in rels]
                 try:
@@ -298,6 +301,8 @@ class Checkpointer:
             with self._cond:
                 pending.merge(self._pending)
                 self._pending = pending
+                # Back off on repeated failures even with a tiny interval (an outage must not become a busy loop).
+                self._next_allowed = max(self._next_allowed, time.monotonic() + min(2.0**failures, 60.0))
                 if self._closing and failures >= MAX_FINAL_ATTEMPTS:
                     self.error = self.error or "checkpoint commit failed"
                     self.logger.warning(
@@ -333,7 +338,7 @@ class Checkpointer:
                 repo_type="dataset",
                 revision=self._revision(),
             )
-        except (HfHubHTTPError, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure keeps the files queued; the thread must not die
             if self._landed(state):
                 self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
                 info = None

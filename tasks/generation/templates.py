@@ -22,7 +22,26 @@ from tasks.generation.errors import ConfigError, TemplateRenderError, TemplateSe
 _BLOCKED_NAMES = frozenset({"mro", "func_globals", "f_globals", "f_locals", "gi_frame", "cr_frame", "tb_frame"})
 _BLOCKED_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
-ENVIRONMENT = ImmutableSandboxedEnvironment(
+MAX_SEQUENCE_PRODUCT = 1_000_000  # 'ab' * n, [x] * n
+MAX_EXPONENT = 10_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus limits on the operators that can exhaust memory or CPU in one expression."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_SEQUENCE_PRODUCT:
+                    raise SecurityError(f"repeating a sequence {times} times is over the limit")
+        if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
+        return super().call_binop(context, operator, left, right)
+
+
+ENVIRONMENT = _Sandbox(
     undefined=StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
@@ -47,6 +66,11 @@ def _security_problems(ast: nodes.Template) -> list[str]:
                 problems.append(f"access to item {key.value!r} is not allowed")
         elif isinstance(node, nodes.Name) and node.name.startswith("_"):
             problems.append(f"name {node.name!r} is not allowed")
+    # Loops are bounded by the sandbox's range limit; nested loops would multiply those bounds.
+    for loop in ast.find_all(nodes.For):
+        if next(loop.find_all(nodes.For), None) is not None:
+            problems.append("nested for loops are not allowed")
+            break
     # Filters that look attributes up by name (attr, map, selectattr, sort, groupby...): constant names only.
     for call in ast.find_all((nodes.Filter, nodes.Test)):
         for arg in [*call.args, *(kw.value for kw in call.kwargs)]:
