@@ -277,3 +277,15 @@ def test_examples_are_valid() -> None:
     assert "formal" not in greetings.output_columns  # drop: true
     messages = greetings.processor_schemas["conversations"].field("messages").type
     assert str(messages) == "list<item: struct<role: string, content: string>>"
+
+
+def test_sandbox_limits_loops_and_huge_values() -> None:
+    from tasks.generation.templates import compile_template
+
+    with pytest.raises(TemplateSecurityError, match="nested for loops"):
+        compile_template("{% for a in range(9) %}{% for b in range(9) %}x{% endfor %}{% endfor %}", "column 'n'")
+    with pytest.raises(TemplateSecurityError, match="over the limit"):
+        compile_template("{{ 'x' * n }}", "column 'big'").render({"n": 10**9})
+    with pytest.raises(TemplateSecurityError, match="over the limit"):
+        compile_template("{{ 9 ** n }}", "column 'pow'").render({"n": 10**8})
+    assert compile_template("{{ '!' * n }}", "column 'ok'").render({"n": 3}) == "!!!"

@@ -270,9 +270,10 @@ def test_images_datasets_imagefolder(pushed: Pushed) -> None:
     assert {image.size for image in ds["image"]} == {(2, 2)}
 
 
-# --- readers outside the test extra: run where installed (docs/readers.md says which are in CI) ------------------
+# --- readers outside the test extra: deselected by default; `pytest -m optional_reader` in a venv that has them ---
 
 
+@pytest.mark.optional_reader
 def test_pyiceberg_catalog_over_the_pushed_files(pushed: Pushed, tmp_path: Path) -> None:
     """PyIceberg: an Iceberg table whose data files are the pushed parquet files (``add_files``, nothing copied)."""
     pytest.importorskip("pyiceberg")
@@ -292,6 +293,7 @@ def test_pyiceberg_catalog_over_the_pushed_files(pushed: Pushed, tmp_path: Path)
         assert_same_rows(table.scan().to_arrow().to_pylist(), pushed, config)
 
 
+@pytest.mark.optional_reader
 def test_daft_over_http_resolve_urls(pushed: Pushed) -> None:
     """Daft: its hf:// is hard-wired to huggingface.co; the Hub's /resolve/ URLs are plain HTTP it reads anywhere."""
     daft = pytest.importorskip("daft")
@@ -308,6 +310,7 @@ def test_daft_over_http_resolve_urls(pushed: Pushed) -> None:
     )
 
 
+@pytest.mark.optional_reader
 def test_distilabel_load_data_from_hub(pushed: Pushed) -> None:
     """distilabel's LoadDataFromHub goes through datasets (streaming batches)."""
     steps = pytest.importorskip("distilabel.steps")
