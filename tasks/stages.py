@@ -36,7 +36,7 @@ from typing import Any
 
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError
-from prefect import task
+from prefect import Task, task
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field, SecretStr
 
@@ -323,7 +323,8 @@ def push_metadata(
     return _run_plans("metadata", target, [plan], token, revision)
 
 
-STAGE_TASKS = {
+# Stage name → its task, in push order.
+STAGE_TASKS: dict[StageName, Task[..., StageResult]] = {
     "card": push_card,
     "data": push_data,
     "images": push_images,
