@@ -197,7 +197,7 @@ def generate_dataset(
     )
     total = state.total_batches
     previous = read_state(root)
-    if previous is None and resume and generated_files(root):
+    if previous is None and resume and any(p.suffix == ".parquet" for p in generated_files(root)):
         raise ConfigError(
             f"{root} holds a dataset that this generator did not write (no {STATE_FILE}); "
             "choose another folder, or pass resume=False (--no-resume) to replace it"

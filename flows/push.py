@@ -239,6 +239,10 @@ def push_dataset(
         create_pr=create_pr,
         max_files_per_commit=max_files_per_commit,
     )
+    if card_template and not Path(card_template).is_file():
+        raise InvalidParameterError(
+            f"card_template {card_template!r} is not a file: pass the path of a Jinja2 template."
+        )
     card = CardOptions(
         repo_id=repo_id,
         description=validate_description(description),
@@ -249,8 +253,6 @@ def push_dataset(
         pretty_name=pretty_name,
         template=Path(card_template) if card_template else None,
     )
-    if card.template is not None and not card.template.is_file():
-        raise InvalidParameterError(f"card_template {str(card.template)!r} is not a file.")
     selected = _select_stages(list(stages) if stages else None)
     folder = scan_dataset_folder(dataset.path if isinstance(dataset, GeneratedDataset) else dataset)
     if dry_run:

@@ -559,13 +559,17 @@ def compute_statistics(
             try:
                 with pq.ParquetFile(path) as pf:
                     for batch in _iter_batches(pf, batch_rows):
-                        # columns are independent; pyarrow kernels release the GIL, so columns overlap
-                        jobs = [
-                            pool.submit(column.add, batch.column(name) if name in names else None, batch.num_rows)
+                        work = [
+                            (column, batch.column(name) if name in names else None)
                             for name, column in columns.items()
                         ]
-                        for job in jobs:
-                            job.result()
+                        if workers == 1:
+                            for column, values in work:
+                                column.add(values, batch.num_rows)
+                        else:  # columns are independent; pyarrow kernels release the GIL, so columns overlap
+                            jobs = [pool.submit(column.add, values, batch.num_rows) for column, values in work]
+                            for job in jobs:
+                                job.result()
                         done += batch.num_rows
             except Exception as exc:
                 reason = f"{path.name} failed after {done} rows ({type(exc).__name__}: {exc})"

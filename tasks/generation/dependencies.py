@@ -1,48 +1,14 @@
-"""Generation order of columns, from the names their templates (and subcategory parents) read."""
+"""Generation order of columns, from the names their templates (and subcategory parents) read.
+
+The reads themselves are collected by :func:`tasks.generation.plan.build_plan` from the compiled templates.
+"""
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
 
-from tasks.generation.config import (
-    BuilderConfig,
-    ExpressionColumn,
-    LLMTextColumn,
-    SamplerColumn,
-    SubcategoryParams,
-)
 from tasks.generation.errors import ConfigError
-from tasks.generation.templates import template_references
-
-
-def column_dependencies(config: BuilderConfig) -> dict[str, list[str]]:
-    """For each column, the other columns it reads, sorted (subcategory parent, template references).
-
-    Raises:
-        ConfigError: a template does not parse (names the column).
-        TemplateSecurityError: a template reaches for Python internals.
-    """
-    deps: dict[str, list[str]] = {}
-    problems: list[str] = []
-    for column in config.columns:
-        refs: set[str] = set()
-        try:
-            if isinstance(column, SamplerColumn) and isinstance(column.params, SubcategoryParams):
-                refs.add(column.params.category)
-            elif isinstance(column, ExpressionColumn):
-                refs |= template_references(column.expr)
-            elif isinstance(column, LLMTextColumn):
-                refs |= template_references(column.prompt)
-                if column.system_prompt:
-                    refs |= template_references(column.system_prompt)
-        except ConfigError as exc:
-            problems.extend(p.replace("template", f"column {column.name!r}", 1) for p in exc.problems)
-            continue
-        deps[column.name] = sorted(refs)
-    if problems:
-        raise ConfigError(problems)
-    return deps
 
 
 def order_columns(names: Sequence[str], deps: Mapping[str, Sequence[str]]) -> list[str]:

@@ -48,10 +48,6 @@ ENVIRONMENT = _Sandbox(
 )
 
 
-def _is_template(source: str) -> bool:
-    return "{{" in source or "{%" in source or "{#" in source
-
-
 def _security_problems(ast: nodes.Template) -> list[str]:
     problems = []
     for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, *_BLOCKED_NODES)):
@@ -163,13 +159,6 @@ def compile_template(source: str, where: str) -> CompiledTemplate:
     return CompiledTemplate(source, where)
 
 
-def template_references(source: str) -> frozenset[str]:
-    """The row names a template string reads (empty for a plain string)."""
-    if not _is_template(source):
-        return frozenset()
-    return compile_template(source, "template").references
-
-
 def is_template(source: str) -> bool:
     """Whether a string holds Jinja2 syntax (plain strings are constants and never rendered)."""
-    return _is_template(source)
+    return "{{" in source or "{%" in source or "{#" in source
