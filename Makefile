@@ -14,7 +14,7 @@ venv: $(BIN)/.installed
 
 # Generate the no-LLM example and push it, stage by stage, to the embedded Hub (no account needed).
 demo: venv
-	$(BIN)/python -m flows.generate_and_push examples/multilingual_greetings.yaml demo/multilingual-greetings \
+	$(BIN)/python -m flows.generate_and_push examples/multilingual_greetings.yaml local/multilingual-greetings \
 		--num-records 1000 --description "Multilingual greetings, generated with samplers and templates." \
 		--local-hub .localhub-data
 

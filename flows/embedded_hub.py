@@ -67,6 +67,7 @@ def run_with_embedded_hub(data_dir: Path, module: str, args: list[str]) -> int:
             "HF_TOKEN": LOCAL_TOKEN,
             "HF_HUB_DISABLE_XET": "1",
             "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         }
         print(f"Embedded Hub serving {data_dir} at {env['HF_ENDPOINT']} (user {LOCAL_USER!r})", flush=True)
         code = subprocess.call([sys.executable, "-m", module, *args], env=env)

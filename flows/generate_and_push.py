@@ -114,6 +114,7 @@ def generate_and_push(
             interval_seconds=checkpoint_interval_seconds,
             private=private or None,
             token=secret,
+            final_flush=False,  # the push follows at once and uploads everything: no need to wait for the interval
         )
     generated = generate_dataset(builder, num_records, folder, **options)
     logger.info("Generated %d records in %s; pushing to %s.", generated.num_records, generated.path, repo_id)
