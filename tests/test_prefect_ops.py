@@ -57,7 +57,8 @@ def assert_same_content(repo_id: str, clean_repo: str) -> None:
     files, clean = repo_files(repo_id), repo_files(clean_repo)
     assert files.pop("README.md") and clean.pop("README.md")
     assert files == clean
-    assert readme(repo_id) == readme(clean_repo).replace(clean_repo, repo_id)
+    name, clean_name = repo_id.split("/")[1], clean_repo.split("/")[1]
+    assert readme(repo_id) == readme(clean_repo).replace(clean_name, name)
     assert commit_titles(repo_id) == commit_titles(clean_repo)
 
 

@@ -1,0 +1,122 @@
+"""Generate-then-push as one flow, and the README's main command (the embedded Hub, no account)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pytest
+from conftest import ALICE_TOKEN
+from huggingface_hub import HfApi
+from prefect import get_client
+from pydantic import SecretStr
+
+from flows.generate_and_push import generate_and_push
+from tasks.validation import InvalidParameterError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multilingual_greetings.yaml"
+datasets.config.USE_PARQUET_EXPORT = False
+
+
+def _events(name: str) -> list[dict[str, Any]]:
+    """The latest events of that name, newest first, through the Prefect API."""
+    with get_client(sync_client=True) as client:
+        response = client._client.post("/events/filter", json={"filter": {"event": {"name": [name]}}, "limit": 50})
+    return list(response.json()["events"])
+
+
+@pytest.mark.usefixtures("prefect_api", "hub")
+def test_generate_then_push_in_one_flow(tmp_path: Path, repo_id: str) -> None:
+    result = generate_and_push(
+        EXAMPLE,
+        repo_id,
+        "Greetings in six languages.",
+        num_records=300,
+        batch_size=100,
+        seed=3,
+        output_dir=tmp_path / "out",
+        token=SecretStr(ALICE_TOKEN),
+    )
+    assert result.num_records == 300
+    assert {s.stage for s in result.stages} == {
+        "card",
+        "data",
+        "images",
+        "processors",
+        "builder_config",
+        "metadata",
+    }
+    files = HfApi().list_repo_files(repo_id, repo_type="dataset", token=ALICE_TOKEN)
+    assert sorted(f for f in files if f.startswith("data/")) == [f"data/batch_{i:05d}.parquet" for i in range(3)]
+    data = datasets.load_dataset(repo_id, "data", split="train", token=ALICE_TOKEN)
+    conversations = datasets.load_dataset(repo_id, "conversations", split="train", token=ALICE_TOKEN)
+    assert data.num_rows == conversations.num_rows == 300
+    assert {m["role"] for m in conversations[0]["messages"]} >= {"user", "assistant"}
+
+    deadline = time.monotonic() + 30
+    pushed: list[dict[str, Any]] = []
+    while not pushed and time.monotonic() < deadline:
+        pushed = [e for e in _events("hf.dataset.pushed") if e["payload"].get("repo_id") == repo_id]
+        time.sleep(0.5)
+    generated = [e for e in _events("hf.dataset.generated") if str(tmp_path / "out") in str(e["payload"])]
+    assert pushed and generated
+    assert generated[0]["occurred"] <= pushed[0]["occurred"]
+
+
+@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.parametrize(
+    ("repo", "description", "fragment"),
+    [("no-slash", "A dataset.", "repo_id"), ("alice/ok", "  ", "description")],
+)
+def test_bad_parameters_fail_before_generating(
+    tmp_path: Path, hub: Any, repo: str, description: str, fragment: str
+) -> None:
+    hub.clear_requests()
+    with pytest.raises(InvalidParameterError, match=fragment):
+        generate_and_push(
+            EXAMPLE, repo, description, num_records=100, output_dir=tmp_path / "out", token=SecretStr(ALICE_TOKEN)
+        )
+    assert not (tmp_path / "out").exists()
+    assert hub.requests == []
+
+
+def test_readme_main_command_runs_on_the_embedded_hub(tmp_path: Path) -> None:
+    """`make demo`'s command, as written, with a smaller record count: no account, no HF_ENDPOINT given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PREFECT_API"))}
+    env.update(
+        {
+            "HOME": str(tmp_path / "home"),
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "HFDS_WORK_DIR": str(tmp_path / "work"),
+        }
+    )
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.generate_and_push",
+            str(EXAMPLE),
+            "local/multilingual-greetings",
+            "--num-records",
+            "200",
+            "--description",
+            "Multilingual greetings.",
+            "--local-hub",
+            str(tmp_path / "hub"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "/datasets/local/multilingual-greetings" in completed.stdout
+    for stage in ("card", "data", "processors-conversations", "builder-config", "metadata"):
+        assert f"\n{stage} " in completed.stdout
+    assert (tmp_path / "hub").is_dir()
