@@ -35,7 +35,7 @@ from tasks.redaction import redact_secrets
 from tasks.retry_policy import http_status
 from tasks.stage_cache import digest_files, fingerprint
 from tasks.stage_plan import STAGES, StageName, parts, plan_files_stage
-from tasks.stages import STAGE_TASKS, StageResult
+from tasks.stages import STAGE_TASKS, StageJob, StageResult
 from tasks.validation import InvalidParameterError, validate_description, validate_repo_id, validate_revision
 
 
@@ -256,12 +256,16 @@ def push_dataset(
     selected = _select_stages(list(stages) if stages else None)
     folder = scan_dataset_folder(dataset.path if isinstance(dataset, GeneratedDataset) else dataset)
     if dry_run:
-        plan = _dry_run_plan(folder, card, target, selected)
-        result = PushResult(
-            repo_id=repo_id, url="", revision=revision, dry_run=True, plan=plan, num_records=folder.num_records
+        planned = PushResult(
+            repo_id=repo_id,
+            url="",
+            revision=revision,
+            dry_run=True,
+            plan=_dry_run_plan(folder, card, target, selected),
+            num_records=folder.num_records,
         )
-        print(format_table(result.table()))
-        return result
+        print(format_table(planned.table()))
+        return planned
     secret = SecretStr(resolve_token(token, credentials))
 
     # 2. The token, the repo, the branch.
@@ -276,18 +280,17 @@ def push_dataset(
     results: list[StageResult] = []
     started = time.monotonic()
     for stage in selected:
-        options: dict[str, Any] = {"card": card} if stage == "card" else {}
-        result = STAGE_TASKS[stage](
-            target,
-            folder,
-            secret,
+        job = StageJob(
+            target=target,
+            folder=folder,
+            token=secret,
             revision=current_revision,
             messages=commit_messages,
             content_key=keys[stage],
-            **options,
         )
-        current_revision = result.revision
-        results.append(result)
+        stage_result = STAGE_TASKS[stage](job, card) if stage == "card" else STAGE_TASKS[stage](job)
+        current_revision = stage_result.revision
+        results.append(stage_result)
 
     push = PushResult(
         repo_id=repo_id, url=url, revision=current_revision, stages=results, num_records=folder.num_records

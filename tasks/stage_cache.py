@@ -41,14 +41,13 @@ def fingerprint(*parts: Any) -> str:
 def stage_cache_key(context: Any, parameters: Mapping[str, Any]) -> str:
     """Prefect ``cache_key_fn`` of every stage task (see the module docstring)."""
     run_id = getattr(getattr(context, "task_run", None), "flow_run_id", None)
-    target = parameters["target"]
-    target_data = target.model_dump() if hasattr(target, "model_dump") else target
+    job = parameters["job"]
     return fingerprint(
         CACHE_VERSION,
         str(run_id),
         context.task.name,
-        target_data,
-        parameters.get("revision"),
-        parameters.get("messages"),
-        parameters["content_key"],
+        job.target.model_dump(),
+        job.revision,
+        job.messages,
+        job.content_key,
     )

@@ -4,9 +4,9 @@ Order and content (product.md §3): card → ``README.md``; data → ``data/``; 
 processors → ``<name>/`` (one commit each); builder config → ``builder_config.json`` (secrets redacted);
 metadata → ``metadata.json`` (paths rewritten, secrets redacted).
 
-Every task takes the same leading arguments: the ``HubTarget``, the checked ``DatasetFolder``, the token (as a
-``SecretStr``, never part of a cache key or a log line), the revision to commit to, the commit messages, and a
-``content_key`` the flow computes from the stage's content (see ``tasks.stage_cache``).
+Every task takes a ``StageJob``: the ``HubTarget``, the checked ``DatasetFolder``, the token (a ``SecretStr``,
+never part of a cache key or a log line), the revision to commit to, the commit messages, and a ``content_key``
+the flow computes from the stage's content (see ``tasks.stage_cache``).
 
 Example:
     ```python
@@ -14,13 +14,13 @@ Example:
     from pydantic import SecretStr
     from tasks.dataset_folder import scan_dataset_folder
     from tasks.hub_commit import HubTarget
-    from tasks.stages import push_data
+    from tasks.stages import StageJob, push_data
 
     @flow
     def data_only():
-        folder = scan_dataset_folder("my-dataset")
-        target = HubTarget(repo_id="alice/greetings")
-        return push_data(target, folder, SecretStr("hf_..."), revision="main", messages=None, content_key="v1")
+        job = StageJob(target=HubTarget(repo_id="alice/greetings"), folder=scan_dataset_folder("my-dataset"),
+                       token=SecretStr("hf_..."), revision="main", content_key="v1")
+        return push_data(job)
     ```
 """
 
@@ -67,6 +67,26 @@ STAGE_TASK_OPTIONS: dict[str, Any] = {
     "persist_result": True,
     "cache_key_fn": stage_cache_key,
 }
+
+
+class StageJob(BaseModel):
+    """What every stage task receives: where to push, what from, with which token.
+
+    Attributes:
+        target: Repo, branch, PR mode, split limit.
+        folder: The checked dataset folder.
+        token: The Hub token, as a secret: never part of a cache key, a log line or a parameter shown in the UI.
+        revision: Where this stage commits (``refs/pr/N`` once an earlier stage opened the pull request).
+        messages: Commit titles by stage, overriding the defaults.
+        content_key: Fingerprint of the content this stage pushes (see ``tasks.stage_cache``).
+    """
+
+    target: HubTarget
+    folder: DatasetFolder
+    token: SecretStr
+    revision: str
+    messages: dict[str, str] | None = None
+    content_key: str
 
 
 class StageResult(BaseModel):
@@ -132,10 +152,8 @@ class StageResult(BaseModel):
 
 def _run_plans(
     stage: StageName,
-    target: HubTarget,
+    job: StageJob,
     plans: list[CommitPlan],
-    token: SecretStr,
-    revision: str,
     *,
     delete_folders: Mapping[str, list[str]] | None = None,
     progress_label: str | None = None,
@@ -143,7 +161,8 @@ def _run_plans(
     """Commit each plan in order, record each commit as an artifact, and return the stage result."""
     logger = get_run_logger()
     started = time.monotonic()
-    result = StageResult(stage=stage, revision=revision, skipped=not plans)
+    target, token = job.target, job.token
+    result = StageResult(stage=stage, revision=job.revision, skipped=not plans)
     if not plans:
         logger.info("Stage %s: nothing to push, skipped.", stage)
         return result
@@ -175,20 +194,12 @@ def _run_plans(
 
 
 @task(name="push-card", **STAGE_TASK_OPTIONS)
-def push_card(
-    target: HubTarget,
-    folder: DatasetFolder,
-    token: SecretStr,
-    *,
-    revision: str,
-    messages: dict[str, str] | None,
-    content_key: str,
-    card: CardOptions,
-) -> StageResult:
+def push_card(job: StageJob, card: CardOptions) -> StageResult:
     """Stage 1: render the dataset card from the data and commit it as ``README.md``.
 
     The Hub validates the card's YAML (``validate-yaml``) before the commit is accepted.
     """
+    folder = job.folder
     rendered = render_card(
         list(folder.data_files),
         {p.name: list(p.files) for p in folder.processors},
@@ -196,43 +207,22 @@ def push_card(
         builder_config=folder.builder_config,
         metadata=folder.metadata,
     )
-    plan = plan_content_stage("card", rendered.text.encode("utf-8"), messages)
-    result = _run_plans("card", target, [plan], token, revision)
-    artifacts.record_card(target.repo_id, rendered.text)
+    result = _run_plans("card", job, [plan_content_stage("card", rendered.text.encode("utf-8"), job.messages)])
+    artifacts.record_card(job.target.repo_id, rendered.text)
     result.card_text = rendered.text
     return result
 
 
 @task(name="push-data", **STAGE_TASK_OPTIONS)
-def push_data(
-    target: HubTarget,
-    folder: DatasetFolder,
-    token: SecretStr,
-    *,
-    revision: str,
-    messages: dict[str, str] | None,
-    content_key: str,
-) -> StageResult:
+def push_data(job: StageJob) -> StageResult:
     """Stage 2: ``parquet-files/*.parquet`` → ``data/``; batches no longer produced are deleted in the commit."""
-    return _run_plans(
-        "data", target, plan_files_stage("data", folder, messages), token, revision, progress_label="data"
-    )
+    return _run_plans("data", job, plan_files_stage("data", job.folder, job.messages), progress_label="data")
 
 
 @task(name="push-images", **STAGE_TASK_OPTIONS)
-def push_images(
-    target: HubTarget,
-    folder: DatasetFolder,
-    token: SecretStr,
-    *,
-    revision: str,
-    messages: dict[str, str] | None,
-    content_key: str,
-) -> StageResult:
+def push_images(job: StageJob) -> StageResult:
     """Stage 3: ``images/`` as is; skipped when the folder has no images."""
-    return _run_plans(
-        "images", target, plan_files_stage("images", folder, messages), token, revision, progress_label="images"
-    )
+    return _run_plans("images", job, plan_files_stage("images", job.folder, job.messages), progress_label="images")
 
 
 def previous_processors(api: HfApi, target: HubTarget, revision: str, token: str) -> list[str]:
@@ -259,68 +249,37 @@ def previous_processors(api: HfApi, target: HubTarget, revision: str, token: str
 
 
 @task(name="push-processors", **STAGE_TASK_OPTIONS)
-def push_processors(
-    target: HubTarget,
-    folder: DatasetFolder,
-    token: SecretStr,
-    *,
-    revision: str,
-    messages: dict[str, str] | None,
-    content_key: str,
-) -> StageResult:
+def push_processors(job: StageJob) -> StageResult:
     """Stage 4: one commit per processor output (``<name>/``); outputs of vanished processors are deleted."""
-    plans = plan_files_stage("processors", folder, messages)
-    current = {p.name for p in folder.processors}
-    vanished = [
-        n for n in previous_processors(HfApi(), target, revision, token.get_secret_value()) if n not in current
-    ]
+    plans = plan_files_stage("processors", job.folder, job.messages)
+    current = {p.name for p in job.folder.processors}
+    previous = previous_processors(HfApi(), job.target, job.revision, job.token.get_secret_value())
+    vanished = [name for name in previous if name not in current]
     delete_folders: dict[str, list[str]] = {}
     if vanished:
         if not plans:
-            plans = [
-                CommitPlan(
-                    stage="processors",
-                    label="processors-removed",
-                    message=f"Remove outputs of processors no longer produced: {', '.join(vanished)}",
-                    files=(),
-                )
-            ]
+            removal = f"Remove outputs of processors no longer produced: {', '.join(vanished)}"
+            plans = [CommitPlan(stage="processors", label="processors-removed", message=removal, files=())]
         delete_folders[plans[0].label] = vanished
-    return _run_plans("processors", target, plans, token, revision, delete_folders=delete_folders)
+    return _run_plans("processors", job, plans, delete_folders=delete_folders)
 
 
 @task(name="push-builder-config", **STAGE_TASK_OPTIONS)
-def push_builder_config(
-    target: HubTarget,
-    folder: DatasetFolder,
-    token: SecretStr,
-    *,
-    revision: str,
-    messages: dict[str, str] | None,
-    content_key: str,
-) -> StageResult:
+def push_builder_config(job: StageJob) -> StageResult:
     """Stage 5: ``builder_config.json`` with credentials redacted; skipped when the folder has none."""
-    if folder.builder_config is None:
-        return _run_plans("builder_config", target, [], token, revision)
-    clean = redact_secrets(folder.builder_config, [token.get_secret_value()])
-    plan = plan_content_stage("builder_config", json_bytes(clean), messages)
-    return _run_plans("builder_config", target, [plan], token, revision)
+    if job.folder.builder_config is None:
+        return _run_plans("builder_config", job, [])
+    clean = redact_secrets(job.folder.builder_config, [job.token.get_secret_value()])
+    return _run_plans(
+        "builder_config", job, [plan_content_stage("builder_config", json_bytes(clean), job.messages)]
+    )
 
 
 @task(name="push-metadata", **STAGE_TASK_OPTIONS)
-def push_metadata(
-    target: HubTarget,
-    folder: DatasetFolder,
-    token: SecretStr,
-    *,
-    revision: str,
-    messages: dict[str, str] | None,
-    content_key: str,
-) -> StageResult:
+def push_metadata(job: StageJob) -> StageResult:
     """Stage 6: ``metadata.json`` with paths in the repo layout, unknown keys kept, credentials redacted."""
-    content = hub_metadata(folder, [token.get_secret_value()])
-    plan = plan_content_stage("metadata", json_bytes(content), messages)
-    return _run_plans("metadata", target, [plan], token, revision)
+    content = hub_metadata(job.folder, [job.token.get_secret_value()])
+    return _run_plans("metadata", job, [plan_content_stage("metadata", json_bytes(content), job.messages)])
 
 
 # Stage name → its task, in push order.

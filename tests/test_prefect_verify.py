@@ -1,0 +1,51 @@
+"""The downstream verify flow, in process (the session's Prefect harness and embedded Hub): it reads every config
+of a pushed dataset back, and fails, saying why, when the dataset does not hold what was pushed."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import ALICE_TOKEN
+from factories import make_dataset_folder
+from huggingface_hub import CommitOperationDelete, HfApi
+from pydantic import SecretStr
+
+from flows.push import push_dataset
+from flows.verify import DatasetVerificationError, verify_pushed_dataset
+
+pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
+
+
+@pytest.fixture
+def pushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    repo_id = f"alice/verify-{uuid.uuid4().hex[:8]}"
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, rows_per_batch=10, images=0)
+    push_dataset(folder, repo_id, "Greetings to verify.", token=SecretStr(ALICE_TOKEN))
+    monkeypatch.setenv("HF_TOKEN", ALICE_TOKEN)  # the verify flow takes its token from the environment
+    return repo_id
+
+
+def test_verify_reads_every_config_back(pushed: str) -> None:
+    result = verify_pushed_dataset(pushed, "main", 20)
+    assert {c.config: c.rows for c in result.configs} == {"data": 20, "conversations": 20, "summary": 20}
+    assert result.records == 20
+    assert result.commit == HfApi().repo_info(pushed, repo_type="dataset", token=ALICE_TOKEN).sha
+    assert "greeting" in next(c for c in result.configs if c.config == "data").columns
+
+
+def test_verify_fails_on_a_wrong_record_count_and_on_missing_data(pushed: str) -> None:
+    with pytest.raises(DatasetVerificationError, match=r"'data' has 20 rows, 21 were pushed"):
+        verify_pushed_dataset(pushed, "main", 21)
+
+    # A push that lost a batch: the data no longer matches metadata.json's record count.
+    HfApi().create_commit(
+        pushed,
+        [CommitOperationDelete("data/batch_00001.parquet")],
+        commit_message="lose a batch",
+        repo_type="dataset",
+        token=ALICE_TOKEN,
+    )
+    with pytest.raises(DatasetVerificationError, match=r"metadata.json says 20 records, config 'data' has 10"):
+        verify_pushed_dataset(pushed)
