@@ -29,10 +29,10 @@ from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.events import emit_event
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from tasks.events import emit_dataset_generated
 from tasks.generation.batch import BatchResult, generate_batch
 from tasks.generation.batch_writer import remove_temp_files
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
@@ -56,11 +56,6 @@ from tasks.generation.state import (
 
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_MAX_IN_FLIGHT = 4
-EVENT_NAME = "hf.dataset.generated"
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "dataset"
 
 
 class _Progress:
@@ -287,25 +282,13 @@ def generate_dataset(
         resumed_batches=resumed,
         checkpoint_commits=commits,
     )
-    emit_event(
-        event=EVENT_NAME,
-        resource={
-            "prefect.resource.id": f"hf.dataset.generation.{_slug(root.name)}",
-            "prefect.resource.name": root.name,
-        },
-        payload={
-            "path": str(root),
-            "records": result.num_records,
-            "batches": result.num_batches,
-            "columns": result.columns,
-            "processors": result.processors,
-            "config_hash": plan.config_hash,
-            "seed": seed,
-            "resumed_batches": resumed,
-            "checkpoint": None
-            if checkpoint is None
-            else {"repo_id": checkpoint.repo_id, "branch": checkpoint.branch, "commits": commits},
-        },
+    emit_dataset_generated(
+        result,
+        config_hash=plan.config_hash,
+        seed=seed,
+        checkpoint=None
+        if checkpoint is None
+        else {"repo_id": checkpoint.repo_id, "branch": checkpoint.branch, "commits": commits},
     )
     logger.info("wrote %d records in %d batches to %s", result.num_records, result.num_batches, root)
     return result

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from prefect.events import emit_event
+
+from tasks.generation.result import GeneratedDataset
 
 DATASET_PUSHED = "hf.dataset.pushed"
 DATASET_GENERATED = "hf.dataset.generated"
@@ -31,4 +34,29 @@ def emit_dataset_pushed(repo_id: str, revision: str, commit: str | None, records
             "hf.repo.id": repo_id,
         },
         payload=payload,
+    )
+
+
+def emit_dataset_generated(
+    result: GeneratedDataset, *, config_hash: str, seed: int, checkpoint: dict[str, Any] | None
+) -> None:
+    """Emit ``hf.dataset.generated`` for a finished generation run; its resource is the output folder."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", result.path.name.lower()).strip("-") or "dataset"
+    emit_event(
+        event=DATASET_GENERATED,
+        resource={
+            "prefect.resource.id": f"hf.dataset.generation.{slug}",
+            "prefect.resource.name": result.path.name,
+        },
+        payload={
+            "path": str(result.path),
+            "records": result.num_records,
+            "batches": result.num_batches,
+            "columns": result.columns,
+            "processors": result.processors,
+            "config_hash": config_hash,
+            "seed": seed,
+            "resumed_batches": result.resumed_batches,
+            "checkpoint": checkpoint,
+        },
     )

@@ -23,6 +23,7 @@ from fake_llm import FakeLLM, answer_for
 
 from flows import generate as generate_module
 from flows.generate import generate_dataset
+from tasks import events as events_module
 from tasks.generation.errors import ConfigError, UnsupportedConfigError
 from tasks.generation.state import STATE_FILE
 
@@ -51,13 +52,13 @@ def _llm_config(endpoint: str, *, parallel: int = 4) -> dict[str, Any]:
 @pytest.fixture
 def events(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     captured: list[dict[str, Any]] = []
-    real = generate_module.emit_event
+    real = events_module.emit_event
 
     def capture(**kwargs: Any) -> Any:
         captured.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr(generate_module, "emit_event", capture)
+    monkeypatch.setattr(events_module, "emit_event", capture)
     return captured
 
 
