@@ -76,24 +76,21 @@ def build_deployments(
     cron: str = "0 3 * * *",
     timezone: str = "UTC",
     verify_match: str = "hf.dataset.*",
-    include_generate: bool = True,
 ) -> list[RunnerDeployment]:
     """The deployments this project serves (see the module docstring)."""
-    deployments: list[RunnerDeployment] = []
-    if include_generate:
-        scheduled = GenerateAndPushParameters(
-            config=_config_path(config), records=records, repo=repo, description=description
+    scheduled = GenerateAndPushParameters(
+        config=_config_path(config), records=records, repo=repo, description=description
+    )
+    deployments = [
+        _deployment(
+            generate_then_push,
+            name="scheduled",
+            description="Generate a dataset from a config and push it to the Hub, stage by stage, on a schedule.",
+            schedules=[Cron(cron, timezone=timezone)],
+            parameters={"params": scheduled.model_dump(mode="json", exclude_defaults=True)},
+            tags=TAGS,
         )
-        deployments.append(
-            _deployment(
-                generate_then_push,
-                name="scheduled",
-                description="Generate a dataset from a config and push it to the Hub, stage by stage, on a schedule.",
-                schedules=[Cron(cron, timezone=timezone)],
-                parameters={"params": scheduled.model_dump(mode="json", exclude_defaults=True)},
-                tags=TAGS,
-            )
-        )
+    ]
     deployments.append(
         _deployment(
             push_folder,

@@ -58,7 +58,9 @@ def assert_same_content(repo_id: str, clean_repo: str) -> None:
     assert files.pop("README.md") and clean.pop("README.md")
     assert files == clean
     name, clean_name = repo_id.split("/")[1], clean_repo.split("/")[1]
-    assert readme(repo_id) == readme(clean_repo).replace(clean_name, name)
+    clean_card = readme(clean_repo).replace(clean_name, name)
+    clean_card = clean_card.replace(clean_name.replace("-", "_"), name.replace("-", "_"))  # the citation key
+    assert readme(repo_id) == clean_card
     assert commit_titles(repo_id) == commit_titles(clean_repo)
 
 

@@ -1,26 +1,328 @@
+"""The fault matrix: a re-push under injected Hub faults ends exactly like a clean push, or fails clearly and a
+rerun completes it. And commits whose answer is lost are never made twice.
+
+Scenario of every cell: the repo holds an earlier push of folder A (3 batches, processors ``conversations`` and
+``summary``, 3 images); folder B (2 batches, ``conversations`` only, 2 images, a builder config) is pushed over
+it while ``localhub`` injects faults on one route. The reference is the same re-push without faults. A cell
+passes when the repo ends with the reference's files and ids (so ``data/batch_00002.parquet``, ``images/...2.png``
+and ``summary/`` are gone: nothing stale), the same card, and the same commit titles (no duplicate commit).
+
+Per route (preupload, lfs-upload, commit, repo-info, resolve):
+
+- single faults: 500, 503, 429 with ``Retry-After: 1``, a dropped connection, latency beyond the client timeout;
+  each at a different position (``skip``) so that every stage meets some fault;
+- 30 % of the route's requests failing (``rate=0.3``, seeded), and all five routes at 30 % at once;
+- an outage (503 on every request from some stage on): past the retry budget the push must fail with the Hub's
+  status in its message and the failed stage visible in Prefect, and a rerun without faults must complete it.
+
+Test-speed scaling: stage retries 2 × 0.1/0.2 s (conftest); huggingface_hub's own back-off (1, 2, 4, 8, 8 s) is
+scaled to 0.05 … 0.2 s here (``fast_client_backoff``); ``Retry-After`` is kept (the client sleeps it + 1 s).
+
+Timeouts: huggingface_hub 2.4's HTTP client has *no* timeout by default (``timeout=None``), except the HEAD of
+``hf_hub_download`` (``HF_HUB_ETAG_TIMEOUT``, 10 s). The latency cells install a 1 s client timeout (what a user
+does with ``huggingface_hub.set_client_factory``) and lower the HEAD timeout to 1 s, then inject 2 s of latency.
+``repo_info`` passes ``timeout=None`` explicitly, so no client timeout ever applies to it: its latency cell is
+"slow but completes" (1.5 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
 import pytest
-from conftest import ALICE_TOKEN
 from factories import make_dataset_folder
-from huggingface_hub import HfApi
-from pydantic import SecretStr
-from flows.push import push_dataset
+from prefect import get_client
+from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+from reliability_support import (  # noqa: F401 - no_flow_heartbeats is an autouse fixture
+    no_flow_heartbeats,
+    assert_same_as_reference,
+    client_timeout,
+    fast_client_backoff,
+    first_line,
+    push,
+    record_figures,
+    repo_files,
+    seed_repo,
+    titles,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
 
-@pytest.mark.parametrize("kind", ["500", "drop"])
-def test_explore(tmp_path: Path, repo_id: str, hub: Any, kind) -> None:
-    a = make_dataset_folder(tmp_path / "a", batches=2, rows_per_batch=5)
-    b = make_dataset_folder(tmp_path / "b", batches=2, rows_per_batch=5, processor_file=None)
-    push_dataset(a, repo_id, "x desc", token=SecretStr(ALICE_TOKEN))
+ROUTES = ("preupload", "lfs-upload", "commit", "repo-info", "resolve")
+# How many requests of each route the re-push makes (see the module docstring); a fault's ``skip`` picks its stage.
+# preupload/commit/repo-info: card, data, images, conversations, builder_config, metadata;
+# lfs-upload: data ×2, images ×2, conversations ×2; resolve: HEAD then GET of the old metadata.json.
+SINGLE_SKIPS = {
+    "preupload": {"500": 0, "503": 1, "429": 2, "drop": 3, "timeout": 5},
+    "lfs-upload": {"500": 0, "503": 2, "429": 4, "drop": 1, "timeout": 3},
+    "commit": {"500": 0, "503": 1, "429": 3, "drop": 4, "timeout": 5},
+    "repo-info": {"500": 0, "503": 2, "429": 3, "drop": 4, "timeout": 5},
+    "resolve": {"500": 0, "503": 1, "429": 0, "drop": 1, "timeout": 0},
+}
+KINDS: dict[str, dict[str, Any]] = {
+    "500": {"status": 500},
+    "503": {"status": 503},
+    "429": {"status": 429, "retry_after": 1},
+    "drop": {"drop": "before"},
+    "timeout": {"latency": 2.0},
+}
+RATE_KINDS: dict[str, dict[str, Any]] = {
+    "preupload": {"status": 503},
+    "lfs-upload": {"drop": "before"},
+    "commit": {"drop": "after"},  # 30 % of the commits land but their answer is lost
+    "repo-info": {"status": 500},
+    "resolve": {"status": 503},
+}
+STAGE_ATTEMPTS = 1 + int(os.environ["HFDS_STAGE_RETRIES"])  # conftest: 2 retries
+OUTAGE_SKIPS = {"preupload": 2, "lfs-upload": 2, "commit": 3, "repo-info": 4}
+STAGE_OF_OUTAGE = {
+    "preupload": "push-images",
+    "lfs-upload": "push-images",
+    "commit": "push-processors",
+    "repo-info": "push-builder-config",
+}
+
+
+@dataclass
+class Tally:
+    cells: int = 0
+    completed: int = 0
+    completed_after_rerun: int = 0
+    faults_injected: int = 0
+    by_route: dict[str, int] = field(default_factory=dict)
+
+
+TALLY = Tally()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _figures() -> Iterator[None]:
+    yield
+    record_figures(
+        "faults",
+        {
+            "cells": TALLY.cells,
+            "completed_first_time": TALLY.completed,
+            "completed_after_rerun": TALLY.completed_after_rerun,
+            "faults_injected": TALLY.faults_injected,
+            "faults_by_route": TALLY.by_route,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    earlier: Path  # folder A, already on the Hub
+    folder: Path  # folder B, pushed under faults
+    reference: str  # A seeded, then B pushed without faults
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory, hub: Any) -> Scenario:
+    root = tmp_path_factory.mktemp("fault-matrix")
+    earlier = make_dataset_folder(root / "a", batches=3, rows_per_batch=5, seed=1)
+    folder = make_dataset_folder(root / "b", batches=2, rows_per_batch=5, processor_file=None, images=2, seed=2)
+    reference = "alice/fault-matrix-reference"
+    seed_repo(reference, earlier)
+    push(folder, reference)
+    files = repo_files(reference)
+    assert "data/batch_00002.parquet" not in files and not any(p.startswith("summary/") for p in files)
+    return Scenario(earlier=earlier, folder=folder, reference=reference)
+
+
+@pytest.fixture(autouse=True)
+def _fast_client() -> Iterator[None]:
+    with fast_client_backoff():
+        yield
+
+
+def _settle(hub: Any, rule_ids: list[str], timeout: float = 10) -> int:
+    """Wait until every request a rule fired on has been answered (a delayed request may still be applied);
+    return how many times the rules fired."""
+    applied = {r["id"]: r["applied"] for r in hub.faults.list() if r["id"] in rule_ids}
+    wait_for(lambda: sum(1 for r in hub.requests if r.fault in applied) >= sum(applied.values()), timeout)
+    return sum(applied.values())
+
+
+def _failed_stage_tasks(flow_run_id: Any) -> list[tuple[str, int]]:
+    """(stage task name, attempts) of the failed task runs of a flow run."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return sorted(
+        (r.name.rsplit("-", 1)[0], r.run_count) for r in runs if r.state is not None and r.state.is_failed()
+    )
+
+
+def _run_cell(
+    hub: Any, scenario: Scenario, repo_id: str, rules: list[dict[str, Any]], *, timeout: float | None = None
+) -> tuple[Any, str | None]:
+    """Seed, inject ``rules`` (on this repo only), push; on failure check the message, rerun without faults.
+
+    Returns the first push's final state and its failure line (None when it completed)."""
+    seed_repo(repo_id, scenario.earlier)
+    ids = [hub.faults.add(rule.pop("route"), repo=repo_id, **rule) for rule in rules]
     hub.clear_requests()
-    if kind == "500":
-        hub.faults.add("resolve", status=500, count=None)
+    timing = client_timeout(timeout) if timeout else contextlib.nullcontext()
+    with timing:
+        state = push(scenario.folder, repo_id, return_state=True)
+    fired = _settle(hub, ids)
+    hub.faults.clear()
+    TALLY.cells += 1
+    TALLY.faults_injected += fired
+    for record in hub.requests:
+        if record.fault in ids:
+            TALLY.by_route[record.route] = TALLY.by_route.get(record.route, 0) + 1
+    assert fired >= 1, "the injected fault never fired: this cell tested nothing"
+    failure = None
+    if state.is_completed():
+        TALLY.completed += 1
     else:
-        hub.faults.add("resolve", drop="before", count=None)
-    push_dataset(b, repo_id, "x desc", token=SecretStr(ALICE_TOKEN))
-    for r in hub.requests:
-        if r.route in ("resolve", "commit"):
-            print(r.method, r.route, r.status, r.path[:110], round(r.duration, 3))
-    print(sorted(HfApi().list_repo_files(repo_id, repo_type="dataset")))
+        try:
+            state.result()
+        except Exception as exc:
+            failure = first_line(exc)
+        assert failure, "a failed push must say why"
+        push(scenario.folder, repo_id)  # the documented recovery: re-run the same push
+        TALLY.completed_after_rerun += 1
+    assert_same_as_reference(repo_id, scenario.reference)
+    return state, failure
+
+
+# ------------------------------------------------------------------------------------------------ single faults
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("route", ROUTES)
+def test_single_fault_is_survived(hub: Any, scenario: Scenario, repo_id: str, route: str, kind: str) -> None:
+    rule: dict[str, Any] = {"route": route, "count": 1, "skip": SINGLE_SKIPS[route][kind], **KINDS[kind]}
+    timeout = None
+    if kind == "timeout":
+        if route == "repo-info":
+            rule["latency"] = 1.5  # no client timeout applies to repo_info: slow, not failed
+        else:
+            timeout = 1.0
+    started = time.monotonic()
+    state, failure = _run_cell(hub, scenario, repo_id, [rule], timeout=timeout)
+    assert failure is None, f"one {kind} on {route} made the push fail: {failure}"
+    if kind == "429":
+        assert time.monotonic() - started >= 1.0, "Retry-After was not honoured"
+
+
+# ------------------------------------------------------------------------------------------------ 30 % of requests
+
+
+# Seeds chosen so that the rule fires on this scenario's few requests (resolve: 2 per push, 30 % of them).
+RATE_SEEDS = {"preupload": 100, "lfs-upload": 101, "commit": 102, "repo-info": 109, "resolve": 114}
+
+
+@pytest.mark.parametrize(("route", "seed"), list(RATE_SEEDS.items()))
+def test_thirty_percent_of_a_route_failing(hub: Any, scenario: Scenario, repo_id: str, route: str, seed: int) -> None:
+    rule = {"route": route, "count": None, "rate": 0.3, "seed": seed, **RATE_KINDS[route]}
+    state, failure = _run_cell(hub, scenario, repo_id, [rule])
+    if failure is not None:  # past the retry budget: allowed, if it says why (and the rerun completed it)
+        assert any(s in failure for s in ("503", "500", "disconnected", "Server")), failure
+
+
+def test_thirty_percent_on_every_route_at_once(hub: Any, scenario: Scenario, repo_id: str) -> None:
+    rules = [
+        {"route": route, "count": None, "rate": 0.3, "seed": 7 + i, **RATE_KINDS[route]}
+        for i, route in enumerate(ROUTES)
+    ]
+    state, failure = _run_cell(hub, scenario, repo_id, rules)
+    if failure is not None:
+        assert any(s in failure for s in ("503", "500", "disconnected", "Server")), failure
+
+
+# ------------------------------------------------------------------------------------------------ outages
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r != "resolve"])  # resolve: the test below
+def test_outage_fails_clearly_and_a_rerun_completes(hub: Any, scenario: Scenario, repo_id: str, route: str) -> None:
+    rule = {"route": route, "count": None, "skip": OUTAGE_SKIPS[route], "status": 503}
+    state, failure = _run_cell(hub, scenario, repo_id, [rule])
+    assert failure is not None, (
+        f"503 on every {route} request from {STAGE_OF_OUTAGE[route]} on, yet the push reported success "
+        "(see the stale-file check above when it passed)"
+    )
+    failed = _failed_stage_tasks(state.state_details.flow_run_id)
+    assert [name for name, _ in failed] == [STAGE_OF_OUTAGE[route]], f"the failed stage is not in Prefect: {failed}"
+    attempts = failed[0][1]
+    assert attempts == STAGE_ATTEMPTS, (
+        f"BUG (tasks/retry_policy.py, is_transient): the {STAGE_OF_OUTAGE[route]} stage ran {attempts} time(s), "
+        f"not {STAGE_ATTEMPTS}: a 503 from the Hub is transient, but huggingface_hub reports failed LFS uploads "
+        f"as RuntimeError('Error while uploading ...') from HfHubHTTPError(503), and only network errors are "
+        f"looked for in the cause. Failure: {failure}"
+    )
+    assert "503" in failure, f"the failure does not name the Hub's answer: {failure}"
+
+
+def test_resolve_outage_is_not_mistaken_for_no_previous_push(hub: Any, scenario: Scenario, repo_id: str) -> None:
+    """The processors stage reads the previous ``metadata.json`` to delete outputs of vanished processors. When the
+    Hub cannot serve it (HEAD /resolve 503 on every try), the stage must fail (and be retried), not proceed as if
+    there had been no earlier push: that leaves ``summary/`` behind while the card no longer lists it."""
+    seed_repo(repo_id, scenario.earlier)
+    hub.faults.add("resolve", status=503, count=None, repo=repo_id)
+    state = push(scenario.folder, repo_id, return_state=True)
+    hub.faults.clear()
+    stale = sorted(p for p in repo_files(repo_id) if p.startswith("summary/"))
+    assert not (state.is_completed() and stale), (
+        "BUG (tasks/stages.py, previous_processors): a 503 outage on /resolve was taken for 'no metadata.json on "
+        f"the Hub' (LocalEntryNotFoundError is an EntryNotFoundError); the push succeeded and left {stale} behind"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ lost answers
+
+
+def test_every_commit_answer_lost(hub: Any, scenario: Scenario, repo_id: str) -> None:
+    """Every commit of the re-push lands but its answer never arrives: each is found on the Hub, none is repeated."""
+    seed_repo(repo_id, scenario.earlier)
+    hub.faults.add("commit", drop="after", count=None, repo=repo_id)
+    hub.clear_requests()
+    result = push(scenario.folder, repo_id)
+    hub.faults.clear()
+    commits = [c for s in result.stages for c in s.commits]
+    assert len(commits) == 6 and all(c.recovered for c in commits), [(c.message, c.recovered) for c in commits]
+    posts = [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+    assert len(posts) == 6 and all(r.dropped and r.status == 200 for r in posts), "a commit was sent twice"
+    assert_same_as_reference(repo_id, scenario.reference)
+
+
+def test_lost_answer_then_failed_check_is_not_committed_twice(hub: Any, scenario: Scenario, repo_id: str) -> None:
+    """The data commit lands, its answer is lost, and the check that looks for it fails too (503 on repo-info):
+    the stage is retried, finds its files on the Hub and makes no second commit."""
+    seed_repo(repo_id, scenario.earlier)
+    hub.faults.add("commit", drop="after", skip=1, count=1, repo=repo_id)
+    # repo-info: card head (0), data head (1), then the landed check of the data commit (2).
+    check = hub.faults.add("repo-info", status=503, skip=2, count=1, repo=repo_id)
+    hub.clear_requests()
+    push(scenario.folder, repo_id)
+    hub.faults.clear()
+    fired = [r for r in hub.requests if r.fault == check]
+    assert len(fired) == 1
+    data_posts = [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+    assert sum(1 for r in data_posts if r.status == 200) == 6, "one commit per stage, none twice"
+    assert_same_as_reference(repo_id, scenario.reference)
+
+
+def test_lost_answer_of_one_part_of_a_split_commit(hub: Any, scenario: Scenario, repo_id: str, tmp_path: Path) -> None:
+    """A stage split into ``(part i of n)`` commits loses the answer of part 2: parts are neither repeated nor
+    skipped."""
+    folder = make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=4, processor_file=None, images=0)
+    clean = repo_id + "-clean"
+    push(folder, clean, max_files_per_commit=1, stages=["data"])
+    hub.faults.add("commit", drop="after", skip=1, count=1, repo=repo_id)
+    result = push(folder, repo_id, max_files_per_commit=1, stages=["data"])
+    hub.faults.clear()
+    assert titles(repo_id)[1:] == [f"Upload main dataset files (part {i} of 3)" for i in (1, 2, 3)]
+    assert repo_files(repo_id) == repo_files(clean)
+    assert [c.recovered for c in result.commits] == [False, True, False]

@@ -1,0 +1,282 @@
+"""From the raw rounds of every scenario to: stable-named figures (JSON), ratios, targets, Markdown tables.
+
+Figure names are dotted paths, stable across runs (``push.first.staged.wall_s``, ``card.4000000.stats.peak_rss_mib``,
+``generation.100000.ours.records_per_s``, ...); each holds ``median``, ``min``, ``max`` and ``runs``. Ratios
+and targets are computed from medians of the same run only (timings on 2 shared cores are noisy across runs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from bench.measure import Summary, summarize, summarize_runs
+
+TOOL_LABELS = {
+    "staged": "staged push (ours, `flows.push`)",
+    "upload_folder": "one `HfApi.upload_folder`",
+    "dd_push": "Data Designer `push_to_hub_from_folder`",
+    "datasets": "`datasets` `Dataset.from_parquet(...).push_to_hub`",
+}
+
+
+def flatten(raw: Mapping[str, Any]) -> dict[str, Summary]:
+    """Raw results → figure name → summary."""
+    figures: dict[str, Summary] = {}
+    for tool, rounds in raw.get("push", {}).items():
+        for key, summary in summarize_runs(rounds).items():
+            if "." in key:  # first.wall_s, repush.commits, ...
+                phase, metric = key.split(".", 1)
+                figures[f"push.{phase}.{tool}.{metric}"] = summary
+            else:
+                figures[f"push.fixed.{tool}.{key}"] = summary
+    for rounds in raw.get("retry", {}).values():
+        for key, summary in summarize_runs(rounds).items():
+            figures[f"retry.staged.{key}"] = summary
+    for tool, rounds in raw.get("floor", {}).items():
+        for key, summary in summarize_runs(rounds).items():
+            figures[f"floor.{tool}.{key}"] = summary
+    for rows, block in raw.get("card", {}).items():
+        for tool, rounds in block["runs"].items():
+            for key, summary in summarize_runs(rounds).items():
+                figures[f"card.{rows}.{tool}.{key}"] = summary
+    for n, block in raw.get("generation", {}).items():
+        for tool, rounds in block.items():
+            for key, summary in summarize_runs(rounds).items():
+                figures[f"generation.{n}.{tool}.{key}"] = summary
+    return figures
+
+
+def _med(figures: Mapping[str, Summary], name: str) -> float:
+    s = figures.get(name)
+    return s.median if s is not None else math.nan
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def derive(figures: Mapping[str, Summary], raw: Mapping[str, Any]) -> dict[str, float]:
+    """Ratios and derived figures, from medians."""
+    m = lambda name: _med(figures, name)  # noqa: E731
+    d: dict[str, float] = {}
+    # Prefect's fixed cost of one run: an empty flow run (with our push's imports) minus a bare import of
+    # huggingface_hub, both whole processes.
+    d["prefect_fixed_s"] = m("push.fixed.prefect_empty_flow.wall_s") - m("push.fixed.python_hf_import.wall_s")
+    d["prefect_fixed_in_process_s"] = m("push.fixed.prefect_empty_flow.op_s")
+    d["staged_wall_excl_prefect_s"] = m("push.first.staged.wall_s") - d["prefect_fixed_s"]
+    staged = m("push.first.staged.wall_s")
+    for peer in ("upload_folder", "dd_push", "datasets"):
+        d[f"push.staged_vs_{peer}"] = _ratio(staged, m(f"push.first.{peer}.wall_s"))
+        d[f"push.staged_excl_prefect_vs_{peer}"] = _ratio(d["staged_wall_excl_prefect_s"], m(f"push.first.{peer}.wall_s"))
+        d[f"push.staged_in_call_vs_{peer}"] = _ratio(m("push.first.staged.op_s"), m(f"push.first.{peer}.op_s"))
+    d["retry.wall_vs_full_push"] = _ratio(m("retry.staged.wall_s"), staged)
+    floor = m("floor.copy.op_s") + m("floor.sha256.op_s")
+    d["floor.copy_plus_hash_s"] = floor
+    d["floor.staged_in_call_vs_floor"] = _ratio(m("push.first.staged.op_s"), floor)
+    d["floor.upload_folder_in_call_vs_floor"] = _ratio(m("push.first.upload_folder.op_s"), floor)
+    sizes = sorted(int(k) for k in raw.get("card", {}))
+    for rows in sizes:
+        d[f"card.{rows}.speedup_vs_pandas"] = _ratio(m(f"card.{rows}.pandas.wall_s"), m(f"card.{rows}.stats.wall_s"))
+        d[f"card.{rows}.memory_vs_pandas"] = _ratio(m(f"card.{rows}.stats.peak_rss_mib"), m(f"card.{rows}.pandas.peak_rss_mib"))
+    if len(sizes) >= 2:
+        d["card.peak_rss_growth"] = _ratio(
+            m(f"card.{sizes[-1]}.stats.peak_rss_mib"), m(f"card.{sizes[0]}.stats.peak_rss_mib")
+        )
+    for n in sorted(int(k) for k in raw.get("generation", {})):
+        d[f"generation.{n}.ours_vs_data_designer"] = _ratio(
+            m(f"generation.{n}.ours.records_per_s"), m(f"generation.{n}.data_designer.records_per_s")
+        )
+    return d
+
+
+def targets(figures: Mapping[str, Summary], derived: Mapping[str, float], raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with its measured value and whether it is met."""
+    m = lambda name: _med(figures, name)  # noqa: E731
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, target: str, value: float, met: bool, unit: str = "") -> None:
+        out.append({"name": name, "target": target, "value": value, "unit": unit,
+                    "met": bool(met) if not math.isnan(value) else False})  # fmt: skip
+
+    add("push.vs_upload_folder", "staged push ≤ 1.15 × one upload_folder", derived["push.staged_vs_upload_folder"],
+        derived["push.staged_vs_upload_folder"] <= 1.15, "×")  # fmt: skip
+    add("push.vs_dd_push", "staged push ≤ 0.8 × Data Designer's push", derived["push.staged_vs_dd_push"],
+        derived["push.staged_vs_dd_push"] <= 0.8, "×")  # fmt: skip
+    add("repush.commits", "identical re-push: 0 new commits", m("push.repush.staged.commits"),
+        m("push.repush.staged.commits") == 0)  # fmt: skip
+    add("repush.lfs_bytes", "identical re-push: 0 LFS bytes", m("push.repush.staged.lfs_bytes"),
+        m("push.repush.staged.lfs_bytes") == 0, "B")  # fmt: skip
+    add("repush.time", "identical re-push ≤ 0.1 × first-push time", m("push.repush.staged.time_ratio"),
+        m("push.repush.staged.time_ratio") <= 0.1, "×")  # fmt: skip
+    retry_bytes = figures.get("retry.staged.earlier_stage_bytes")
+    add("retry.earlier_bytes", "retry after a processors failure: 0 bytes re-sent for card, data, images",
+        retry_bytes.max if retry_bytes else math.nan, bool(retry_bytes) and retry_bytes.max == 0, "B")  # fmt: skip
+    sizes = sorted(int(k) for k in raw.get("card", {}))
+    if len(sizes) >= 2:
+        growth = derived.get("card.peak_rss_growth", math.nan)
+        add("card.memory_flat", f"card statistics peak RSS flat from {sizes[0]:,} to {sizes[-1]:,} rows (≤ 1.25×)",
+            growth, growth <= 1.25, "×")  # fmt: skip
+    for rows in sizes:
+        speed = derived.get(f"card.{rows}.speedup_vs_pandas", math.nan)
+        add(f"card.{rows}.faster", f"card statistics faster than pandas at {rows:,} rows", speed, speed > 1, "×")
+    for n in sorted(int(k) for k in raw.get("generation", {})):
+        ratio = derived.get(f"generation.{n}.ours_vs_data_designer", math.nan)
+        add(f"generation.{n}.speed", f"generation ≥ 10 × Data Designer records/s at {n:,}", ratio, ratio >= 10, "×")
+        slow = m(f"generation.{n}.ours.checkpoint_slowdown_pct")
+        add(f"generation.{n}.checkpoint", f"checkpointing costs ≤ 10 % at {n:,}", slow, slow <= 10, "%")
+    return out
+
+
+# --- Markdown ---------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def cell(figures: Mapping[str, Summary], name: str, digits: int = 2, scale: float = 1.0) -> str:
+    s = figures.get(name)
+    if s is None or not s.runs:
+        return "n/a"
+    med, lo, hi = s.median * scale, s.min * scale, s.max * scale
+    if len(s.runs) == 1 or lo == hi:
+        return _fmt(med, digits)
+    return f"{_fmt(med, digits)} ({_fmt(lo, digits)}–{_fmt(hi, digits)})"
+
+
+def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Mapping[str, float],
+             goals: list[dict[str, Any]]) -> str:  # fmt: skip
+    c = lambda name, digits=2, scale=1.0: cell(figures, name, digits, scale)  # noqa: E731
+    meta = raw.get("meta", {})
+    folder = raw.get("folder", {})
+    lines: list[str] = []
+    add = lines.append
+    add(f"Medians of {meta.get('repeats')} interleaved rounds (min–max); {meta.get('cpus')} CPUs; "
+        f"`{meta.get('command')}`; {meta.get('date')}.")  # fmt: skip
+    add("")
+    if "push" in raw:
+        add(f"**1. Push of the same folder** — {folder.get('records', 0):,} records, {folder.get('files')} files "
+            f"({folder.get('data_files')} data batches, processor outputs {', '.join(folder.get('processor_outputs', []))}), "
+            f"{folder.get('bytes', 0) / 2**20:.1f} MiB. Every tool in its own process against the embedded Hub; "
+            "wall = the whole process (interpreter, imports, the push); in-call = the push call alone.")  # fmt: skip
+        add("")
+        add("| tool | wall s | in-call s | peak RSS MiB | commits | bytes sent | LFS bytes | requests |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for tool in ("staged", "upload_folder", "dd_push", "datasets"):
+            p = f"push.first.{tool}"
+            add(f"| {TOOL_LABELS[tool]} | {c(p + '.wall_s')} | {c(p + '.op_s')} | {c(p + '.peak_rss_mib', 0)} "
+                f"| {c(p + '.commits', 0)} | {c(p + '.bytes_sent', 0)} | {c(p + '.lfs_bytes', 0)} | {c(p + '.requests', 0)} |")  # fmt: skip
+        add("")
+        add(f"Prefect's fixed cost per run: an empty flow run (same imports as the push) takes "
+            f"{c('push.fixed.prefect_empty_flow.wall_s')} s as a process vs {c('push.fixed.python_hf_import.wall_s')} s "
+            f"for `python -c 'import huggingface_hub'`, so **{_fmt(derived['prefect_fixed_s'])} s** per run "
+            f"({_fmt(derived['prefect_fixed_in_process_s'])} s of it the flow run itself). Staged push excluding it: "
+            f"{_fmt(derived['staged_wall_excl_prefect_s'])} s. Prefect API: one `prefect server start` for the whole "
+            f"benchmark (not ephemeral mode; its own peak RSS {_fmt(meta.get('prefect_server_peak_rss_mib', math.nan), 0)} MiB "
+            "is not in the push's figure).")  # fmt: skip
+        add("")
+        add("| ratio (medians) | whole process | excl. Prefect fixed cost | in-call |")
+        add("|---|---:|---:|---:|")
+        for peer in ("upload_folder", "dd_push", "datasets"):
+            add(f"| staged ÷ {TOOL_LABELS[peer]} | {_fmt(derived[f'push.staged_vs_{peer}'])} "
+                f"| {_fmt(derived[f'push.staged_excl_prefect_vs_{peer}'])} | {_fmt(derived[f'push.staged_in_call_vs_{peer}'])} |")  # fmt: skip
+        add("")
+        add("**2. Identical re-push** (same folder, same repo, right after the first push)")
+        add("")
+        add("| tool | new commits | LFS bytes | bytes sent | requests | wall s | ÷ first push |")
+        add("|---|---:|---:|---:|---:|---:|---:|")
+        for tool in ("staged", "upload_folder", "dd_push", "datasets"):
+            p = f"push.repush.{tool}"
+            add(f"| {TOOL_LABELS[tool]} | {c(p + '.commits', 0)} | {c(p + '.lfs_bytes', 0)} | {c(p + '.bytes_sent', 0)} "
+                f"| {c(p + '.requests', 0)} | {c(p + '.wall_s')} | {c(p + '.time_ratio')} |")  # fmt: skip
+        add("")
+    if "retry" in raw:
+        add("**3. Retry after a failure at the processors stage** (503 on every commit after the card's and the "
+            "data's; the failed flow run then retried as the Prefect UI does: AwaitingRetry + the same run again)")
+        add("")
+        add("| figure | value |")
+        add("|---|---:|")
+        add(f"| bytes re-sent for card, data, images (LFS + their commits) | {c('retry.staged.earlier_stage_bytes', 0)} |")
+        add(f"| commits re-made for card, data, images | {c('retry.staged.earlier_stage_commits', 0)} |")
+        add(f"| stages taken from Prefect's cache | {c('retry.staged.cached_stages', 0)} |")
+        add(f"| retried run: commits / bytes sent / LFS bytes | {c('retry.staged.commits', 0)} / "
+            f"{c('retry.staged.bytes_sent', 0)} / {c('retry.staged.lfs_bytes', 0)} |")  # fmt: skip
+        add(f"| retried run wall s (in-call s) | {c('retry.staged.wall_s')} ({c('retry.staged.op_s')}) |")
+        add(f"| retried run ÷ full push (wall) | {_fmt(derived['retry.wall_vs_full_push'])} |")
+        add("")
+    if "card" in raw:
+        first = next(iter(raw["card"].values()))
+        add(f"**4. Card statistics** (10 columns, row groups of {first['dataset']['row_group']:,} rows, record batches "
+            f"of {first.get('batch_rows', 0):,}) vs pandas (`read_parquet` of everything, same numbers); fresh process each")  # fmt: skip
+        add("")
+        add("| rows | parquet MiB | card stats wall s (compute) | card stats peak RSS MiB | pandas wall s (compute) "
+            "| pandas peak RSS MiB | imports-only RSS MiB | speed-up | same numbers |")  # fmt: skip
+        add("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for rows, block in raw["card"].items():
+            p = f"card.{rows}"
+            add(f"| {int(rows):,} | {block['dataset']['bytes'] / 2**20:,.0f} | {c(p + '.stats.wall_s')} ({c(p + '.stats.compute_s')}) "
+                f"| {c(p + '.stats.peak_rss_mib', 0)} | {c(p + '.pandas.wall_s')} ({c(p + '.pandas.compute_s')}) "
+                f"| {c(p + '.pandas.peak_rss_mib', 0)} | {c(p + '.baseline.peak_rss_mib', 0)} "
+                f"| {_fmt(derived.get(p + '.speedup_vs_pandas', math.nan), 1)}× | {'yes' if block['agree_with_pandas'] else 'NO'} |")  # fmt: skip
+        add("")
+    if "generation" in raw:
+        add("**5. Generation of the no-LLM example** (`examples/multilingual_greetings.yaml`: samplers, expressions, a "
+            "`schema_transform` and a `drop_columns` processor; batches of 1,000). Ours: whole flow runs on a warmed-up "
+            "ephemeral Prefect API (`bench/generation.py`); Data Designer 0.9.6: the `DataDesigner.create` call (its "
+            "profiling included)")  # fmt: skip
+        add("")
+        add("| records | ours rec/s | ours engine-only rec/s | Data Designer rec/s | ours ÷ DD | checkpoint every 1 s: "
+            "slowdown % | + final flush: slowdown % | checkpoint commits |")  # fmt: skip
+        add("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n in raw["generation"]:
+            p = f"generation.{n}"
+            add(f"| {int(n):,} | {c(p + '.ours.records_per_s', 0)} | {c(p + '.ours.engine_records_per_s', 0)} "
+                f"| {c(p + '.data_designer.records_per_s', 0)} | {_fmt(derived.get(p + '.ours_vs_data_designer', math.nan), 1)}× "
+                f"| {c(p + '.ours.checkpoint_slowdown_pct', 1)} | {c(p + '.ours.flush_slowdown_pct', 1)} "
+                f"| {c(p + '.ours.checkpoint_commits', 0)} |")  # fmt: skip
+        add("")
+    if "floor" in raw:
+        size = folder.get("bytes", 0)
+        add(f"**6. The floor** for the same {size / 2**20:.1f} MiB ({folder.get('files')} files; page cache warm, as for the pushes)")
+        add("")
+        add("| operation | in-call s | wall s |")
+        add("|---|---:|---:|")
+        add(f"| copy the folder (`shutil.copytree`) | {c('floor.copy.op_s', 4)} | {c('floor.copy.wall_s')} |")
+        add(f"| sha256 of every file | {c('floor.sha256.op_s', 4)} | {c('floor.sha256.wall_s')} |")
+        add(f"| staged push (in-call) ÷ (copy + hash) | {_fmt(derived['floor.staged_in_call_vs_floor'], 0)}× | |")
+        add(f"| one upload_folder (in-call) ÷ (copy + hash) | {_fmt(derived['floor.upload_folder_in_call_vs_floor'], 0)}× | |")
+        add("")
+    if goals:
+        add("**Targets** (ratios of medians from this run)")
+        add("")
+        add("| target | measured | met |")
+        add("|---|---:|---|")
+        for g in goals:
+            add(f"| {g['target']} | {_fmt(g['value'])}{(' ' + g['unit']) if g['unit'] else ''} | {'yes' if g['met'] else '**no**'} |")
+        add("")
+    return "\n".join(lines)
+
+
+def build(raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The Markdown report and the JSON document (figures with stable names, ratios, targets, raw rounds)."""
+    figures = flatten(raw)
+    derived = derive(figures, raw)
+    goals = targets(figures, derived, raw)
+    doc = {
+        "meta": raw.get("meta", {}),
+        "folder": raw.get("folder", {}),
+        "figures": {name: s.as_dict() for name, s in sorted(figures.items())},
+        "derived": derived,
+        "targets": goals,
+        "raw": raw,
+    }
+    return markdown(raw, figures, derived, goals), doc
+
+
+__all__ = ["build", "cell", "flatten", "summarize"]

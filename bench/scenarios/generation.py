@@ -1,0 +1,73 @@
+"""Scenario 5: generation of the no-LLM example (examples/multilingual_greetings.yaml): our flow vs Data
+Designer 0.9.6 on the same config, records/s; and what checkpointing to the Hub costs.
+
+Ours is measured by ``bench/generation.py`` (the generation team's benchmark), run as a child:
+``python -m bench.generation --records N --batch-size 1000 --interval 1 --json FILE``. It warms Prefect's
+ephemeral API up, then times whole flow runs: ``plain``, ``checkpoint`` (a commit at most every second to a
+branch of its own embedded Hub) and ``checkpoint+flush``, plus the engine alone (no Prefect).
+
+Data Designer runs ``DataDesigner.create`` on the very same YAML (it is Data Designer's builder-config format)
+in its own venv, with its default buffer of 1,000 records; ``op_s`` is the ``create`` call (its profiling
+step included, as for any user), without interpreter start and imports.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from bench.dd_venv import ensure_dd_venv
+from bench.measure import ROOT, interleave, python_child, run_child
+from bench.scenarios.context import Context
+
+EXAMPLE = ROOT / "examples" / "multilingual_greetings.yaml"
+BATCH = 1000
+
+
+def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[int, int]) -> dict[str, Any]:
+    dd_python = ensure_dd_venv(log=ctx.log)
+    out: dict[str, Any] = {}
+    for n in sizes:
+        ctx.log(f"generation of {n:,} records:")
+
+        def ours(round_no: int, n: int = n) -> dict[str, Any]:
+            home = ctx.fresh_dir("gen-ours")
+            json_file = home / "rows.json"
+            run = run_child(
+                python_child("bench.generation", "--records", str(n), "--batch-size", str(BATCH),
+                             "--interval", "1", "--json", str(json_file)),
+                env={**ctx._clean_env(), "PYTHONUNBUFFERED": "1"},
+                log=ctx.work / "logs" / f"gen-ours-{n}-{round_no}.log",
+            )  # fmt: skip
+            import json
+
+            row = json.loads(json_file.read_text())[0]
+            return {
+                "wall_s": run.wall_s,
+                "plain_s": row["plain_s"],
+                "engine_s": row["engine_s"],
+                "checkpoint_s": row["checkpoint_s"],
+                "flush_s": row["flush_s"],
+                "checkpoint_commits": row["commits"],
+                "records_per_s": n / row["plain_s"],
+                "engine_records_per_s": n / row["engine_s"],
+                "checkpoint_records_per_s": n / row["checkpoint_s"],
+                "checkpoint_slowdown_pct": 100 * (row["checkpoint_s"] / row["plain_s"] - 1),
+                "flush_slowdown_pct": 100 * (row["flush_s"] / row["plain_s"] - 1),
+            }
+
+        def data_designer(round_no: int, n: int = n) -> dict[str, Any]:
+            home = ctx.fresh_dir("gen-dd")
+            env = {**ctx._clean_env(), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": str(home / "hf-home")}
+            run = run_child(
+                python_child("bench.peers", "dd-generate", str(EXAMPLE), str(n), str(home / "artifacts"),
+                             python=dd_python),
+                env=env, log=ctx.work / "logs" / f"gen-dd-{n}-{round_no}.log",
+            )  # fmt: skip
+            shutil.rmtree(home / "artifacts", ignore_errors=True)
+            return {"wall_s": run.wall_s, "op_s": run.result["op_s"], "records_per_s": run.result["records_per_s"],
+                    "peak_rss_mib": run.peak_rss_mib}  # fmt: skip
+
+        repeats = repeats_by_size.get(n, ctx.repeats)
+        out[str(n)] = interleave({"ours": ours, "data_designer": data_designer}, repeats, progress=ctx.log)
+    return out

@@ -1,0 +1,241 @@
+"""Push scenarios: the same folder pushed by each tool (1), pushed again unchanged (2), a retried push after a
+failure at the processors stage (3), and the machine's floor for the same bytes (6).
+
+Each push is a child process (``bench.push`` for ours, ``bench.peers`` for the others) against the embedded
+Hub; the Hub's request log, cleared before each push, gives the commits created and the bytes received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.measure import ROOT, interleave, python_child, run_child
+from bench.scenarios.context import CACHE, Context
+
+EXAMPLE = ROOT / "examples" / "multilingual_greetings.yaml"
+TOOLS = ("staged", "upload_folder", "dd_push", "datasets")
+EARLIER_STAGE_TITLES = ("Upload dataset card", "Upload main dataset files", "Upload images")
+
+
+# --- the dataset folder -----------------------------------------------------------------------------------------
+
+
+def ensure_folder(ctx: Context, records: int, batch_size: int) -> tuple[Path, dict[str, Any]]:
+    """The Data Designer-shaped folder of the no-LLM example, made by our generation flow and cached in
+    ``.bench-cache/`` (it is deterministic: seed 0)."""
+    folder = CACHE / f"greetings-{records}-b{batch_size}"
+    ready = CACHE / f"greetings-{records}-b{batch_size}.ready"
+    if not ready.exists():
+        ctx.log(f"generating the {records:,}-record folder into {folder} (cached for later runs) ...")
+        env = ctx.hub_env(ctx.fresh_dir("generate-folder"), prefect=True)
+        run = run_child(
+            python_child(
+                "flows.generate", str(EXAMPLE), "--num-records", str(records), "--batch-size", str(batch_size),
+                "--output", str(folder), "--no-resume",
+            ),
+            env=env, log=ctx.work / "logs" / "generate-folder.log",
+        )  # fmt: skip
+        ready.write_text(f"{run.wall_s:.1f}\n")
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".generation-state.json"]
+    data = sorted((folder / "parquet-files").glob("*.parquet"))
+    processors = sorted(p for p in (folder / "processors-files").iterdir()) if (folder / "processors-files").exists() else []
+    info = {
+        "records": records,
+        "batch_size": batch_size,
+        "files": len(files),
+        "data_files": len(data),
+        "processor_outputs": [p.name.removesuffix(".parquet") for p in processors],
+        "bytes": sum(p.stat().st_size for p in files),
+        "images": sum(1 for _ in (folder / "images").rglob("*")) if (folder / "images").exists() else 0,
+    }
+    return folder, info
+
+
+# --- scenario 1 and 2: first push and identical re-push ---------------------------------------------------------
+
+
+def ensure_dd_folder(ctx: Context, folder: Path) -> Path:
+    """The folder as Data Designer's push accepts it (see ``bench.peers.dd_folder``), cached next to it."""
+    target = folder.with_name(folder.name + "-dd")
+    ready = target.with_name(target.name + ".ready")
+    if not ready.exists():
+        run_child(python_child("bench.peers", "dd-folder", str(folder), str(target)),
+                  log=ctx.work / "logs" / "dd-folder.log")  # fmt: skip
+        ready.write_text("ok\n")
+    return target
+
+
+def _tool_command(ctx: Context, tool: str, folder: Path, repo: str) -> list[str]:
+    if tool == "staged":
+        return python_child("bench.push", "run", str(folder), repo)
+    if tool == "dd_push":
+        from bench.dd_venv import ensure_dd_venv
+
+        dd_folder = ensure_dd_folder(ctx, folder)
+        return python_child("bench.peers", "dd-push", str(dd_folder), repo, python=ensure_dd_venv(log=ctx.log))
+    return python_child("bench.peers", {"upload_folder": "upload-folder", "datasets": "datasets"}[tool], str(folder), repo)
+
+
+def _measured_push(ctx: Context, tool: str, folder: Path, repo: str, home: Path, label: str) -> dict[str, Any]:
+    env = ctx.hub_env(home, prefect=tool == "staged")
+    ctx.clear_requests()
+    run = run_child(_tool_command(ctx, tool, folder, repo), env=env, log=ctx.work / "logs" / f"{label}.log")
+    stats = ctx.hub_stats()
+    extra = {"stage_s": float(run.result["stage_s"])} if "stage_s" in run.result else {}
+    return {
+        **extra,
+        "wall_s": run.wall_s,
+        "op_s": float(run.result.get("op_s", math.nan)),
+        "import_s": float(run.result.get("import_s", math.nan)),
+        "peak_rss_mib": run.peak_rss_mib,
+        "commits": stats["commits"],
+        "requests": stats["requests"],
+        "bytes_sent": stats["bytes_in"],
+        "lfs_bytes": stats["lfs_bytes_in"],
+    }
+
+
+def push_scenarios(ctx: Context, folder: Path) -> dict[str, Any]:
+    """Scenarios 1 and 2, interleaved: per round, each tool pushes to a fresh repo, then pushes again."""
+
+    def tool_round(tool: str):
+        def one(round_no: int) -> dict[str, Any]:
+            repo = ctx.repo(tool.replace("_", "-"))
+            home = ctx.fresh_dir(tool)
+            first = _measured_push(ctx, tool, folder, repo, home, f"{tool}-{round_no}-first")
+            again = _measured_push(ctx, tool, folder, repo, home, f"{tool}-{round_no}-repush")
+            return {**{f"first.{k}": v for k, v in first.items()}, **{f"repush.{k}": v for k, v in again.items()},
+                    "repush.time_ratio": again["wall_s"] / first["wall_s"]}  # fmt: skip
+
+        return one
+
+    def fixed(command: str):
+        def one(round_no: int) -> dict[str, Any]:
+            home = ctx.fresh_dir(command)
+            run = run_child(
+                python_child("bench.push", command), env=ctx.hub_env(home, prefect=True),
+                log=ctx.work / "logs" / f"{command}-{round_no}.log",
+            )  # fmt: skip
+            return {"wall_s": run.wall_s, "op_s": run.result["op_s"], "import_s": run.result["import_s"],
+                    "peak_rss_mib": run.peak_rss_mib}  # fmt: skip
+
+        return one
+
+    tools = {tool: tool_round(tool) for tool in TOOLS}
+    tools["prefect_empty_flow"] = fixed("empty")
+    tools["python_hf_import"] = fixed("imports")
+    return interleave(tools, ctx.repeats, progress=ctx.log)
+
+
+# --- scenario 3: retry after a failure at the processors stage --------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def retry_scenario(ctx: Context, folder: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """A push whose processors commit fails (503 on every commit after the card's and the data's), then the
+    same flow run retried as from the Prefect UI. Figures: what the retry sends for the stages that had
+    committed (card, data, images), and its time."""
+    earlier_oids = {_sha256(p) for d in ("parquet-files", "images") if (folder / d).exists()
+                    for p in (folder / d).rglob("*") if p.is_file()}  # fmt: skip
+    commits_before_processors = 1 + math.ceil(info["data_files"] / 100) + math.ceil(info["images"] / 100)
+
+    def one(round_no: int) -> dict[str, Any]:
+        repo = ctx.repo("retry")
+        home = ctx.fresh_dir("retry")
+        env = ctx.hub_env(home, prefect=True)
+        # The failing run gives up fast (1 retry, 0.1 s); the retry runs with the default policy.
+        fail_env = {**env, "HFDS_STAGE_RETRIES": "1", "HFDS_STAGE_RETRY_DELAY": "0.1"}
+        ctx.clear_faults()
+        ctx.add_fault(route="commit", status=503, skip=commits_before_processors, count=None, repo=repo)
+        failed = run_child(python_child("bench.push", "fail", str(folder), repo), env=fail_env,
+                           log=ctx.work / "logs" / f"retry-{round_no}-fail.log")  # fmt: skip
+        ctx.clear_faults()
+        head_titles = [c.get("title", "") for c in ctx.commits(repo)]
+        ctx.clear_requests()
+        retried = run_child(
+            python_child("bench.push", "retry", str(folder), repo, failed.result["flow_run_id"]),
+            env=env, log=ctx.work / "logs" / f"retry-{round_no}-retry.log",
+        )  # fmt: skip
+        stats = ctx.hub_stats()
+        records = ctx.hub_requests()
+        after = ctx.commits(repo)
+        new_commits = after[: max(0, len(after) - len(head_titles))]
+        commit_requests = sorted((r for r in records if r["route"] == "commit" and r["status"] == 200),
+                                 key=lambda r: r["time"])  # fmt: skip
+        earlier_commit_bytes = 0
+        earlier_commits = 0
+        for request, commit in zip(commit_requests, reversed(new_commits), strict=False):
+            if commit.get("title", "").startswith(EARLIER_STAGE_TITLES):
+                earlier_commits += 1
+                earlier_commit_bytes += request["bytes_in"]
+        earlier_lfs = sum(r["bytes_in"] for r in records if r["route"] == "lfs-upload"
+                          and any(oid in r["path"] for oid in earlier_oids))  # fmt: skip
+        states = retried.result.get("task_states", {})
+        return {
+            "failed_run_wall_s": failed.wall_s,
+            "wall_s": retried.wall_s,
+            "op_s": retried.result["op_s"],
+            "completed": int(bool(retried.result.get("completed"))),
+            "earlier_stage_bytes": earlier_lfs + earlier_commit_bytes,
+            "earlier_stage_lfs_bytes": earlier_lfs,
+            "earlier_stage_commits": earlier_commits,
+            "bytes_sent": stats["bytes_in"],
+            "lfs_bytes": stats["lfs_bytes_in"],
+            "commits": stats["commits"],
+            "requests": stats["requests"],
+            "cached_stages": sum(1 for s in states.values() if s == "Cached"),
+            "task_states": states,
+        }
+
+    return interleave({"staged_retry": one}, ctx.repeats, progress=ctx.log)
+
+
+# --- scenario 6: the floor ------------------------------------------------------------------------------------
+
+
+def _floor_child(argv: list[str]) -> int:
+    """``python -m bench.scenarios.push copy SRC DST`` | ``sha256 SRC``: the machine's floor for the folder."""
+    import time
+
+    from bench.measure import write_result
+
+    command, src = argv[0], Path(argv[1])
+    started = time.perf_counter()
+    if command == "copy":
+        shutil.copytree(src, Path(argv[2]))
+        out: dict[str, Any] = {}
+    else:
+        digests = {str(p): _sha256(p) for p in sorted(src.rglob("*")) if p.is_file()}
+        out = {"files": len(digests)}
+    write_result({**out, "op_s": time.perf_counter() - started})
+    return 0
+
+
+def floor_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
+    def copy(round_no: int) -> dict[str, Any]:
+        dst = ctx.fresh_dir("copy") / "copy"
+        run = run_child([sys.executable, "-m", "bench.scenarios.push", "copy", str(folder), str(dst)])
+        shutil.rmtree(dst, ignore_errors=True)
+        return {"wall_s": run.wall_s, "op_s": run.result["op_s"]}
+
+    def sha(round_no: int) -> dict[str, Any]:
+        run = run_child([sys.executable, "-m", "bench.scenarios.push", "sha256", str(folder)])
+        return {"wall_s": run.wall_s, "op_s": run.result["op_s"]}
+
+    return interleave({"copy": copy, "sha256": sha}, ctx.repeats, progress=ctx.log)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_floor_child(sys.argv[1:]))
