@@ -21,6 +21,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from prefect import flow
 from prefect.logging import get_run_logger
+from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, Field, SecretStr
 
 from tasks import artifacts
@@ -276,6 +277,7 @@ def push_dataset(
 
     # 3. The stages, in order; each commits on its own and is cached for a retry of this run.
     keys = _content_keys(folder, card)
+    run_key = str(current_flow_run.root_flow_run_id)  # kept by a Retry, also of a parent flow
     current_revision = target.revision
     results: list[StageResult] = []
     started = time.monotonic()
@@ -287,6 +289,7 @@ def push_dataset(
             revision=current_revision,
             messages=commit_messages,
             content_key=keys[stage],
+            run_key=run_key,
         )
         stage_result = STAGE_TASKS[stage](job, card) if stage == "card" else STAGE_TASKS[stage](job)
         current_revision = stage_result.revision

@@ -2,10 +2,11 @@
 
 A stage's key covers the target (repo, type, revision, PR mode, split limit), the stage and commit messages,
 and the *content* it would push (digests of its files, or of the generated card/metadata inputs), plus the
-flow run id. So:
+root flow run id (the push's own run, or the run of the flow it is nested in). So:
 
 - a run retried from the UI (same run id) takes finished stages from the cache (`Cached`), and runs a stage
-  again if its files changed since;
+  again if its files changed since; this also holds when the push is a subflow (generate-then-push): Prefect
+  gives the retried subflow a new run id, but the root run is the same;
 - a new run always re-checks every stage against the Hub. That costs a few listing calls and no upload when
   nothing changed (no commit either), and it keeps a rerun able to repair a repo that was changed in between:
   a key without the run id would skip a stage after an A → B → A change of content and leave B on the Hub.
@@ -40,11 +41,11 @@ def fingerprint(*parts: Any) -> str:
 
 def stage_cache_key(context: Any, parameters: Mapping[str, Any]) -> str:
     """Prefect ``cache_key_fn`` of every stage task (see the module docstring)."""
-    run_id = getattr(getattr(context, "task_run", None), "flow_run_id", None)
     job = parameters["job"]
+    run_key = job.run_key or str(getattr(getattr(context, "task_run", None), "flow_run_id", ""))
     return fingerprint(
         CACHE_VERSION,
-        str(run_id),
+        run_key,
         context.task.name,
         job.target.model_dump(),
         job.revision,

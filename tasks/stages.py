@@ -79,6 +79,8 @@ class StageJob(BaseModel):
         revision: Where this stage commits (``refs/pr/N`` once an earlier stage opened the pull request).
         messages: Commit titles by stage, overriding the defaults.
         content_key: Fingerprint of the content this stage pushes (see ``tasks.stage_cache``).
+        run_key: The root flow run this push belongs to: a Retry keeps it, also when the push is a subflow
+            (Prefect gives a retried subflow a new run id, but its root stays).
     """
 
     target: HubTarget
@@ -87,6 +89,7 @@ class StageJob(BaseModel):
     revision: str
     messages: dict[str, str] | None = None
     content_key: str
+    run_key: str = ""
 
 
 class StageResult(BaseModel):

@@ -15,10 +15,12 @@ import pytest
 from conftest import ALICE_TOKEN, BOB_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub import HfApi, hf_hub_download
-from prefect import get_client
+from prefect import flow, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
     TaskRunFilter,
     TaskRunFilterFlowRunId,
 )
@@ -62,7 +64,9 @@ def _files(repo_id: str, revision: str = "main") -> dict[str, str]:
 def _assert_same_as_clean_push(repo_id: str, clean_repo: str) -> None:
     """Same files with the same ids as a clean push (the card differs only by the repo id it names)."""
     files, clean = _files(repo_id), _files(clean_repo)
-    assert {p: i for p, i in files.items() if p != "README.md"} == {p: i for p, i in clean.items() if p != "README.md"}
+    assert {p: i for p, i in files.items() if p != "README.md"} == {
+        p: i for p, i in clean.items() if p != "README.md"
+    }
     card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
     clean_card = Path(hf_hub_download(clean_repo, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
 
@@ -291,47 +295,56 @@ def test_transient_faults_in_data_stage_are_retried(tmp_path: Path, repo_id: str
     _assert_same_as_clean_push(repo_id, clean_repo)
 
 
-def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id: str, hub: Any) -> None:
-    folder = make_dataset_folder(tmp_path / "ds", batches=3)
-    clean_repo = repo_id + "-clean"
-    _push(folder, clean_repo)
-    hub.faults.add("commit", status=503, skip=3, count=None, repo=repo_id)  # card, data, images commit; then 503s
-    state = push_dataset(
-        folder, repo_id, "Greetings in five languages, for tests.", token=SecretStr(ALICE_TOKEN), return_state=True
-    )
-    assert state.is_failed()
-    hub.faults.clear()
-    hub.clear_requests()
-    flow_run_id = state.state_details.flow_run_id
-
+def _retry_like_the_ui(flow_fn: Any, flow_run_id: Any, parameters: dict[str, Any]) -> Any:
+    """What the UI's Retry does (AwaitingRetry on the same run), then the run executed again, as a worker would."""
     from prefect.flow_engine import run_flow
 
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(flow_run_id, AwaitingRetry(message="Retry from the UI"), force=True)
         flow_run = client.read_flow_run(flow_run_id)
-    retried = run_flow(
-        push_dataset,
-        flow_run=flow_run,
-        return_type="state",
-        parameters={
-            "dataset": folder,
-            "repo_id": repo_id,
-            "description": "Greetings in five languages, for tests.",
-            "token": SecretStr(ALICE_TOKEN),
-        },
-    )
+    return run_flow(flow_fn, flow_run=flow_run, parameters=parameters, return_type="state")
+
+
+def _stage_states(root_run_id: Any) -> dict[str, str | None]:
+    """The latest state name of each stage task under a run (including its subflow runs)."""
+    with get_client(sync_client=True) as client:
+        run_ids = [root_run_id]
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root_run_id]))
+        )
+        run_ids += [c.id for c in children]
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=run_ids))
+        )
+    states: dict[str, str | None] = {}
+    for run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
+        if run.name.startswith("push-"):
+            states[run.name.rsplit("-", 1)[0]] = run.state.name if run.state else None
+    return states
+
+
+def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id: str, hub: Any) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=3)
+    clean_repo = repo_id + "-clean"
+    _push(folder, clean_repo)
+    hub.faults.add("commit", status=503, skip=3, count=None, repo=repo_id)  # card, data, images commit; then 503s
+    parameters = {
+        "dataset": folder,
+        "repo_id": repo_id,
+        "description": "Greetings in five languages, for tests.",
+        "token": SecretStr(ALICE_TOKEN),
+    }
+    state = push_dataset(**parameters, return_state=True)
+    assert state.is_failed()
+    hub.faults.clear()
+    hub.clear_requests()
+    flow_run_id = state.state_details.flow_run_id
+
+    retried = _retry_like_the_ui(push_dataset, flow_run_id, parameters)
     assert retried.is_completed()
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]))
-        )
         assert client.read_flow_run(flow_run_id).run_count == 2
-    final = {}
-    for run in sorted(runs, key=lambda r: r.expected_start_time):
-        final[run.task_key.split("-")[0] if False else run.name.rsplit("-", 1)[0]] = (
-            run.state.name if run.state else None
-        )
-    states = {name: state_name for name, state_name in final.items()}
+    states = _stage_states(flow_run_id)
     assert (
         states["push-card"] == "Cached" and states["push-data"] == "Cached" and states["push-images"] == "Cached"
     )
@@ -341,8 +354,29 @@ def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id
         p.stat().st_size for d in ("parquet-files", "images") for p in (folder / d).rglob("*") if p.is_file()
     )
     assert lfs_bytes < data_and_images  # nothing of the committed stages is sent again
-    assert not any(r.route == "commit" and r.status == 200 and "Upload main" in r.path for r in hub.requests)
     _assert_same_as_clean_push(repo_id, clean_repo)
+
+
+@flow(name="nightly-publish")
+def _parent_flow(folder: Path, repo_id: str, token: SecretStr) -> str:
+    """A user's flow with the push as a subflow (as generate-then-push is)."""
+    return push_dataset(folder, repo_id, "Greetings in five languages, for tests.", token=token).url
+
+
+def test_retry_of_a_parent_flow_keeps_the_pushs_finished_stages(tmp_path: Path, repo_id: str, hub: Any) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, images=0)
+    hub.faults.add("commit", status=503, skip=2, count=None, repo=repo_id)  # card and data commit; then 503s
+    parameters = {"folder": folder, "repo_id": repo_id, "token": SecretStr(ALICE_TOKEN)}
+    state = _parent_flow(**parameters, return_state=True)
+    assert state.is_failed()
+    hub.faults.clear()
+    flow_run_id = state.state_details.flow_run_id
+
+    assert _retry_like_the_ui(_parent_flow, flow_run_id, parameters).is_completed()
+    states = _stage_states(flow_run_id)
+    assert states["push-card"] == "Cached" and states["push-data"] == "Cached"
+    assert states["push-processors"] == "Completed"
+    assert _titles(repo_id).count("Upload main dataset files") == 1
 
 
 def test_copy_of_folder_is_pushed_from_generated_result(tmp_path: Path, repo_id: str) -> None:
