@@ -1,4 +1,4 @@
-"""Read a pushed dataset back with the libraries people use (docs/readers.md lists which, and how).
+"""Read a pushed dataset back with the libraries people use (README.md, "Read it back" lists which, and how).
 
 One dataset (main data, the ``conversations`` processor whose ``messages`` column is a list of {role, content}
 structs, the single-file ``summary`` processor, and PNG images) is pushed once to the embedded Hub; every reader
@@ -170,7 +170,7 @@ def test_pandas_read_parquet_file_list(pushed: Pushed) -> None:
 
 
 def test_pandas_glob_is_not_expanded(pushed: Pushed) -> None:
-    """Documents the limitation that docs/readers.md states: use the folder or a file list instead."""
+    """Documents the limitation that README.md, "Read it back" states: use the folder or a file list instead."""
     with pytest.raises(FileNotFoundError):
         pd.read_parquet(f"hf://datasets/{pushed.repo_id}/data/*.parquet")
 
