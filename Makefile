@@ -9,7 +9,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: venv demo test lint
+.PHONY: venv demo test lint chromium
 venv: $(BIN)/.installed
 
 # Generate the no-LLM example and push it, stage by stage, to the embedded Hub (no account needed).
@@ -22,5 +22,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# The browser test drives Debian's Chromium through Playwright (never `playwright install`): install it if missing.
+chromium:
+	@[ -x /usr/bin/chromium ] || { \
+		echo "Installing Debian's chromium for the browser test (needs root)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: lint chromium
 	$(BIN)/python -m pytest -q

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
+import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -12,8 +13,6 @@ from conftest import ALICE_TOKEN
 from huggingface_hub import CommitOperationAdd, HfApi
 
 from localhub import LocalHub
-
-datasets = pytest.importorskip("datasets")
 
 README = """---
 license: mit

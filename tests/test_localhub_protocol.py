@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -334,7 +333,7 @@ def test_hffilesystem_glob_open_and_ranged_read(api: HfApi, repo: str) -> None:
 
 
 def test_pandas_read_parquet(api: HfApi, repo: str) -> None:
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     frame = pd.DataFrame({"id": range(1000), "text": [f"row {i}" for i in range(1000)]})
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
@@ -407,7 +406,6 @@ def test_resolve_headers_and_ranges(api: HfApi, repo: str, hub: LocalHub) -> Non
         assert pr_style.content == data
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_repos_on_disk_are_git_repositories(api: HfApi, repo: str, hub: LocalHub) -> None:
     api.upload_file(
         path_or_fileobj=b"hello world\n", path_in_repo="a/hello.txt", repo_id=repo, repo_type="dataset"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 from email.message import Message
 from pathlib import Path
@@ -43,7 +42,6 @@ def test_lfs_pointer() -> None:
     assert parse_lfs_pointer(b"hello") is None
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_tree_and_commit_ids_match_git(tmp_path: Path) -> None:
     git = ["git", "-C", str(tmp_path)]
     subprocess.run([*git, "init", "-q"], check=True)

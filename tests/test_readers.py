@@ -255,14 +255,13 @@ def test_images_by_repo_path(pushed: Pushed) -> None:
 
 
 def test_images_open_with_pillow(pushed: Pushed) -> None:
-    image_module = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
+    from PIL import Image as image_module
     for repo_path in pushed.images:
         with image_module.open(hf_hub_download(pushed.repo_id, repo_path, repo_type="dataset")) as image:
             assert image.size == (2, 2) and image.format == "PNG"
 
 
 def test_images_datasets_imagefolder(pushed: Pushed) -> None:
-    pytest.importorskip("PIL.Image", reason="datasets' Image feature needs Pillow")
     ds = datasets.load_dataset(
         "imagefolder", data_files=f"hf://datasets/{pushed.repo_id}/images/**/*.png", split="train"
     )

@@ -41,7 +41,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui-retry
 @pytest.fixture(scope="module")
 def browser() -> Any:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run installs it)")
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run and `make test` install it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
