@@ -43,7 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="rounds per scenario (default 3, --quick 2)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, Hub data) and print it")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="print the report of an earlier --out file")
     args = parser.parse_args(argv)
+    if args.render:
+        from bench.report import build
+
+        print(build(json.loads(args.render.read_text())["raw"])[0])
+        return 0
     only = [s.strip() for s in args.only.split(",")] if args.only else list(SCENARIOS)
     unknown = [s for s in only if s not in SCENARIOS]
     if unknown:

@@ -226,12 +226,14 @@ def _floor_child(argv: list[str]) -> int:
 def floor_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
     def copy(round_no: int) -> dict[str, Any]:
         dst = ctx.fresh_dir("copy") / "copy"
-        run = run_child([sys.executable, "-m", "bench.scenarios.push", "copy", str(folder), str(dst)])
+        run = run_child([sys.executable, "-m", "bench.scenarios.push", "copy", str(folder), str(dst)],
+                        log=ctx.work / "logs" / f"floor-copy-{round_no}.log")  # fmt: skip
         shutil.rmtree(dst, ignore_errors=True)
         return {"wall_s": run.wall_s, "op_s": run.result["op_s"]}
 
     def sha(round_no: int) -> dict[str, Any]:
-        run = run_child([sys.executable, "-m", "bench.scenarios.push", "sha256", str(folder)])
+        run = run_child([sys.executable, "-m", "bench.scenarios.push", "sha256", str(folder)],
+                        log=ctx.work / "logs" / f"floor-sha256-{round_no}.log")  # fmt: skip
         return {"wall_s": run.wall_s, "op_s": run.result["op_s"]}
 
     return interleave({"copy": copy, "sha256": sha}, ctx.repeats, progress=ctx.log)
