@@ -29,11 +29,16 @@ class FileDigest(BaseModel):
     size: int
 
 
-def _default_db_path() -> Path:
+def cache_dir() -> Path:
+    """The project's local cache (``HFDS_CACHE_DIR``, default ``~/.cache/prefect-hf-datasets``)."""
     base = os.environ.get("HFDS_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "prefect-hf-datasets"
     )
-    return Path(base) / "digests.sqlite"
+    return Path(base)
+
+
+def _default_db_path() -> Path:
+    return cache_dir() / "digests.sqlite"
 
 
 def compute_digest(path: Path) -> FileDigest:
@@ -78,32 +83,38 @@ class DigestCache:
 
     def digest(self, path: Path) -> FileDigest:
         """The digest of ``path``, from the table when the file is unchanged, else computed and stored."""
-        real = str(path.resolve())
-        st = os.stat(real)
+        return self.digest_many([path])[0]
+
+    def digest_many(self, paths: list[Path]) -> list[FileDigest]:
+        """Digests of ``paths``, in order; new entries are stored in one transaction."""
+        results: list[FileDigest] = []
+        fresh: list[tuple[str, int, int, int, str, str]] = []
+        now = time.time()
         with self._lock:
             conn = self._connect()
-            row = None
-            if conn is not None:
-                row = conn.execute(
-                    "SELECT sha256, git_sha1 FROM digests WHERE path=? AND size=? AND mtime_ns=? AND ino=?",
-                    (real, st.st_size, st.st_mtime_ns, st.st_ino),
-                ).fetchone()
-        if row:
-            return FileDigest(sha256=row[0], git_sha1=row[1], size=st.st_size)
-        digest = compute_digest(Path(real))
-        if time.time() - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
-            with self._lock:
-                conn = self._connect()
+            for path in paths:
+                real = str(path.resolve())
+                st = os.stat(real)
+                row = None
                 if conn is not None:
-                    try:
-                        conn.execute(
-                            "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)",
-                            (real, st.st_size, st.st_mtime_ns, st.st_ino, digest.sha256, digest.git_sha1),
-                        )
-                        conn.commit()
-                    except sqlite3.Error:
-                        pass  # caching is an optimisation; a locked or full database only costs a re-read
-        return digest
+                    row = conn.execute(
+                        "SELECT sha256, git_sha1 FROM digests WHERE path=? AND size=? AND mtime_ns=? AND ino=?",
+                        (real, st.st_size, st.st_mtime_ns, st.st_ino),
+                    ).fetchone()
+                if row:
+                    results.append(FileDigest(sha256=row[0], git_sha1=row[1], size=st.st_size))
+                    continue
+                digest = compute_digest(Path(real))
+                results.append(digest)
+                if now - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
+                    fresh.append((real, st.st_size, st.st_mtime_ns, st.st_ino, digest.sha256, digest.git_sha1))
+            if fresh and conn is not None:
+                try:
+                    conn.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)", fresh)
+                    conn.commit()
+                except sqlite3.Error:
+                    pass  # caching is an optimisation; a locked or full database only costs a re-read
+        return results
 
 
 _shared: DigestCache | None = None

@@ -77,11 +77,13 @@ class CommitOutcome(BaseModel):
     head: str = ""
 
 
-def _digest(planned: PlannedFile) -> FileDigest:
-    if planned.content is not None:
-        return bytes_digest(planned.content)
-    assert planned.local_path is not None
-    return shared_digest_cache().digest(planned.local_path)
+def _digests(files: tuple[PlannedFile, ...]) -> dict[str, FileDigest]:
+    """Content ids of the planned files: local files through the digest cache, generated content directly."""
+    local = [(f.path_in_repo, f.local_path) for f in files if f.local_path is not None]
+    from_disk = shared_digest_cache().digest_many([path for _, path in local])
+    digests = {repo_path: d for (repo_path, _), d in zip(local, from_disk, strict=True)}
+    digests.update({f.path_in_repo: bytes_digest(f.content) for f in files if f.content is not None})
+    return digests
 
 
 def _is_same(remote: RepoFile, digest: FileDigest) -> bool:
@@ -191,7 +193,7 @@ def commit_plan(
     assert head is not None
     remote = remote_files(api, target, head, plan, token)
 
-    digests = {f.path_in_repo: _digest(f) for f in plan.files}
+    digests = _digests(plan.files)
     changed = [
         f
         for f in plan.files

@@ -29,8 +29,8 @@ CACHE_VERSION = "stage-cache-v1"
 
 def digest_files(paths: Iterable[Path]) -> list[tuple[str, str]]:
     """(path, sha256) of each file, from the digest cache when unchanged."""
-    cache = shared_digest_cache()
-    return [(str(p), cache.digest(p).sha256) for p in paths]
+    paths = list(paths)
+    return [(str(p), d.sha256) for p, d in zip(paths, shared_digest_cache().digest_many(paths), strict=True)]
 
 
 def fingerprint(*parts: Any) -> str:

@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from tasks import artifacts
 from tasks.card import CardOptions, render_card
+from tasks.card_cache import cached_card
 from tasks.dataset_folder import DatasetFolder, DatasetFolderError, check_processor_name
 from tasks.hub_commit import CommitOutcome, CommitRecord, HubTarget, commit_plan
 from tasks.hub_metadata import hub_metadata, json_bytes
@@ -203,16 +204,20 @@ def push_card(job: StageJob, card: CardOptions) -> StageResult:
     The Hub validates the card's YAML (``validate-yaml``) before the commit is accepted.
     """
     folder = job.folder
-    rendered = render_card(
-        list(folder.data_files),
-        {p.name: list(p.files) for p in folder.processors},
-        card,
-        builder_config=folder.builder_config,
-        metadata=folder.metadata,
-    )
-    result = _run_plans("card", job, [plan_content_stage("card", rendered.text.encode("utf-8"), job.messages)])
-    artifacts.record_card(job.target.repo_id, rendered.text)
-    result.card_text = rendered.text
+
+    def render() -> str:
+        return render_card(
+            list(folder.data_files),
+            {p.name: list(p.files) for p in folder.processors},
+            card,
+            builder_config=folder.builder_config,
+            metadata=folder.metadata,
+        ).text
+
+    text = cached_card(job.content_key, render)  # statistics are computed once per content
+    result = _run_plans("card", job, [plan_content_stage("card", text.encode("utf-8"), job.messages)])
+    artifacts.record_card(job.target.repo_id, text)
+    result.card_text = text
     return result
 
 

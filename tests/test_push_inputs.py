@@ -6,6 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -207,3 +208,31 @@ def test_digest_cache_detects_same_size_edits(tmp_path: Path) -> None:
     from huggingface_hub.utils.sha import git_hash
 
     assert compute_digest(path).git_sha1 == git_hash(b"b" * 100)
+
+
+def test_card_cache_renders_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.card_cache import cached_card
+
+    monkeypatch.setenv("HFDS_CACHE_DIR", str(tmp_path / "cache"))
+    calls: list[str] = []
+
+    def render(text: str) -> Any:
+        return lambda: calls.append(text) or text
+
+    assert cached_card("key-a", render("card A")) == "card A"
+    assert cached_card("key-a", render("something else")) == "card A"  # same content: not rendered again
+    assert cached_card("key-b", render("card B")) == "card B"
+    assert calls == ["card A", "card B"]
+
+
+def test_digest_many_matches_single_digests(tmp_path: Path) -> None:
+    cache = DigestCache(tmp_path / "d.sqlite")
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(bytes([i]) * (i + 1))
+        old = time.time() - 10
+        os.utime(path, (old, old))
+        paths.append(path)
+    assert cache.digest_many(paths) == [compute_digest(p) for p in paths]
+    assert cache.digest_many(paths[::-1]) == [compute_digest(p) for p in paths[::-1]]  # now from the table

@@ -1,0 +1,47 @@
+"""Rendered dataset cards, kept by content: an unchanged dataset does not have its statistics computed again.
+
+The card stage reads every parquet file to compute statistics (seconds per million rows). Its content key (see
+``tasks.stage_cache``) already covers what the card depends on: the digests of the data and processor files,
+the card options and template, the builder config and metadata. So the rendered text is stored under that key
+(with the year, which the citation shows, and the renderer's version) and reused by a later push of the same
+content.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from tasks.file_digest import cache_dir
+
+RENDERER_VERSION = "card-v1"  # bump when the template or the statistics change what a card says
+
+
+def _path(content_key: str) -> Path:
+    year = datetime.datetime.now(datetime.UTC).year
+    name = hashlib.sha256(f"{RENDERER_VERSION}:{year}:{content_key}".encode()).hexdigest()
+    return cache_dir() / "cards" / f"{name}.md"
+
+
+def cached_card(content_key: str, render: Callable[[], str]) -> str:
+    """The card text for ``content_key``: from the cache, or rendered by ``render()`` and stored."""
+    path = _path(content_key)
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    text = render()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
+        ) as fh:
+            fh.write(text)
+        os.replace(fh.name, path)  # atomic: a concurrent push never reads half a card
+    except OSError:
+        pass  # a read-only cache only costs a re-render next time
+    return text
