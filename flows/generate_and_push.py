@@ -27,6 +27,7 @@ from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation.checkpoint import CheckpointTarget
 from tasks.generation.config import BuilderConfig
 from tasks.generation.source import from_config
+from tasks.retry_policy import describe_failure
 from tasks.stage_plan import StageName
 from tasks.validation import validate_description, validate_repo_id, validate_revision
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_branch=args.checkpoint_branch,
         )
     except Exception as exc:  # the CLI's contract: one line saying why, non-zero exit
-        print(f"generate-and-push failed: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"generate-and-push failed: {describe_failure(exc)}", file=sys.stderr)
         return 1
     print(result.url)
     print(format_table(result.table()))

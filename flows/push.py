@@ -33,7 +33,7 @@ from tasks.generation.result import GeneratedDataset
 from tasks.hub_commit import HubTarget
 from tasks.hub_metadata import hub_metadata, json_bytes
 from tasks.redaction import redact_secrets
-from tasks.retry_policy import http_status
+from tasks.retry_policy import describe_failure, http_status
 from tasks.stage_cache import digest_files, fingerprint
 from tasks.stage_plan import STAGES, StageName, parts, plan_files_stage
 from tasks.stages import STAGE_TASKS, StageJob, StageResult
@@ -335,9 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             dry_run=args.dry_run,
         )
     except Exception as exc:  # the CLI's contract: one line saying why, non-zero exit
-        print(
-            f"push failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr
-        )
+        print(f"push failed: {describe_failure(exc)}", file=sys.stderr)
         return 1
     if not result.dry_run:
         print(result.url)

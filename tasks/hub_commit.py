@@ -124,6 +124,17 @@ def remote_files(api: HfApi, target: HubTarget, head: str, plan: CommitPlan, tok
     return found
 
 
+def parquet_files_at(api: HfApi, target: HubTarget, head: str, folder: str, token: str) -> list[str]:
+    """Repo paths of the parquet files directly under ``folder`` at ``head`` (empty if it does not exist)."""
+    try:
+        entries = api.list_repo_tree(
+            target.repo_id, path_in_repo=folder, revision=head, repo_type=target.repo_type, token=token
+        )
+        return sorted(e.path for e in entries if isinstance(e, RepoFile) and e.path.endswith(".parquet"))
+    except EntryNotFoundError:
+        return []
+
+
 def folder_exists(api: HfApi, target: HubTarget, head: str, folder: str, token: str) -> bool:
     """Whether ``folder`` holds anything at ``head``."""
     info = api.get_paths_info(target.repo_id, [folder], revision=head, repo_type=target.repo_type, token=token)
@@ -169,6 +180,7 @@ def commit_plan(
     token: str,
     *,
     revision: str | None = None,
+    head: str | None = None,
     delete_folders: Iterable[str] = (),
     progress: ProgressFn | None = None,
 ) -> CommitOutcome:
@@ -181,6 +193,8 @@ def commit_plan(
         token: The token every request uses.
         revision: Branch or ``refs/pr/N`` to commit to (default ``target.revision``). With ``target.create_pr``
             and a branch here, the first commit opens the pull request.
+        head: The commit the plan was made against, when the caller read the repo to make it; the commit is
+            then refused (412, retried) if the branch moved since. Default: the branch head, read here.
         delete_folders: Extra repo folders to delete in this commit (outputs of processors that vanished).
         progress: Called with (bytes done, bytes total) while large files upload.
 
@@ -189,7 +203,7 @@ def commit_plan(
     """
     revision = revision or target.revision
     create_pr = target.create_pr and not revision.startswith("refs/pr/")
-    head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
+    head = head or api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
     assert head is not None
     remote = remote_files(api, target, head, plan, token)
 

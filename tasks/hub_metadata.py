@@ -8,7 +8,7 @@ from typing import Any
 
 from tasks.dataset_folder import DatasetFolder
 from tasks.redaction import redact_secrets
-from tasks.repo_layout import repo_path
+from tasks.repo_layout import DATA_FOLDER, repo_path
 
 
 def _rewrite_paths(node: Any) -> Any:
@@ -21,11 +21,16 @@ def _rewrite_paths(node: Any) -> Any:
     return node
 
 
-def hub_metadata(folder: DatasetFolder, known_secrets: Iterable[str] = ()) -> dict[str, Any]:
+def hub_metadata(
+    folder: DatasetFolder,
+    known_secrets: Iterable[str] = (),
+    repo_files: Mapping[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """Build the uploaded ``metadata.json``: the local one (or a minimal one) with repo paths and no secrets.
 
-    Every key the push does not understand is kept. ``file_paths`` lists exactly the files the push uploads,
-    so the Hub copy is consistent with the repo. The local file is not modified.
+    Every key the push does not understand is kept. ``file_paths`` lists the files the push uploads, or, with
+    ``repo_files`` (repo folder → parquet paths found there), the files the repo holds, so the Hub copy is
+    consistent with the repo even after a race with another push. The local file is not modified.
     """
     original: Mapping[str, Any] = folder.metadata or {}
     result = _rewrite_paths(dict(original))
@@ -34,6 +39,11 @@ def hub_metadata(folder: DatasetFolder, known_secrets: Iterable[str] = ()) -> di
     file_paths["processor-files"] = {
         proc.name: [repo_path(folder.relative(p)) for p in proc.files] for proc in folder.processors
     }
+    if repo_files is not None:
+        file_paths["parquet-files"] = list(repo_files.get(DATA_FOLDER, []))
+        file_paths["processor-files"] = {
+            name: list(repo_files[name]) for name in file_paths["processor-files"] if repo_files.get(name)
+        }
     result["file_paths"] = file_paths
     result.setdefault("actual_num_records", folder.num_records)
     result = redact_secrets(result, known_secrets)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -35,15 +36,35 @@ def http_status(exc: BaseException) -> int | None:
     return int(status) if isinstance(status, int) else None
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from (huggingface_hub wraps failed LFS uploads in RuntimeError)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying the same request later can succeed."""
-    if isinstance(exc, HfHubHTTPError):
-        status = http_status(exc)
-        return status is None or status in TRANSIENT_STATUS
-    if isinstance(exc, _NETWORK_ERRORS):
-        return True
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and isinstance(cause, _NETWORK_ERRORS)
+    """True when retrying the same request later can succeed (judged by the first Hub or network error)."""
+    for error in _causes(exc):
+        if isinstance(error, HfHubHTTPError):
+            status = http_status(error)
+            return status is None or status in TRANSIENT_STATUS
+        if isinstance(error, _NETWORK_ERRORS):
+            return True
+    return False
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line saying why: each message of the cause chain, whitespace collapsed, request ids left out."""
+    parts: list[str] = []
+    for error in _causes(exc):
+        text = re.sub(r"\(Request ID: [^)]*\)", "", " ".join(str(error).split())).strip()
+        if text and not any(text in p for p in parts):
+            parts.append(text)
+    return f"{type(exc).__name__}: " + " <- ".join(parts) if parts else type(exc).__name__
 
 
 def may_have_landed(exc: BaseException) -> bool:

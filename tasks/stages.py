@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
 from prefect import Task, task
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field, SecretStr
@@ -44,11 +44,11 @@ from tasks import artifacts
 from tasks.card import CardOptions, render_card
 from tasks.card_cache import cached_card
 from tasks.dataset_folder import DatasetFolder, DatasetFolderError, check_processor_name
-from tasks.hub_commit import CommitOutcome, CommitRecord, HubTarget, commit_plan
+from tasks.hub_commit import CommitOutcome, CommitRecord, HubTarget, commit_plan, parquet_files_at
 from tasks.hub_metadata import hub_metadata, json_bytes
 from tasks.redaction import redact_secrets
-from tasks.repo_layout import METADATA
-from tasks.retry_policy import retry_transient_only, wait_before_retry
+from tasks.repo_layout import DATA_FOLDER, METADATA
+from tasks.retry_policy import describe_failure, retry_transient_only, wait_before_retry
 from tasks.stage_cache import stage_cache_key
 from tasks.stage_plan import CommitPlan, StageName, plan_content_stage, plan_files_stage
 
@@ -68,6 +68,10 @@ STAGE_TASK_OPTIONS: dict[str, Any] = {
     "persist_result": True,
     "cache_key_fn": stage_cache_key,
 }
+
+
+class StageError(RuntimeError):
+    """A stage failed for a reason found in the exception it wraps (named in the message)."""
 
 
 class StageJob(BaseModel):
@@ -161,6 +165,7 @@ def _run_plans(
     *,
     delete_folders: Mapping[str, list[str]] | None = None,
     progress_label: str | None = None,
+    head: str | None = None,
 ) -> StageResult:
     """Commit each plan in order, record each commit as an artifact, and return the stage result."""
     logger = get_run_logger()
@@ -180,12 +185,19 @@ def _run_plans(
                 plan,
                 token.get_secret_value(),
                 revision=result.revision,
+                head=head,
                 delete_folders=(delete_folders or {}).get(plan.label, ()),
                 progress=progress,
             )
-        except Exception as exc:
+        except HfHubHTTPError as exc:  # its message already carries the Hub's answer
             wait_before_retry(exc)
             raise
+        except Exception as exc:
+            wait_before_retry(exc)
+            if exc.__cause__ is None:
+                raise
+            # e.g. huggingface_hub's RuntimeError("Error while uploading ...") around a 503: say what the Hub said.
+            raise StageError(f"{plan.label}: {describe_failure(exc)}") from exc
         for commit in outcome.commits:
             artifacts.record_commit(target.repo_id, plan.label, commit)
             if commit.pr_revision:
@@ -239,8 +251,8 @@ def previous_processors(api: HfApi, target: HubTarget, revision: str, token: str
         path = hf_hub_download(
             target.repo_id, METADATA, repo_type=target.repo_type, revision=revision, token=token
         )
-    except EntryNotFoundError:
-        return []
+    except RemoteEntryNotFoundError:
+        return []  # no metadata.json on the Hub: no earlier push to compare with. An outage is raised (retried).
     try:
         names = json.loads(Path(path).read_text(encoding="utf-8")).get("file_paths", {}).get("processor-files", {})
     except (ValueError, AttributeError):
@@ -286,8 +298,19 @@ def push_builder_config(job: StageJob) -> StageResult:
 @task(name="push-metadata", **STAGE_TASK_OPTIONS)
 def push_metadata(job: StageJob) -> StageResult:
     """Stage 6: ``metadata.json`` with paths in the repo layout, unknown keys kept, credentials redacted."""
-    content = hub_metadata(job.folder, [job.token.get_secret_value()])
-    return _run_plans("metadata", job, [plan_content_stage("metadata", json_bytes(content), job.messages)])
+    api, token = HfApi(), job.token.get_secret_value()
+    target = job.target
+    # List what the repo holds at the head this commit will be made on (412 if it moves): when another push
+    # raced this one, metadata.json still lists exactly the files that are there.
+    head = api.repo_info(target.repo_id, revision=job.revision, repo_type=target.repo_type, token=token).sha
+    assert head is not None
+    on_hub = {
+        folder: parquet_files_at(api, target, head, folder, token)
+        for folder in (DATA_FOLDER, *(p.name for p in job.folder.processors))
+    }
+    content = hub_metadata(job.folder, [token], repo_files=on_hub)
+    plan = plan_content_stage("metadata", json_bytes(content), job.messages)
+    return _run_plans("metadata", job, [plan], head=head)
 
 
 # Stage name → its task, in push order.

@@ -93,7 +93,9 @@ def metadata_problems(repo_id: str, revision: str = "main") -> list[str]:
         listed += names
     problems = [f"metadata.json lists {p}, which the repo does not have" for p in listed if p not in files]
     folders = {"data", *paths.get("processor-files", {})}
-    unlisted = sorted(p for p in files if p.endswith(".parquet") and p.split("/")[0] in folders and p not in listed)
+    unlisted = sorted(
+        p for p in files if p.endswith(".parquet") and p.split("/")[0] in folders and p not in listed
+    )
     problems += [f"{p} is in the repo but not in metadata.json" for p in unlisted]
     processor_folders = {p.split("/")[0] for p in files if p.endswith(".parquet") and "/" in p} - {"data"}
     problems += [
@@ -115,8 +117,11 @@ def seed_repo(repo_id: str, folder: Path, title: str = "Seed: an earlier push") 
     operations = [
         CommitOperationAdd(path_in_repo=str(repo_path(scanned.relative(p))), path_or_fileobj=str(p)) for p in local
     ]
-    operations.append(CommitOperationAdd(path_in_repo="metadata.json", path_or_fileobj=json_bytes(hub_metadata(scanned))))
-    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=b"# placeholder\n"))
+    operations.append(
+        CommitOperationAdd(path_in_repo="metadata.json", path_or_fileobj=json_bytes(hub_metadata(scanned)))
+    )
+    card = b"---\nlicense: mit\n---\n# An earlier push\n"
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card))
     api().create_repo(repo_id, repo_type="dataset", exist_ok=True)
     api().create_commit(repo_id, operations, commit_message=title, repo_type="dataset")
 
@@ -228,12 +233,6 @@ def start_child(module: str, args: list[str], env: dict[str, str]) -> subprocess
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-    )
-
-
-def run_child(module: str, args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
 
 

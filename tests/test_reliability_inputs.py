@@ -23,8 +23,14 @@ from factories import make_dataset_folder
 from huggingface_hub.errors import HfHubHTTPError
 from prefect.exceptions import ParameterTypeError
 from pydantic import SecretStr, ValidationError
-from reliability_support import no_flow_heartbeats  # noqa: F401 - an autouse fixture
-from reliability_support import DESCRIPTION, record_figures, repo_files, seed_repo, titles
+from reliability_support import (
+    DESCRIPTION,
+    no_flow_heartbeats,  # noqa: F401 - an autouse fixture
+    record_figures,
+    repo_files,
+    seed_repo,
+    titles,
+)
 
 from tasks.credentials import MissingTokenError
 from tasks.dataset_folder import DatasetFolderError
@@ -84,8 +90,10 @@ def no_columns_parquet(root: Path) -> Path:
 def schema_mismatch(root: Path) -> Path:
     folder = good(root)
     table = pq.read_table(folder / "parquet-files" / "batch_00001.parquet")
-    pq.write_table(table.set_column(0, "id", pa.array([str(v) for v in table["id"].to_pylist()])),
-                   folder / "parquet-files" / "batch_00001.parquet")
+    pq.write_table(
+        table.set_column(0, "id", pa.array([str(v) for v in table["id"].to_pylist()])),
+        folder / "parquet-files" / "batch_00001.parquet",
+    )
     return folder
 
 
@@ -129,7 +137,9 @@ def escaping_symlink(kind: str) -> Builder:
 
 def processor_named(name: str, single_file: bool) -> Builder:
     def build(root: Path) -> Path:
-        folder = make_dataset_folder(root / "ds", batches=1, rows_per_batch=4, processor_dir=None, processor_file=None)
+        folder = make_dataset_folder(
+            root / "ds", batches=1, rows_per_batch=4, processor_dir=None, processor_file=None
+        )
         procs = folder / "processors-files"
         procs.mkdir(exist_ok=True)
         if single_file:
@@ -184,57 +194,176 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
     ("repo id with a space", good, {"repo_id": "alice/my data"}, InvalidParameterError, "letters, digits", NONE),
     ("empty description", good, {"description": "  \n "}, InvalidParameterError, "description is empty", NONE),
     ("no token anywhere", good, {"token": None}, MissingTokenError, "No Hugging Face token found", NONE),
-    ("invalid token", good, {"token": SecretStr("hf_not_a_real_token_000000")}, PermissionError,
-     "rejected the token (401)", frozenset({"whoami"})),
-    ("token without write access", good, {"token": SecretStr(BOB_TOKEN)}, HfHubHTTPError,
-     "don't have the rights to create a repo under the namespace 'alice'",
-     frozenset({"whoami", "repo-create", "repo-info"})),
+    (
+        "invalid token",
+        good,
+        {"token": SecretStr("hf_not_a_real_token_000000")},
+        PermissionError,
+        "rejected the token (401)",
+        frozenset({"whoami"}),
+    ),
+    (
+        "token without write access",
+        good,
+        {"token": SecretStr(BOB_TOKEN)},
+        HfHubHTTPError,
+        "don't have the rights to create a repo under the namespace 'alice'",
+        frozenset({"whoami", "repo-create", "repo-info"}),
+    ),
     ("missing folder", missing, {}, DatasetFolderError, "does not exist", NONE),
     ("file instead of folder", a_file, {}, DatasetFolderError, "is a file", NONE),
     ("no parquet-files folder", no_parquet_dir, {}, DatasetFolderError, "has no parquet-files/ folder", NONE),
     ("no parquet files", empty_parquet_dir, {}, DatasetFolderError, "holds no .parquet files", NONE),
-    ("empty parquet file", zero_byte_parquet, {}, DatasetFolderError,
-     "batch_00001.parquet is not a readable parquet file", NONE),
-    ("corrupt parquet file", corrupt_parquet, {}, DatasetFolderError,
-     "batch_00001.parquet is not a readable parquet file", NONE),
+    (
+        "empty parquet file",
+        zero_byte_parquet,
+        {},
+        DatasetFolderError,
+        "batch_00001.parquet is not a readable parquet file",
+        NONE,
+    ),
+    (
+        "corrupt parquet file",
+        corrupt_parquet,
+        {},
+        DatasetFolderError,
+        "batch_00001.parquet is not a readable parquet file",
+        NONE,
+    ),
     ("parquet without columns", no_columns_parquet, {}, DatasetFolderError, "has no columns", NONE),
     ("schema mismatch between batches", schema_mismatch, {}, DatasetFolderError, "different schema", NONE),
-    ("schema mismatch in a processor", processor_schema_mismatch, {}, DatasetFolderError,
-     "in processor 'conversations'", NONE),
-    ("malformed metadata.json", write("metadata.json", b"{'single': 'quotes'}"), {}, DatasetFolderError,
-     "metadata.json is not valid JSON", NONE),
-    ("metadata.json not an object", write("metadata.json", b"[1, 2, 3]"), {}, DatasetFolderError,
-     "metadata.json must hold a JSON object", NONE),
-    ("malformed builder_config.json", write("builder_config.json", b'{"data_designer": '), {},
-     DatasetFolderError, "builder_config.json is not valid JSON", NONE),
-    ("builder_config.json not UTF-8", write("builder_config.json", b'{"x": "\xff\xfe"}'), {},
-     DatasetFolderError, "builder_config.json is not valid JSON", NONE),
-    ("symlink to an absolute path outside", escaping_symlink("absolute file"), {}, DatasetFolderError,
-     "points outside the dataset folder", NONE),
-    ("symlink with .. outside", escaping_symlink("dotdot file"), {}, DatasetFolderError,
-     "points outside the dataset folder", NONE),
-    ("symlinked folder outside", escaping_symlink("folder"), {}, DatasetFolderError,
-     "points outside the dataset folder", NONE),
-    ("data folder linked outside", escaping_symlink("data folder"), {}, DatasetFolderError,
-     "points outside the dataset folder", NONE),
-    ("processor named data", processor_named("data", single_file=True), {}, DatasetFolderError,
-     "reserved repo path 'data'", NONE),
-    ("processor named README.md", processor_named("README.md", single_file=False), {}, DatasetFolderError,
-     "reserved repo path 'README.md'", NONE),
-    ("processor named metadata.json", processor_named("metadata.json", single_file=False), {},
-     DatasetFolderError, "reserved repo path 'metadata.json'", NONE),
-    ("processor named .gitattributes", processor_named(".gitattributes", single_file=False), {},
-     DatasetFolderError, "reserved repo path '.gitattributes'", NONE),
-    ("processor name with a space", processor_named("my proc", single_file=True), {}, DatasetFolderError,
-     "names may only use letters", NONE),
+    (
+        "schema mismatch in a processor",
+        processor_schema_mismatch,
+        {},
+        DatasetFolderError,
+        "in processor 'conversations'",
+        NONE,
+    ),
+    (
+        "malformed metadata.json",
+        write("metadata.json", b"{'single': 'quotes'}"),
+        {},
+        DatasetFolderError,
+        "metadata.json is not valid JSON",
+        NONE,
+    ),
+    (
+        "metadata.json not an object",
+        write("metadata.json", b"[1, 2, 3]"),
+        {},
+        DatasetFolderError,
+        "metadata.json must hold a JSON object",
+        NONE,
+    ),
+    (
+        "malformed builder_config.json",
+        write("builder_config.json", b'{"data_designer": '),
+        {},
+        DatasetFolderError,
+        "builder_config.json is not valid JSON",
+        NONE,
+    ),
+    (
+        "builder_config.json not UTF-8",
+        write("builder_config.json", b'{"x": "\xff\xfe"}'),
+        {},
+        DatasetFolderError,
+        "builder_config.json is not valid JSON",
+        NONE,
+    ),
+    (
+        "symlink to an absolute path outside",
+        escaping_symlink("absolute file"),
+        {},
+        DatasetFolderError,
+        "points outside the dataset folder",
+        NONE,
+    ),
+    (
+        "symlink with .. outside",
+        escaping_symlink("dotdot file"),
+        {},
+        DatasetFolderError,
+        "points outside the dataset folder",
+        NONE,
+    ),
+    (
+        "symlinked folder outside",
+        escaping_symlink("folder"),
+        {},
+        DatasetFolderError,
+        "points outside the dataset folder",
+        NONE,
+    ),
+    (
+        "data folder linked outside",
+        escaping_symlink("data folder"),
+        {},
+        DatasetFolderError,
+        "points outside the dataset folder",
+        NONE,
+    ),
+    (
+        "processor named data",
+        processor_named("data", single_file=True),
+        {},
+        DatasetFolderError,
+        "reserved repo path 'data'",
+        NONE,
+    ),
+    (
+        "processor named README.md",
+        processor_named("README.md", single_file=False),
+        {},
+        DatasetFolderError,
+        "reserved repo path 'README.md'",
+        NONE,
+    ),
+    (
+        "processor named metadata.json",
+        processor_named("metadata.json", single_file=False),
+        {},
+        DatasetFolderError,
+        "reserved repo path 'metadata.json'",
+        NONE,
+    ),
+    (
+        "processor named .gitattributes",
+        processor_named(".gitattributes", single_file=False),
+        {},
+        DatasetFolderError,
+        "reserved repo path '.gitattributes'",
+        NONE,
+    ),
+    (
+        "processor name with a space",
+        processor_named("my proc", single_file=True),
+        {},
+        DatasetFolderError,
+        "names may only use letters",
+        NONE,
+    ),
     ("non-UTF-8 file name", non_utf8_name, {}, DatasetFolderError, "not valid UTF-8", NONE),
     ("huge file name", huge_name, {}, DatasetFolderError, "too long for the Hub", NONE),
     ("unknown stage", good, {"stages": ["data", "everything"]}, ParameterTypeError, "stages", NONE),
     ("tag revision", good, {"revision": "refs/tags/v1"}, InvalidParameterError, "push to a branch name", NONE),
-    ("card template missing", good, {"card_template": "/nonexistent/card.j2"}, InvalidParameterError,
-     "card_template '/nonexistent/card.j2' is not a file", NONE),
-    ("zero files per commit", good, {"max_files_per_commit": 0}, ValidationError,
-     "greater than or equal to 1", NONE),
+    (
+        "card template missing",
+        good,
+        {"card_template": "/nonexistent/card.j2"},
+        InvalidParameterError,
+        "card_template '/nonexistent/card.j2' is not a file",
+        NONE,
+    ),
+    (
+        "zero files per commit",
+        good,
+        {"max_files_per_commit": 0},
+        ValidationError,
+        "greater than or equal to 1",
+        NONE,
+    ),
 ]
 
 
@@ -302,35 +431,73 @@ def _config(**designer: Any) -> dict[str, Any]:
 
 LLM_PROVIDER = [{"name": "p", "endpoint": "http://127.0.0.1:9/v1", "api_key_env": "RELIABILITY_MISSING_KEY"}]
 GENERATE_CASES: list[tuple[str, Any, type[BaseException], str]] = [
-    ("unsupported column type",
-     _config(columns=[*COLUMNS, {"name": "j", "column_type": "llm-judge", "prompt": "x"}]),
-     UnsupportedConfigError, "column_type 'llm-judge'"),
-    ("unsupported sampler type",
-     _config(columns=[*COLUMNS, {"name": "p", "column_type": "sampler", "sampler_type": "person", "params": {}}]),
-     UnsupportedConfigError, "sampler_type 'person'"),
-    ("unsupported processor type",
-     _config(processors=[{"name": "x", "processor_type": "jsonl_export"}]),
-     UnsupportedConfigError, "processor_type 'jsonl_export'"),
+    (
+        "unsupported column type",
+        _config(columns=[*COLUMNS, {"name": "j", "column_type": "llm-judge", "prompt": "x"}]),
+        UnsupportedConfigError,
+        "column_type 'llm-judge'",
+    ),
+    (
+        "unsupported sampler type",
+        _config(
+            columns=[*COLUMNS, {"name": "p", "column_type": "sampler", "sampler_type": "person", "params": {}}]
+        ),
+        UnsupportedConfigError,
+        "sampler_type 'person'",
+    ),
+    (
+        "unsupported processor type",
+        _config(processors=[{"name": "x", "processor_type": "jsonl_export"}]),
+        UnsupportedConfigError,
+        "processor_type 'jsonl_export'",
+    ),
     ("file:// config URL", "file:///etc/passwd", ConfigError, "only http and https URLs are fetched, not 'file'"),
     ("ftp:// config URL", "ftp://example.com/builder_config.json", ConfigError, "not 'ftp'"),
     ("config that is not a mapping", "- just\n- a list\n", ConfigError, "must hold a mapping"),
-    ("template reaching Python internals",
-     _config(columns=[*COLUMNS, {"name": "e", "column_type": "expression", "expr": "{{ ''.__class__.__mro__ }}"}]),
-     TemplateSecurityError, "access to attribute '__class__' is not allowed"),
-    ("template reaching globals",
-     _config(columns=[*COLUMNS, {"name": "e", "column_type": "expression",
-                                 "expr": "{{ cycler.__init__.__globals__.os }}"}]),
-     TemplateSecurityError, "is not allowed"),
-    ("processor template escape",
-     _config(processors=[{"name": "t", "processor_type": "schema_transform",
-                          "template": {"x": "{{ language.mro() }}"}}]),
-     TemplateSecurityError, "access to attribute 'mro' is not allowed"),
-    ("missing LLM API key",
-     {**_config(columns=[*COLUMNS, {"name": "g", "column_type": "llm-text", "prompt": "hi {{ language }}",
-                                    "model_alias": "m"}],
-                model_configs=[{"alias": "m", "model": "x", "provider": "p"}]),
-      "model_providers": LLM_PROVIDER},
-     MissingAPIKeyError, "environment variable RELIABILITY_MISSING_KEY is not set"),
+    (
+        "template reaching Python internals",
+        _config(
+            columns=[*COLUMNS, {"name": "e", "column_type": "expression", "expr": "{{ ''.__class__.__mro__ }}"}]
+        ),
+        TemplateSecurityError,
+        "access to attribute '__class__' is not allowed",
+    ),
+    (
+        "template reaching globals",
+        _config(
+            columns=[
+                *COLUMNS,
+                {"name": "e", "column_type": "expression", "expr": "{{ cycler.__init__.__globals__.os }}"},
+            ]
+        ),
+        TemplateSecurityError,
+        "is not allowed",
+    ),
+    (
+        "processor template escape",
+        _config(
+            processors=[
+                {"name": "t", "processor_type": "schema_transform", "template": {"x": "{{ language.mro() }}"}}
+            ]
+        ),
+        TemplateSecurityError,
+        "access to attribute 'mro' is not allowed",
+    ),
+    (
+        "missing LLM API key",
+        {
+            **_config(
+                columns=[
+                    *COLUMNS,
+                    {"name": "g", "column_type": "llm-text", "prompt": "hi {{ language }}", "model_alias": "m"},
+                ],
+                model_configs=[{"alias": "m", "model": "x", "provider": "p"}],
+            ),
+            "model_providers": LLM_PROVIDER,
+        },
+        MissingAPIKeyError,
+        "environment variable RELIABILITY_MISSING_KEY is not set",
+    ),
 ]
 
 
@@ -414,13 +581,22 @@ def config_server() -> Iterator[_Server]:
     ("path", "options", "fragment"),
     [
         pytest.param("/endless.yaml", {}, "over the 10485760-byte limit", id="oversize body, no length"),
-        pytest.param("/declared-huge.json", {}, "52428800 bytes, over the 10485760-byte limit",
-                     id="oversize declared length"),
+        pytest.param(
+            "/declared-huge.json",
+            {},
+            "52428800 bytes, over the 10485760-byte limit",
+            id="oversize declared length",
+        ),
         pytest.param("/slow.yaml", {"timeout": 0.5}, "timed out after 0.5 s", id="config URL timeout"),
     ],
 )
 def test_config_url_limits(
-    hub: Any, config_server: _Server, request: pytest.FixtureRequest, path: str, options: dict[str, Any], fragment: str
+    hub: Any,
+    config_server: _Server,
+    request: pytest.FixtureRequest,
+    path: str,
+    options: dict[str, Any],
+    fragment: str,
 ) -> None:
     from tasks.generation.source import from_config
 
@@ -437,7 +613,9 @@ def test_config_url_limits(
 # ------------------------------------------------------------------------------------------------ hostile Hub content
 
 
-def test_hostile_processor_names_in_the_hubs_metadata_delete_nothing(hub: Any, tmp_path: Path, repo_id: str) -> None:
+def test_hostile_processor_names_in_the_hubs_metadata_delete_nothing(
+    hub: Any, tmp_path: Path, repo_id: str
+) -> None:
     """The previous ``metadata.json`` on the Hub names "processors" ``data``, ``README.md`` and ``../x``: the push
     must not take them for vanished processors and delete the data, the card or anything outside a folder."""
     from huggingface_hub import CommitOperationAdd, HfApi

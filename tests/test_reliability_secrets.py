@@ -45,8 +45,12 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 from pydantic import SecretStr
-from reliability_support import no_flow_heartbeats  # noqa: F401 - an autouse fixture
-from reliability_support import DESCRIPTION, ROOT, record_figures
+from reliability_support import (
+    DESCRIPTION,
+    ROOT,
+    no_flow_heartbeats,  # noqa: F401 - an autouse fixture
+    record_figures,
+)
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
 
@@ -91,24 +95,42 @@ def _flow_runs(root_id: UUID) -> list[Any]:
     return found
 
 
+def _read_all(read: Any, **filters: Any) -> list[Any]:
+    """Every row of a paginated Prefect client read (the API caps a page at 200)."""
+    rows: list[Any] = []
+    while True:
+        page = read(**filters, limit=200, offset=len(rows))
+        rows += page
+        if len(page) < 200:
+            return rows
+
+
 def _prefect_api_text(flow_runs: list[Any], since: float) -> dict[str, str]:
     """What Prefect holds about these runs, as text per place."""
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)  # logs are sent in batches: send what is queued
     ids = [r.id for r in flow_runs]
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=10_000)
-        tasks = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids)))
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
+        logs = _read_all(client.read_logs, log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
+        tasks = _read_all(
+            client.read_task_runs, task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids))
+        )
+        artifacts = _read_all(
+            client.read_artifacts, artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
         )
         # Events reach the API asynchronously; wait for the push's own event before reading them all.
         events: list[dict[str, Any]] = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             since_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since - 5))
-            response = client._client.post(
-                "/events/filter", json={"filter": {"occurred": {"since": since_iso}}, "limit": 200}
-            )
-            events = response.json()["events"]
+            page = client._client.post(
+                "/events/filter", json={"filter": {"occurred": {"since": since_iso}}, "limit": 50}
+            ).json()
+            events = list(page["events"])
+            while page.get("next_page"):
+                page = client._client.get(page["next_page"]).json()
+                events += page["events"]
             if any(e["event"] == "hf.dataset.pushed" for e in events):
                 break
             time.sleep(0.3)
@@ -135,9 +157,9 @@ def _files_containing(folder: Path, secrets: dict[str, str], since: float | None
 
 
 def _database_file() -> Path:
-    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
 
-    url = str(PREFECT_API_DATABASE_CONNECTION_URL.value())
+    url = str(PREFECT_SERVER_DATABASE_CONNECTION_URL.value())
     assert url.startswith("sqlite"), url
     return Path(url.split("///", 1)[1])
 
@@ -175,7 +197,9 @@ def test_generate_then_push_leaks_no_secret(
         )
         assert state.is_completed(), state.message
         assert all(r.authorization == f"Bearer {LLM_KEY}" for r in llm.chat_requests if r.status == 200)
-        assert not any(ALICE_TOKEN in (r.authorization or "") for r in llm.requests), "the Hub token went to the LLM"
+        assert not any(ALICE_TOKEN in (r.authorization or "") for r in llm.requests), (
+            "the Hub token went to the LLM"
+        )
 
     places: dict[str, str] = {}
     flow_runs = _flow_runs(state.state_details.flow_run_id)
@@ -185,8 +209,12 @@ def test_generate_then_push_leaks_no_secret(
     places["stdout/stderr"] = captured.out + captured.err
     places["python log records"] = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
     leaks = [f"{name} in {place}" for place, text in places.items() for name, s in secrets.items() if s in text]
+    # Positive controls: the scans do see the run (its repo id is logged and is a parameter).
+    assert repo_id in places["logs"] and repo_id in places["flow-run parameters"]
 
-    uploaded = Path(snapshot_download(repo_id, repo_type="dataset", token=ALICE_TOKEN, local_dir=tmp_path / "main"))
+    uploaded = Path(
+        snapshot_download(repo_id, repo_type="dataset", token=ALICE_TOKEN, local_dir=tmp_path / "main")
+    )
     checkpoint = Path(
         snapshot_download(
             repo_id, repo_type="dataset", revision="checkpoint", token=ALICE_TOKEN, local_dir=tmp_path / "ckpt"
@@ -204,6 +232,7 @@ def test_generate_then_push_leaks_no_secret(
     leaks += _files_containing(session_dir / "prefect-results", secrets, since=started)
     database = _database_file()
     leaks += _files_containing(database.parent, secrets)
+    assert _files_containing(database.parent, {"the repo id": repo_id}), "the database scan sees nothing"
     scanned = {
         "api places": len(places),
         "uploaded files": sum(1 for p in uploaded.rglob("*") if p.is_file()),
@@ -232,16 +261,20 @@ def test_literal_llm_key_in_a_config_is_never_written_or_uploaded(
             return_state=True,
         )
     assert state.is_completed(), state.message
-    uploaded = Path(snapshot_download(repo_id, repo_type="dataset", token=ALICE_TOKEN, local_dir=tmp_path / "main"))
+    uploaded = Path(
+        snapshot_download(repo_id, repo_type="dataset", token=ALICE_TOKEN, local_dir=tmp_path / "main")
+    )
     secrets = {"the literal LLM key": LITERAL_KEY}
     leaks = _files_containing(uploaded, secrets) + _files_containing(out, secrets)
     flow_runs = _flow_runs(state.state_details.flow_run_id)
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id for r in flow_runs])), limit=10_000
-        )
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in flow_runs]))
+        ids = [r.id for r in flow_runs]
+        logs = _read_all(client.read_logs, log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)))
+        artifacts = _read_all(
+            client.read_artifacts, artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
         )
     if LITERAL_KEY in "\n".join(log.message for log in logs) + "\n".join(r.getMessage() for r in caplog.records):
         leaks.append("the literal LLM key in the logs")
