@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RemoteEntryNotFoundError
 from prefect import Task, task
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field, SecretStr
@@ -252,7 +252,9 @@ def previous_processors(api: HfApi, target: HubTarget, revision: str, token: str
             target.repo_id, METADATA, repo_type=target.repo_type, revision=revision, token=token
         )
     except RemoteEntryNotFoundError:
-        return []  # no metadata.json on the Hub: no earlier push to compare with. An outage is raised (retried).
+        return []  # no metadata.json on the Hub: no earlier push to compare with
+    except LocalEntryNotFoundError as exc:  # the Hub could not be reached: an outage (retried), not "no push"
+        raise StageError(f"reading the previous push's metadata.json: {describe_failure(exc)}") from exc
     try:
         names = json.loads(Path(path).read_text(encoding="utf-8")).get("file_paths", {}).get("processor-files", {})
     except (ValueError, AttributeError):

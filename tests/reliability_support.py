@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import ALICE_TOKEN
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from pydantic import SecretStr
@@ -127,17 +126,6 @@ def seed_repo(repo_id: str, folder: Path, title: str = "Seed: an earlier push") 
 
 
 # ----------------------------------------------------------------------------------------------- prefect
-
-
-@pytest.fixture(autouse=True)
-def no_flow_heartbeats() -> Iterator[None]:
-    """Test speed: Prefect 3.8's flow-run heartbeat thread (every 180 s by default) sleeps in 1 s slices and is
-    joined when a flow run ends, which adds up to 1 s to every flow run in this process. Heartbeats play no part in
-    what these tests check. (Imported by each reliability module, where it is autouse.)"""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 # ----------------------------------------------------------------------------------------------- pushing

@@ -23,7 +23,6 @@ from reliability_support import (
     DESCRIPTION,
     child_env,
     metadata_problems,
-    no_flow_heartbeats,  # noqa: F401 - an autouse fixture
     normalised_card,
     push,
     read_text,

@@ -42,7 +42,6 @@ from reliability_support import (
     ROOT,
     assert_same_as_reference,
     child_env,
-    no_flow_heartbeats,  # noqa: F401 - an autouse fixture
     push,
     record_figures,
     repo_files,

@@ -44,7 +44,6 @@ from reliability_support import (
     client_timeout,
     fast_client_backoff,
     first_line,
-    no_flow_heartbeats,  # noqa: F401 - an autouse fixture
     push,
     record_figures,
     repo_files,
@@ -300,13 +299,33 @@ def test_resolve_outage_is_not_mistaken_for_no_previous_push(hub: Any, scenario:
     Hub cannot serve it (HEAD /resolve 503 on every try), the stage must fail (and be retried), not proceed as if
     there had been no earlier push: that leaves ``summary/`` behind while the card no longer lists it."""
     seed_repo(repo_id, scenario.earlier)
-    hub.faults.add("resolve", status=503, count=None, repo=repo_id)
+    rule = hub.faults.add("resolve", status=503, count=None, repo=repo_id)
+    hub.clear_requests()
     state = push(scenario.folder, repo_id, return_state=True)
+    fired = _settle(hub, [rule])
     hub.faults.clear()
+    TALLY.cells += 1
+    TALLY.faults_injected += fired
+    TALLY.by_route["resolve"] = TALLY.by_route.get("resolve", 0) + fired
+    TALLY.by_effect["503"] = TALLY.by_effect.get("503", 0) + fired
     stale = sorted(p for p in repo_files(repo_id) if p.startswith("summary/"))
     assert not (state.is_completed() and stale), (
         "BUG (tasks/stages.py, previous_processors): a 503 outage on /resolve was taken for 'no metadata.json on "
         f"the Hub' (LocalEntryNotFoundError is an EntryNotFoundError); the push succeeded and left {stale} behind"
+    )
+    assert not state.is_completed()
+    assert _failed_stage_tasks(state.state_details.flow_run_id) == [("push-processors", STAGE_ATTEMPTS)]
+    failure = ""
+    try:
+        state.result()
+    except Exception as exc:
+        failure = first_line(exc)
+    push(scenario.folder, repo_id)  # the rerun completes it
+    TALLY.failed_then_completed_by_rerun += 1
+    assert_same_as_reference(repo_id, scenario.reference)
+    assert "503" in failure, (
+        "BUG (tasks/stages.py, push_processors/previous_processors): the failure does not say that the Hub answered "
+        f"503; huggingface_hub's LocalEntryNotFoundError ('check your Internet connection') reaches the user: {failure}"
     )
 
 

@@ -25,7 +25,6 @@ from prefect.exceptions import ParameterTypeError
 from pydantic import SecretStr, ValidationError
 from reliability_support import (
     DESCRIPTION,
-    no_flow_heartbeats,  # noqa: F401 - an autouse fixture
     record_figures,
     repo_files,
     seed_repo,

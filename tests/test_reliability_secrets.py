@@ -48,7 +48,6 @@ from pydantic import SecretStr
 from reliability_support import (
     DESCRIPTION,
     ROOT,
-    no_flow_heartbeats,  # noqa: F401 - an autouse fixture
     record_figures,
 )
 
