@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import RemoteEntryNotFoundError
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -92,7 +92,7 @@ def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tu
     try:
         path = hf_hub_download(repo_id, "metadata.json", repo_type="dataset", revision=commit, token=secret)
         metadata = json.loads(Path(path).read_text(encoding="utf-8"))
-    except EntryNotFoundError:
+    except RemoteEntryNotFoundError:  # no metadata.json; an outage is raised, not taken for "none"
         metadata = None
     return commit, configs, metadata
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import pyarrow as pa
 import pyarrow.parquet as pq
 from huggingface_hub import HfApi, HfFileSystem, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import RemoteEntryNotFoundError
 from huggingface_hub.repocard import metadata_load
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -133,7 +133,7 @@ def _filesystem(token: str | None) -> HfFileSystem:
 def _card_configs(repo_id: str, commit: str, token: str | None) -> list[dict[str, Any]]:
     try:
         readme = hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=commit, token=token)
-    except EntryNotFoundError:
+    except RemoteEntryNotFoundError:  # the file is missing; an outage (LocalEntryNotFoundError) is raised as is
         raise DatasetCardError(
             f"{repo_id}@{commit[:12]} has no README.md: the configs of a pushed dataset are declared in its "
             "dataset card. Push the card stage (stages=['card']) and read again."
