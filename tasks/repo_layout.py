@@ -46,7 +46,3 @@ def repo_path(local_relative: str) -> str | None:
         return f"{name}/{rest}"
     return None
 
-
-def processor_folder(name: str) -> str:
-    """The repo folder of a processor's output (also its config's ``data_files`` prefix)."""
-    return name
