@@ -25,7 +25,7 @@ from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, Field, SecretStr
 
 from tasks import artifacts
-from tasks.card import CardOptions, render_card
+from tasks.card import CardOptions
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.dataset_folder import DatasetFolder, scan_dataset_folder
 from tasks.events import emit_dataset_pushed
@@ -36,7 +36,7 @@ from tasks.redaction import redact_secrets
 from tasks.retry_policy import describe_failure, http_status
 from tasks.stage_cache import digest_files, fingerprint
 from tasks.stage_plan import STAGES, StageName, parts, plan_files_stage
-from tasks.stages import STAGE_TASKS, StageJob, StageResult
+from tasks.stages import STAGE_TASKS, StageJob, StageResult, render_folder_card
 from tasks.validation import InvalidParameterError, validate_description, validate_repo_id, validate_revision
 
 
@@ -117,13 +117,7 @@ def _dry_run_plan(
     plan: list[PlannedStage] = []
     for stage in selected:
         if stage == "card":
-            text = render_card(
-                list(folder.data_files),
-                {p.name: list(p.files) for p in folder.processors},
-                card,
-                builder_config=folder.builder_config,
-                metadata=folder.metadata,
-            ).text
+            text = render_folder_card(folder, card)
             plan.append(PlannedStage(stage=stage, commits=1, files=1, bytes=len(text.encode())))
         elif stage == "metadata":
             size = len(json_bytes(hub_metadata(folder)))

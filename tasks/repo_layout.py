@@ -45,4 +45,3 @@ def repo_path(local_relative: str) -> str | None:
         name = rest[: -len(".parquet")]
         return f"{name}/{rest}"
     return None
-

@@ -209,24 +209,24 @@ def _run_plans(
     return result
 
 
+def render_folder_card(folder: DatasetFolder, card: CardOptions) -> str:
+    """The dataset card of a folder: statistics from its parquet files, types from its builder config."""
+    return render_card(
+        list(folder.data_files),
+        {p.name: list(p.files) for p in folder.processors},
+        card,
+        builder_config=folder.builder_config,
+        metadata=folder.metadata,
+    ).text
+
+
 @task(name="push-card", **STAGE_TASK_OPTIONS)
 def push_card(job: StageJob, card: CardOptions) -> StageResult:
     """Stage 1: render the dataset card from the data and commit it as ``README.md``.
 
     The Hub validates the card's YAML (``validate-yaml``) before the commit is accepted.
     """
-    folder = job.folder
-
-    def render() -> str:
-        return render_card(
-            list(folder.data_files),
-            {p.name: list(p.files) for p in folder.processors},
-            card,
-            builder_config=folder.builder_config,
-            metadata=folder.metadata,
-        ).text
-
-    text = cached_card(job.content_key, render)  # statistics are computed once per content
+    text = cached_card(job.content_key, lambda: render_folder_card(job.folder, card))  # stats once per content
     result = _run_plans("card", job, [plan_content_stage("card", text.encode("utf-8"), job.messages)])
     artifacts.record_card(job.target.repo_id, text)
     result.card_text = text
