@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,10 +112,15 @@ def batch_workers(server: PrefectServer, flow_run_id: UUID) -> dict[str, str]:
         )
     names = {t.id: t.name for t in task_runs if t.name.startswith("generate-batch-")}
     assert names and all(t.state.is_completed() for t in task_runs if t.id in names)
+    # Workers ship their logs to the API in the background: wait until every batch's line has arrived.
     found: dict[str, str] = {}
-    for log in server.logs(flow_run_id):
-        if log.task_run_id in names and log.message.startswith("[dask worker "):
-            found[names[log.task_run_id]] = log.message.split("]", 1)[0].removeprefix("[dask worker ")
+    deadline = time.monotonic() + 60
+    while set(found) != set(names.values()) and time.monotonic() < deadline:
+        for log in server.logs(flow_run_id):
+            if log.task_run_id in names and log.message.startswith("[dask worker "):
+                found[names[log.task_run_id]] = log.message.split("]", 1)[0].removeprefix("[dask worker ")
+        if set(found) != set(names.values()):
+            time.sleep(1)
     assert set(found) == set(names.values()), "every batch task run logs from a Dask worker"
     return found
 
