@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from tasks.stage_plan import StageName
 from tasks.validation import validate_description, validate_repo_id, validate_revision
@@ -27,6 +27,7 @@ REPO_ID_PATTERN = (
 
 RepoId = Annotated[
     str,
+    AfterValidator(validate_repo_id),
     Field(
         pattern=REPO_ID_PATTERN,
         max_length=193,
@@ -36,6 +37,7 @@ RepoId = Annotated[
 ]
 Description = Annotated[
     str,
+    AfterValidator(validate_description),
     Field(
         min_length=1,
         pattern=r"\S",
@@ -94,16 +96,6 @@ class PushParameters(CardParameters):
     )
     credentials_block: CredentialsBlock = None
 
-    @field_validator("repo_id")
-    @classmethod
-    def _repo_id(cls, value: str) -> str:
-        return validate_repo_id(value)
-
-    @field_validator("description")
-    @classmethod
-    def _description(cls, value: str) -> str:
-        return validate_description(value)
-
     @field_validator("revision")
     @classmethod
     def _revision(cls, value: str) -> str:
@@ -154,16 +146,6 @@ class GenerateAndPushParameters(CardParameters):
     )
     credentials_block: CredentialsBlock = None
 
-    @field_validator("repo")
-    @classmethod
-    def _repo(cls, value: str) -> str:
-        return validate_repo_id(value)
-
-    @field_validator("description")
-    @classmethod
-    def _description(cls, value: str) -> str:
-        return validate_description(value)
-
 
 class VerifyParameters(_Parameters):
     """Check a pushed dataset by loading every config its card declares back from the Hub.
@@ -179,8 +161,3 @@ class VerifyParameters(_Parameters):
         default=None, ge=0, description="Records the main config must have; default: only check that it loads."
     )
     credentials_block: CredentialsBlock = None
-
-    @field_validator("repo_id")
-    @classmethod
-    def _repo_id(cls, value: str) -> str:
-        return validate_repo_id(value)

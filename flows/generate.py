@@ -19,7 +19,6 @@ CLI::
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from tasks.artifacts import artifact_slug
 from tasks.events import emit_dataset_generated
 from tasks.generation.batch import BatchResult, generate_batch
 from tasks.generation.batch_writer import remove_temp_files
@@ -65,7 +65,7 @@ class _Progress:
         self.logger, self.done, self.total, self.every = logger, done, total, every
         self.started = self.last = time.monotonic()
         self.generated = 0
-        key = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "dataset"  # artifact keys: [a-z0-9-]
+        key = artifact_slug(name) or "dataset"
         self.artifact = cast(
             UUID,
             create_progress_artifact(

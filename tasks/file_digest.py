@@ -66,6 +66,9 @@ class DigestCache:
         self.db_path = db_path or _default_db_path()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        # Files written seconds ago are not stored in the table (racy mtime); remembering them for this process
+        # keeps the content key and the commit of one push from hashing them twice.
+        self._memo: dict[tuple[str, int, int, int, int], FileDigest] = {}
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._conn is None:
@@ -95,6 +98,10 @@ class DigestCache:
             for path in paths:
                 real = str(path.resolve())
                 st = os.stat(real)
+                identity = (real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                if identity in self._memo:
+                    results.append(self._memo[identity])
+                    continue
                 row = None
                 if conn is not None:
                     row = conn.execute(
@@ -108,6 +115,8 @@ class DigestCache:
                 results.append(digest)
                 if now - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
                     fresh.append((real, st.st_size, st.st_mtime_ns, st.st_ino, digest.sha256, digest.git_sha1))
+                else:
+                    self._memo[identity] = digest  # too fresh for the table; kept for this process only
             if fresh and conn is not None:
                 try:
                     conn.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)", fresh)

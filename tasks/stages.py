@@ -112,49 +112,27 @@ class StageResult(BaseModel):
         return [c for o in self.outcomes for c in o.commits]
 
     def rows(self) -> list[dict[str, Any]]:
-        """Rows of the run's stage table: one per commit, or one for a stage without commit."""
+        """Rows of the run's stage table: one per commit, or one for a stage or commit plan without commit."""
+
+        def row(stage: str, commit: str, unchanged: int = 0, made: CommitRecord | None = None) -> dict[str, Any]:
+            return {
+                "stage": stage,
+                "commit": commit,
+                "added": made.files_added if made else 0,
+                "deleted": made.files_deleted if made else 0,
+                "unchanged": unchanged,
+                "bytes sent": made.bytes_sent if made else 0,
+                "seconds": round(self.seconds, 2),
+                "url": made.url if made else "",
+            }
+
         if not self.outcomes:
-            return [
-                {
-                    "stage": self.stage,
-                    "commit": "skipped (nothing to push)" if self.skipped else "",
-                    "added": 0,
-                    "deleted": 0,
-                    "unchanged": 0,
-                    "bytes sent": 0,
-                    "seconds": round(self.seconds, 2),
-                    "url": "",
-                }
-            ]
+            return [row(self.stage, "skipped (nothing to push)" if self.skipped else "")]
         rows = []
         for outcome in self.outcomes:
-            label = outcome.label
             if not outcome.commits:
-                rows.append(
-                    {
-                        "stage": label,
-                        "commit": "unchanged (no commit)",
-                        "added": 0,
-                        "deleted": 0,
-                        "unchanged": outcome.files_unchanged,
-                        "bytes sent": 0,
-                        "seconds": round(self.seconds, 2),
-                        "url": "",
-                    }
-                )
-            for commit in outcome.commits:
-                rows.append(
-                    {
-                        "stage": label,
-                        "commit": commit.oid,
-                        "added": commit.files_added,
-                        "deleted": commit.files_deleted,
-                        "unchanged": outcome.files_unchanged,
-                        "bytes sent": commit.bytes_sent,
-                        "seconds": round(self.seconds, 2),
-                        "url": commit.url,
-                    }
-                )
+                rows.append(row(outcome.label, "unchanged (no commit)", outcome.files_unchanged))
+            rows += [row(outcome.label, c.oid, outcome.files_unchanged, c) for c in outcome.commits]
         return rows
 
 

@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
+from tasks.dataset_folder import check_processor_name
+
 __all__ = [
     "DEFAULT_TAGS",
-    "RESERVED_NAMES",
     "SIZE_CATEGORIES",
     "build_configs",
     "build_front_matter",
@@ -53,12 +54,6 @@ _SIZE_BOUNDS: tuple[tuple[int, str], ...] = (
 )
 SIZE_CATEGORIES: tuple[str, ...] = (*(label for _, label in _SIZE_BOUNDS), "n>1T")
 
-# repo paths the push owns (product.md §3); a processor may not be named like one of them
-RESERVED_NAMES = frozenset(
-    {"README.md", "data", "images", ".gitattributes", "metadata.json", "builder_config.json"}
-)
-_PROCESSOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-
 
 def size_category(num_records: int) -> str:
     """The Hub's ``size_categories`` label for ``num_records`` rows (``n < 1000`` is ``n<1K``, and so on)."""
@@ -81,14 +76,9 @@ def merge_tags(user_tags: Iterable[str] | None) -> list[str]:
 
 def validate_processor_name(name: str) -> str:
     """A processor name usable as a config name and a repo folder (``<name>/*.parquet``), or ``ValueError``."""
-    if not isinstance(name, str) or not _PROCESSOR_NAME.fullmatch(name) or name in (".", ".."):
-        raise ValueError(
-            f"processor name {name!r} cannot be a dataset config: use letters, digits, '_', '-', '.' "
-            "(starting with a letter or digit)"
-        )
-    if name in RESERVED_NAMES:
-        raise ValueError(f"processor name {name!r} is reserved (it is a repo path of the push)")
-    return name
+    if not isinstance(name, str):
+        raise ValueError(f"processor name {name!r} cannot be a dataset config: it must be a string")
+    return check_processor_name(name)  # the push's rule: same characters, no reserved repo path
 
 
 def build_configs(processor_names: Sequence[str]) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from tasks.card.front_matter import build_configs, build_front_matter, dump_front_matter, size_category
 from tasks.card.statistics import ColumnStatistics, DatasetStatistics, compute_statistics
+from tasks.validation import validate_description, validate_repo_id
 
 __all__ = ["DEFAULT_TEMPLATE", "NA", "NOT_APPLICABLE", "CardOptions", "RenderedCard", "render_card"]
 
@@ -46,7 +47,6 @@ DEFAULT_TEMPLATE = TEMPLATES_DIR / "dataset_card.md.j2"
 NA = "n/a"  # a statistic that could not be computed
 NOT_APPLICABLE = "—"  # a statistic that does not apply (e.g. a percentage of zero values)
 
-_REPO_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _LLM_TOKEN_FIELDS = (
     "input_tokens_mean",
     "input_tokens_median",
@@ -75,25 +75,12 @@ class CardOptions(BaseModel):
     @field_validator("repo_id")
     @classmethod
     def _repo_id(cls, value: str) -> str:
-        parts = value.split("/")
-        if (
-            len(parts) != 2
-            or not all(_REPO_PART.fullmatch(p) for p in parts)
-            or any("--" in p or ".." in p for p in parts)
-            or len(parts[1]) > 96
-        ):
-            raise ValueError(
-                f"repo_id must be 'namespace/name' (letters, digits, '-', '_', '.'; no '--' or '..'), got {value!r}"
-            )
-        return value
+        return validate_repo_id(value)
 
     @field_validator("description")
     @classmethod
     def _description(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("description is required and must not be empty")
-        return value
+        return validate_description(value)
 
     @field_validator("license", "pretty_name")
     @classmethod

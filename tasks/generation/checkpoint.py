@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
+from tasks.validation import validate_repo_id
 
 _module_logger = logging.getLogger(__name__)
 MAX_FINAL_ATTEMPTS = 3
@@ -65,9 +66,7 @@ class CheckpointTarget(BaseModel):
     @field_validator("repo_id")
     @classmethod
     def _repo_id(cls, value: str) -> str:
-        if value.count("/") != 1 or not all(value.split("/")):
-            raise ValueError(f"repo_id must be 'namespace/name', got {value!r}")
-        return value
+        return validate_repo_id(value)
 
     @field_validator("path_in_repo")
     @classmethod
