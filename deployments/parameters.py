@@ -27,22 +27,22 @@ REPO_ID_PATTERN = (
 
 RepoId = Annotated[
     str,
-    AfterValidator(validate_repo_id),
     Field(
         pattern=REPO_ID_PATTERN,
         max_length=193,
         description="The dataset repo, as namespace/name (created if missing).",
         examples=["alice/multilingual-greetings"],
     ),
+    AfterValidator(validate_repo_id),  # after the Field, so its pattern stays in the schema the server checks
 ]
 Description = Annotated[
     str,
-    AfterValidator(validate_description),
     Field(
         min_length=1,
         pattern=r"\S",
         description="The opening paragraph of the dataset card (required).",
     ),
+    AfterValidator(validate_description),
 ]
 CredentialsBlock = Annotated[
     str | None,
