@@ -34,14 +34,17 @@ def _summary(push: Any) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     from flows.push import push_dataset
+    from flows.terminal_run import terminal_run
 
     imported = time.perf_counter()
     if args.command == "run":
-        push = push_dataset(args.dir, args.repo, DESCRIPTION)
+        with terminal_run():  # as `python -m flows.push` runs it
+            push = push_dataset(args.dir, args.repo, DESCRIPTION)
         done = time.perf_counter()
         return {"import_s": imported - started, "op_s": done - imported, **_summary(push)}
     # fail: the parent injected a fault; the run must fail, and its id is what the retry needs.
-    state = push_dataset(args.dir, args.repo, DESCRIPTION, return_state=True)
+    with terminal_run():
+        state = push_dataset(args.dir, args.repo, DESCRIPTION, return_state=True)
     done = time.perf_counter()
     if not state.is_failed():
         raise SystemExit(f"the push was expected to fail, it ended {state.name}")
@@ -65,21 +68,25 @@ def _retry(args: argparse.Namespace) -> dict[str, Any]:
     from prefect.states import AwaitingRetry
 
     from flows.push import push_dataset
+    from flows.terminal_run import terminal_run
 
     imported = time.perf_counter()
     run_id = UUID(args.run_id)
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(run_id, AwaitingRetry(message="Retry from the UI (benchmark)"), force=True)
         flow_run = client.read_flow_run(run_id)
-    state = run_flow(
-        push_dataset,
-        flow_run=flow_run,
-        return_type="state",
-        parameters={"dataset": args.dir, "repo_id": args.repo, "description": DESCRIPTION},
-    )
+    with terminal_run():
+        state = run_flow(
+            push_dataset,
+            flow_run=flow_run,
+            return_type="state",
+            parameters={"dataset": args.dir, "repo_id": args.repo, "description": DESCRIPTION},
+        )
     done = time.perf_counter()
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id])))
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id]))
+        )
     latest: dict[str, str] = {}
     for task_run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
         latest[task_run.name.rsplit("-", 1)[0]] = task_run.state.name if task_run.state else ""
@@ -97,13 +104,15 @@ def _empty(args: argparse.Namespace) -> dict[str, Any]:
     from prefect import flow
 
     import flows.push  # noqa: F401  - the same imports as a push, so only the flow run itself differs
+    from flows.terminal_run import terminal_run
 
     @flow(name="bench-empty")
     def empty() -> int:
         return 0
 
     imported = time.perf_counter()
-    empty()
+    with terminal_run():
+        empty()
     return {"import_s": imported - started, "op_s": time.perf_counter() - imported}
 
 

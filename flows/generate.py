@@ -31,6 +31,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_slug
 from tasks.events import emit_dataset_generated
 from tasks.generation.batch import BatchResult, generate_batch
@@ -327,16 +328,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.checkpoint_repo
             else None
         )
-        result = generate_dataset(
-            args.config,
-            args.num_records,
-            args.output,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            checkpoint=checkpoint,
-            resume=not args.no_resume,
-            max_in_flight=args.max_in_flight,
-        )
+        with terminal_run():
+            result = generate_dataset(
+                args.config,
+                args.num_records,
+                args.output,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                checkpoint=checkpoint,
+                resume=not args.no_resume,
+                max_in_flight=args.max_in_flight,
+            )
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

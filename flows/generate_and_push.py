@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from flows.generate import generate_dataset
 from flows.push import PushResult, format_table, push_dataset
+from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_slug
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation.checkpoint import CheckpointTarget
@@ -164,19 +165,20 @@ def main(argv: list[str] | None = None) -> int:
         rest = [a for a in rest if not a.startswith("--local-hub=")]
         return run_with_embedded_hub(Path(args.local_hub).resolve(), "flows.generate_and_push", rest)
     try:
-        result = generate_and_push(
-            args.config,
-            args.repo_id,
-            args.description,
-            num_records=args.num_records,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            output_dir=args.output,
-            private=args.private,
-            tags=args.tags,
-            revision=args.revision,
-            checkpoint_branch=args.checkpoint_branch,
-        )
+        with terminal_run():
+            result = generate_and_push(
+                args.config,
+                args.repo_id,
+                args.description,
+                num_records=args.num_records,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                output_dir=args.output,
+                private=args.private,
+                tags=args.tags,
+                revision=args.revision,
+                checkpoint_branch=args.checkpoint_branch,
+            )
     except Exception as exc:  # the CLI's contract: one line saying why, non-zero exit
         print(f"generate-and-push failed: {describe_failure(exc)}", file=sys.stderr)
         return 1

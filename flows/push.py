@@ -24,6 +24,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, Field, SecretStr
 
+from flows.terminal_run import terminal_run
 from tasks import artifacts
 from tasks.card import CardOptions
 from tasks.credentials import HuggingFaceCredentials, resolve_token
@@ -316,18 +317,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     try:
-        result = push_dataset(
-            args.dataset_dir,
-            args.repo_id,
-            args.description,
-            private=args.private,
-            tags=args.tags,
-            stages=args.stages.split(",") if args.stages else None,
-            revision=args.revision,
-            create_pr=args.create_pr,
-            max_files_per_commit=args.max_files_per_commit,
-            dry_run=args.dry_run,
-        )
+        with terminal_run():
+            result = push_dataset(
+                args.dataset_dir,
+                args.repo_id,
+                args.description,
+                private=args.private,
+                tags=args.tags,
+                stages=args.stages.split(",") if args.stages else None,
+                revision=args.revision,
+                create_pr=args.create_pr,
+                max_files_per_commit=args.max_files_per_commit,
+                dry_run=args.dry_run,
+            )
     except Exception as exc:  # the CLI's contract: one line saying why, non-zero exit
         print(f"push failed: {describe_failure(exc)}", file=sys.stderr)
         return 1

@@ -28,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field, SecretStr
 
+from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_slug
 from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
 from tasks.read_dataset import list_configs, read_pushed_dataset
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expected-records", type=int, default=None)
     args = parser.parse_args(argv)
     try:
-        result = verify_pushed_dataset(args.repo_id, args.revision, args.expected_records)
+        with terminal_run():
+            result = verify_pushed_dataset(args.repo_id, args.revision, args.expected_records)
     except Exception as exc:
         print(f"verification failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,74 @@
+"""The command-line entry points run their flow without heartbeats; Python callers keep Prefect's setting.
+
+Prefect 3.8 joins its heartbeat thread at the end of every synchronous flow run (up to 1 s of waiting), so the
+CLIs switch heartbeats off for their own run (see ``flows.terminal_run``). Checked on the real engine: a flow
+run with heartbeats on emits ``prefect.flow-run.heartbeat`` as it starts; one started by the CLI emits none.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+
+from flows import push
+from flows.terminal_run import terminal_run
+from tests.factories import make_dataset_folder
+
+
+def test_terminal_run_turns_heartbeats_off_only_inside() -> None:
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 60}):
+        outer = get_current_settings()
+        with terminal_run():
+            inner = get_current_settings()
+            assert inner.flows.heartbeat_frequency is None
+            assert inner.api.url == outer.api.url and inner.results == outer.results  # nothing else changes
+        assert get_current_settings().flows.heartbeat_frequency == 60
+
+
+def _heartbeat_runs(since: float) -> set[str]:
+    """Flow run ids that emitted a heartbeat event since ``since`` (epoch seconds)."""
+    start = datetime.fromtimestamp(since, tz=UTC).isoformat()
+    body: dict[str, Any] = {
+        "filter": {"event": {"name": ["prefect.flow-run.heartbeat"]}, "occurred": {"since": start}},
+        "limit": 50,
+    }
+    with get_client(sync_client=True) as client:
+        events = client._client.post("/events/filter", json=body).json()["events"]
+    return {e["resource"]["prefect.resource.id"].removeprefix("prefect.flow-run.") for e in events}
+
+
+def _latest_push_run_id() -> str:
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["push-dataset"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+    return str(runs[0].id)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_cli_run_sends_no_heartbeat_but_a_python_call_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, rows_per_batch=5)
+    since = time.time() - 1
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 30}):
+        push.push_dataset(folder, "alice/heartbeats", "A dry run.", dry_run=True)
+        from_python = _latest_push_run_id()
+        assert push.main([str(folder), "alice/heartbeats", "--description", "A dry run.", "--dry-run"]) == 0
+        from_cli = _latest_push_run_id()
+    assert from_cli != from_python
+    deadline = time.monotonic() + 30
+    while from_python not in (seen := _heartbeat_runs(since)) and time.monotonic() < deadline:
+        time.sleep(0.5)  # events reach the API asynchronously
+    assert from_python in seen
+    assert from_cli not in seen
