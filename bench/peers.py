@@ -1,6 +1,7 @@
 """Child side of the peers: what users would pick instead of this project, each run in its own process.
 
     python -m bench.peers upload-folder DIR REPO   # HfApi.upload_folder of the whole folder, one call
+    python -m bench.peers upload-folder-flow DIR REPO  # the same call as the one task of a Prefect flow
     python -m bench.peers datasets DIR REPO        # datasets: Dataset.from_parquet(parquet-files/*).push_to_hub
     python -m bench.peers dd-push DIR REPO         # Data Designer: push_to_hub_from_folder (in its own venv)
     python -m bench.peers dd-generate CONFIG N OUT # Data Designer: DataDesigner.create on a builder config
@@ -40,6 +41,35 @@ def upload_folder(folder: str, repo: str) -> dict[str, Any]:
     )
     done = time.perf_counter()
     return {"import_s": imported - started, "op_s": done - imported, "oid": getattr(info, "oid", None)}
+
+
+def upload_folder_flow(folder: str, repo: str) -> dict[str, Any]:
+    """``upload_folder`` as a Prefect user would schedule it: one task in a flow, run the way our CLI runs its
+    flow (same Prefect API, heartbeats off), so both sides pay the same orchestration cost."""
+    started = time.perf_counter()
+    from huggingface_hub import HfApi
+    from prefect import flow, task
+
+    from flows.terminal_run import terminal_run
+
+    @task(name="upload-folder")
+    def upload(folder: str, repo: str) -> str:
+        api = HfApi()
+        api.create_repo(repo, repo_type="dataset", exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo, folder_path=folder, repo_type="dataset", ignore_patterns=IGNORE, commit_message="Upload"
+        )
+        return str(getattr(info, "oid", ""))
+
+    @flow(name="bench-upload-folder")
+    def upload_flow(folder: str, repo: str) -> str:
+        return upload(folder, repo)
+
+    imported = time.perf_counter()
+    with terminal_run():
+        oid = upload_flow(folder, repo)
+    done = time.perf_counter()
+    return {"import_s": imported - started, "op_s": done - imported, "oid": oid}
 
 
 def datasets_push(folder: str, repo: str) -> dict[str, Any]:
@@ -152,7 +182,7 @@ def dd_folder(src: str, dst: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("upload-folder", "datasets", "dd-push"):
+    for name in ("upload-folder", "upload-folder-flow", "datasets", "dd-push"):
         p = sub.add_parser(name)
         p.add_argument("dir")
         p.add_argument("repo")
@@ -169,7 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "dd-folder":
         result = dd_folder(args.src, args.dst)
     else:
-        fn = {"upload-folder": upload_folder, "datasets": datasets_push, "dd-push": dd_push}[args.command]
+        fn = {
+            "upload-folder": upload_folder,
+            "upload-folder-flow": upload_folder_flow,
+            "datasets": datasets_push,
+            "dd-push": dd_push,
+        }[args.command]
         result = fn(args.dir, args.repo)
     write_result(result)
     return 0

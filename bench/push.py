@@ -5,6 +5,7 @@
     python -m bench.push retry DIR REPO RUN_ID # retry that flow run the way the Prefect UI does
     python -m bench.push empty                 # an empty flow run: Prefect's fixed cost per run
     python -m bench.push imports               # import huggingface_hub and nothing else: the interpreter floor
+    python -m bench.push prefect-import        # import prefect and nothing else: the floor of any Prefect flow
 
 The parent (``bench.scenarios.push``) sets ``HF_ENDPOINT``, ``HF_HUB_DISABLE_XET``, ``HF_TOKEN``, a fresh
 ``HF_HOME`` and ``PREFECT_API_URL`` (one ``prefect server start`` for the whole benchmark) before starting this
@@ -123,6 +124,13 @@ def _imports(args: argparse.Namespace) -> dict[str, Any]:
     return {"import_s": time.perf_counter() - started, "op_s": 0.0}
 
 
+def _prefect_import(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    import prefect  # noqa: F401
+
+    return {"import_s": time.perf_counter() - started, "op_s": 0.0}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.push", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_id")
     sub.add_parser("empty")
     sub.add_parser("imports")
+    sub.add_parser("prefect-import")
     args = parser.parse_args(argv)
-    handler = {"run": _run, "fail": _run, "retry": _retry, "empty": _empty, "imports": _imports}[args.command]
+    handler = {"run": _run, "fail": _run, "retry": _retry, "empty": _empty, "imports": _imports,
+               "prefect-import": _prefect_import}[args.command]
     write_result(handler(args))
     return 0
 

@@ -16,9 +16,14 @@ from bench.measure import Summary, summarize, summarize_runs
 TOOL_LABELS = {
     "staged": "staged push (ours, `flows.push`)",
     "upload_folder": "one `HfApi.upload_folder`",
+    "upload_folder_flow": "one `HfApi.upload_folder` as a Prefect task in a flow",
     "dd_push": "Data Designer `push_to_hub_from_folder`",
     "datasets": "`datasets` `Dataset.from_parquet(...).push_to_hub`",
 }
+
+
+PEERS = ("upload_folder", "upload_folder_flow", "dd_push", "datasets")
+TOOLS = ("staged", *PEERS)
 
 
 def flatten(raw: Mapping[str, Any]) -> dict[str, Summary]:
@@ -66,12 +71,14 @@ def derive(figures: Mapping[str, Summary], raw: Mapping[str, Any]) -> dict[str, 
     d["prefect_fixed_s"] = m("push.fixed.prefect_empty_flow.wall_s") - m("push.fixed.python_hf_import.wall_s")
     d["prefect_fixed_in_process_s"] = m("push.fixed.prefect_empty_flow.op_s")
     d["staged_wall_excl_prefect_s"] = m("push.first.staged.wall_s") - d["prefect_fixed_s"]
+    # The floor of any Prefect flow as a process: importing prefect, against the whole upload_folder process.
+    d["prefect_import_vs_upload_folder"] = _ratio(m("push.fixed.python_prefect_import.wall_s"), m("push.first.upload_folder.wall_s"))
     staged = m("push.first.staged.wall_s")
-    for peer in ("upload_folder", "dd_push", "datasets"):
+    for peer in PEERS:
         d[f"push.staged_vs_{peer}"] = _ratio(staged, m(f"push.first.{peer}.wall_s"))
         d[f"push.staged_excl_prefect_vs_{peer}"] = _ratio(d["staged_wall_excl_prefect_s"], m(f"push.first.{peer}.wall_s"))
         d[f"push.staged_in_call_vs_{peer}"] = _ratio(m("push.first.staged.op_s"), m(f"push.first.{peer}.op_s"))
-    for peer in ("upload_folder", "dd_push", "datasets"):
+    for peer in PEERS:
         d[f"push.staged_hub_work_vs_{peer}"] = _ratio(m("push.first.staged.stage_s"), m(f"push.first.{peer}.op_s"))
     d["repush.staged_hub_work_ratio"] = _ratio(m("push.repush.staged.stage_s"), m("push.first.staged.stage_s"))
     d["repush.staged_in_call_ratio"] = _ratio(m("push.repush.staged.op_s"), m("push.first.staged.op_s"))
@@ -108,6 +115,9 @@ def targets(figures: Mapping[str, Summary], derived: Mapping[str, float], raw: M
         derived["push.staged_vs_upload_folder"] <= 1.15, "×")  # fmt: skip
     add("push.vs_dd_push", "staged push ≤ 0.8 × Data Designer's push", derived["push.staged_vs_dd_push"],
         derived["push.staged_vs_dd_push"] <= 0.8, "×")  # fmt: skip
+    flow_peer = derived.get("push.staged_vs_upload_folder_flow", math.nan)
+    add("push.vs_upload_folder_flow", "(extra) staged push ≤ 1.15 × one upload_folder run as a Prefect flow",
+        flow_peer, flow_peer <= 1.15, "×")  # fmt: skip
     add("repush.commits", "identical re-push: 0 new commits", m("push.repush.staged.commits"),
         m("push.repush.staged.commits") == 0)  # fmt: skip
     add("repush.lfs_bytes", "identical re-push: 0 LFS bytes", m("push.repush.staged.lfs_bytes"),
@@ -172,7 +182,7 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
         add("")
         add("| tool | wall s | in-call s | peak RSS MiB | commits | bytes sent | LFS bytes | requests |")
         add("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for tool in ("staged", "upload_folder", "dd_push", "datasets"):
+        for tool in TOOLS:
             p = f"push.first.{tool}"
             add(f"| {TOOL_LABELS[tool]} | {c(p + '.wall_s')} | {c(p + '.op_s')} | {c(p + '.peak_rss_mib', 0)} "
                 f"| {c(p + '.commits', 0)} | {c(p + '.bytes_sent', 0)} | {c(p + '.lfs_bytes', 0)} | {c(p + '.requests', 0)} |")  # fmt: skip
@@ -183,11 +193,14 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
             f"({_fmt(derived['prefect_fixed_in_process_s'])} s of it the flow run itself). Staged push excluding it: "
             f"{_fmt(derived['staged_wall_excl_prefect_s'])} s. Prefect API: one `prefect server start` for the whole "
             f"benchmark (not ephemeral mode; its own peak RSS {_fmt(meta.get('prefect_server_peak_rss_mib', math.nan), 0)} MiB "
-            "is not in the push's figure).")  # fmt: skip
+            "is not in the push's figure). "
+            f"`python -c 'import prefect'` alone takes {c('push.fixed.python_prefect_import.wall_s')} s, "
+            f"{_fmt(derived['prefect_import_vs_upload_folder'])} × the whole `upload_folder` process: the floor of any "
+            "Prefect flow run as a process.")  # fmt: skip
         add("")
         add("| ratio (medians) | whole process | excl. Prefect fixed cost | in-call | our Hub work only ÷ peer in-call |")
         add("|---|---:|---:|---:|---:|")
-        for peer in ("upload_folder", "dd_push", "datasets"):
+        for peer in PEERS:
             add(f"| staged ÷ {TOOL_LABELS[peer]} | {_fmt(derived[f'push.staged_vs_{peer}'])} "
                 f"| {_fmt(derived[f'push.staged_excl_prefect_vs_{peer}'])} | {_fmt(derived[f'push.staged_in_call_vs_{peer}'])} "
                 f"| {_fmt(derived[f'push.staged_hub_work_vs_{peer}'])} |")  # fmt: skip
@@ -199,7 +212,7 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
         add("")
         add("| tool | new commits | LFS bytes | bytes sent | requests | wall s | ÷ first push |")
         add("|---|---:|---:|---:|---:|---:|---:|")
-        for tool in ("staged", "upload_folder", "dd_push", "datasets"):
+        for tool in TOOLS:
             p = f"push.repush.{tool}"
             add(f"| {TOOL_LABELS[tool]} | {c(p + '.commits', 0)} | {c(p + '.lfs_bytes', 0)} | {c(p + '.bytes_sent', 0)} "
                 f"| {c(p + '.requests', 0)} | {c(p + '.wall_s')} | {c(p + '.time_ratio')} |")  # fmt: skip

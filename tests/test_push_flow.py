@@ -82,9 +82,16 @@ def _download_json(repo_id: str, path: str) -> Any:
     return json.loads(Path(hf_hub_download(repo_id, path, repo_type="dataset", token=ALICE_TOKEN)).read_text())
 
 
-def test_staged_push_end_to_end(tmp_path: Path, repo_id: str) -> None:
+def test_staged_push_end_to_end(tmp_path: Path, repo_id: str, hub: Any) -> None:
     folder = make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=10)
+    hub.clear_requests()
     result = _push(folder, repo_id, tags=["greetings", "synthetic"])
+
+    # Large files go up once each (pre-uploaded, then referenced by their stage's commit), none twice.
+    uploads = [r for r in hub.requests if r.route == "lfs-upload"]
+    large = [p for p in folder.rglob("*") if p.suffix in (".parquet", ".png")]
+    assert len(uploads) == len(large)
+    assert sum(r.bytes_in for r in uploads) == sum(p.stat().st_size for p in large)
 
     assert _titles(repo_id) == ["initial commit", *STAGE_TITLES]
     assert [s.stage for s in result.stages] == [

@@ -18,7 +18,7 @@ from bench.measure import ROOT, interleave, python_child, run_child
 from bench.scenarios.context import CACHE, Context
 
 EXAMPLE = ROOT / "examples" / "multilingual_greetings.yaml"
-TOOLS = ("staged", "upload_folder", "dd_push", "datasets")
+TOOLS = ("staged", "upload_folder", "upload_folder_flow", "dd_push", "datasets")
 EARLIER_STAGE_TITLES = ("Upload dataset card", "Upload main dataset files", "Upload images")
 
 
@@ -78,11 +78,12 @@ def _tool_command(ctx: Context, tool: str, folder: Path, repo: str) -> list[str]
 
         dd_folder = ensure_dd_folder(ctx, folder)
         return python_child("bench.peers", "dd-push", str(dd_folder), repo, python=ensure_dd_venv(log=ctx.log))
-    return python_child("bench.peers", {"upload_folder": "upload-folder", "datasets": "datasets"}[tool], str(folder), repo)
+    commands = {"upload_folder": "upload-folder", "upload_folder_flow": "upload-folder-flow", "datasets": "datasets"}
+    return python_child("bench.peers", commands[tool], str(folder), repo)
 
 
 def _measured_push(ctx: Context, tool: str, folder: Path, repo: str, home: Path, label: str) -> dict[str, Any]:
-    env = ctx.hub_env(home, prefect=tool == "staged")
+    env = ctx.hub_env(home, prefect=tool in ("staged", "upload_folder_flow"))
     ctx.clear_requests()
     run = run_child(_tool_command(ctx, tool, folder, repo), env=env, log=ctx.work / "logs" / f"{label}.log")
     stats = ctx.hub_stats()
@@ -129,6 +130,7 @@ def push_scenarios(ctx: Context, folder: Path) -> dict[str, Any]:
     tools = {tool: tool_round(tool) for tool in TOOLS}
     tools["prefect_empty_flow"] = fixed("empty")
     tools["python_hf_import"] = fixed("imports")
+    tools["python_prefect_import"] = fixed("prefect-import")
     return interleave(tools, ctx.repeats, progress=ctx.log)
 
 
@@ -195,7 +197,7 @@ def retry_scenario(ctx: Context, folder: Path, info: dict[str, Any]) -> dict[str
             "lfs_bytes": stats["lfs_bytes_in"],
             "commits": stats["commits"],
             "requests": stats["requests"],
-            "cached_stages": sum(1 for s in states.values() if s == "Cached"),
+            "cached_stages": sum(1 for name, s in states.items() if name.startswith("push-") and s == "Cached"),
             "task_states": states,
         }
 
