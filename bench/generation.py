@@ -1,6 +1,7 @@
 """Benchmark of the generation flow on the no-LLM example, with and without checkpoints to the embedded Hub.
 
-    python -m bench.generation [--records 10000 100000] [--batch-size 1000] [--interval 1] [--json FILE]
+    python -m bench.generation [--records 10000 100000] [--batch-size 1000] [--interval 1] [--repeat 1]
+        [--heartbeats] [--json FILE]
 
 The parent starts ``localhub.LocalHub`` and runs the measurements in a child process whose environment points
 ``huggingface_hub`` at it (``HF_ENDPOINT``, ``HF_HUB_DISABLE_XET=1`` must be set before the library is
@@ -15,6 +16,13 @@ imported). The child warms Prefect's ephemeral API up with a small run, then, fo
 
 It also times the engine alone (``write_batch`` in a loop, no Prefect) to show the orchestration overhead. It
 prints a Markdown table; this is a benchmark, not a test.
+
+Flow runs are made as ``python -m flows.generate`` makes them (``flows.terminal_run``: no flow-run heartbeats).
+With heartbeats (``--heartbeats``, what a flow called from Python does), Prefect joins its heartbeat thread,
+which sleeps in whole seconds, at the end of the run: a 3-4 s run then measures as a whole number of seconds
+after the heartbeat's start, and a 0.1 s difference can show up as 0 or as 1 s (33 %). ``--repeat N`` runs the
+three modes N times, interleaved (plain, checkpoint, flush, plain, ...), and reports medians; each row also
+holds every run and, per checkpoint commit, its duration in the committer thread.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +45,58 @@ EXAMPLE = ROOT / "examples" / "multilingual_greetings.yaml"
 BENCH_USER, BENCH_TOKEN = "bench", "hf_bench_token"
 
 
+def _hub_cpu() -> float:
+    """CPU seconds used so far by the parent process, i.e. the embedded Hub (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{os.getppid()}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _child(args: argparse.Namespace) -> int:
     """Runs inside the child process, with HF_ENDPOINT already set."""
     from huggingface_hub import HfApi
     from pydantic import SecretStr
 
+    import flows.generate as generate_module
     from flows.generate import generate_dataset
+    from flows.terminal_run import terminal_run
     from tasks.generation.batch import write_batch
-    from tasks.generation.checkpoint import CheckpointTarget
+    from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
     from tasks.generation.plan import get_plan
     from tasks.generation.source import from_config
 
+    class _Recorded(Checkpointer):  # the flow's own checkpointer, kept so its commits and waits can be reported
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, **kw)
+            self.waits = {"prepare": 0.0, "close": 0.0}
+            checkpointers.append(self)
+
+        def prepare(self) -> Any:
+            started = time.perf_counter()
+            try:
+                return super().prepare()
+            finally:
+                self.waits["prepare"] += time.perf_counter() - started
+
+        def close(self) -> Any:
+            started = time.perf_counter()
+            try:
+                return super().close()
+            finally:
+                self.waits["close"] += time.perf_counter() - started
+
+    checkpointers: list[_Recorded] = []
+    generate_module.Checkpointer = _Recorded  # type: ignore[misc]
+
+    def run_flow(*a: Any, **kw: Any) -> Any:
+        with nullcontext() if args.heartbeats else terminal_run():
+            return generate_dataset(*a, **kw)
+
     work = Path(args.work)
     config = from_config(EXAMPLE)
-    generate_dataset(config, 2000, work / "warmup", batch_size=args.batch_size)  # starts the ephemeral API
+    run_flow(config, 2000, work / "warmup", batch_size=args.batch_size)  # starts the ephemeral API
     api = HfApi(token=BENCH_TOKEN)
     rows: list[dict[str, Any]] = []
     for n in args.records:
@@ -60,36 +108,62 @@ def _child(args: argparse.Namespace) -> int:
         engine = time.perf_counter() - started
         shutil.rmtree(engine_dir)
 
-        results: dict[str, float] = {}
-        commits: dict[str, int] = {}
-        for mode in ("plain", "checkpoint", "checkpoint+flush"):
-            out = work / f"{mode.replace('+', '-')}-{n}"
-            checkpoint = None
-            if mode != "plain":
-                repo = f"{BENCH_USER}/gen-bench-{n}-{mode.replace('+', '-')}"
-                api.create_repo(repo, repo_type="dataset", exist_ok=True)
-                checkpoint = CheckpointTarget(
-                    repo_id=repo,
-                    branch="checkpoint",
-                    interval_seconds=args.interval,
-                    token=SecretStr(BENCH_TOKEN),
-                    final_flush=mode == "checkpoint+flush",
+        modes = ("plain", "checkpoint", "checkpoint+flush")
+        results: dict[str, list[float]] = {mode: [] for mode in modes}
+        commits: dict[str, list[int]] = {mode: [] for mode in modes}
+        commit_s: dict[str, list[list[float]]] = {mode: [] for mode in modes}
+        cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}  # (this process, the Hub)
+        waits: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}  # (prepare, close) in the flow
+        for round_no in range(args.repeat):
+            for mode in modes:
+                out = work / f"{mode.replace('+', '-')}-{n}"
+                checkpoint = None
+                if mode != "plain":
+                    repo = f"{BENCH_USER}/gen-bench-{n}-{mode.replace('+', '-')}-{round_no}"
+                    api.create_repo(repo, repo_type="dataset", exist_ok=True)
+                    checkpoint = CheckpointTarget(
+                        repo_id=repo,
+                        branch="checkpoint",
+                        interval_seconds=args.interval,
+                        token=SecretStr(BENCH_TOKEN),
+                        final_flush=mode == "checkpoint+flush",
+                    )
+                checkpointers.clear()
+                cpu_before, hub_before = time.process_time(), _hub_cpu()
+                started = time.perf_counter()
+                result = run_flow(config, n, out, batch_size=args.batch_size, checkpoint=checkpoint, resume=False)
+                results[mode].append(time.perf_counter() - started)
+                cpu[mode].append((round(time.process_time() - cpu_before, 3), round(_hub_cpu() - hub_before, 3)))
+                commits[mode].append(len(result.checkpoint_commits))
+                commit_s[mode].append([round(getattr(c, "seconds", 0.0), 4) for k in checkpointers for c in k.commits])
+                waits[mode].append(
+                    (
+                        round(sum(k.waits["prepare"] for k in checkpointers), 3),
+                        round(sum(k.waits["close"] for k in checkpointers), 3),
+                    )
                 )
-            started = time.perf_counter()
-            result = generate_dataset(config, n, out, batch_size=args.batch_size, checkpoint=checkpoint, resume=False)
-            results[mode] = time.perf_counter() - started
-            commits[mode] = len(result.checkpoint_commits)
-            assert result.num_records == n
-            shutil.rmtree(out)
+                assert result.num_records == n
+                shutil.rmtree(out)
+                print(
+                    f"  {n:,} {mode}: {results[mode][-1]:.2f} s, CPU s (generation, Hub) {cpu[mode][-1]}, "
+                    f"prepare/close waits (s) {waits[mode][-1]}, commits (s) {commit_s[mode][-1]}",
+                    file=sys.stderr,
+                )
+        median = {mode: statistics.median(results[mode]) for mode in modes}
         rows.append(
             {
                 "records": n,
                 "engine_s": engine,
-                "plain_s": results["plain"],
-                "checkpoint_s": results["checkpoint"],
-                "flush_s": results["checkpoint+flush"],
-                "commits": commits["checkpoint"],
-                "commits_flush": commits["checkpoint+flush"],
+                "plain_s": median["plain"],
+                "checkpoint_s": median["checkpoint"],
+                "flush_s": median["checkpoint+flush"],
+                "commits": round(statistics.median(commits["checkpoint"])),
+                "commits_flush": round(statistics.median(commits["checkpoint+flush"])),
+                "heartbeats": args.heartbeats,
+                "runs": results,
+                "commit_seconds": commit_s,
+                "cpu_seconds": cpu,
+                "prepare_close_seconds": waits,
             }
         )
     Path(args.json_out).write_text(json.dumps(rows))
@@ -120,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--interval", type=float, default=1.0, help="checkpoint interval in seconds")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved runs of each mode (medians reported)")
+    parser.add_argument(
+        "--heartbeats", action="store_true", help="keep Prefect's flow-run heartbeats (1 s-step end of run)"
+    )
     parser.add_argument("--json", help="also write the measurements to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -152,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         command = [
             sys.executable, "-m", "bench.generation", "--child", "--work", str(work / "runs"),
             "--json-out", str(json_out), "--batch-size", str(args.batch_size), "--interval", str(args.interval),
+            "--repeat", str(args.repeat), *(["--heartbeats"] if args.heartbeats else []),
             "--records", *map(str, args.records),
-        ]
+        ]  # fmt: skip
         print(f"running {' '.join(command[2:])} against the embedded Hub at {hub.url} ...", file=sys.stderr)
         child = subprocess.run(command, env=env, cwd=ROOT)
         if child.returncode != 0:
@@ -163,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         hub.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"no-LLM example ({EXAMPLE.name}), batch size {args.batch_size}, {os.cpu_count()} CPUs")
+    print(
+        f"no-LLM example ({EXAMPLE.name}), batch size {args.batch_size}, {os.cpu_count()} CPUs, "
+        f"median of {args.repeat} run(s), heartbeats {'on' if args.heartbeats else 'off'}"
+    )
     print(_table(rows, args.interval))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -133,3 +133,106 @@ def test_config_round_trips_through_its_builder_config_url(
         a = pq.read_schema(first.path / folder / "batch_00000.parquet")
         b = pq.read_schema(second.path / folder / "batch_00000.parquet")
         assert a.equals(b), (a, b)
+
+
+def _batch(folder: Path, index: int) -> str:
+    import pyarrow as pa
+
+    rel = batch_files(index, [])[0]
+    write_parquet_atomic(pa.table({"i": [index]}), folder / rel)
+    return rel
+
+
+def _wait_for(predicate: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def test_checkpoint_commits_are_made_by_a_worker_process_that_is_replaced_when_it_dies(
+    hub: object, repo_id: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=3, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    checkpointer.start()
+    worker = checkpointer._worker
+    assert worker is not None and worker.pid != os.getpid()
+    checkpointer.add([_batch(tmp_path, 0)], 0)
+    assert _wait_for(lambda: len(checkpointer.commits) == 1)
+
+    os.kill(worker.pid, signal.SIGKILL)  # the worker dies between two commits: the next one gets a new worker
+    worker.wait()
+    checkpointer.add([_batch(tmp_path, 1)], 1)
+    assert _wait_for(lambda: len(checkpointer.commits) == 2)
+    assert checkpointer._worker is not None and checkpointer._worker.pid != worker.pid
+    checkpointer.add([_batch(tmp_path, 2)], 2)
+    commits = checkpointer.close()
+    assert [c.batches for c in commits] == [[0], [1], [2]]
+    assert all(len(c.oid) == 40 and c.url for c in commits)
+    remote = checkpointer.read_remote_state()
+    assert remote is not None and remote.completed_batches == [0, 1, 2]
+    files = set(HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt"))
+    assert {batch_files(i, [])[0] for i in range(3)} <= files
+
+
+def test_a_callers_client_commits_from_the_committer_thread(hub: object, repo_id: str, tmp_path: Path) -> None:
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state, api=HfApi(token=ALICE_TOKEN))
+    checkpointer.prepare()
+    checkpointer.start()
+    assert checkpointer._worker is None
+    checkpointer.add([_batch(tmp_path, 0)], 0)
+    commits = checkpointer.close()
+    assert [c.batches for c in commits] == [[0]] and len(commits[0].oid) == 40
+
+
+@pytest.mark.parametrize("final_flush", [True, False])
+def test_the_last_batches_wait_for_the_final_files_of_a_final_flush(
+    hub: object, repo_id: str, tmp_path: Path, final_flush: bool
+) -> None:
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=2, processors=[])
+    target = CheckpointTarget(
+        repo_id=repo_id, branch="ckpt", interval_seconds=0.5, token=SecretStr(ALICE_TOKEN), final_flush=final_flush
+    )
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    checkpointer.start()
+    checkpointer.add([_batch(tmp_path, 0)], 0)
+    assert _wait_for(lambda: len(checkpointer.commits) == 1)
+    time.sleep(0.6)  # the interval has elapsed: a commit may start at once
+    checkpointer.add([_batch(tmp_path, 1)], 1)  # the last batch: the run is complete
+    if final_flush:
+        time.sleep(0.2)
+        assert len(checkpointer.commits) == 1  # held for the final files, at most one interval
+        (tmp_path / "metadata.json").write_text("{}")
+        checkpointer.add(["metadata.json"])
+        started = time.monotonic()
+        commits = checkpointer.close()
+        assert time.monotonic() - started < 0.4  # no interval to wait for: the held commit carries everything
+        assert [c.batches for c in commits] == [[0], [1]]
+        assert "metadata.json" in commits[1].files
+    else:
+        assert _wait_for(lambda: len(checkpointer.commits) == 2, 0.4)  # nothing to wait for without a flush
+        assert [c.batches for c in checkpointer.close()] == [[0], [1]]
+    remote = checkpointer.read_remote_state()
+    assert remote is not None and remote.completed_batches == [0, 1]
+
+
+def test_a_held_commit_goes_after_one_interval_without_close(hub: object, repo_id: str, tmp_path: Path) -> None:
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.3, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    checkpointer.start()
+    started = time.monotonic()
+    checkpointer.add([_batch(tmp_path, 0)], 0)
+    assert _wait_for(lambda: bool(checkpointer.commits))
+    assert checkpointer.commits[0].started - started >= 0.3  # held one interval for final files that never came
+    assert [c.batches for c in checkpointer.close()] == [[0]]

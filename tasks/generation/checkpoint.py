@@ -2,17 +2,25 @@
 
 Unlike distilabel's checkpointer: files are complete (written atomically, fsynced, renamed) before they are
 queued; all batches completed since the last checkpoint go in **one** commit, never more often than
-``interval_seconds`` (the Hub allows about 128 commits per hour per repo); the commit runs in a background
-thread, so generation only pays for appending to a list; a failed commit keeps its files queued for the next
-one instead of dropping them; a commit that failed in transit is recognised on retry (the state file travels
-in the same commit) instead of being made twice. Each commit carries ``.generation-state.json``, which lets a
-run whose local folder is gone resume from the checkpoint.
+``interval_seconds`` (the Hub allows about 128 commits per hour per repo); the commit is scheduled by a
+background thread and made (hashing, uploads, commit request) by a small worker process, so generation only
+pays for appending to a list and does not share its GIL with HTTP clients; a failed commit keeps its files
+queued for the next one instead of dropping them; with a final flush, the commit that would complete the run
+waits (at most an interval) for the run's last files, so that they go in the same commit; a commit that failed
+in transit is recognised on retry (the state file travels in the same commit) instead of being made twice.
+Each commit carries ``.generation-state.json``, which lets a run whose local folder is gone resume from the
+checkpoint.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,6 +45,15 @@ from tasks.validation import validate_repo_id
 
 _module_logger = logging.getLogger(__name__)
 MAX_FINAL_ATTEMPTS = 3
+
+# The commit worker (``checkpoint_worker.py``, run as a script by path, so that it imports only huggingface_hub):
+# it hashes, uploads and commits for the committer thread, so that this work (HTTP in Python threads) does not
+# compete for the GIL of the generating process. ``-P``: its own folder is not put on ``sys.path``.
+_WORKER_COMMAND = [sys.executable, "-P", str(Path(__file__).with_name("checkpoint_worker.py"))]
+
+
+class _WorkerCommitError(Exception):
+    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: first line``."""
 
 
 class CheckpointTarget(BaseModel):
@@ -93,6 +110,7 @@ class CheckpointCommit:
         files: Repo paths it added or updated.
         started: Monotonic time the commit started (for interval checks).
         created_at: Wall-clock time (UTC) the commit started.
+        seconds: How long the commit took in the committer thread (hashing, uploads, commit request).
     """
 
     oid: str
@@ -101,6 +119,7 @@ class CheckpointCommit:
     files: list[str]
     started: float
     created_at: datetime
+    seconds: float = 0.0
 
 
 @dataclass
@@ -142,6 +161,11 @@ class Checkpointer:
         self._closing = False
         self._next_allowed = 0.0
         self._thread: threading.Thread | None = None
+        # Commits run in a worker process when this checkpointer made its own client (its endpoint and token
+        # are then all the worker needs); a caller's HfApi is used in the committer thread.
+        self._use_worker = api is None and os.environ.get("HFDS_CHECKPOINT_WORKER", "1") != "0"
+        self._worker: subprocess.Popen[str] | None = None
+        self._worker_ready = False
 
     # ------------------------------------------------------------------ remote state
 
@@ -257,9 +281,78 @@ class Checkpointer:
     # ------------------------------------------------------------------ background commits
 
     def start(self) -> None:
-        """Start the background committer."""
+        """Start the background committer (and its worker process, which imports while generation starts)."""
+        if self._use_worker:
+            self._start_worker()
         self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
         self._thread.start()
+
+    def _start_worker(self) -> None:
+        try:
+            self._worker = subprocess.Popen(
+                _WORKER_COMMAND,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
+        except OSError as exc:
+            self.logger.info("no checkpoint worker process (%s); committing from this process", exc)
+            self._use_worker = False
+
+    def _stop_worker(self) -> None:
+        """Close the worker's stdin (it then exits on its own) and reap it in the background: the run does not
+        wait for an interpreter to shut down."""
+        worker, self._worker = self._worker, None
+        self._worker_ready = False
+        if worker is None:
+            return
+        try:
+            if worker.stdin is not None:
+                worker.stdin.close()
+        except OSError:
+            pass
+
+        def reap() -> None:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            if worker.stdout is not None:
+                worker.stdout.close()
+
+        threading.Thread(target=reap, name="checkpoint-worker-reaper", daemon=True).start()
+
+    def _read_answer(self, worker: subprocess.Popen[str]) -> dict[str, Any]:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()
+        if not line:
+            raise ConnectionError(f"checkpoint worker exited (code {worker.poll()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def _commit_in_worker(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send one commit to the worker and wait for its answer; a dead worker is replaced next time."""
+        if self._worker is None:
+            self._start_worker()
+        worker = self._worker
+        if worker is None or worker.stdin is None:
+            raise ConnectionError("checkpoint worker unavailable")
+        try:
+            if not self._worker_ready:
+                self._read_answer(worker)
+                self._worker_ready = True
+            worker.stdin.write(json.dumps(request) + "\n")
+            worker.stdin.flush()
+            answer = self._read_answer(worker)
+        except (OSError, ValueError) as exc:  # a broken pipe or a garbled line: the worker is gone
+            worker.kill()
+            self._stop_worker()
+            raise ConnectionError(f"checkpoint worker failed: {exc}") from exc
+        if "error" in answer:
+            raise _WorkerCommitError(f"{answer['error']}: {answer.get('message', '')}")
+        return answer
 
     def add(self, files: list[str], batch_index: int | None = None) -> None:
         """Queue files (relative to the dataset folder, complete on disk) for the next checkpoint commit."""
@@ -275,6 +368,7 @@ class Checkpointer:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join()
+        self._stop_worker()
         return self.commits
 
     def _run(self) -> None:
@@ -289,6 +383,7 @@ class Checkpointer:
                     if self._closing and not self.target.final_flush:
                         return
                     self._cond.wait(timeout=wait)
+                self._hold_for_final_files()
                 pending, self._pending = self._pending, _Pending()
                 started = time.monotonic()
                 self._next_allowed = started + self.target.interval_seconds
@@ -311,50 +406,81 @@ class Checkpointer:
                     )
                     return
 
+    def _completes_run(self) -> bool:
+        done = self.remote_batches | {i for i in self._pending.files.values() if i is not None}
+        return all(i in done for i in range(self.state.total_batches))
+
+    def _hold_for_final_files(self) -> None:
+        """With a final flush, hold the commit that would complete the run until :meth:`close` (at most one more
+        interval): the run's last files (``metadata.json``, ...) come right after its last batch, and would
+        otherwise wait a whole interval for a commit of their own. Called with the lock held."""
+        if not self.target.final_flush or self._closing or not self._completes_run():
+            return
+        until = time.monotonic() + self.target.interval_seconds
+        while not self._closing and (wait := until - time.monotonic()) > 0:
+            self._cond.wait(timeout=wait)
+
     def _commit(self, pending: _Pending, started: float) -> bool:
         batches = sorted({i for i in pending.files.values() if i is not None})
         done = sorted(self.remote_batches | set(batches))
         # The nonce identifies this commit: after a failure in transit, the remote state tells whether it landed.
         state = self.state.model_copy(update={"completed_batches": done, "checkpoint_id": uuid.uuid4().hex})
-        operations: list[Any] = [
-            CommitOperationAdd(path_in_repo=self._repo_path(rel), path_or_fileobj=str(self.root / rel))
-            for rel in sorted(pending.files)
-        ]
-        operations.append(
-            CommitOperationAdd(path_in_repo=self._repo_path(STATE_FILE), path_or_fileobj=state.to_bytes())
-        )
+        files = [(self._repo_path(rel), str(self.root / rel)) for rel in sorted(pending.files)]
+        content = [(self._repo_path(STATE_FILE), state.to_bytes())]
         added = {self._repo_path(rel) for rel in pending.files}
         keep = added | {self._repo_path(STATE_FILE)}
-        operations += [CommitOperationDelete(path_in_repo=p) for p in self._stale if p not in keep]
+        deletes = [p for p in self._stale if p not in keep]
         message = f"Checkpoint: {len(done)} of {self.state.total_batches} batches" + (
             f" (+{len(batches)})" if batches else " (final files)"
         )
         try:
-            info: Any = self.api.create_commit(
-                self.target.repo_id,
-                operations=operations,
-                commit_message=message,
-                repo_type="dataset",
-                revision=self._revision(),
-            )
+            info: Any
+            if self._use_worker:
+                answer = self._commit_in_worker(
+                    {
+                        "endpoint": self.api.endpoint,
+                        "token": self.api.token,
+                        "repo_id": self.target.repo_id,
+                        "revision": self._revision(),
+                        "message": message,
+                        "files": files,
+                        "content": [(p, base64.b64encode(b).decode()) for p, b in content],
+                        "deletes": deletes,
+                    }
+                )
+                info = {"oid": answer.get("oid", ""), "commit_url": answer.get("url", "")}
+            else:
+                operations: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=f) for p, f in files]
+                operations += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in content]
+                operations += [CommitOperationDelete(path_in_repo=p) for p in deletes]
+                commit = self.api.create_commit(
+                    self.target.repo_id,
+                    operations=operations,
+                    commit_message=message,
+                    repo_type="dataset",
+                    revision=self._revision(),
+                )
+                info = {"oid": commit.oid, "commit_url": commit.commit_url}
         except Exception as exc:  # any failure keeps the files queued; the thread must not die
             if self._landed(state):
                 self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
-                info = None
+                info = {}
             else:
-                self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                self.error = first if isinstance(exc, _WorkerCommitError) else f"{type(exc).__name__}: {first}"
                 self.logger.warning("checkpoint commit failed (%s); retrying after the interval", self.error)
                 return False
         self._stale = []
         self.remote_batches = set(done)
         self.commits.append(
             CheckpointCommit(
-                oid=getattr(info, "oid", "") or "",
-                url=str(getattr(info, "commit_url", "") or ""),
+                oid=str(info.get("oid") or ""),
+                url=str(info.get("commit_url") or ""),
                 batches=batches,
                 files=sorted(added),
                 started=started,
                 created_at=datetime.now(UTC),
+                seconds=time.monotonic() - started,
             )
         )
         self.logger.info("checkpoint commit: %s (%d files)", message, len(added))

@@ -1,0 +1,56 @@
+"""The checkpoint commit worker: makes the commits of ``tasks.generation.checkpoint.Checkpointer`` in its own process.
+
+Protocol (JSON lines): it prints ``{"ready": true}`` once imported; then, per request line on stdin
+(``endpoint``, ``token``, ``repo_id``, ``revision``, ``message``, ``files`` as [repo path, local path] pairs,
+``content`` as [repo path, base64] pairs, ``deletes``), one answer line: ``{"oid", "url"}`` or ``{"error",
+"message"}``. It exits when stdin closes (the parent closed it, or died). Run as a script by path (not as a
+module of this package), so that it imports only huggingface_hub; it never logs the token it is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import sys
+from typing import Any
+
+
+def main() -> int:
+    """Serve commit requests from stdin until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C stops the parent; the worker ends when stdin closes
+    out, sys.stdout = sys.stdout, sys.stderr  # stdout carries the answers only
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+    apis: dict[tuple[str, str], HfApi] = {}
+    print(json.dumps({"ready": True}), file=out, flush=True)
+    for line in sys.stdin:
+        answer: dict[str, Any]
+        try:
+            request = json.loads(line)
+            key = (request["endpoint"], request["token"])
+            api = apis.get(key) or apis.setdefault(key, HfApi(endpoint=key[0], token=key[1]))
+            operations: list[CommitOperationAdd | CommitOperationDelete] = [
+                CommitOperationAdd(path_in_repo=path, path_or_fileobj=local) for path, local in request["files"]
+            ]
+            operations += [
+                CommitOperationAdd(path_in_repo=path, path_or_fileobj=base64.b64decode(data))
+                for path, data in request["content"]
+            ]
+            operations += [CommitOperationDelete(path_in_repo=path) for path in request["deletes"]]
+            info = api.create_commit(
+                request["repo_id"],
+                operations=operations,
+                commit_message=request["message"],
+                repo_type="dataset",
+                revision=request["revision"],
+            )
+            answer = {"oid": info.oid, "url": str(info.commit_url)}
+        except Exception as exc:  # the parent decides (retry after the interval, or landed in transit)
+            answer = {"error": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc) else ""}
+        print(json.dumps(answer), file=out, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
