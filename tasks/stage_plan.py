@@ -95,26 +95,17 @@ def plan_files_stage(
             for p in paths
         )
 
-    if stage == "data":
-        return [
-            CommitPlan(
-                stage=stage,
-                label="data",
-                message=commit_message(stage, messages),
-                files=files_of(folder.data_files),
-                scope=DATA_FOLDER,
-            )
-        ]
-    if stage == "images":
-        if not folder.images:
+    if stage in ("data", "images"):
+        paths, scope = (folder.data_files, DATA_FOLDER) if stage == "data" else (folder.images, IMAGES_FOLDER)
+        if stage == "images" and not paths:
             return []
         return [
             CommitPlan(
                 stage=stage,
-                label="images",
+                label=stage,
                 message=commit_message(stage, messages),
-                files=files_of(folder.images),
-                scope=IMAGES_FOLDER,
+                files=files_of(paths),
+                scope=scope,
             )
         ]
     if stage == "processors":

@@ -12,8 +12,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # imported for real only after HF_ENDPOINT is set below
+    from huggingface_hub import HfApi
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="hfds-tests-"))
 
@@ -85,6 +89,21 @@ def _clean_faults(request: pytest.FixtureRequest) -> Iterator[None]:
 def repo_id() -> str:
     """A fresh dataset repo id in alice's namespace."""
     return f"{ALICE}/ds-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def api(hub: object) -> HfApi:
+    """A client of the embedded Hub, as alice."""
+    from huggingface_hub import HfApi
+
+    return HfApi(token=ALICE_TOKEN)
+
+
+@pytest.fixture
+def repo(api: HfApi, repo_id: str) -> str:
+    """A fresh, empty dataset repo of alice's."""
+    api.create_repo(repo_id, repo_type="dataset")
+    return repo_id
 
 
 @pytest.fixture(scope="session")

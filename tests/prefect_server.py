@@ -77,6 +77,18 @@ def _stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
         process.wait(timeout=5)
 
 
+# Task states of a push that failed at its processors stage, once retried from the UI: the stages that had
+# committed come from Prefect's cache, the others run again.
+RETRIED_FROM_PROCESSORS = {
+    "push-card": "Cached",
+    "push-data": "Cached",
+    "push-images": "Cached",
+    "push-processors": "Completed",
+    "push-builder-config": "Completed",
+    "push-metadata": "Completed",
+}
+
+
 class PrefectServer:
     """``prefect server start --host 127.0.0.1 --port P`` with its own home, started and stopped by the tests."""
 

@@ -21,11 +21,6 @@ from localhub import LocalHub
 
 
 @pytest.fixture
-def api(hub: LocalHub) -> HfApi:
-    return HfApi(token=ALICE_TOKEN)
-
-
-@pytest.fixture
 def repo(api: HfApi, repo_id: str) -> str:
     api.create_repo(repo_id, repo_type="dataset")
     api.upload_file(path_or_fileobj=b"content\n", path_in_repo="file.txt", repo_id=repo_id, repo_type="dataset")

@@ -16,17 +16,6 @@ from huggingface_hub import HfApi
 from localhub import LocalHub
 
 
-@pytest.fixture
-def api(hub: LocalHub) -> HfApi:
-    return HfApi(token=ALICE_TOKEN)
-
-
-@pytest.fixture
-def repo(api: HfApi, repo_id: str) -> str:
-    api.create_repo(repo_id, repo_type="dataset")
-    return repo_id
-
-
 def statuses(hub: LocalHub, route: str) -> list[int]:
     return [r.status for r in hub.requests if r.route == route]
 

@@ -29,17 +29,6 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def api(hub: LocalHub) -> HfApi:
-    return HfApi(token=ALICE_TOKEN)
-
-
-@pytest.fixture
-def repo(api: HfApi, repo_id: str) -> str:
-    api.create_repo(repo_id, repo_type="dataset")
-    return repo_id
-
-
-@pytest.fixture
 def small_pages(hub: LocalHub) -> Iterator[None]:
     """Tree/commit pages of 2 entries, so every listing below paginates."""
     previous = hub.page_size
@@ -334,6 +323,7 @@ def test_hffilesystem_glob_open_and_ranged_read(api: HfApi, repo: str) -> None:
 
 def test_pandas_read_parquet(api: HfApi, repo: str) -> None:
     import pandas as pd
+
     frame = pd.DataFrame({"id": range(1000), "text": [f"row {i}" for i in range(1000)]})
     buffer = io.BytesIO()
     frame.to_parquet(buffer)

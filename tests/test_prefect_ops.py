@@ -25,6 +25,7 @@ import pytest
 from conftest import ALICE_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub import HfApi, hf_hub_download
+from prefect_server import RETRIED_FROM_PROCESSORS
 
 if TYPE_CHECKING:
     from prefect_server import PrefectServer, ServedDeployments
@@ -193,14 +194,7 @@ def test_push_failing_mid_stage_is_resumed_by_ui_retry(
     retried = prefect_server.wait_for_final_state(faulted)
     assert retried.state.is_completed(), served_deployments.log_tail()
     assert retried.id == faulted and retried.run_count == 2
-    assert prefect_server.task_run_states(faulted) == {
-        "push-card": "Cached",
-        "push-data": "Cached",
-        "push-images": "Cached",
-        "push-processors": "Completed",
-        "push-builder-config": "Completed",
-        "push-metadata": "Completed",
-    }
+    assert prefect_server.task_run_states(faulted) == RETRIED_FROM_PROCESSORS
     assert_same_content(repo_id, clean_repo)
 
     # The run's artifacts show every stage's commit: a link per commit (both attempts) and the stage table.

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
     RepositoryNotFoundError,
@@ -40,6 +40,7 @@ from huggingface_hub.errors import (
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from tasks.credentials import HuggingFaceCredentials, resolve_token
+from tasks.generation import checkpoint_worker
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.validation import validate_repo_id
 
@@ -425,46 +426,31 @@ class Checkpointer:
         done = sorted(self.remote_batches | set(batches))
         # The nonce identifies this commit: after a failure in transit, the remote state tells whether it landed.
         state = self.state.model_copy(update={"completed_batches": done, "checkpoint_id": uuid.uuid4().hex})
-        files = [(self._repo_path(rel), str(self.root / rel)) for rel in sorted(pending.files)]
-        content = [(self._repo_path(STATE_FILE), state.to_bytes())]
         added = {self._repo_path(rel) for rel in pending.files}
         keep = added | {self._repo_path(STATE_FILE)}
-        deletes = [p for p in self._stale if p not in keep]
         message = f"Checkpoint: {len(done)} of {self.state.total_batches} batches" + (
             f" (+{len(batches)})" if batches else " (final files)"
         )
+        request = {
+            "endpoint": self.api.endpoint,
+            "token": self.api.token,
+            "repo_id": self.target.repo_id,
+            "revision": self._revision(),
+            "message": message,
+            "files": [(self._repo_path(rel), str(self.root / rel)) for rel in sorted(pending.files)],
+            "content": [(self._repo_path(STATE_FILE), base64.b64encode(state.to_bytes()).decode())],
+            "deletes": [p for p in self._stale if p not in keep],
+        }
+        answer: dict[str, Any]
         try:
-            info: Any
             if self._use_worker:
-                answer = self._commit_in_worker(
-                    {
-                        "endpoint": self.api.endpoint,
-                        "token": self.api.token,
-                        "repo_id": self.target.repo_id,
-                        "revision": self._revision(),
-                        "message": message,
-                        "files": files,
-                        "content": [(p, base64.b64encode(b).decode()) for p, b in content],
-                        "deletes": deletes,
-                    }
-                )
-                info = {"oid": answer.get("oid", ""), "commit_url": answer.get("url", "")}
+                answer = self._commit_in_worker(request)
             else:
-                operations: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=f) for p, f in files]
-                operations += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b) for p, b in content]
-                operations += [CommitOperationDelete(path_in_repo=p) for p in deletes]
-                commit = self.api.create_commit(
-                    self.target.repo_id,
-                    operations=operations,
-                    commit_message=message,
-                    repo_type="dataset",
-                    revision=self._revision(),
-                )
-                info = {"oid": commit.oid, "commit_url": commit.commit_url}
+                answer = checkpoint_worker.commit(self.api, request)
         except Exception as exc:  # any failure keeps the files queued; the thread must not die
             if self._landed(state):
                 self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
-                info = {}
+                answer = {}
             else:
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 self.error = first if isinstance(exc, _WorkerCommitError) else f"{type(exc).__name__}: {first}"
@@ -474,8 +460,8 @@ class Checkpointer:
         self.remote_batches = set(done)
         self.commits.append(
             CheckpointCommit(
-                oid=str(info.get("oid") or ""),
-                url=str(info.get("commit_url") or ""),
+                oid=answer.get("oid", ""),
+                url=answer.get("url", ""),
                 batches=batches,
                 files=sorted(added),
                 started=started,

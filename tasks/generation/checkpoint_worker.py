@@ -13,39 +13,48 @@ import base64
 import json
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Any
+
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+
+def commit(api: HfApi, request: Mapping[str, Any]) -> dict[str, str]:
+    """Make the commit that ``request`` describes (see the module docstring); answer its ``oid`` and ``url``.
+
+    The checkpointer calls this directly when it commits from its own thread, so both ways commit alike.
+    """
+    operations: list[CommitOperationAdd | CommitOperationDelete] = [
+        CommitOperationAdd(path_in_repo=path, path_or_fileobj=local) for path, local in request["files"]
+    ]
+    operations += [
+        CommitOperationAdd(path_in_repo=path, path_or_fileobj=base64.b64decode(data))
+        for path, data in request["content"]
+    ]
+    operations += [CommitOperationDelete(path_in_repo=path) for path in request["deletes"]]
+    info = api.create_commit(
+        request["repo_id"],
+        operations=operations,
+        commit_message=request["message"],
+        repo_type="dataset",
+        revision=request["revision"],
+    )
+    return {"oid": info.oid, "url": str(info.commit_url)}
 
 
 def main() -> int:
     """Serve commit requests from stdin until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C stops the parent; the worker ends when stdin closes
     out, sys.stdout = sys.stdout, sys.stderr  # stdout carries the answers only
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-
     apis: dict[tuple[str, str], HfApi] = {}
     print(json.dumps({"ready": True}), file=out, flush=True)
     for line in sys.stdin:
-        answer: dict[str, Any]
+        answer: dict[str, str]
         try:
             request = json.loads(line)
             key = (request["endpoint"], request["token"])
             api = apis.get(key) or apis.setdefault(key, HfApi(endpoint=key[0], token=key[1]))
-            operations: list[CommitOperationAdd | CommitOperationDelete] = [
-                CommitOperationAdd(path_in_repo=path, path_or_fileobj=local) for path, local in request["files"]
-            ]
-            operations += [
-                CommitOperationAdd(path_in_repo=path, path_or_fileobj=base64.b64decode(data))
-                for path, data in request["content"]
-            ]
-            operations += [CommitOperationDelete(path_in_repo=path) for path in request["deletes"]]
-            info = api.create_commit(
-                request["repo_id"],
-                operations=operations,
-                commit_message=request["message"],
-                repo_type="dataset",
-                revision=request["revision"],
-            )
-            answer = {"oid": info.oid, "url": str(info.commit_url)}
+            answer = commit(api, request)
         except Exception as exc:  # the parent decides (retry after the interval, or landed in transit)
             answer = {"error": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc) else ""}
         print(json.dumps(answer), file=out, flush=True)
