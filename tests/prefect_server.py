@@ -175,13 +175,18 @@ class PrefectServer:
 
     # --- helpers the tests share -------------------------------------------------------------------------------
 
-    def wait_for_final_state(self, flow_run_id: UUID, timeout: float = 120.0) -> Any:
-        """The flow run once it is in a final state (Completed, Failed, Crashed, Cancelled)."""
+    def wait_for_final_state(self, flow_run_id: UUID, timeout: float = 120.0, after: UUID | None = None) -> Any:
+        """The flow run once it is in a final state (Completed, Failed, Crashed, Cancelled).
+
+        ``after``: the id of a final state the run is known to be leaving (a retry set by the UI, which writes the
+        new state asynchronously); that state does not count, so the wait cannot return before the retry begins.
+        """
 
         def probe() -> Any:
             with self.client() as client:
                 run = client.read_flow_run(flow_run_id)
-            return run if run.state is not None and run.state.is_final() else None
+            state = run.state
+            return run if state is not None and state.is_final() and state.id != after else None
 
         return wait_for(probe, timeout=timeout, what=f"flow run {flow_run_id} to finish")
 

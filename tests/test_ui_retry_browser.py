@@ -83,7 +83,8 @@ def test_retry_button_in_the_ui_resumes_a_failed_push(
     expect(dialog).to_contain_text("Retry")
     dialog.get_by_role("button", name="Retry").click()
 
-    completed = prefect_server.wait_for_final_state(run_id, timeout=120)
+    # The click's state change reaches the API after the click returns: wait past the Failed state seen above.
+    completed = prefect_server.wait_for_final_state(run_id, timeout=120, after=failed.state.id)
     assert completed.state.is_completed(), served_deployments.log_tail()
     with prefect_server.client() as client:
         states = client.read_flow_run_states(run_id)
