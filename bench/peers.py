@@ -5,7 +5,6 @@
     python -m bench.peers datasets DIR REPO        # datasets: Dataset.from_parquet(parquet-files/*).push_to_hub
     python -m bench.peers dd-push DIR REPO         # Data Designer: push_to_hub_from_folder (in its own venv)
     python -m bench.peers dd-generate CONFIG N OUT # Data Designer: DataDesigner.create on a builder config
-    python -m bench.peers dd-folder SRC DST        # a copy of SRC whose metadata.json Data Designer's push reads
 
 ``dd-*`` run with the Python of the Data Designer venv (``bench.dd_venv``): Data Designer pins
 ``huggingface_hub<2`` and ``pyarrow<25``. This module imports only the standard library at the top, so any of
@@ -149,36 +148,6 @@ def dd_generate(config: str, num_records: int, out: str) -> dict[str, Any]:
     }
 
 
-def dd_folder(src: str, dst: str) -> dict[str, Any]:
-    """Copy the folder, completing ``metadata.json``'s ``column_statistics`` with the two keys Data Designer's
-    dataset card requires (``num_unique``, ``simple_dtype``), computed from the data. Our generator writes
-    neither, and Data Designer 0.9.6's push fails on such a folder ("'dict object' has no attribute
-    'num_unique'"); the data files stay byte-identical."""
-    import json
-    import shutil
-
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    source, target = Path(src), Path(dst)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*IGNORE))
-    table = pq.read_table(sorted((target / "parquet-files").glob("*.parquet")))
-    metadata = json.loads((target / "metadata.json").read_text())
-    for stat in metadata.get("column_statistics", []):
-        name = stat.get("column_name")
-        if name in table.column_names:
-            column = table[name]
-            stat.setdefault("num_unique", len(pc.unique(column.combine_chunks().cast("string"))))
-            stat.setdefault("num_null", column.null_count)
-            stat.setdefault("num_records", len(column))
-            kind = str(column.type)
-            stat.setdefault("simple_dtype", "string" if "string" in kind else kind)
-    (target / "metadata.json").write_text(json.dumps(metadata, indent=2))
-    return {"columns": len(metadata.get("column_statistics", []))}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,9 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("dir")
         p.add_argument("repo")
-    p = sub.add_parser("dd-folder")
-    p.add_argument("src")
-    p.add_argument("dst")
     p = sub.add_parser("dd-generate")
     p.add_argument("config")
     p.add_argument("num_records", type=int)
@@ -196,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "dd-generate":
         result = dd_generate(args.config, args.num_records, args.out)
-    elif args.command == "dd-folder":
-        result = dd_folder(args.src, args.dst)
     else:
         fn = {
             "upload-folder": upload_folder,

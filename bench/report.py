@@ -111,22 +111,24 @@ def targets(figures: Mapping[str, Summary], derived: Mapping[str, float], raw: M
         out.append({"name": name, "target": target, "value": value, "unit": unit,
                     "met": bool(met) if not math.isnan(value) else False})  # fmt: skip
 
-    add("push.vs_upload_folder", "staged push ≤ 1.15 × one upload_folder", derived["push.staged_vs_upload_folder"],
-        derived["push.staged_vs_upload_folder"] <= 1.15, "×")  # fmt: skip
-    add("push.vs_dd_push", "staged push ≤ 0.8 × Data Designer's push", derived["push.staged_vs_dd_push"],
-        derived["push.staged_vs_dd_push"] <= 0.8, "×")  # fmt: skip
-    flow_peer = derived.get("push.staged_vs_upload_folder_flow", math.nan)
-    add("push.vs_upload_folder_flow", "(extra) staged push ≤ 1.15 × one upload_folder run as a Prefect flow",
-        flow_peer, flow_peer <= 1.15, "×")  # fmt: skip
-    add("repush.commits", "identical re-push: 0 new commits", m("push.repush.staged.commits"),
-        m("push.repush.staged.commits") == 0)  # fmt: skip
-    add("repush.lfs_bytes", "identical re-push: 0 LFS bytes", m("push.repush.staged.lfs_bytes"),
-        m("push.repush.staged.lfs_bytes") == 0, "B")  # fmt: skip
-    add("repush.time", "identical re-push ≤ 0.1 × first-push time", m("push.repush.staged.time_ratio"),
-        m("push.repush.staged.time_ratio") <= 0.1, "×")  # fmt: skip
-    retry_bytes = figures.get("retry.staged.earlier_stage_bytes")
-    add("retry.earlier_bytes", "retry after a processors failure: 0 bytes re-sent for card, data, images",
-        retry_bytes.max if retry_bytes else math.nan, bool(retry_bytes) and retry_bytes.max == 0, "B")  # fmt: skip
+    if "push" in raw:  # only the scenarios that ran
+        add("push.vs_upload_folder", "staged push ≤ 1.15 × one upload_folder", derived["push.staged_vs_upload_folder"],
+            derived["push.staged_vs_upload_folder"] <= 1.15, "×")  # fmt: skip
+        add("push.vs_dd_push", "staged push ≤ 0.8 × Data Designer's push", derived["push.staged_vs_dd_push"],
+            derived["push.staged_vs_dd_push"] <= 0.8, "×")  # fmt: skip
+        flow_peer = derived.get("push.staged_vs_upload_folder_flow", math.nan)
+        add("push.vs_upload_folder_flow", "(extra) staged push ≤ 1.15 × one upload_folder run as a Prefect flow",
+            flow_peer, flow_peer <= 1.15, "×")  # fmt: skip
+        add("repush.commits", "identical re-push: 0 new commits", m("push.repush.staged.commits"),
+            m("push.repush.staged.commits") == 0)  # fmt: skip
+        add("repush.lfs_bytes", "identical re-push: 0 LFS bytes", m("push.repush.staged.lfs_bytes"),
+            m("push.repush.staged.lfs_bytes") == 0, "B")  # fmt: skip
+        add("repush.time", "identical re-push ≤ 0.1 × first-push time", m("push.repush.staged.time_ratio"),
+            m("push.repush.staged.time_ratio") <= 0.1, "×")  # fmt: skip
+    if "retry" in raw:
+        retry_bytes = figures.get("retry.staged.earlier_stage_bytes")
+        add("retry.earlier_bytes", "retry after a processors failure: 0 bytes re-sent for card, data, images",
+            retry_bytes.max if retry_bytes else math.nan, bool(retry_bytes) and retry_bytes.max == 0, "B")  # fmt: skip
     sizes = sorted(int(k) for k in raw.get("card", {}))
     if len(sizes) >= 2:
         growth = derived.get("card.peak_rss_growth", math.nan)

@@ -16,7 +16,7 @@ from factories import make_dataset_folder
 
 import tasks.card.statistics as statistics_module
 from tasks.card import compute_statistics
-from tasks.card.statistics import canonical_keys
+from tasks.card.statistics import canonical_keys, count_distinct
 
 # ---------------------------------------------------------------------------------------------------------------
 # independent reference: plain Python over to_pylist()
@@ -244,6 +244,18 @@ def test_exact_up_to_the_bound_then_hyperloglog(tmp_path: Path) -> None:
     # estimates are deterministic (the card of an unchanged dataset does not change)
     again = compute_statistics([path], exact_limit=5_000, batch_rows=4096)
     assert [c.unique_count for c in again.columns] == [c.unique_count for c in stats.columns]
+
+
+def test_count_distinct_across_chunks_exact_then_estimated() -> None:
+    chunks = [pa.array([1.0, -0.0, None, math.nan]), pa.array([0.0, 2.0, math.nan, None])]
+    assert count_distinct(chunks) == (4, True)  # 1, 0 (= -0.0), NaN, 2; nulls are not values
+    assert count_distinct([pa.array([["a"], ["a"], ["b", "a"]])]) == (2, True)
+    assert count_distinct([]) == (0, True)
+    n = 20_000
+    words = [pa.array([f"word {i}" for i in range(start, start + 1000)]) for start in range(0, n, 1000)]
+    estimate, exact = count_distinct(words + words, exact_limit=2_000)  # every value twice
+    assert not exact and abs(estimate - n) <= 0.05 * n
+    assert count_distinct(words + words) == (n, True)
 
 
 def test_a_failing_statistic_is_na_for_that_column_only(

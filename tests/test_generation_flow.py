@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -25,6 +27,7 @@ from flows import generate as generate_module
 from flows.generate import generate_dataset
 from tasks import events as events_module
 from tasks.generation.errors import ConfigError, UnsupportedConfigError
+from tasks.generation.metadata import simple_dtype
 from tasks.generation.state import STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +86,11 @@ def test_same_seed_gives_byte_identical_data(prefect_api: None, tmp_path: Path, 
     )
     stats = {s["column_name"]: s for s in metadata["column_statistics"]}
     assert stats["reply_words"]["pyarrow_dtype"] == "int64" and stats["reply_words"]["num_records"] == 2500
+    # The keys Data Designer's own dataset card reads (its push fails without them), with its values.
+    frame = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "a" / "parquet-files").glob("*.parquet")))
+    assert {name: s["num_unique"] for name, s in stats.items()} == frame.nunique().to_dict()
+    simple = {n: stats[n]["simple_dtype"] for n in ("reply_words", "friendliness", "greeting", "sent_at")}
+    assert simple == {"reply_words": "int", "friendliness": "float", "greeting": "string", "sent_at": "timestamp"}
 
     assert [e["event"] for e in events] == ["hf.dataset.generated", "hf.dataset.generated"]
     assert events[0]["resource"]["prefect.resource.id"] == "hf.dataset.generation.a"
@@ -95,6 +103,20 @@ def test_same_seed_gives_byte_identical_data(prefect_api: None, tmp_path: Path, 
     assert after["parquet-files/batch_00001.parquet"] == a["parquet-files/batch_00001.parquet"]
     assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00002.parquet").num_rows == 1000
     assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00003.parquet").num_rows == 200
+
+
+def test_simple_dtype_labels_as_data_designer_prints_them() -> None:
+    labels = {
+        pa.uint8(): "int",
+        pa.float32(): "float",
+        pa.large_string(): "string",
+        pa.date32(): "date",
+        pa.time64("us"): "time",
+        pa.bool_(): "bool",
+        pa.list_(pa.list_(pa.int16())): "list[list[int]]",
+        pa.struct([("a", pa.string())]): "dict",
+    }
+    assert {t: simple_dtype(t) for t in labels} == labels
 
 
 def test_unsupported_config_fails_before_any_batch(prefect_api: None, tmp_path: Path) -> None:

@@ -25,12 +25,32 @@ EARLIER_STAGE_TITLES = ("Upload dataset card", "Upload main dataset files", "Upl
 # --- the dataset folder -----------------------------------------------------------------------------------------
 
 
+def _generator_fingerprint() -> str:
+    """Digest of the generator's code and the example config: what the cached folder's bytes depend on."""
+    sources = [
+        EXAMPLE,
+        *sorted((ROOT / "tasks" / "generation").rglob("*.py")),
+        ROOT / "tasks" / "card" / "statistics.py",  # metadata.json's distinct counts
+        ROOT / "flows" / "generate.py",
+    ]
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def ensure_folder(ctx: Context, records: int, batch_size: int) -> tuple[Path, dict[str, Any]]:
     """The Data Designer-shaped folder of the no-LLM example, made by our generation flow and cached in
-    ``.bench-cache/`` (it is deterministic: seed 0)."""
-    folder = CACHE / f"greetings-{records}-b{batch_size}"
-    ready = CACHE / f"greetings-{records}-b{batch_size}.ready"
+    ``.bench-cache/`` (it is deterministic: seed 0) under a name that changes with the generator's code."""
+    name = f"greetings-{records}-b{batch_size}"
+    folder = CACHE / f"{name}-{_generator_fingerprint()}"
+    ready = folder.with_name(folder.name + ".ready")
     if not ready.exists():
+        for stale in [CACHE / name, *CACHE.glob(f"{name}-*"), *CACHE.glob(f"{name}.*")]:  # of earlier generators
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
         ctx.log(f"generating the {records:,}-record folder into {folder} (cached for later runs) ...")
         env = ctx.hub_env(ctx.fresh_dir("generate-folder"), prefect=True)
         run = run_child(
@@ -59,25 +79,13 @@ def ensure_folder(ctx: Context, records: int, batch_size: int) -> tuple[Path, di
 # --- scenario 1 and 2: first push and identical re-push ---------------------------------------------------------
 
 
-def ensure_dd_folder(ctx: Context, folder: Path) -> Path:
-    """The folder as Data Designer's push accepts it (see ``bench.peers.dd_folder``), cached next to it."""
-    target = folder.with_name(folder.name + "-dd")
-    ready = target.with_name(target.name + ".ready")
-    if not ready.exists():
-        run_child(python_child("bench.peers", "dd-folder", str(folder), str(target)),
-                  log=ctx.work / "logs" / "dd-folder.log")  # fmt: skip
-        ready.write_text("ok\n")
-    return target
-
-
 def _tool_command(ctx: Context, tool: str, folder: Path, repo: str) -> list[str]:
     if tool == "staged":
         return python_child("bench.push", "run", str(folder), repo)
     if tool == "dd_push":
         from bench.dd_venv import ensure_dd_venv
 
-        dd_folder = ensure_dd_folder(ctx, folder)
-        return python_child("bench.peers", "dd-push", str(dd_folder), repo, python=ensure_dd_venv(log=ctx.log))
+        return python_child("bench.peers", "dd-push", str(folder), repo, python=ensure_dd_venv(log=ctx.log))
     commands = {"upload_folder": "upload-folder", "upload_folder_flow": "upload-folder-flow", "datasets": "datasets"}
     return python_child("bench.peers", commands[tool], str(folder), repo)
 

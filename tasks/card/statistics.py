@@ -43,7 +43,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +73,7 @@ __all__ = [
     "TokenStatistics",
     "canonical_keys",
     "compute_statistics",
+    "count_distinct",
 ]
 
 logger = logging.getLogger(__name__)
@@ -328,6 +329,19 @@ class _DistinctCounter:
         if self.sketch is None:
             return (len(self.exact) if self.exact is not None else 0), True
         return round(self.sketch.estimate()), False
+
+
+def count_distinct(chunks: Iterable[pa.Array], *, exact_limit: int = EXACT_DISTINCT_LIMIT) -> tuple[int, bool]:
+    """Distinct non-null values in ``chunks`` (the batches of one column), as ``(count, exact)``.
+
+    Exact up to ``exact_limit`` distinct values and a HyperLogLog estimate above it, so memory stays bounded (16
+    bytes per distinct value up to the limit) whatever the number of rows. Values compare as in the card's
+    statistics: ``-0.0`` equals ``0.0``, NaN is one value, nested values compare by content.
+    """
+    counter = _DistinctCounter(exact_limit, DEFAULT_PRECISION)
+    for chunk in chunks:
+        counter.add(canonical_keys(chunk))
+    return counter.result()
 
 
 @dataclass

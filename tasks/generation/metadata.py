@@ -1,8 +1,12 @@
-"""``metadata.json`` in Data Designer's shape, with statistics read from the Parquet footers (no data scan)."""
+"""``metadata.json`` in Data Designer's shape, with column statistics from the Parquet footers and one pass per column
+for distinct values."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.card.statistics import count_distinct
 from tasks.generation.batch_writer import write_bytes_atomic
 from tasks.generation.config import SamplerColumn
 from tasks.generation.plan import Plan
@@ -26,26 +31,69 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def column_statistics(root: Path, plan: Plan, files: list[str]) -> list[dict[str, Any]]:
-    """Per main-dataset column: type, records, nulls, and min/max for numbers and timestamps.
+_SIMPLE_DTYPES = (
+    ("int", "int"),
+    ("double", "float"),
+    ("float", "float"),
+    ("str", "string"),
+    ("timestamp", "timestamp"),
+    ("time", "time"),
+    ("date", "date"),
+)
 
-    Read from row-group statistics in the footers, so the cost does not grow with the data.
+
+def simple_dtype(type_: pa.DataType) -> str:
+    """Data Designer's short label for a column type (``int``, ``float``, ``string``, ``list[int]``, ``dict``...).
+
+    The same rule as Data Designer's profiler, whose dataset card prints it: the first of these words found in the
+    Arrow type name, lists by their item type, structs as ``dict``, any other type by its Arrow name.
+    """
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        return f"list[{simple_dtype(type_.value_type)}]"
+    if pa.types.is_struct(type_):
+        return "dict"
+    name = str(type_)
+    return next((label for word, label in _SIMPLE_DTYPES if word in name), name)
+
+
+def _column_batches(root: Path, files: list[str], name: str) -> Iterator[pa.Array]:
+    for rel in files:
+        for batch in pq.ParquetFile(root / rel).iter_batches(columns=[name]):
+            yield batch.column(0)
+
+
+def column_statistics(root: Path, plan: Plan, files: list[str]) -> list[dict[str, Any]]:
+    """Per main-dataset column, the keys Data Designer's profiler writes and its dataset card reads: type (Arrow
+    and simple), records, nulls, distinct values; plus min/max for numbers and timestamps.
+
+    Records, nulls and min/max come from the row-group statistics in the footers. Distinct values need the data:
+    one column at a time, exact up to a million distinct values, then estimated (memory stays bounded).
     """
     columns = {c.name: c.config for c in plan.columns}
-    stats: dict[str, dict[str, Any]] = {
-        name: {
+    names = plan.output_columns
+    # Arrow's hashing and sorting release the GIL: one column per core.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        distinct = dict(
+            zip(names, pool.map(lambda n: count_distinct(_column_batches(root, files, n)), names), strict=True)
+        )
+    stats: dict[str, dict[str, Any]] = {}
+    for name in names:
+        type_ = plan.schema.field(name).type
+        num_unique, exact = distinct[name]
+        stats[name] = {
             "column_name": name,
             "column_type": columns[name].column_type,
-            "pyarrow_dtype": str(plan.schema.field(name).type),
+            "pyarrow_dtype": str(type_),
+            "simple_dtype": simple_dtype(type_),
             "num_records": 0,
             "num_null": 0,
+            "num_unique": num_unique,
         }
-        for name in plan.output_columns
-    }
-    for name, entry in stats.items():
+        if not exact:
+            stats[name]["num_unique_estimated"] = True
         config = columns[name]
         if isinstance(config, SamplerColumn):
-            entry["sampler_type"] = config.sampler_type
+            stats[name]["sampler_type"] = config.sampler_type
     for rel in files:
         meta = pq.read_metadata(root / rel)
         for rg in range(meta.num_row_groups):
