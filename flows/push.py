@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from flows.terminal_run import terminal_run
 from tasks import artifacts
-from tasks.card import CardOptions
+from tasks.card.options import CardOptions
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.dataset_folder import DatasetFolder, scan_dataset_folder
 from tasks.events import emit_dataset_pushed

@@ -3,13 +3,14 @@
 The card stage reads every parquet file to compute statistics (seconds per million rows). Its content key (see
 ``tasks.stage_cache``) already covers what the card depends on: the digests of the data and processor files,
 the card options and template, the builder config and metadata. So the rendered text is stored under that key
-(with the year, which the citation shows, and the renderer's version) and reused by a later push of the same
-content.
+(with the year, which the citation shows, and a digest of the renderer's code and templates, so an upgrade
+renders again) and reused by a later push of the same content.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import os
 import tempfile
@@ -18,12 +19,22 @@ from pathlib import Path
 
 from tasks.file_digest import cache_dir
 
-RENDERER_VERSION = "card-v1"  # bump when the template or the statistics change what a card says
+CARD_PACKAGE = Path(__file__).resolve().parent / "card"
+
+
+@functools.cache
+def renderer_fingerprint() -> str:
+    """Digest of the renderer's code and default templates: a changed renderer never serves an older card."""
+    digest = hashlib.sha256()
+    for path in sorted([*CARD_PACKAGE.glob("*.py"), *(CARD_PACKAGE / "templates").rglob("*")]):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _path(content_key: str) -> Path:
     year = datetime.datetime.now(datetime.UTC).year
-    name = hashlib.sha256(f"{RENDERER_VERSION}:{year}:{content_key}".encode()).hexdigest()
+    name = hashlib.sha256(f"{renderer_fingerprint()}:{year}:{content_key}".encode()).hexdigest()
     return cache_dir() / "cards" / f"{name}.md"
 
 

@@ -41,7 +41,7 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field, SecretStr
 
 from tasks import artifacts
-from tasks.card import CardOptions, render_card
+from tasks.card.options import CardOptions
 from tasks.card_cache import cached_card
 from tasks.dataset_folder import DatasetFolder, DatasetFolderError, check_processor_name
 from tasks.hub_commit import CommitOutcome, CommitRecord, HubTarget, commit_plan, parquet_files_at
@@ -189,6 +189,8 @@ def _run_plans(
 
 def render_folder_card(folder: DatasetFolder, card: CardOptions) -> str:
     """The dataset card of a folder: statistics from its parquet files, types from its builder config."""
+    from tasks.card.render import render_card  # imported when a card is rendered, not when it is cached
+
     return render_card(
         list(folder.data_files),
         {p.name: list(p.files) for p in folder.processors},

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tasks.card import SIZE_CATEGORIES, build_configs, dump_front_matter, merge_tags, size_category
-from tasks.card.front_matter import build_front_matter
+from tasks.card.front_matter import (
+    SIZE_CATEGORIES,
+    build_configs,
+    build_front_matter,
+    dump_front_matter,
+    merge_tags,
+    size_category,
+)
 
 HOSTILE_TAGS = [
     "#x",

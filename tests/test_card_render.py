@@ -17,7 +17,8 @@ from factories import make_dataset_folder
 from pydantic import ValidationError
 
 import tasks.card.statistics as statistics_module
-from tasks.card import CardOptions, RenderedCard, render_card
+from tasks.card.options import CardOptions
+from tasks.card.render import RenderedCard, render_card
 
 HOSTILE_TAGS = ["#x", "a: b", "- y", "東京", "émoji 🎉", "{{ tag }}", "1e3", "no", "---", "x\n---\ny"]
 HOSTILE_DESCRIPTION = """A *synthetic* dataset of **greetings** — with `code`, [a link](https://example.com) and:

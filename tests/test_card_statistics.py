@@ -15,8 +15,7 @@ import pytest
 from factories import make_dataset_folder
 
 import tasks.card.statistics as statistics_module
-from tasks.card import compute_statistics
-from tasks.card.statistics import canonical_keys, count_distinct
+from tasks.card.statistics import canonical_keys, compute_statistics, count_distinct
 
 # ---------------------------------------------------------------------------------------------------------------
 # independent reference: plain Python over to_pylist()

@@ -224,6 +224,22 @@ def test_card_cache_renders_once_per_content(tmp_path: Path, monkeypatch: pytest
     assert cached_card("key-b", render("card B")) == "card B"
     assert calls == ["card A", "card B"]
 
+    # An upgraded renderer (here: its default template edited) renders again instead of serving the old card.
+    import shutil
+
+    import tasks.card_cache as card_cache
+
+    package = tmp_path / "card"
+    shutil.copytree(card_cache.CARD_PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(card_cache, "CARD_PACKAGE", package)
+    card_cache.renderer_fingerprint.cache_clear()
+    assert cached_card("key-a", render("card A, same renderer")) == "card A"
+    template = package / "templates" / "dataset_card.md.j2"
+    template.write_text(template.read_text() + "\nNew footer.\n")
+    card_cache.renderer_fingerprint.cache_clear()
+    assert cached_card("key-a", render("card A, new template")) == "card A, new template"
+    card_cache.renderer_fingerprint.cache_clear()  # the real package again for later tests (after monkeypatch undo)
+
 
 def test_digest_many_matches_single_digests(tmp_path: Path) -> None:
     cache = DigestCache(tmp_path / "d.sqlite")
@@ -236,3 +252,16 @@ def test_digest_many_matches_single_digests(tmp_path: Path) -> None:
         paths.append(path)
     assert cache.digest_many(paths) == [compute_digest(p) for p in paths]
     assert cache.digest_many(paths[::-1]) == [compute_digest(p) for p in paths[::-1]]  # now from the table
+
+
+def test_the_push_flow_imports_no_card_renderer() -> None:
+    """A push whose card is cached never renders one, so loading the flow must not import the renderer's
+    dependencies (Jinja2, pyarrow.compute, and pandas, which pyarrow imports on first use): 0.3-0.4 s of every CLI
+    run here."""
+    import subprocess
+    import sys
+
+    heavy = ["tasks.card.render", "tasks.card.statistics", "jinja2", "pandas", "pyarrow.compute"]
+    code = f"import sys, flows.push; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,37 +1,19 @@
 """The dataset card (README.md) of a pushed dataset: statistics, YAML front matter and the rendered Markdown.
 
+- :mod:`tasks.card.options`: :class:`CardOptions`, what the user says about the dataset;
+- :mod:`tasks.card.statistics`: :func:`compute_statistics`, the numbers, streamed from the parquet files;
+- :mod:`tasks.card.front_matter`: the YAML front matter (``configs``, size category, tags);
+- :mod:`tasks.card.render`: :func:`render_card`, the card itself.
+
 Usage::
+
+    from tasks.card.options import CardOptions
+    from tasks.card.render import render_card
 
     card = render_card(parquet_files, {"conversations": files}, CardOptions(repo_id=..., description=...),
                        builder_config=..., metadata=...)
     card.text  # README.md
+
+This package imports none of them: the renderer pulls in Jinja2 and pyarrow's compute functions (which import
+pandas), and a push whose card is cached needs neither.
 """
-
-from tasks.card.front_matter import SIZE_CATEGORIES, build_configs, dump_front_matter, merge_tags, size_category
-from tasks.card.render import DEFAULT_TEMPLATE, CardOptions, RenderedCard, render_card
-from tasks.card.statistics import (
-    EXACT_DISTINCT_LIMIT,
-    TEXT_STATS_METHOD,
-    ColumnStatistics,
-    DatasetStatistics,
-    TokenStatistics,
-    compute_statistics,
-)
-
-__all__ = [
-    "DEFAULT_TEMPLATE",
-    "EXACT_DISTINCT_LIMIT",
-    "SIZE_CATEGORIES",
-    "TEXT_STATS_METHOD",
-    "CardOptions",
-    "ColumnStatistics",
-    "DatasetStatistics",
-    "RenderedCard",
-    "TokenStatistics",
-    "build_configs",
-    "compute_statistics",
-    "dump_front_matter",
-    "merge_tags",
-    "render_card",
-    "size_category",
-]
