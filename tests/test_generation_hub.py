@@ -225,6 +225,28 @@ def test_the_last_batches_wait_for_the_final_files_of_a_final_flush(
     assert remote is not None and remote.completed_batches == [0, 1]
 
 
+def test_a_run_shorter_than_the_interval_makes_one_commit_at_close_without_waiting(
+    hub: object, repo_id: str, tmp_path: Path
+) -> None:
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=2, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=30, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    checkpointer.start()
+    checkpointer.add([_batch(tmp_path, 0)], 0)
+    time.sleep(0.3)
+    assert checkpointer.commits == []  # the first periodic commit is one interval away
+    checkpointer.add([_batch(tmp_path, 1)], 1)
+    (tmp_path / "metadata.json").write_text("{}")
+    checkpointer.add(["metadata.json"])
+    started = time.monotonic()
+    commits = checkpointer.close()
+    assert time.monotonic() - started < 10  # the final flush did not wait for the 30 s interval
+    assert [c.batches for c in commits] == [[0, 1]] and "metadata.json" in commits[0].files
+    remote = checkpointer.read_remote_state()
+    assert remote is not None and remote.completed_batches == [0, 1]
+
+
 def test_a_held_commit_goes_after_one_interval_without_close(hub: object, repo_id: str, tmp_path: Path) -> None:
     state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
     target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.3, token=SecretStr(ALICE_TOKEN))

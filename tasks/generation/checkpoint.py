@@ -2,9 +2,10 @@
 
 Unlike distilabel's checkpointer: files are complete (written atomically, fsynced, renamed) before they are
 queued; all batches completed since the last checkpoint go in **one** commit, never more often than
-``interval_seconds`` (the Hub allows about 128 commits per hour per repo); the commit is scheduled by a
-background thread and made (hashing, uploads, commit request) by a small worker process, so generation only
-pays for appending to a list and does not share its GIL with HTTP clients; a failed commit keeps its files
+``interval_seconds`` (the Hub allows about 128 commits per hour per repo), the first one interval after the start
+or at the end of a shorter run; the commit is scheduled by a background thread and made (hashing, uploads,
+commit request) by a small worker process, so generation only pays for appending to a list and does not share
+its GIL with HTTP clients; a failed commit keeps its files
 queued for the next one instead of dropping them; with a final flush, the commit that would complete the run
 waits (at most an interval) for the run's last files, so that they go in the same commit; a commit that failed
 in transit is recognised on retry (the state file travels in the same commit) instead of being made twice.
@@ -65,7 +66,7 @@ class CheckpointTarget(BaseModel):
         branch: Branch of the checkpoints, created from the default branch when missing. Keeping checkpoints off
             ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too.
         path_in_repo: Folder of the checkpoint inside the repo (default: the repo root).
-        interval_seconds: Minimum time between two checkpoint commits.
+        interval_seconds: Minimum time between two checkpoint commits, and between the start and the first.
         private: Visibility of a repo created for checkpoints (None: the Hub default).
         token: Hugging Face token (else ``credentials_block``, ``HF_TOKEN``, the cached login).
         credentials_block: Name of a saved ``HuggingFaceCredentials`` block.
@@ -160,7 +161,8 @@ class Checkpointer:
         self._pending = _Pending()
         self._cond = threading.Condition()
         self._closing = False
-        self._next_allowed = 0.0
+        self._next_allowed = 0.0  # spacing between commits (and back-off after a failure)
+        self._first_due = 0.0  # the first periodic commit; a final flush need not wait for it
         self._thread: threading.Thread | None = None
         # Commits run in a worker process when this checkpointer made its own client (its endpoint and token
         # are then all the worker needs); a caller's HfApi is used in the committer thread.
@@ -282,7 +284,13 @@ class Checkpointer:
     # ------------------------------------------------------------------ background commits
 
     def start(self) -> None:
-        """Start the background committer (and its worker process, which imports while generation starts)."""
+        """Start the background committer (and its worker process, which imports while generation starts).
+
+        The first periodic commit comes one interval after the start: a run shorter than the interval makes a
+        single commit, its final flush at :meth:`close`, instead of one for its first batch and a final one that
+        would have to wait for the interval.
+        """
+        self._first_due = time.monotonic() + self.target.interval_seconds
         if self._use_worker:
             self._start_worker()
         self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
@@ -380,7 +388,7 @@ class Checkpointer:
                     self._cond.wait()
                 if not self._pending.files or (self._closing and not self.target.final_flush):
                     return
-                while (wait := self._next_allowed - time.monotonic()) > 0:
+                while (wait := self._earliest_commit() - time.monotonic()) > 0:
                     if self._closing and not self.target.final_flush:
                         return
                     self._cond.wait(timeout=wait)
@@ -406,6 +414,12 @@ class Checkpointer:
                         len(pending.files),
                     )
                     return
+
+    def _earliest_commit(self) -> float:
+        """Monotonic time the next commit may start. Called with the lock held."""
+        if self._closing and self.target.final_flush:
+            return self._next_allowed
+        return max(self._next_allowed, self._first_due)
 
     def _completes_run(self) -> bool:
         done = self.remote_batches | {i for i in self._pending.files.values() if i is not None}
