@@ -5,10 +5,10 @@ queued; all batches completed since the last checkpoint go in **one** commit, ne
 ``interval_seconds`` (the Hub allows about 128 commits per hour per repo), the first one interval after the start
 or at the end of a shorter run; the commit is scheduled by a background thread and made (hashing, uploads,
 commit request) by a small worker process, so generation only pays for appending to a list and does not share
-its GIL with HTTP clients; a failed commit keeps its files
-queued for the next one instead of dropping them; with a final flush, the commit that would complete the run
-waits (at most an interval) for the run's last files, so that they go in the same commit; a commit that failed
-in transit is recognised on retry (the state file travels in the same commit) instead of being made twice.
+its GIL with HTTP clients; a failed commit keeps its files queued for the next one instead of dropping them; with
+a final flush, the commit that would complete the run waits (at most an interval) for the run's last files, so
+that they go in the same commit; a commit that failed in transit is recognised on retry (the state file travels
+in the same commit) instead of being made twice.
 Each commit carries ``.generation-state.json``, which lets a run whose local folder is gone resume from the
 checkpoint.
 """
@@ -66,11 +66,13 @@ class CheckpointTarget(BaseModel):
         branch: Branch of the checkpoints, created from the default branch when missing. Keeping checkpoints off
             ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too.
         path_in_repo: Folder of the checkpoint inside the repo (default: the repo root).
-        interval_seconds: Minimum time between two checkpoint commits, and between the start and the first.
+        interval_seconds: Minimum time between two checkpoint commits, and from the start to the first periodic
+            one (a final flush need not wait for it).
         private: Visibility of a repo created for checkpoints (None: the Hub default).
         token: Hugging Face token (else ``credentials_block``, ``HF_TOKEN``, the cached login).
         credentials_block: Name of a saved ``HuggingFaceCredentials`` block.
-        final_flush: Commit what is left when the run ends (waits for the interval if needed).
+        final_flush: Commit what is left when the run ends (one interval after the previous commit at the
+            earliest).
     """
 
     repo_id: str
