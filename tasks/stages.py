@@ -167,12 +167,9 @@ def _run_plans(
                 delete_folders=(delete_folders or {}).get(plan.label, ()),
                 progress=progress,
             )
-        except HfHubHTTPError as exc:  # its message already carries the Hub's answer
-            wait_before_retry(exc)
-            raise
         except Exception as exc:
             wait_before_retry(exc)
-            if exc.__cause__ is None:
+            if isinstance(exc, HfHubHTTPError) or exc.__cause__ is None:  # its own message says it all
                 raise
             # e.g. huggingface_hub's RuntimeError("Error while uploading ...") around a 503: say what the Hub said.
             raise StageError(f"{plan.label}: {describe_failure(exc)}") from exc

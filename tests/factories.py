@@ -16,6 +16,11 @@ LANGS = ["en", "fr", "de", "es", "ja"]
 GREETINGS = {"en": "Hello", "fr": "Bonjour", "de": "Hallo", "es": "Hola", "ja": "こんにちは"}
 
 
+def parquet_bytes(folder: Path) -> dict[str, bytes]:
+    """Relative path → bytes of every parquet file under ``folder`` (to compare two runs byte for byte)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.parquet"))}
+
+
 def tiny_png(seed: int) -> bytes:
     """A valid 2x2 RGB PNG whose pixels depend on ``seed``."""
     rng = random.Random(seed)

@@ -14,7 +14,22 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+LLM_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llm_greetings.yaml"
+
+
+def llm_example_config(endpoint: str, *, parallel: int = 4) -> dict[str, Any]:
+    """The documented LLM example, pointed at a fake endpoint (``FAKE_LLM_API_KEY``) with fast retries."""
+    config = yaml.safe_load(LLM_EXAMPLE.read_text())
+    config["model_providers"] = [
+        {"name": "openai", "endpoint": endpoint, "api_key_env": "FAKE_LLM_API_KEY", "retry_backoff_seconds": 0.05}
+    ]
+    config["data_designer"]["model_configs"][0]["inference_parameters"]["max_parallel_requests"] = parallel
+    return config
 
 
 def answer_for(model: str, messages: list[dict[str, Any]], seed: Any) -> str:

@@ -1,4 +1,5 @@
-"""Shared helpers of the reliability tests (``tests/test_reliability_*.py``).
+"""Shared helpers of the reliability tests (``tests/test_reliability_*.py``); the push, Prefect and checkpoint
+tests use its repo readers and its ``wait_for`` too.
 
 - reading a repo back: files with their content ids, commit titles, the card, ``metadata.json``;
 - comparing a repo with a clean push of the same folder (same files and ids, same commit titles: nothing duplicated,

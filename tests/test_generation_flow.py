@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from fake_llm import FakeLLM, answer_for
+from factories import parquet_bytes
+from fake_llm import FakeLLM, answer_for, llm_example_config
 
 from flows import generate as generate_module
 from flows.generate import generate_dataset
@@ -32,24 +33,6 @@ from tasks.generation.state import STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 GREETINGS = ROOT / "examples" / "multilingual_greetings.yaml"
-LLM_EXAMPLE = ROOT / "examples" / "llm_greetings.yaml"
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*.parquet"))
-    }
-
-
-def _llm_config(endpoint: str, *, parallel: int = 4) -> dict[str, Any]:
-    """The documented LLM example, pointed at the local fake endpoint with fast retries."""
-    config = yaml.safe_load(LLM_EXAMPLE.read_text())
-    config["model_providers"] = [
-        {"name": "openai", "endpoint": endpoint, "api_key_env": "FAKE_LLM_API_KEY", "retry_backoff_seconds": 0.05}
-    ]
-    config["data_designer"]["model_configs"][0]["inference_parameters"]["max_parallel_requests"] = parallel
-    return config
 
 
 @pytest.fixture
@@ -71,7 +54,7 @@ def test_same_seed_gives_byte_identical_data(prefect_api: None, tmp_path: Path, 
     assert first.num_records == 2500 and first.num_batches == 3
     assert first.processors == ["conversations"]
     assert "user_prompt" not in first.columns and "formal" not in first.columns
-    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    a, b = parquet_bytes(tmp_path / "a"), parquet_bytes(tmp_path / "b")
     assert len(a) == 6 and a == b  # parquet-files/ and processors-files/conversations/, byte for byte
     assert (tmp_path / "a" / "builder_config.json").read_bytes() == (tmp_path / "b" / "builder_config.json").read_bytes()
     assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00002.parquet").num_rows == 500
@@ -99,7 +82,7 @@ def test_same_seed_gives_byte_identical_data(prefect_api: None, tmp_path: Path, 
     # Asking for more records later reuses every batch that keeps its size and regenerates the rest.
     grown = generate_dataset(GREETINGS, 3200, tmp_path / "a", batch_size=1000, seed=11)
     assert grown.resumed_batches == 2 and grown.num_batches == 4
-    after = _files(tmp_path / "a")
+    after = parquet_bytes(tmp_path / "a")
     assert after["parquet-files/batch_00001.parquet"] == a["parquet-files/batch_00001.parquet"]
     assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00002.parquet").num_rows == 1000
     assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00003.parquet").num_rows == 200
@@ -135,7 +118,7 @@ def test_llm_text_columns_over_http_with_retried_429_and_500(
     with FakeLLM(api_key="sk-fake-secret-42") as llm:
         llm.fail_next(429, retry_after=0.05)
         llm.fail_next(500)
-        result = generate_dataset(_llm_config(llm.endpoint), 30, tmp_path / "llm", batch_size=10, seed=3)
+        result = generate_dataset(llm_example_config(llm.endpoint), 30, tmp_path / "llm", batch_size=10, seed=3)
         statuses = [r.status for r in llm.chat_requests]
     assert statuses.count(429) == 1 and statuses.count(500) == 1
     assert statuses.count(200) == 60  # two llm-text columns x 30 rows, each answered once
@@ -161,10 +144,10 @@ def test_a_folder_it_did_not_write_is_not_overwritten(prefect_api: None, tmp_pat
     from factories import make_dataset_folder
 
     folder = make_dataset_folder(tmp_path / "data-designer-output", batches=2)
-    before = _files(folder)
+    before = parquet_bytes(folder)
     with pytest.raises(ConfigError, match="did not write"):
         generate_dataset(GREETINGS, 100, folder)
-    assert _files(folder) == before
+    assert parquet_bytes(folder) == before
 
 
 @pytest.fixture
@@ -199,7 +182,7 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_run(
     subprocess_env["FAKE_LLM_API_KEY"] = "k"
     with FakeLLM(latency=0.02) as llm:
         config_file = tmp_path / "config.yaml"
-        config_file.write_text(yaml.safe_dump(_llm_config(llm.endpoint, parallel=2)))
+        config_file.write_text(yaml.safe_dump(llm_example_config(llm.endpoint, parallel=2)))
         out = tmp_path / "resumed"
         command = [sys.executable, "-m", "flows.generate", str(config_file), "--num-records", "96",
                    "--output", str(out), "--batch-size", "8", "--seed", "5", "--max-in-flight", "2"]
@@ -225,7 +208,7 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_run(
 
         whole = generate_dataset(str(config_file), 96, tmp_path / "whole", batch_size=8, seed=5)
     assert whole.num_batches == 12
-    assert _files(out) == _files(tmp_path / "whole")
+    assert parquet_bytes(out) == parquet_bytes(tmp_path / "whole")
 
 
 def test_cli_reports_errors_in_one_line(
@@ -256,4 +239,4 @@ def test_dask_task_runner_gives_the_same_bytes(prefect_api: None, tmp_path: Path
         GREETINGS, 1200, tmp_path / "dask", batch_size=300, seed=2, task_runner="dask", dask_address=dask_cluster
     )
     assert threads.num_batches == dask.num_batches == 4
-    assert _files(tmp_path / "threads") == _files(tmp_path / "dask")
+    assert parquet_bytes(tmp_path / "threads") == parquet_bytes(tmp_path / "dask")

@@ -12,8 +12,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from conftest import ALICE_TOKEN, HUB_URL
+from factories import parquet_bytes
 from huggingface_hub import HfApi
 from pydantic import SecretStr
+from reliability_support import wait_for
 
 from flows.generate import generate_dataset
 from tasks.generation.batch_writer import write_parquet_atomic
@@ -23,10 +25,6 @@ from tasks.generation.state import STATE_FILE, GenerationState, batch_files
 
 ROOT = Path(__file__).resolve().parents[1]
 GREETINGS = ROOT / "examples" / "multilingual_greetings.yaml"
-
-
-def _parquet(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.parquet"))}
 
 
 def test_checkpoint_commits_stay_within_the_interval(hub: object, repo_id: str, tmp_path: Path) -> None:
@@ -96,12 +94,12 @@ def test_run_resumes_from_its_checkpoint_when_the_folder_is_gone(
     files = set(HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt"))
     assert {"metadata.json", "builder_config.json", "parquet-files/batch_00011.parquet",
             "processors-files/conversations/batch_00011.parquet"} <= files  # final flush
-    expected = _parquet(out)
+    expected = parquet_bytes(out)
 
     shutil.rmtree(out)
     again = generate_dataset(GREETINGS, 1200, out, batch_size=100, seed=4, checkpoint=target)
     assert again.resumed_batches == 12  # nothing regenerated: all batches came from the checkpoint
-    assert _parquet(out) == expected
+    assert parquet_bytes(out) == expected
 
     # A different run on the same branch replaces the checkpoint instead of mixing with it.
     other = generate_dataset(GREETINGS, 300, tmp_path / "other", batch_size=100, seed=9, checkpoint=target)
@@ -143,11 +141,18 @@ def _batch(folder: Path, index: int) -> str:
     return rel
 
 
-def _wait_for(predicate: Any, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return bool(predicate())
+def _started(
+    folder: Path, repo_id: str, num_records: int, interval: float, api: HfApi | None = None, **options: Any
+) -> Checkpointer:
+    """A started checkpointer of a run of ``num_records`` one-record batches, to the branch ``ckpt``."""
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=num_records, processors=[])
+    target = CheckpointTarget(
+        repo_id=repo_id, branch="ckpt", interval_seconds=interval, token=SecretStr(ALICE_TOKEN), **options
+    )
+    checkpointer = Checkpointer(target, folder, state, api=api)
+    checkpointer.prepare()
+    checkpointer.start()
+    return checkpointer
 
 
 def test_checkpoint_commits_are_made_by_a_worker_process_that_is_replaced_when_it_dies(
@@ -156,20 +161,16 @@ def test_checkpoint_commits_are_made_by_a_worker_process_that_is_replaced_when_i
     import os
     import signal
 
-    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=3, processors=[])
-    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
-    checkpointer = Checkpointer(target, tmp_path, state)
-    checkpointer.prepare()
-    checkpointer.start()
+    checkpointer = _started(tmp_path, repo_id, 3, interval=0)
     worker = checkpointer._worker
     assert worker is not None and worker.pid != os.getpid()
     checkpointer.add([_batch(tmp_path, 0)], 0)
-    assert _wait_for(lambda: len(checkpointer.commits) == 1)
+    assert wait_for(lambda: len(checkpointer.commits) == 1, 10)
 
     os.kill(worker.pid, signal.SIGKILL)  # the worker dies between two commits: the next one gets a new worker
     worker.wait()
     checkpointer.add([_batch(tmp_path, 1)], 1)
-    assert _wait_for(lambda: len(checkpointer.commits) == 2)
+    assert wait_for(lambda: len(checkpointer.commits) == 2, 10)
     assert checkpointer._worker is not None and checkpointer._worker.pid != worker.pid
     checkpointer.add([_batch(tmp_path, 2)], 2)
     commits = checkpointer.close()
@@ -182,11 +183,7 @@ def test_checkpoint_commits_are_made_by_a_worker_process_that_is_replaced_when_i
 
 
 def test_a_callers_client_commits_from_the_committer_thread(hub: object, repo_id: str, tmp_path: Path) -> None:
-    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
-    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
-    checkpointer = Checkpointer(target, tmp_path, state, api=HfApi(token=ALICE_TOKEN))
-    checkpointer.prepare()
-    checkpointer.start()
+    checkpointer = _started(tmp_path, repo_id, 1, interval=0, api=HfApi(token=ALICE_TOKEN))
     assert checkpointer._worker is None
     checkpointer.add([_batch(tmp_path, 0)], 0)
     commits = checkpointer.close()
@@ -197,16 +194,10 @@ def test_a_callers_client_commits_from_the_committer_thread(hub: object, repo_id
 def test_the_last_batches_wait_for_the_final_files_of_a_final_flush(
     hub: object, repo_id: str, tmp_path: Path, final_flush: bool
 ) -> None:
-    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=2, processors=[])
     # Bounds leave a slow machine 1 s for a commit; an interval wait or a hold kept past close() would take longer.
-    target = CheckpointTarget(
-        repo_id=repo_id, branch="ckpt", interval_seconds=1.5, token=SecretStr(ALICE_TOKEN), final_flush=final_flush
-    )
-    checkpointer = Checkpointer(target, tmp_path, state)
-    checkpointer.prepare()
-    checkpointer.start()
+    checkpointer = _started(tmp_path, repo_id, 2, interval=1.5, final_flush=final_flush)
     checkpointer.add([_batch(tmp_path, 0)], 0)
-    assert _wait_for(lambda: len(checkpointer.commits) == 1)
+    assert wait_for(lambda: len(checkpointer.commits) == 1, 10)
     time.sleep(1.6)  # the interval has elapsed: a commit may start at once
     checkpointer.add([_batch(tmp_path, 1)], 1)  # the last batch: the run is complete
     if final_flush:
@@ -220,7 +211,7 @@ def test_the_last_batches_wait_for_the_final_files_of_a_final_flush(
         assert [c.batches for c in commits] == [[0], [1]]
         assert "metadata.json" in commits[1].files
     else:
-        assert _wait_for(lambda: len(checkpointer.commits) == 2, 1.0)  # nothing to wait for without a flush
+        assert wait_for(lambda: len(checkpointer.commits) == 2, 1.0)  # nothing to wait for without a flush
         assert [c.batches for c in checkpointer.close()] == [[0], [1]]
     remote = checkpointer.read_remote_state()
     assert remote is not None and remote.completed_batches == [0, 1]
@@ -229,11 +220,7 @@ def test_the_last_batches_wait_for_the_final_files_of_a_final_flush(
 def test_a_run_shorter_than_the_interval_makes_one_commit_at_close_without_waiting(
     hub: object, repo_id: str, tmp_path: Path
 ) -> None:
-    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=2, processors=[])
-    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=30, token=SecretStr(ALICE_TOKEN))
-    checkpointer = Checkpointer(target, tmp_path, state)
-    checkpointer.prepare()
-    checkpointer.start()
+    checkpointer = _started(tmp_path, repo_id, 2, interval=30)
     checkpointer.add([_batch(tmp_path, 0)], 0)
     time.sleep(0.3)
     assert checkpointer.commits == []  # the first periodic commit is one interval away
@@ -249,13 +236,9 @@ def test_a_run_shorter_than_the_interval_makes_one_commit_at_close_without_waiti
 
 
 def test_a_held_commit_goes_after_one_interval_without_close(hub: object, repo_id: str, tmp_path: Path) -> None:
-    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
-    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.3, token=SecretStr(ALICE_TOKEN))
-    checkpointer = Checkpointer(target, tmp_path, state)
-    checkpointer.prepare()
-    checkpointer.start()
+    checkpointer = _started(tmp_path, repo_id, 1, interval=0.3)
     started = time.monotonic()
     checkpointer.add([_batch(tmp_path, 0)], 0)
-    assert _wait_for(lambda: bool(checkpointer.commits))
+    assert wait_for(lambda: bool(checkpointer.commits), 10)
     assert checkpointer.commits[0].started - started >= 0.3  # held one interval for final files that never came
     assert [c.batches for c in checkpointer.close()] == [[0]]

@@ -26,6 +26,7 @@ from conftest import ALICE_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub import HfApi, hf_hub_download
 from prefect_server import RETRIED_FROM_PROCESSORS
+from reliability_support import repo_files, titles
 
 if TYPE_CHECKING:
     from prefect_server import PrefectServer, ServedDeployments
@@ -36,17 +37,6 @@ pytestmark = pytest.mark.timeout(300)
 
 DESCRIPTION = "Greetings in five languages, for tests."
 STAGE_TASKS = ["push-card", "push-data", "push-images", "push-processors", "push-builder-config", "push-metadata"]
-
-
-def repo_files(repo_id: str) -> dict[str, str]:
-    """Repo path → content id (LFS sha256 or blob id) on main."""
-    entries = HfApi().list_repo_tree(repo_id, recursive=True, repo_type="dataset", token=ALICE_TOKEN)
-    return {e.path: (e.lfs.sha256 if e.lfs else e.blob_id) for e in entries if hasattr(e, "blob_id")}
-
-
-def commit_titles(repo_id: str) -> list[str]:
-    commits = HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)
-    return [c.title for c in reversed(commits)]
 
 
 def readme(repo_id: str) -> str:
@@ -62,7 +52,7 @@ def assert_same_content(repo_id: str, clean_repo: str) -> None:
     clean_card = readme(clean_repo).replace(clean_name, name)
     clean_card = clean_card.replace(clean_name.replace("-", "_"), name.replace("-", "_"))  # the citation key
     assert readme(repo_id) == clean_card
-    assert commit_titles(repo_id) == commit_titles(clean_repo)
+    assert titles(repo_id) == titles(clean_repo)
 
 
 def push_params(folder: Path, repo_id: str) -> dict[str, Any]:

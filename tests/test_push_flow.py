@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import shutil
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.states import AwaitingRetry
 from pydantic import SecretStr
+from reliability_support import assert_same_as_reference, repo_files, titles
 
 from flows.push import PushResult, push_dataset
 
@@ -48,36 +48,6 @@ def _push(folder: Path, repo_id: str, **kwargs: Any) -> PushResult:
     return push_dataset(folder, repo_id, "Greetings in five languages, for tests.", **kwargs)
 
 
-def _titles(repo_id: str, revision: str = "main") -> list[str]:
-    commits = HfApi().list_repo_commits(repo_id, repo_type="dataset", revision=revision, token=ALICE_TOKEN)
-    return [c.title for c in reversed(commits)]
-
-
-def _files(repo_id: str, revision: str = "main") -> dict[str, str]:
-    """Repo path → content id (LFS sha256 or blob id) at a revision."""
-    entries = HfApi().list_repo_tree(
-        repo_id, recursive=True, repo_type="dataset", revision=revision, token=ALICE_TOKEN
-    )
-    return {e.path: (e.lfs.sha256 if e.lfs else e.blob_id) for e in entries if hasattr(e, "blob_id")}
-
-
-def _assert_same_as_clean_push(repo_id: str, clean_repo: str) -> None:
-    """Same files with the same ids as a clean push (the card differs only by the repo id it names)."""
-    files, clean = _files(repo_id), _files(clean_repo)
-    assert {p: i for p, i in files.items() if p != "README.md"} == {
-        p: i for p, i in clean.items() if p != "README.md"
-    }
-    card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
-    clean_card = Path(hf_hub_download(clean_repo, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
-
-    def normalised(text: str, repo: str) -> str:
-        name = repo.split("/")[1]
-        return re.sub(f"{re.escape(name)}|{re.escape(name.replace('-', '_'))}", "REPO", text)
-
-    assert normalised(card, repo_id) == normalised(clean_card, clean_repo)
-    assert _titles(repo_id) == _titles(clean_repo)  # no duplicate commit
-
-
 def _download_json(repo_id: str, path: str) -> Any:
     return json.loads(Path(hf_hub_download(repo_id, path, repo_type="dataset", token=ALICE_TOKEN)).read_text())
 
@@ -93,7 +63,7 @@ def test_staged_push_end_to_end(tmp_path: Path, repo_id: str, hub: Any) -> None:
     assert len(uploads) == len(large)
     assert sum(r.bytes_in for r in uploads) == sum(p.stat().st_size for p in large)
 
-    assert _titles(repo_id) == ["initial commit", *STAGE_TITLES]
+    assert titles(repo_id) == ["initial commit", *STAGE_TITLES]
     assert [s.stage for s in result.stages] == [
         "card",
         "data",
@@ -112,13 +82,13 @@ def test_staged_push_end_to_end(tmp_path: Path, repo_id: str, hub: Any) -> None:
         "summary/summary.parquet",
         *(f"images/avatar/{i:08x}-0000-4000-8000-000000000000.png" for i in range(3)),
     }
-    assert set(_files(repo_id)) == expected
+    assert set(repo_files(repo_id)) == expected
 
     # Each commit adds exactly its stage's files.
     commits = list(reversed(HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)))
     added = []
     for before, after in itertools.pairwise(commits):
-        old, new = _files(repo_id, before.commit_id), _files(repo_id, after.commit_id)
+        old, new = repo_files(repo_id, before.commit_id), repo_files(repo_id, after.commit_id)
         added.append(sorted(p for p in new if old.get(p) != new[p]))
     assert added[0] == ["README.md"]
     assert added[1] == [f"data/batch_{i:05d}.parquet" for i in range(3)]
@@ -198,7 +168,7 @@ def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> 
         flow_run.parameters, default=str
     )
     assert ALICE_TOKEN not in everything
-    for path in _files(repo_id):
+    for path in repo_files(repo_id):
         if path.endswith((".json", ".md")):
             text = Path(hf_hub_download(repo_id, path, repo_type="dataset", token=ALICE_TOKEN)).read_text()
             assert ALICE_TOKEN not in text
@@ -207,14 +177,14 @@ def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> 
 def test_repush_identical_then_smaller(tmp_path: Path, repo_id: str) -> None:
     folder = make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=5)
     _push(folder, repo_id)
-    before = _titles(repo_id)
+    before = titles(repo_id)
     again = _push(folder, repo_id)
-    assert _titles(repo_id) == before
+    assert titles(repo_id) == before
     assert again.commits == []
 
     smaller = make_dataset_folder(tmp_path / "small", batches=2, rows_per_batch=5)
     _push(smaller, repo_id)
-    files = _files(repo_id)
+    files = repo_files(repo_id)
     assert sorted(p for p in files if p.startswith("data/")) == [
         "data/batch_00000.parquet",
         "data/batch_00001.parquet",
@@ -223,13 +193,13 @@ def test_repush_identical_then_smaller(tmp_path: Path, repo_id: str) -> None:
         "conversations/batch_00000.parquet",
         "conversations/batch_00001.parquet",
     ]
-    titles = _titles(repo_id)[len(before) :]
+    new_titles = titles(repo_id)[len(before) :]
     # The stale batch disappears in the data stage's own commit (the kept batches are unchanged).
-    assert "Upload main dataset files" in titles
+    assert "Upload main dataset files" in new_titles
     data_commit = HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)[::-1][
-        len(before) + titles.index("Upload main dataset files")
+        len(before) + new_titles.index("Upload main dataset files")
     ]
-    assert "data/batch_00002.parquet" not in _files(repo_id, data_commit.commit_id)
+    assert "data/batch_00002.parquet" not in repo_files(repo_id, data_commit.commit_id)
     ds = datasets.load_dataset(repo_id, "data", split="train", token=ALICE_TOKEN)
     assert ds.num_rows == 10
 
@@ -238,7 +208,7 @@ def test_vanished_processor_loses_its_folder_and_private_applies(tmp_path: Path,
     _push(make_dataset_folder(tmp_path / "a"), repo_id)
     assert not HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).private
     _push(make_dataset_folder(tmp_path / "b", processor_file=None), repo_id, private=True)
-    files = _files(repo_id)
+    files = repo_files(repo_id)
     assert not any(p.startswith("summary/") for p in files)
     card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
     assert "config_name: summary" not in card
@@ -250,16 +220,16 @@ def test_vanished_processor_loses_its_folder_and_private_applies(tmp_path: Path,
 def test_split_commits_and_pull_request(tmp_path: Path, repo_id: str) -> None:
     folder = make_dataset_folder(tmp_path / "ds", batches=5, rows_per_batch=3, images=0, processor_file=None)
     _push(folder, repo_id, max_files_per_commit=2, stages=["data"])
-    assert _titles(repo_id)[1:] == [f"Upload main dataset files (part {i} of 3)" for i in (1, 2, 3)]
+    assert titles(repo_id)[1:] == [f"Upload main dataset files (part {i} of 3)" for i in (1, 2, 3)]
 
     other = make_dataset_folder(
         tmp_path / "pr", batches=1, rows_per_batch=3, images=0, processor_file=None, seed=7
     )
-    main_before = _files(repo_id)
+    main_before = repo_files(repo_id)
     result = _push(other, repo_id, create_pr=True)
     assert result.revision == "refs/pr/1"
-    assert _files(repo_id) == main_before  # main untouched
-    pr_files = _files(repo_id, "refs/pr/1")
+    assert repo_files(repo_id) == main_before  # main untouched
+    pr_files = repo_files(repo_id, "refs/pr/1")
     assert sorted(p for p in pr_files if p.startswith("data/")) == ["data/batch_00000.parquet"]
     assert "metadata.json" in pr_files and "README.md" in pr_files
 
@@ -283,8 +253,7 @@ def test_lost_commit_answer_is_not_committed_twice(tmp_path: Path, repo_id: str,
     folder = make_dataset_folder(tmp_path / "ds", batches=2, processor_file=None, images=0)
     hub.faults.add("commit", drop="after", skip=1, count=1)  # the data commit lands, its answer is lost
     result = _push(folder, repo_id)
-    titles = _titles(repo_id)
-    assert titles.count("Upload main dataset files") == 1
+    assert titles(repo_id).count("Upload main dataset files") == 1
     data = next(s for s in result.stages if s.stage == "data")
     assert data.commits and data.commits[0].recovered
 
@@ -299,7 +268,7 @@ def test_transient_faults_in_data_stage_are_retried(tmp_path: Path, repo_id: str
     _push(folder, repo_id)
     faulted = [r for r in hub.requests if r.status in (429, 503) and r.repo == repo_id]
     assert len(faulted) >= 3
-    _assert_same_as_clean_push(repo_id, clean_repo)
+    assert_same_as_reference(repo_id, clean_repo)
 
 
 def _retry_like_the_ui(flow_fn: Any, flow_run_id: Any, parameters: dict[str, Any]) -> Any:
@@ -361,7 +330,7 @@ def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id
         p.stat().st_size for d in ("parquet-files", "images") for p in (folder / d).rglob("*") if p.is_file()
     )
     assert lfs_bytes < data_and_images  # nothing of the committed stages is sent again
-    _assert_same_as_clean_push(repo_id, clean_repo)
+    assert_same_as_reference(repo_id, clean_repo)
 
 
 @flow(name="nightly-publish")
@@ -383,7 +352,7 @@ def test_retry_of_a_parent_flow_keeps_the_pushs_finished_stages(tmp_path: Path, 
     states = _stage_states(flow_run_id)
     assert states["push-card"] == "Cached" and states["push-data"] == "Cached"
     assert states["push-processors"] == "Completed"
-    assert _titles(repo_id).count("Upload main dataset files") == 1
+    assert titles(repo_id).count("Upload main dataset files") == 1
 
 
 def test_copy_of_folder_is_pushed_from_generated_result(tmp_path: Path, repo_id: str) -> None:
@@ -392,4 +361,4 @@ def test_copy_of_folder_is_pushed_from_generated_result(tmp_path: Path, repo_id:
     folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
     shutil.copytree(folder, tmp_path / "copy")
     result = _push(GeneratedDataset(path=tmp_path / "copy", num_records=20, num_batches=1), repo_id)  # type: ignore[arg-type]
-    assert result.num_records == 20 and "data/batch_00000.parquet" in _files(repo_id)
+    assert result.num_records == 20 and "data/batch_00000.parquet" in repo_files(repo_id)

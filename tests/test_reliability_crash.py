@@ -34,12 +34,11 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ALICE_TOKEN
-from factories import make_dataset_folder
-from fake_llm import FakeLLM
+from factories import make_dataset_folder, parquet_bytes
+from fake_llm import FakeLLM, llm_example_config
 from pydantic import SecretStr
 from reliability_support import (
     DESCRIPTION,
-    ROOT,
     assert_same_as_reference,
     child_env,
     push,
@@ -263,19 +262,6 @@ def _exists(repo_id: str) -> bool:
 # ------------------------------------------------------------------------------------------------ generation
 
 
-def _llm_config(endpoint: str) -> dict[str, Any]:
-    config = yaml.safe_load((ROOT / "examples" / "llm_greetings.yaml").read_text())
-    config["model_providers"] = [
-        {"name": "openai", "endpoint": endpoint, "api_key_env": "FAKE_LLM_API_KEY", "retry_backoff_seconds": 0.05}
-    ]
-    config["data_designer"]["model_configs"][0]["inference_parameters"]["max_parallel_requests"] = 2
-    return config
-
-
-def _parquet(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.parquet"))}
-
-
 GEN_RECORDS, GEN_BATCH = 48, 8  # 6 batches
 
 
@@ -296,7 +282,7 @@ def generation_case(
 
     root = tmp_path_factory.mktemp("gen-crash")
     config = root / "config.yaml"
-    config.write_text(yaml.safe_dump(_llm_config(llm.endpoint)))
+    config.write_text(yaml.safe_dump(llm_example_config(llm.endpoint, parallel=2)))
     os.environ["FAKE_LLM_API_KEY"] = "sk-crash-test-key"
     try:
         whole = generate_dataset(str(config), GEN_RECORDS, root / "whole", batch_size=GEN_BATCH, seed=9)
@@ -369,7 +355,7 @@ def test_generation_killed_twice_resumes_to_the_same_bytes(
     result = _rerun_in_process(config, out)
     assert result.resumed_batches == kept
     assert (len(llm.chat_requests) - requests_before) // (2 * GEN_BATCH) <= GEN_RECORDS // GEN_BATCH - kept
-    assert _parquet(out) == _parquet(whole)
+    assert parquet_bytes(out) == parquet_bytes(whole)
     assert (out / "builder_config.json").read_bytes() == (whole / "builder_config.json").read_bytes()
     assert not list(out.rglob(".*.tmp-*")), "temporary files of the killed runs were left behind"
     FIGURES.setdefault("generation_kill_points", []).extend(["before any batch", "right after the first batch"])
@@ -407,7 +393,7 @@ def test_generation_killed_in_a_checkpoint_commit_resumes_from_the_checkpoint(
     assert result.resumed_batches >= len(checkpointed)
     regenerated = (len(llm.chat_requests) - requests_before) // (2 * GEN_BATCH)  # 2 llm-text columns per row
     assert regenerated <= GEN_RECORDS // GEN_BATCH - len(checkpointed), "checkpointed batches were generated again"
-    assert _parquet(out) == _parquet(whole)
+    assert parquet_bytes(out) == parquet_bytes(whole)
     final = {p for p in repo_files(repo_id, "checkpoint") if p.startswith("parquet-files/")}
     assert final == {f"parquet-files/{p.name}" for p in (whole / "parquet-files").iterdir()}
     FIGURES.setdefault("generation_kill_points", []).append("inside a checkpoint commit, folder lost")

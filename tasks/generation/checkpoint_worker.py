@@ -53,8 +53,9 @@ def main() -> int:
         try:
             request = json.loads(line)
             key = (request["endpoint"], request["token"])
-            api = apis.get(key) or apis.setdefault(key, HfApi(endpoint=key[0], token=key[1]))
-            answer = commit(api, request)
+            if key not in apis:
+                apis[key] = HfApi(endpoint=key[0], token=key[1])
+            answer = commit(apis[key], request)
         except Exception as exc:  # the parent decides (retry after the interval, or landed in transit)
             answer = {"error": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc) else ""}
         print(json.dumps(answer), file=out, flush=True)

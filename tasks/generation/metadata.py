@@ -56,9 +56,9 @@ def simple_dtype(type_: pa.DataType) -> str:
     return next((label for word, label in _SIMPLE_DTYPES if word in name), name)
 
 
-def _column_batches(root: Path, files: list[str], name: str) -> Iterator[pa.Array]:
-    for rel in files:
-        for batch in pq.ParquetFile(root / rel).iter_batches(columns=[name]):
+def _column_batches(footers: dict[Path, pq.FileMetaData], name: str) -> Iterator[pa.Array]:
+    for path, footer in footers.items():
+        for batch in pq.ParquetFile(path, metadata=footer).iter_batches(columns=[name]):
             yield batch.column(0)
 
 
@@ -71,11 +71,11 @@ def column_statistics(root: Path, plan: Plan, files: list[str]) -> list[dict[str
     """
     columns = {c.name: c.config for c in plan.columns}
     names = plan.output_columns
+    footers = {root / rel: pq.read_metadata(root / rel) for rel in files}  # read once, for both passes
     # Arrow's hashing and sorting release the GIL: one column per core.
     with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
-        distinct = dict(
-            zip(names, pool.map(lambda n: count_distinct(_column_batches(root, files, n)), names), strict=True)
-        )
+        counts = pool.map(lambda n: count_distinct(_column_batches(footers, n)), names)
+        distinct = dict(zip(names, counts, strict=True))
     stats: dict[str, dict[str, Any]] = {}
     for name in names:
         type_ = plan.schema.field(name).type
@@ -94,8 +94,7 @@ def column_statistics(root: Path, plan: Plan, files: list[str]) -> list[dict[str
         config = columns[name]
         if isinstance(config, SamplerColumn):
             stats[name]["sampler_type"] = config.sampler_type
-    for rel in files:
-        meta = pq.read_metadata(root / rel)
+    for meta in footers.values():
         for rg in range(meta.num_row_groups):
             group = meta.row_group(rg)
             for i in range(group.num_columns):
