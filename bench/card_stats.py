@@ -1,4 +1,4 @@
-"""Benchmark of the dataset card statistics (``tasks.card.compute_statistics``) against a pandas full load.
+"""Benchmark of the dataset card statistics (``tasks.card.statistics.compute_statistics``) against a pandas full load.
 
     python -m bench.card_stats [--rows 1000000 4000000] [--row-group 100000] [--keep DIR]
 

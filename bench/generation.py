@@ -135,7 +135,7 @@ def _child(args: argparse.Namespace) -> int:
                 results[mode].append(time.perf_counter() - started)
                 cpu[mode].append((round(time.process_time() - cpu_before, 3), round(_hub_cpu() - hub_before, 3)))
                 commits[mode].append(len(result.checkpoint_commits))
-                commit_s[mode].append([round(getattr(c, "seconds", 0.0), 4) for k in checkpointers for c in k.commits])
+                commit_s[mode].append([round(c.seconds, 4) for k in checkpointers for c in k.commits])
                 waits[mode].append(
                     (
                         round(sum(k.waits["prepare"] for k in checkpointers), 3),

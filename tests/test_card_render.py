@@ -1,4 +1,4 @@
-"""The rendered dataset card (tasks.card.render_card): front matter, sections, numbers, hostile input, templates."""
+"""The rendered dataset card (tasks.card.render.render_card): front matter, sections, numbers, hostile input, templates."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 import yaml
 from factories import parquet_bytes
 from fake_llm import FakeLLM, answer_for, llm_example_config
+from reliability_support import child_env, wait_for
 
 from flows import generate as generate_module
 from flows.generate import generate_dataset
@@ -151,28 +151,9 @@ def test_a_folder_it_did_not_write_is_not_overwritten(prefect_api: None, tmp_pat
 
 
 @pytest.fixture
-def subprocess_env(prefect_api: None, session_dir: Path) -> dict[str, str]:
+def subprocess_env(prefect_api: None) -> dict[str, str]:
     """Environment for ``python -m flows.generate`` in a child process, on the session's Prefect API."""
-    from prefect.settings import PREFECT_API_URL
-
-    env = dict(os.environ)
-    env.update(
-        {
-            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    return env
-
-
-def _wait_for(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
+    return child_env()
 
 
 def test_killed_run_resumes_and_equals_an_uninterrupted_run(
@@ -188,7 +169,7 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_run(
                    "--output", str(out), "--batch-size", "8", "--seed", "5", "--max-in-flight", "2"]
         child = subprocess.Popen(command, env=subprocess_env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
         try:
-            started = _wait_for(lambda: len(list((out / "parquet-files").glob("batch_*.parquet"))) >= 3, 60)
+            started = wait_for(lambda: len(list((out / "parquet-files").glob("batch_*.parquet"))) >= 3, 60)
             assert started, "no batch was written by the child run"
             os.kill(child.pid, signal.SIGKILL)
         finally:

@@ -1,4 +1,4 @@
-"""Scenario 4: card statistics (``tasks.card.compute_statistics``, streaming) vs a pandas full load, on
+"""Scenario 4: card statistics (``tasks.card.statistics.compute_statistics``, streaming) vs a pandas full load, on
 generated 10-column datasets; wall time and peak RSS of each, in fresh processes.
 
 The dataset generator and the workers are ``bench/card_stats.py``'s (the card team's benchmark): its

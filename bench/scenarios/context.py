@@ -103,7 +103,7 @@ class Context:
         port = free_port()
         home = self.work / "prefect-server"
         home.mkdir(parents=True, exist_ok=True)
-        env = self._clean_env()
+        env = self.clean_env()
         env.update(
             {
                 "PREFECT_HOME": str(home),
@@ -143,7 +143,8 @@ class Context:
     # --- children ------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _clean_env() -> dict[str, str]:
+    def clean_env() -> dict[str, str]:
+        """This environment without the variables a measured child must not inherit (Hub, Prefect, caches)."""
         return {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_PREFIXES)}
 
     def fresh_dir(self, prefix: str) -> Path:
@@ -154,7 +155,7 @@ class Context:
     def hub_env(self, home: Path, *, prefect: bool = False) -> dict[str, str]:
         """The environment of a measured child: the embedded Hub, a fresh ``HF_HOME`` (``home``), the token;
         with ``prefect``, the benchmark's Prefect server and result storage."""
-        env = self._clean_env()
+        env = self.clean_env()
         env.update(
             {
                 "HF_ENDPOINT": self.hub_url,

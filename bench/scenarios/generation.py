@@ -13,6 +13,7 @@ step included, as for any user), without interpreter start and imports.
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import Any
 
@@ -36,11 +37,9 @@ def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[in
             run = run_child(
                 python_child("bench.generation", "--records", str(n), "--batch-size", str(BATCH),
                              "--interval", "1", "--json", str(json_file)),
-                env={**ctx._clean_env(), "PYTHONUNBUFFERED": "1"},
+                env={**ctx.clean_env(), "PYTHONUNBUFFERED": "1"},
                 log=ctx.work / "logs" / f"gen-ours-{n}-{round_no}.log",
             )  # fmt: skip
-            import json
-
             row = json.loads(json_file.read_text())[0]
             return {
                 "wall_s": run.wall_s,
@@ -58,7 +57,7 @@ def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[in
 
         def data_designer(round_no: int, n: int = n) -> dict[str, Any]:
             home = ctx.fresh_dir("gen-dd")
-            env = {**ctx._clean_env(), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": str(home / "hf-home")}
+            env = {**ctx.clean_env(), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": str(home / "hf-home")}
             run = run_child(
                 python_child("bench.peers", "dd-generate", str(EXAMPLE), str(n), str(home / "artifacts"),
                              python=dd_python),
