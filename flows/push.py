@@ -33,6 +33,7 @@ from tasks.events import emit_dataset_pushed
 from tasks.generation.result import GeneratedDataset
 from tasks.hub_commit import HubTarget
 from tasks.hub_metadata import hub_metadata, json_bytes
+from tasks.preupload import PreuploadResult, head_start_done, start_preuploads
 from tasks.redaction import redact_secrets
 from tasks.retry_policy import describe_failure, http_status
 from tasks.stage_cache import digest_files, fingerprint
@@ -59,6 +60,7 @@ class PushResult(BaseModel):
     revision: str
     dry_run: bool = False
     stages: list[StageResult] = Field(default_factory=list)
+    preuploads: list[PreuploadResult] = Field(default_factory=list)  # large files uploaded ahead of their stage
     plan: list[PlannedStage] = Field(default_factory=list)
     num_records: int = 0
 
@@ -270,28 +272,43 @@ def push_dataset(
     url = _prepare_repo(api, target, private, secret.get_secret_value())
     logger.info("Pushing %s (%d records) to %s as %s.", folder.root, folder.num_records, url, user)
 
-    # 3. The stages, in order; each commits on its own and is cached for a retry of this run.
+    # 3. The stages, in order; each commits on its own and is cached for a retry of this run. The large files of
+    # the data, images and processors stages upload in the background meanwhile (tasks.preupload).
     keys = _content_keys(folder, card)
     run_key = str(current_flow_run.root_flow_run_id)  # kept by a Retry, also of a parent flow
-    current_revision = target.revision
-    results: list[StageResult] = []
-    started = time.monotonic()
-    for stage in selected:
-        job = StageJob(
+
+    def job(stage: StageName, revision: str, preuploaded: bool = False) -> StageJob:
+        return StageJob(
             target=target,
             folder=folder,
             token=secret,
-            revision=current_revision,
+            revision=revision,
             messages=commit_messages,
             content_key=keys[stage],
             run_key=run_key,
+            preuploaded=preuploaded,
         )
-        stage_result = STAGE_TASKS[stage](job, card) if stage == "card" else STAGE_TASKS[stage](job)
+
+    ahead = start_preuploads(selected, lambda stage: job(stage, target.revision))
+    current_revision = target.revision
+    results: list[StageResult] = []
+    preuploads: list[PreuploadResult] = []
+    started = time.monotonic()
+    for stage in selected:
+        head_start = head_start_done(ahead.get(stage), stage)
+        preuploads += [head_start] if head_start else []
+        stage_job = job(stage, current_revision, head_start is not None and head_start.error is None)
+        stage_result = STAGE_TASKS[stage](stage_job, card) if stage == "card" else STAGE_TASKS[stage](stage_job)
         current_revision = stage_result.revision
         results.append(stage_result)
 
     push = PushResult(
-        repo_id=repo_id, url=url, revision=current_revision, stages=results, num_records=folder.num_records
+        repo_id=repo_id,
+        url=url,
+        revision=current_revision,
+        stages=results,
+        preuploads=preuploads,
+        num_records=folder.num_records,
     )
     artifacts.record_stage_table(repo_id, push.table())
     last_commit = next((c.oid for s in reversed(results) for c in reversed(s.commits)), None)

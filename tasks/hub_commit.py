@@ -11,6 +11,9 @@ The steps, for a ``CommitPlan``:
    the changes are split into ``(part i of n)`` commits, deletions in the last part;
 5. if the commit request fails without a clear answer, the branch is read again: when the new head is a
    commit with our title and our files, it landed and is recorded; the commit is never sent twice.
+
+``preupload_plan`` does steps 1, 2 and the uploads of step 4 alone, without committing: the push flow uses it to
+upload a stage's large files ahead of the stage's turn (see ``tasks.preupload``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
@@ -32,7 +36,27 @@ from tasks.stage_plan import CommitPlan, PlannedFile
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
-_PREUPLOAD_GROUP = 16  # files per pre-upload call: progress is reported between groups
+# Large files go to the Hub in groups, and progress is reported between groups. A group is as large as this, so
+# that huggingface_hub's upload threads stay busy and its per-call requests (upload modes, LFS batch) are few;
+# 256 files is its own batch limit.
+GROUP_MAX_FILES = 256
+GROUP_MAX_BYTES = 512 * 1024 * 1024
+
+
+def preupload_groups(
+    additions: list[CommitOperationAdd], max_files: int = GROUP_MAX_FILES, max_bytes: int = GROUP_MAX_BYTES
+) -> list[list[CommitOperationAdd]]:
+    """Split ``additions`` in order into groups of at most ``max_files``, each closed once it holds ``max_bytes``."""
+    groups: list[list[CommitOperationAdd]] = []
+    current: list[CommitOperationAdd] = []
+    size = 0
+    for op in additions:
+        current.append(op)
+        size += op.upload_info.size
+        if len(current) >= max_files or size >= max_bytes:
+            groups.append(current)
+            current, size = [], 0
+    return [*groups, current] if current else groups
 
 
 class HubTarget(BaseModel):
@@ -173,6 +197,95 @@ def _landed_commit(
     return new_head
 
 
+@dataclass(frozen=True)
+class _Comparison:
+    """A plan compared with the repo at one head: the files to upload and the paths to delete."""
+
+    head: str
+    digests: dict[str, FileDigest]
+    changed: list[PlannedFile]
+    deletions: list[str]
+
+
+def _compare(
+    api: HfApi, target: HubTarget, plan: CommitPlan, token: str, revision: str, head: str | None
+) -> _Comparison:
+    """Read the head (unless given) and the files the plan owns there; keep the files whose content differs."""
+    head = head or api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
+    assert head is not None
+    remote = remote_files(api, target, head, plan, token)
+    digests = _digests(plan.files)
+    changed = [
+        f
+        for f in plan.files
+        if f.path_in_repo not in remote or not _is_same(remote[f.path_in_repo], digests[f.path_in_repo])
+    ]
+    deletions = sorted(p for p in remote if p not in digests) if plan.scope is not None else []
+    return _Comparison(head=head, digests=digests, changed=changed, deletions=deletions)
+
+
+def _addition(planned: PlannedFile) -> CommitOperationAdd:
+    source = planned.content if planned.content is not None else str(planned.local_path)
+    return CommitOperationAdd(path_in_repo=planned.path_in_repo, path_or_fileobj=source)
+
+
+def _upload_large_files(
+    api: HfApi,
+    target: HubTarget,
+    additions: list[CommitOperationAdd],
+    revision: str,
+    create_pr: bool,
+    token: str,
+    progress: ProgressFn | None,
+    done_bytes: int,
+    total_bytes: int,
+) -> int:
+    """Upload the large files among ``additions`` group by group (the Hub skips content it already has), reporting
+    progress between groups; returns ``done_bytes`` plus the bytes of ``additions``."""
+    for group in preupload_groups(additions):
+        api.preupload_lfs_files(
+            target.repo_id, group, revision=revision, repo_type=target.repo_type, create_pr=create_pr, token=token
+        )
+        done_bytes += sum(op.upload_info.size for op in group)
+        if progress is not None:
+            progress(done_bytes, total_bytes)
+    return done_bytes
+
+
+def preupload_plan(
+    api: HfApi,
+    target: HubTarget,
+    plan: CommitPlan,
+    token: str,
+    *,
+    revision: str | None = None,
+    progress: ProgressFn | None = None,
+) -> int:
+    """Upload the large files of ``plan`` that the repo does not hold yet, without committing them.
+
+    The Hub stores large files by content (sha256), so this may run before the plan's turn to commit;
+    ``commit_plan`` later finds their content stored and only references it. An upload that is never committed
+    changes nothing in the repo.
+
+    Args:
+        api: The client (its endpoint is the Hub pushed to).
+        target: Repo, branch and PR mode.
+        plan: The stage commit whose files to upload.
+        token: The token every request uses.
+        revision: Branch or ``refs/pr/N`` the files are for (default ``target.revision``).
+        progress: Called with (bytes done, bytes total) while large files upload.
+
+    Returns:
+        The bytes of the files that differ from the repo (uploaded now, or found stored already).
+    """
+    revision = revision or target.revision
+    create_pr = target.create_pr and not revision.startswith("refs/pr/")
+    compared = _compare(api, target, plan, token, revision, None)
+    total = sum(compared.digests[f.path_in_repo].size for f in compared.changed)
+    additions = [_addition(f) for f in compared.changed]
+    return _upload_large_files(api, target, additions, revision, create_pr, token, progress, 0, total)
+
+
 def commit_plan(
     api: HfApi,
     target: HubTarget,
@@ -203,18 +316,8 @@ def commit_plan(
     """
     revision = revision or target.revision
     create_pr = target.create_pr and not revision.startswith("refs/pr/")
-    head = head or api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
-    assert head is not None
-    remote = remote_files(api, target, head, plan, token)
-
-    digests = _digests(plan.files)
-    changed = [
-        f
-        for f in plan.files
-        if f.path_in_repo not in remote or not _is_same(remote[f.path_in_repo], digests[f.path_in_repo])
-    ]
-    planned_paths = set(digests)
-    deletions = sorted(p for p in remote if p not in planned_paths) if plan.scope is not None else []
+    compared = _compare(api, target, plan, token, revision, head)
+    head, digests, changed, deletions = compared.head, compared.digests, compared.changed, compared.deletions
     folder_deletions = [d for d in delete_folders if folder_exists(api, target, head, d, token)]
     outcome = CommitOutcome(label=plan.label, files_unchanged=len(plan.files) - len(changed), head=head)
     if not changed and not deletions and not folder_deletions:
@@ -230,26 +333,10 @@ def commit_plan(
     for index, chunk in enumerate(chunks, start=1):
         last = index == len(chunks)
         message = plan.message if len(chunks) == 1 else f"{plan.message} (part {index} of {len(chunks)})"
-        additions = [
-            CommitOperationAdd(
-                path_in_repo=f.path_in_repo,
-                path_or_fileobj=f.content if f.content is not None else str(f.local_path),
-            )
-            for f in chunk
-        ]
-        for start in range(0, len(additions), _PREUPLOAD_GROUP):
-            group = additions[start : start + _PREUPLOAD_GROUP]
-            api.preupload_lfs_files(
-                target.repo_id,
-                group,
-                revision=revision,
-                repo_type=target.repo_type,
-                create_pr=create_pr,
-                token=token,
-            )
-            done_bytes += sum(op.upload_info.size for op in group)
-            if progress is not None:
-                progress(done_bytes, total_bytes)
+        additions = [_addition(f) for f in chunk]
+        done_bytes = _upload_large_files(
+            api, target, additions, revision, create_pr, token, progress, done_bytes, total_bytes
+        )
         removals: list[str] = deletions if last else []
         removed_folders: list[str] = folder_deletions if last else []
         operations: list[CommitOperationAdd | CommitOperationDelete] = [

@@ -86,6 +86,7 @@ class StageJob(BaseModel):
         content_key: Fingerprint of the content this stage pushes (see ``tasks.stage_cache``).
         run_key: The root flow run this push belongs to: a Retry keeps it, also when the push is a subflow
             (Prefect gives a retried subflow a new run id, but its root stays).
+        preuploaded: ``tasks.preupload`` uploaded this stage's large files ahead, and reported their progress.
     """
 
     target: HubTarget
@@ -95,6 +96,7 @@ class StageJob(BaseModel):
     messages: dict[str, str] | None = None
     content_key: str
     run_key: str = ""
+    preuploaded: bool = False
 
 
 class StageResult(BaseModel):
@@ -155,7 +157,9 @@ def _run_plans(
         return result
     api = HfApi()
     for plan in plans:
-        progress = artifacts.UploadProgress(target.repo_id, progress_label) if progress_label else None
+        progress = None
+        if progress_label and not job.preuploaded:
+            progress = artifacts.UploadProgress(target.repo_id, progress_label)
         try:
             outcome = commit_plan(
                 api,

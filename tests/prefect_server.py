@@ -80,6 +80,10 @@ def _stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
 # Task states of a push that failed at its processors stage, once retried from the UI: the stages that had
 # committed come from Prefect's cache, the others run again.
 RETRIED_FROM_PROCESSORS = {
+    # the uploads made ahead of their stages (tasks.preupload) had finished: taken from the cache too
+    "preupload-data": "Cached",
+    "preupload-images": "Cached",
+    "preupload-processors": "Cached",
     "push-card": "Cached",
     "push-data": "Cached",
     "push-images": "Cached",
@@ -87,6 +91,15 @@ RETRIED_FROM_PROCESSORS = {
     "push-builder-config": "Completed",
     "push-metadata": "Completed",
 }
+
+
+def _base_name(task_run: Any) -> str:
+    """A task run's name without the ``-<dynamic key>`` Prefect appends to a default name (whole, or its first
+    3 characters); a name given by ``task_run_name`` (``preupload-data``) is kept."""
+    for suffix in (f"-{task_run.dynamic_key}", f"-{task_run.dynamic_key[:3]}"):
+        if task_run.name.endswith(suffix):
+            return str(task_run.name[: -len(suffix)])
+    return str(task_run.name)
 
 
 class PrefectServer:
@@ -191,7 +204,8 @@ class PrefectServer:
         return wait_for(probe, timeout=timeout, what=f"flow run {flow_run_id} to finish")
 
     def task_run_states(self, flow_run_id: UUID) -> dict[str, str]:
-        """Task name (without its ``-<n>`` suffix) → name of its latest state, for the task runs of a flow run."""
+        """Task run name (without the ``-<key>`` Prefect adds to a default name) → name of its latest state, for the
+        task runs of a flow run."""
         from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 
         with self.client() as client:
@@ -200,7 +214,7 @@ class PrefectServer:
             )
         states: dict[str, str] = {}
         for run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
-            states[run.name.rsplit("-", 1)[0]] = run.state.name if run.state else ""
+            states[_base_name(run)] = run.state.name if run.state else ""
         return states
 
     def runs_of(self, deployment_id: UUID) -> list[Any]:

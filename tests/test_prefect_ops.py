@@ -170,6 +170,9 @@ def test_push_failing_mid_stage_is_resumed_by_ui_retry(
     assert failed.state.is_failed(), served_deployments.log_tail()
     states = prefect_server.task_run_states(faulted)
     assert states == {
+        "preupload-data": "Completed",
+        "preupload-images": "Completed",
+        "preupload-processors": "Completed",
         "push-card": "Completed",
         "push-data": "Completed",
         "push-images": "Completed",

@@ -12,9 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from factories import make_dataset_folder
+from huggingface_hub import CommitOperationAdd
 
 from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
 from tasks.file_digest import DigestCache, compute_digest
+from tasks.hub_commit import preupload_groups
 from tasks.hub_metadata import hub_metadata
 from tasks.redaction import REDACTED, redact_secrets
 from tasks.repo_layout import repo_path
@@ -52,7 +54,11 @@ def test_good_repo_id_and_description() -> None:
 
 def test_scan_finds_every_part(tmp_path: Path) -> None:
     folder = scan_dataset_folder(make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=7))
-    assert [p.name for p in folder.data_files] == ["batch_00000.parquet", "batch_00001.parquet", "batch_00002.parquet"]
+    assert [p.name for p in folder.data_files] == [
+        "batch_00000.parquet",
+        "batch_00001.parquet",
+        "batch_00002.parquet",
+    ]
     assert folder.num_records == 21
     assert [(p.name, p.single_file, len(p.files)) for p in folder.processors] == [
         ("conversations", False, 3),
@@ -186,7 +192,9 @@ def test_stage_plans(tmp_path: Path) -> None:
     ]
     assert [f.path_in_repo for f in procs[1].files] == ["summary/summary.parquet"]
     assert plan_files_stage("images", folder)[0].scope == "images"
-    bare = scan_dataset_folder(make_dataset_folder(tmp_path / "bare", images=0, processor_dir=None, processor_file=None))
+    bare = scan_dataset_folder(
+        make_dataset_folder(tmp_path / "bare", images=0, processor_dir=None, processor_file=None)
+    )
     assert plan_files_stage("images", bare) == [] and plan_files_stage("processors", bare) == []
     card = plan_content_stage("card", b"---\n---\n")
     assert card.files[0].path_in_repo == "README.md" and card.scope is None
@@ -265,3 +273,17 @@ def test_the_push_flow_imports_no_card_renderer() -> None:
     code = f"import sys, flows.push; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_preupload_groups_keep_order_and_limits() -> None:
+    ops = [CommitOperationAdd(path_in_repo=f"data/{i}.parquet", path_or_fileobj=b"x" * size)
+           for i, size in enumerate([10, 10, 50, 1, 1, 1, 1, 200, 1])]  # fmt: skip
+    groups = preupload_groups(ops, max_files=4, max_bytes=60)
+    assert [[op.path_in_repo for op in g] for g in groups] == [
+        ["data/0.parquet", "data/1.parquet", "data/2.parquet"],  # 70 bytes: closed by size
+        ["data/3.parquet", "data/4.parquet", "data/5.parquet", "data/6.parquet"],  # closed by count
+        ["data/7.parquet"],  # one file above the byte limit is a group of its own
+        ["data/8.parquet"],
+    ]
+    assert preupload_groups([]) == []
+    assert len(preupload_groups(ops)) == 1  # the defaults: 512 MiB and 256 files

@@ -101,9 +101,12 @@ class KillPoint:
     may_finish: bool = False  # random points may come after the push already finished
     # Its rule cannot be scoped to the repo (repo-create names the repo in the body): nothing else may run.
     unscoped: bool = False
+    # Push with uploads ahead of the stages (the default). Off, requests come in the stage order below, which the
+    # rules' ``skip`` counts rely on; on, the pre-uploads' requests interleave with the stages'.
+    upload_ahead: bool = False
 
 
-# The fresh push of the crash folder makes, in order (request index per route in brackets):
+# The fresh push of the crash folder with HFDS_UPLOAD_AHEAD=0 makes, in order (request index per route in brackets):
 # whoami, repo-create, card: repo-info[0] paths-info preupload[0] commit[0]; data: repo-info[1] tree preupload[1]
 # lfs-upload[0,1] commit[1]; images: repo-info[2] ... lfs-upload[2,3] commit[2]; processors: resolve[0] (HEAD of the
 # old metadata.json), conversations: repo-info[3] ... lfs-upload[4,5] commit[3], summary: repo-info[4] ...
@@ -134,6 +137,20 @@ PUSH_POINTS = [
     ),
     *(
         KillPoint(f"at random, {t:.2f} s in", [], after(t), may_finish=True)
+        for t in sorted(_RANDOM.uniform(0.1, 1.2) for _ in range(2))
+    ),
+    # The default push: the first large file uploaded is the data stage's, ahead of its turn (during the card).
+    KillPoint(
+        "mid upload ahead of the data stage",
+        [{"route": "lfs-upload", "skip": 0, **HOLD}],
+        fired(),
+        upload_ahead=True,
+    ),
+    KillPoint(
+        "in the card commit, uploads ahead", [{"route": "commit", "skip": 0, **HOLD}], fired(), upload_ahead=True
+    ),
+    *(
+        KillPoint(f"at random, {t:.2f} s in, uploads ahead", [], after(t), may_finish=True, upload_ahead=True)
         for t in sorted(_RANDOM.uniform(0.1, 1.2) for _ in range(2))
     ),
 ]
@@ -170,7 +187,7 @@ def _lfs_bytes(folder: Path, rel: str) -> int:
 
 
 def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushCase) -> None:
-    env = child_env()
+    envs = {True: child_env(), False: {**child_env(), "HFDS_UPLOAD_AHEAD": "0"}}
     points = PUSH_POINTS
     assert len(points) >= 10
     repos = {p.name: f"alice/crash-{i:02d}-{random.randrange(16**6):06x}" for i, p in enumerate(points)}
@@ -189,7 +206,7 @@ def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushC
                 hub.faults.add(rule["route"], **scope, **{k: v for k, v in rule.items() if k != "route"})
                 for rule in point.rules
             ]
-            child = start_child("flows.push", _cli_args(push_case.folder, repo_id), env)
+            child = start_child("flows.push", _cli_args(push_case.folder, repo_id), envs[point.upload_ahead])
             running[point.name] = (point, child, ids, time.time())
             blocked = point.unscoped
         for name, (point, child, ids, started) in list(running.items()):
@@ -215,7 +232,7 @@ def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushC
 
     # The same push again: with the same command line for some points, in this process for the others.
     clis = [
-        (p, start_child("flows.push", _cli_args(push_case.folder, repos[p.name]), env))
+        (p, start_child("flows.push", _cli_args(push_case.folder, repos[p.name]), envs[True]))
         for p in points
         if p.cli_rerun
     ]

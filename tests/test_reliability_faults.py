@@ -15,6 +15,11 @@ Per route (preupload, lfs-upload, commit, repo-info, resolve):
 - an outage (503 on every request from some stage on): past the retry budget the push must fail with the Hub's
   status in its message and the failed stage visible in Prefect, and a rerun without faults must complete it.
 
+Uploads ahead of the stages (``tasks.preupload``) run in a background task, so their requests interleave with the
+stages' in no fixed order. The cells that pick a request by its position (``skip``) therefore push with
+``HFDS_UPLOAD_AHEAD=0`` (``stage_uploads_only``), where requests come in stage order; the 30 % cells and
+``test_a_failed_upload_ahead_is_taken_over_by_its_stage`` push as users do, uploads ahead included.
+
 Test-speed scaling: stage retries 2 × 0.1/0.2 s (conftest); huggingface_hub's own back-off (1, 2, 4, 8, 8 s) is
 scaled to 0.05 … 0.2 s here (``fast_client_backoff``); ``Retry-After`` is kept (the client sleeps it + 1 s).
 
@@ -51,6 +56,8 @@ from reliability_support import (
     titles,
     wait_for,
 )
+
+from tasks.file_digest import compute_digest
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
 
@@ -136,13 +143,21 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, hub: Any) -> Scenario:
     reference = "alice/fault-matrix-reference"
     seed_repo(reference, earlier)
     hub.clear_requests()
-    push(folder, reference)
+    with pytest.MonkeyPatch.context() as env:  # the request counts the position-picked cells compare with
+        env.setenv("HFDS_UPLOAD_AHEAD", "0")
+        push(folder, reference)
     clean: dict[str, int] = {}
     for record in hub.requests:
         clean[record.route] = clean.get(record.route, 0) + 1
     files = repo_files(reference)
     assert "data/batch_00002.parquet" not in files and not any(p.startswith("summary/") for p in files)
     return Scenario(earlier=earlier, folder=folder, reference=reference, clean_requests=clean)
+
+
+@pytest.fixture
+def stage_uploads_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Push without uploads ahead of the stages, so that requests come in stage order (see the module docstring)."""
+    monkeypatch.setenv("HFDS_UPLOAD_AHEAD", "0")
 
 
 @pytest.fixture(autouse=True)
@@ -218,6 +233,7 @@ def _run_cell(
 # ------------------------------------------------------------------------------------------------ single faults
 
 
+@pytest.mark.usefixtures("stage_uploads_only")
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("route", ROUTES)
 def test_single_fault_is_survived(hub: Any, scenario: Scenario, repo_id: str, route: str, kind: str) -> None:
@@ -270,6 +286,7 @@ def test_thirty_percent_on_every_route_at_once(hub: Any, scenario: Scenario, rep
 # ------------------------------------------------------------------------------------------------ outages
 
 
+@pytest.mark.usefixtures("stage_uploads_only")
 @pytest.mark.parametrize("route", [r for r in ROUTES if r != "resolve"])  # resolve: the test below
 def test_outage_fails_clearly_and_a_rerun_completes(
     hub: Any, scenario: Scenario, repo_id: str, route: str
@@ -292,6 +309,29 @@ def test_outage_fails_clearly_and_a_rerun_completes(
         f"looked for in the cause. Failure: {failure}"
     )
     assert "503" in failure, f"the failure does not name the Hub's answer: {failure}"
+
+
+def test_a_failed_upload_ahead_is_taken_over_by_its_stage(hub: Any, scenario: Scenario, repo_id: str) -> None:
+    """The data files' upload ahead of their stage fails (the Hub refuses its LFS batch request): the run shows no
+    failed task, the result says why the head start stopped, and the data stage uploads the files itself and
+    commits them, with the same end as a clean push."""
+    # The first LFS batch requests are the data pre-upload's (the card has no large file, the data stage waits for
+    # it): refuse as many as huggingface_hub tries (1 + its retries), so that the pre-upload gives up.
+    from huggingface_hub.utils import _http
+
+    attempts = 1 + int(_http.http_backoff.__kwdefaults__["max_retries"])
+    state, failure = _run_cell(hub, scenario, repo_id, [{"route": "lfs-batch", "count": attempts, "status": 503}])
+    assert failure is None, failure
+    errors = {p.stage: p.error for p in state.result().preuploads}
+    assert errors.keys() == {"data", "images", "processors"}
+    assert errors["data"] is not None and "503" in errors["data"], errors
+    assert errors["images"] is None and errors["processors"] is None, errors
+    assert _failed_stage_tasks(state.state_details.flow_run_id) == []
+    uploads = [r.path for r in hub.requests if r.route == "lfs-upload"]  # /lfs-upload/{oid}/...
+    data_oids = [compute_digest(p).sha256 for p in (scenario.folder / "parquet-files").glob("*.parquet")]
+    assert data_oids and all(any(oid in path for path in uploads) for oid in data_oids), (
+        "the data stage did not upload the files its pre-upload could not"
+    )
 
 
 def test_resolve_outage_is_not_mistaken_for_no_previous_push(hub: Any, scenario: Scenario, repo_id: str) -> None:
@@ -347,6 +387,7 @@ def test_every_commit_answer_lost(hub: Any, scenario: Scenario, repo_id: str) ->
     assert_same_as_reference(repo_id, scenario.reference)
 
 
+@pytest.mark.usefixtures("stage_uploads_only")
 def test_lost_answer_then_failed_check_is_not_committed_twice(hub: Any, scenario: Scenario, repo_id: str) -> None:
     """The data commit lands, its answer is lost, and the check that looks for it fails too (503 on repo-info):
     the stage is retried, finds its files on the Hub and makes no second commit."""
@@ -365,6 +406,7 @@ def test_lost_answer_then_failed_check_is_not_committed_twice(hub: Any, scenario
     assert_same_as_reference(repo_id, scenario.reference)
 
 
+@pytest.mark.usefixtures("stage_uploads_only")
 def test_lost_answer_of_one_part_of_a_split_commit(hub: Any, repo_id: str, tmp_path: Path) -> None:
     """A stage split into ``(part i of n)`` commits loses the answer of part 2: parts are neither repeated nor
     skipped."""
