@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SCENARIOS = ("push", "retry", "card", "generation", "floor")
+SCENARIOS = ("push", "link", "retry", "card", "generation", "floor")
 
 
 def _log(message: str) -> None:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
     try:
-        if {"push", "generation"} & set(only):
+        if {"push", "link", "generation"} & set(only):
             ensure_dd_venv(log=_log)
             raw["meta"]["data_designer_venv"] = dd_versions()
         _log(f"work dir {work}; starting the embedded Hub and a Prefect server ...")
@@ -94,12 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         from bench.scenarios import push as push_scenarios
 
         folder = info = None
-        if {"push", "retry", "floor"} & set(only):
+        if {"push", "link", "retry", "floor"} & set(only):
             folder, info = push_scenarios.ensure_folder(ctx, records, batch)
             raw["folder"] = info
         if "push" in only:
             _log("scenarios 1-2: push and identical re-push ...")
             raw["push"] = push_scenarios.push_scenarios(ctx, folder)
+        if "link" in only:
+            _log("scenario 1b: push over a simulated link ...")
+            raw["link"] = push_scenarios.link_scenario(ctx, folder)
+            raw["meta"]["link"] = push_scenarios.LINK
         if "retry" in only:
             _log("scenario 3: retry after a failure at the processors stage ...")
             raw["retry"] = push_scenarios.retry_scenario(ctx, folder, info)

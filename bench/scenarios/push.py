@@ -1,5 +1,6 @@
-"""Push scenarios: the same folder pushed by each tool (1), pushed again unchanged (2), a retried push after a
-failure at the processors stage (3), and the machine's floor for the same bytes (6).
+"""Push scenarios: the same folder pushed by each tool (1), the same over a simulated link to a distant Hub
+(1b), pushed again unchanged (2), a retried push after a failure at the processors stage (3), and the machine's
+floor for the same bytes (6).
 
 Each push is a child process (``bench.push`` for ours, ``bench.peers`` for the others) against the embedded
 Hub; the Hub's request log, cleared before each push, gives the commits created and the bytes received.
@@ -140,6 +141,35 @@ def push_scenarios(ctx: Context, folder: Path) -> dict[str, Any]:
     tools["python_hf_import"] = fixed("imports")
     tools["python_prefect_import"] = fixed("prefect-import")
     return interleave(tools, ctx.repeats, progress=ctx.log)
+
+
+# --- scenario 1b: the same push over a simulated link -----------------------------------------------------------
+
+# A distant Hub: every request waits REQUEST_S more (a round trip), a commit COMMIT_S more (the Hub's git work).
+LINK = {"request_s": 0.04, "commit_s": 0.5}
+LINK_TOOLS = ("staged", "upload_folder", "dd_push")
+
+
+def link_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
+    """Scenario 1 for ours, ``upload_folder`` and Data Designer, with latency injected at the embedded Hub on
+    every request (and more on commits): where round trips and commits, not the CPU, decide."""
+
+    def tool_round(tool: str):
+        def one(round_no: int) -> dict[str, Any]:
+            repo = ctx.repo(f"link-{tool.replace('_', '-')}")
+            home = ctx.fresh_dir(f"link-{tool}")
+            ctx.clear_faults()
+            # The first rule that fires applies alone: a commit waits for both.
+            ctx.add_fault(route="commit", latency=LINK["commit_s"] + LINK["request_s"], count=None)
+            ctx.add_fault(route="*", latency=LINK["request_s"], count=None)
+            try:
+                return _measured_push(ctx, tool, folder, repo, home, f"link-{tool}-{round_no}")
+            finally:
+                ctx.clear_faults()
+
+        return one
+
+    return interleave({tool: tool_round(tool) for tool in LINK_TOOLS}, ctx.repeats, progress=ctx.log)
 
 
 # --- scenario 3: retry after a failure at the processors stage --------------------------------------------------
