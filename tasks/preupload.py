@@ -25,8 +25,10 @@ Example:
     def data_with_head_start():
         job = StageJob(target=HubTarget(repo_id="alice/greetings"), folder=scan_dataset_folder("my-dataset"),
                        token=SecretStr("hf_..."), revision="main", content_key="v1")
-        ahead = preupload_stage.submit(job, "data").result()
-        return push_data(job.model_copy(update={"preuploaded": ahead.error is None}))
+        ahead = preupload_stage.submit(job, "data")  # uploads while this flow does other work
+        ...
+        done = ahead.result()
+        return push_data(job.model_copy(update={"preuploaded": done.error is None}))
     ```
 """
 
