@@ -59,7 +59,9 @@ def test_checkpoint_commits_stay_within_the_interval(hub: object, repo_id: str, 
     assert remote is not None and remote.completed_batches == list(range(12))
 
 
-def test_failed_checkpoint_commits_are_retried_and_never_duplicated(hub: Any, repo_id: str, tmp_path: Path) -> None:
+def test_failed_checkpoint_commits_are_retried_and_never_duplicated(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
     import pyarrow as pa
 
     state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=2, processors=[])
@@ -92,8 +94,12 @@ def test_run_resumes_from_its_checkpoint_when_the_folder_is_gone(
     first = generate_dataset(GREETINGS, 1200, out, batch_size=100, seed=4, checkpoint=target)
     assert first.checkpoint_commits and first.resumed_batches == 0
     files = set(HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt"))
-    assert {"metadata.json", "builder_config.json", "parquet-files/batch_00011.parquet",
-            "processors-files/conversations/batch_00011.parquet"} <= files  # final flush
+    assert {
+        "metadata.json",
+        "builder_config.json",
+        "parquet-files/batch_00011.parquet",
+        "processors-files/conversations/batch_00011.parquet",
+    } <= files  # final flush
     expected = parquet_bytes(out)
 
     shutil.rmtree(out)
@@ -153,6 +159,24 @@ def _started(
     checkpointer.prepare()
     checkpointer.start()
     return checkpointer
+
+
+def test_without_final_flush_the_worker_starts_with_the_first_commit(
+    hub: object, repo_id: str, tmp_path: Path
+) -> None:
+    """No final flush: a run shorter than the interval commits nothing, so no worker process is started for it;
+    a commit that comes due starts the worker and is made by it."""
+    short = _started(tmp_path, repo_id, 3, interval=30, final_flush=False)
+    short.add([_batch(tmp_path, 0)], 0)
+    assert short._worker is None
+    assert short.close() == [] and short._worker is None
+
+    due = _started(tmp_path, repo_id, 3, interval=0, final_flush=False)
+    assert due._worker is None
+    due.add([_batch(tmp_path, 1)], 1)
+    assert wait_for(lambda: len(due.commits) == 1, 10)
+    assert due._worker is not None and due._worker.poll() is None
+    due.close()
 
 
 def test_checkpoint_commits_are_made_by_a_worker_process_that_is_replaced_when_it_dies(

@@ -286,14 +286,16 @@ class Checkpointer:
     # ------------------------------------------------------------------ background commits
 
     def start(self) -> None:
-        """Start the background committer (and its worker process, which imports while generation starts).
+        """Start the background committer, and its worker process when a commit is certain.
 
         The first periodic commit comes one interval after the start: a run shorter than the interval makes a
         single commit, its final flush at :meth:`close`, instead of one for its first batch and a final one that
-        would have to wait for the interval.
+        would have to wait for the interval. With the final flush there will be a commit, so the worker starts
+        now and imports while generation starts; without it, a run shorter than the interval commits nothing,
+        and the worker starts with the first commit.
         """
         self._first_due = time.monotonic() + self.target.interval_seconds
-        if self._use_worker:
+        if self._use_worker and self.target.final_flush:
             self._start_worker()
         self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
         self._thread.start()
