@@ -93,6 +93,23 @@ RETRIED_FROM_PROCESSORS = {
 }
 
 
+def final_task_runs(client: Any, flow_run_ids: list[Any], timeout: float = 15.0) -> list[Any]:
+    """The task runs of these flow runs, read until each has a final state (or ``timeout``): Prefect 3 records
+    task-run states from events, which the server may write after the flow run itself has ended."""
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = list(
+            client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=flow_run_ids))
+            )
+        )
+        if all(r.state is not None and r.state.is_final() for r in runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.05)
+
+
 def _base_name(task_run: Any) -> str:
     """A task run's name without the ``-<dynamic key>`` Prefect appends to a default name (whole, or its first
     3 characters); a name given by ``task_run_name`` (``preupload-data``) is kept."""
@@ -206,12 +223,9 @@ class PrefectServer:
     def task_run_states(self, flow_run_id: UUID) -> dict[str, str]:
         """Task run name (without the ``-<key>`` Prefect adds to a default name) → name of its latest state, for the
         task runs of a flow run."""
-        from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 
         with self.client() as client:
-            runs = client.read_task_runs(
-                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]))
-            )
+            runs = final_task_runs(client, [flow_run_id])
         states: dict[str, str] = {}
         for run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
             states[_base_name(run)] = run.state.name if run.state else ""

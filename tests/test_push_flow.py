@@ -20,10 +20,9 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
-    TaskRunFilter,
-    TaskRunFilterFlowRunId,
 )
 from prefect.states import AwaitingRetry
+from prefect_server import final_task_runs
 from pydantic import SecretStr
 from reliability_support import assert_same_as_reference, repo_files, titles
 
@@ -289,9 +288,7 @@ def _stage_states(root_run_id: Any) -> dict[str, str | None]:
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root_run_id]))
         )
         run_ids += [c.id for c in children]
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=run_ids))
-        )
+        runs = final_task_runs(client, run_ids)
     states: dict[str, str | None] = {}
     for run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
         if run.name.startswith("push-"):

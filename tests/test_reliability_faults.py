@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 from factories import make_dataset_folder
 from prefect import get_client
-from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+from prefect_server import final_task_runs
 from reliability_support import (
     assert_same_as_reference,
     client_timeout,
@@ -185,9 +185,7 @@ def _settle(hub: Any, rule_ids: list[str], timeout: float = 10) -> int:
 def _failed_stage_tasks(flow_run_id: Any) -> list[tuple[str, int]]:
     """(stage task name, attempts) of the failed task runs of a flow run."""
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]))
-        )
+        runs = final_task_runs(client, [flow_run_id])
     return sorted(
         (r.name.rsplit("-", 1)[0], r.run_count) for r in runs if r.state is not None and r.state.is_failed()
     )
