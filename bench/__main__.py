@@ -1,8 +1,8 @@
 """``python -m bench [--quick] [--out results.json]``: this project measured side by side with the tools users
 would pick instead (one ``upload_folder``, Data Designer 0.9.6, ``datasets``), on one machine, in one run.
 
-Scenarios (``--only`` picks some): ``push`` (1: first push, 2: identical re-push), ``retry`` (3), ``card`` (4),
-``generation`` (5), ``floor`` (6). What it sets up:
+Scenarios (``--only`` picks some): ``push`` (1: first push, 2: identical re-push), ``link`` (1b: the first push
+with latency injected at the Hub), ``retry`` (3), ``card`` (4), ``generation`` (5), ``floor`` (6). What it sets up:
 
 - a work dir in the system temp dir (removed at the end unless ``--keep``);
 - the embedded Hub (``python -m localhub``) and one ``prefect server start`` for our push, as child processes;
