@@ -61,7 +61,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _base_name(task_run: Any) -> str:
     """A task run's name without the ``-<dynamic key>`` Prefect appends to a default name (whole, or its first
-    3 characters); a name given by ``task_run_name`` (``preupload-data``) is kept."""
+    3 characters); a name given by ``task_run_name`` (``preupload-data``) is kept. The same as
+    ``tests/prefect_server.task_run_base_name``: the benchmark does not import the test harness."""
     for suffix in (f"-{task_run.dynamic_key}", f"-{task_run.dynamic_key[:3]}"):
         if task_run.name.endswith(suffix):
             return str(task_run.name[: -len(suffix)])
@@ -95,10 +96,15 @@ def _retry(args: argparse.Namespace) -> dict[str, Any]:
             parameters={"dataset": args.dir, "repo_id": args.repo, "description": DESCRIPTION},
         )
     done = time.perf_counter()
+    deadline = time.monotonic() + 15  # Prefect 3 records task-run states from events, after the run returned
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id]))
-        )
+        while True:
+            runs = client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id]))
+            )
+            if all(r.state is not None and r.state.is_final() for r in runs) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     latest: dict[str, str] = {}
     for task_run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
         latest[_base_name(task_run)] = task_run.state.name if task_run.state else ""

@@ -224,9 +224,14 @@ def _compare(
     return _Comparison(head=head, digests=digests, changed=changed, deletions=deletions)
 
 
-def _addition(planned: PlannedFile) -> CommitOperationAdd:
-    source = planned.content if planned.content is not None else str(planned.local_path)
-    return CommitOperationAdd(path_in_repo=planned.path_in_repo, path_or_fileobj=source)
+def _addition(planned: PlannedFile, digest: FileDigest) -> CommitOperationAdd:
+    if planned.content is not None:
+        return CommitOperationAdd(path_in_repo=planned.path_in_repo, path_or_fileobj=planned.content)
+    operation = CommitOperationAdd(path_in_repo=planned.path_in_repo, path_or_fileobj=str(planned.local_path))
+    # The digest cache knows the sha256: huggingface_hub need not read the file to hash it (it hashes lazily, once
+    # per operation, and a file uploaded ahead of its stage gets a second operation at the commit).
+    operation.upload_info.sha256 = bytes.fromhex(digest.sha256)
+    return operation
 
 
 def _upload_large_files(
@@ -282,7 +287,7 @@ def preupload_plan(
     create_pr = target.create_pr and not revision.startswith("refs/pr/")
     compared = _compare(api, target, plan, token, revision, None)
     total = sum(compared.digests[f.path_in_repo].size for f in compared.changed)
-    additions = [_addition(f) for f in compared.changed]
+    additions = [_addition(f, compared.digests[f.path_in_repo]) for f in compared.changed]
     return _upload_large_files(api, target, additions, revision, create_pr, token, progress, 0, total)
 
 
@@ -333,7 +338,7 @@ def commit_plan(
     for index, chunk in enumerate(chunks, start=1):
         last = index == len(chunks)
         message = plan.message if len(chunks) == 1 else f"{plan.message} (part {index} of {len(chunks)})"
-        additions = [_addition(f) for f in chunk]
+        additions = [_addition(f, digests[f.path_in_repo]) for f in chunk]
         done_bytes = _upload_large_files(
             api, target, additions, revision, create_pr, token, progress, done_bytes, total_bytes
         )

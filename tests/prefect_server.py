@@ -110,7 +110,7 @@ def final_task_runs(client: Any, flow_run_ids: list[Any], timeout: float = 15.0)
         time.sleep(0.05)
 
 
-def _base_name(task_run: Any) -> str:
+def task_run_base_name(task_run: Any) -> str:
     """A task run's name without the ``-<dynamic key>`` Prefect appends to a default name (whole, or its first
     3 characters); a name given by ``task_run_name`` (``preupload-data``) is kept."""
     for suffix in (f"-{task_run.dynamic_key}", f"-{task_run.dynamic_key[:3]}"):
@@ -228,7 +228,7 @@ class PrefectServer:
             runs = final_task_runs(client, [flow_run_id])
         states: dict[str, str] = {}
         for run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
-            states[_base_name(run)] = run.state.name if run.state else ""
+            states[task_run_base_name(run)] = run.state.name if run.state else ""
         return states
 
     def runs_of(self, deployment_id: UUID) -> list[Any]:

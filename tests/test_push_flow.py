@@ -22,7 +22,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterParentFlowRunId,
 )
 from prefect.states import AwaitingRetry
-from prefect_server import final_task_runs
+from prefect_server import final_task_runs, task_run_base_name
 from pydantic import SecretStr
 from reliability_support import assert_same_as_reference, repo_files, titles
 
@@ -292,7 +292,7 @@ def _stage_states(root_run_id: Any) -> dict[str, str | None]:
     states: dict[str, str | None] = {}
     for run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
         if run.name.startswith("push-"):
-            states[run.name.rsplit("-", 1)[0]] = run.state.name if run.state else None
+            states[task_run_base_name(run)] = run.state.name if run.state else None
     return states
 
 

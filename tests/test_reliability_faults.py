@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 from factories import make_dataset_folder
 from prefect import get_client
-from prefect_server import final_task_runs
+from prefect_server import final_task_runs, task_run_base_name
 from reliability_support import (
     assert_same_as_reference,
     client_timeout,
@@ -187,7 +187,7 @@ def _failed_stage_tasks(flow_run_id: Any) -> list[tuple[str, int]]:
     with get_client(sync_client=True) as client:
         runs = final_task_runs(client, [flow_run_id])
     return sorted(
-        (r.name.rsplit("-", 1)[0], r.run_count) for r in runs if r.state is not None and r.state.is_failed()
+        (task_run_base_name(r), r.run_count) for r in runs if r.state is not None and r.state.is_failed()
     )
 
 
