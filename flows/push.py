@@ -277,7 +277,7 @@ def push_dataset(
     keys = _content_keys(folder, card)
     run_key = str(current_flow_run.root_flow_run_id)  # kept by a Retry, also of a parent flow
 
-    def job(stage: StageName, revision: str, preuploaded: bool = False) -> StageJob:
+    def job(stage: StageName, revision: str, preuploaded: bool = False, head: str | None = None) -> StageJob:
         return StageJob(
             target=target,
             folder=folder,
@@ -287,19 +287,20 @@ def push_dataset(
             content_key=keys[stage],
             run_key=run_key,
             preuploaded=preuploaded,
+            head=head,
         )
 
     ahead = start_preuploads(selected, lambda stage: job(stage, target.revision))
-    current_revision = target.revision
+    current_revision, current_head = target.revision, None  # each stage hands the branch head to the next
     results: list[StageResult] = []
     preuploads: list[PreuploadResult] = []
     started = time.monotonic()
     for stage in selected:
         head_start = head_start_done(ahead.get(stage), stage)
         preuploads += [head_start] if head_start else []
-        stage_job = job(stage, current_revision, head_start is not None and head_start.error is None)
+        stage_job = job(stage, current_revision, head_start is not None and head_start.error is None, current_head)
         stage_result = STAGE_TASKS[stage](stage_job, card) if stage == "card" else STAGE_TASKS[stage](stage_job)
-        current_revision = stage_result.revision
+        current_revision, current_head = stage_result.revision, stage_result.head or current_head
         results.append(stage_result)
 
     push = PushResult(

@@ -2,7 +2,7 @@
 
 The steps, for a ``CommitPlan``:
 
-1. read the branch head, and list the files the plan owns at that head;
+1. read the branch head (or take the one the previous stage left), and list the files the plan owns at that head;
 2. drop files whose content is already there (sha256 for LFS files, git blob sha1 for regular files);
    files under the plan's folder that the push does not have become deletions;
 3. nothing left: no commit (an identical re-push makes none);
@@ -11,6 +11,10 @@ The steps, for a ``CommitPlan``:
    the changes are split into ``(part i of n)`` commits, deletions in the last part;
 5. if the commit request fails without a clear answer, the branch is read again: when the new head is a
    commit with our title and our files, it landed and is recorded; the commit is never sent twice.
+
+A head handed over by the previous stage (``head_hint``) saves step 1's request. It is only a hint: if the
+branch moved since, the Hub refuses the first commit (412) and the plan is compared again at the actual head;
+a plan that finds nothing to change reads the head anyway, since "unchanged" must hold where the branch is.
 
 ``preupload_plan`` does steps 1, 2 and the uploads of step 4 alone, without committing: the push flow uses it to
 upload a stage's large files ahead of the stage's turn (see ``tasks.preupload``).
@@ -25,12 +29,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.hf_api import RepoFile
 from pydantic import BaseModel, Field
 
 from tasks.file_digest import FileDigest, bytes_digest, shared_digest_cache
-from tasks.retry_policy import may_have_landed
+from tasks.retry_policy import http_status, may_have_landed
 from tasks.stage_plan import CommitPlan, PlannedFile
 
 logger = logging.getLogger(__name__)
@@ -207,12 +211,17 @@ class _Comparison:
     deletions: list[str]
 
 
+def _branch_head(api: HfApi, target: HubTarget, revision: str, token: str) -> str:
+    head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
+    assert head is not None
+    return head
+
+
 def _compare(
     api: HfApi, target: HubTarget, plan: CommitPlan, token: str, revision: str, head: str | None
 ) -> _Comparison:
     """Read the head (unless given) and the files the plan owns there; keep the files whose content differs."""
-    head = head or api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
-    assert head is not None
+    head = head or _branch_head(api, target, revision, token)
     remote = remote_files(api, target, head, plan, token)
     digests = _digests(plan.files)
     changed = [
@@ -299,6 +308,7 @@ def commit_plan(
     *,
     revision: str | None = None,
     head: str | None = None,
+    head_hint: str | None = None,
     delete_folders: Iterable[str] = (),
     progress: ProgressFn | None = None,
 ) -> CommitOutcome:
@@ -313,6 +323,9 @@ def commit_plan(
             and a branch here, the first commit opens the pull request.
         head: The commit the plan was made against, when the caller read the repo to make it; the commit is
             then refused (412, retried) if the branch moved since. Default: the branch head, read here.
+        head_hint: Where the branch probably is (the commit the previous stage made), used instead of reading
+            it. If the branch moved since, the first commit is refused (412) and the plan is compared again at
+            the branch head, read then. Ignored when ``head`` is given or the commit opens a pull request.
         delete_folders: Extra repo folders to delete in this commit (outputs of processors that vanished).
         progress: Called with (bytes done, bytes total) while large files upload.
 
@@ -320,12 +333,43 @@ def commit_plan(
         The commits made, and counts of files added, deleted and unchanged.
     """
     revision = revision or target.revision
+    opens_pr = target.create_pr and not revision.startswith("refs/pr/")
+    if head is None and head_hint is not None and not opens_pr:  # a pull request opens on the head read here
+        try:
+            return _commit_plan_at(
+                api, target, plan, token, revision, head_hint, delete_folders, progress, hinted=True
+            )
+        except _StaleHint:
+            logger.info("%s: the branch moved since %s; comparing again at its head.", plan.label, head_hint[:8])
+    return _commit_plan_at(api, target, plan, token, revision, head, delete_folders, progress)
+
+
+class _StaleHint(Exception):
+    """A plan compared at a hinted head found the branch elsewhere before committing anything."""
+
+
+def _commit_plan_at(
+    api: HfApi,
+    target: HubTarget,
+    plan: CommitPlan,
+    token: str,
+    revision: str,
+    head: str | None,
+    delete_folders: Iterable[str],
+    progress: ProgressFn | None,
+    *,
+    hinted: bool = False,
+) -> CommitOutcome:
+    """``commit_plan`` at ``head`` (read if ``None``). With ``hinted``, ``_StaleHint`` when the branch is found
+    elsewhere before anything was committed: the first commit refused (412), or nothing to do at ``head``."""
     create_pr = target.create_pr and not revision.startswith("refs/pr/")
     compared = _compare(api, target, plan, token, revision, head)
     head, digests, changed, deletions = compared.head, compared.digests, compared.changed, compared.deletions
     folder_deletions = [d for d in delete_folders if folder_exists(api, target, head, d, token)]
     outcome = CommitOutcome(label=plan.label, files_unchanged=len(plan.files) - len(changed), head=head)
     if not changed and not deletions and not folder_deletions:
+        if hinted and _branch_head(api, target, revision, token) != head:  # "unchanged" holds at the head only
+            raise _StaleHint
         logger.info("%s: the Hub already has these %d files; no commit.", plan.label, len(plan.files))
         return outcome
 
@@ -349,18 +393,23 @@ def commit_plan(
             *(CommitOperationDelete(path_in_repo=d.rstrip("/") + "/") for d in removed_folders),
             *additions,
         ]
-        record = _commit_once(
-            api,
-            target,
-            revision,
-            head,
-            message,
-            operations,
-            create_pr,
-            added={f.path_in_repo: digests[f.path_in_repo] for f in chunk},
-            deleted=removals,
-            token=token,
-        )
+        try:
+            record = _commit_once(
+                api,
+                target,
+                revision,
+                head,
+                message,
+                operations,
+                create_pr,
+                added={f.path_in_repo: digests[f.path_in_repo] for f in chunk},
+                deleted=removals,
+                token=token,
+            )
+        except HfHubHTTPError as exc:
+            if hinted and index == 1 and http_status(exc) == 412:  # nothing committed yet: compare again
+                raise _StaleHint from exc
+            raise
         record.files_deleted += len(removed_folders)
         outcome.commits.append(record)
         outcome.files_added += record.files_added

@@ -87,6 +87,8 @@ class StageJob(BaseModel):
         run_key: The root flow run this push belongs to: a Retry keeps it, also when the push is a subflow
             (Prefect gives a retried subflow a new run id, but its root stays).
         preuploaded: ``tasks.preupload`` uploaded this stage's large files ahead, and reported their progress.
+        head: Where the previous stage left the branch (its last commit): spares the stage reading it. Only a
+            hint, never part of the cache key: a stage that finds the branch elsewhere reads it and compares again.
     """
 
     target: HubTarget
@@ -97,6 +99,7 @@ class StageJob(BaseModel):
     content_key: str
     run_key: str = ""
     preuploaded: bool = False
+    head: str | None = None
 
 
 class StageResult(BaseModel):
@@ -107,6 +110,7 @@ class StageResult(BaseModel):
     seconds: float = 0.0
     skipped: bool = False
     revision: str = "main"  # where later stages commit (``refs/pr/N`` once a pull request is open)
+    head: str = ""  # the branch head the stage left (its last commit, or the head it found unchanged)
     card_text: str | None = None
 
     @property
@@ -156,6 +160,7 @@ def _run_plans(
         logger.info("Stage %s: nothing to push, skipped.", stage)
         return result
     api = HfApi()
+    hint = job.head
     for plan in plans:
         progress = None
         if progress_label and not job.preuploaded:
@@ -168,6 +173,7 @@ def _run_plans(
                 token.get_secret_value(),
                 revision=result.revision,
                 head=head,
+                head_hint=hint,
                 delete_folders=(delete_folders or {}).get(plan.label, ()),
                 progress=progress,
             )
@@ -182,6 +188,7 @@ def _run_plans(
             if commit.pr_revision:
                 result.revision = commit.pr_revision
         result.outcomes.append(outcome)
+        result.head = hint = outcome.head
         made = ", ".join(c.oid[:8] for c in outcome.commits) or "no commit, unchanged"
         logger.info("Stage %s (%s): %s.", stage, plan.label, made)
     result.seconds = time.monotonic() - started
@@ -284,7 +291,8 @@ def push_metadata(job: StageJob) -> StageResult:
     api, token = HfApi(), job.token.get_secret_value()
     target = job.target
     # List what the repo holds at the head this commit will be made on (412 if it moves): when another push
-    # raced this one, metadata.json still lists exactly the files that are there.
+    # raced this one, metadata.json still lists exactly the files that are there. So this stage reads the head
+    # itself rather than take the previous stage's (``job.head``): its content depends on it.
     head = api.repo_info(target.repo_id, revision=job.revision, repo_type=target.repo_type, token=token).sha
     assert head is not None
     on_hub = {

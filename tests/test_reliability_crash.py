@@ -107,11 +107,11 @@ class KillPoint:
 
 
 # The fresh push of the crash folder with HFDS_UPLOAD_AHEAD=0 makes, in order (request index per route in brackets):
-# whoami, repo-create, card: repo-info[0] paths-info preupload[0] commit[0]; data: repo-info[1] tree preupload[1]
-# lfs-upload[0,1] commit[1]; images: repo-info[2] ... lfs-upload[2,3] commit[2]; processors: resolve[0] (HEAD of the
-# old metadata.json), conversations: repo-info[3] ... lfs-upload[4,5] commit[3], summary: repo-info[4] ...
-# lfs-upload[6] commit[4]; builder config: repo-info[5] preupload[5] commit[5]; metadata: repo-info[6] preupload[6]
-# commit[6].
+# whoami, repo-create, card: repo-info[0] paths-info preupload[0] commit[0]; data: tree preupload[1] lfs-upload[0,1]
+# commit[1]; images: ... lfs-upload[2,3] commit[2]; processors: resolve[0] (HEAD of the old metadata.json),
+# conversations: ... lfs-upload[4,5] commit[3], summary: ... lfs-upload[6] commit[4]; builder config: preupload[5]
+# commit[5]; metadata: repo-info[1] preupload[6] commit[6]. The stages between card and metadata take the head the
+# previous stage left; a commit whose answer is lost reads the branch (repo-info) to find it.
 _RANDOM = random.Random(20240611)
 PUSH_POINTS = [
     KillPoint("in repo-create", [{"route": "repo-create", **HOLD}], fired(), unscoped=True),
@@ -121,7 +121,7 @@ PUSH_POINTS = [
     KillPoint("in the data commit", [{"route": "commit", "skip": 1, **HOLD}], fired()),
     KillPoint(
         "data commit landed, answer lost",
-        [{"route": "commit", "skip": 1, "drop": "after"}, {"route": "repo-info", "skip": 2, **HOLD}],
+        [{"route": "commit", "skip": 1, "drop": "after"}, {"route": "repo-info", "skip": 1, **HOLD}],
         fired(1),
     ),
     KillPoint("mid images upload", [{"route": "lfs-upload", "skip": 2, **HOLD}], fired()),
@@ -132,7 +132,7 @@ PUSH_POINTS = [
     KillPoint("in the metadata commit", [{"route": "commit", "skip": 6, **HOLD}], fired(), cli_rerun=True),
     KillPoint(
         "metadata commit landed, answer lost",
-        [{"route": "commit", "skip": 6, "drop": "after"}, {"route": "repo-info", "skip": 7, **HOLD}],
+        [{"route": "commit", "skip": 6, "drop": "after"}, {"route": "repo-info", "skip": 2, **HOLD}],
         fired(1),
     ),
     *(

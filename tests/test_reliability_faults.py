@@ -63,13 +63,14 @@ pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
 
 ROUTES = ("preupload", "lfs-upload", "commit", "repo-info", "resolve")
 # How many requests of each route the re-push makes (see the module docstring); a fault's ``skip`` picks its stage.
-# preupload/commit/repo-info: card, data, images, conversations, builder_config, metadata;
-# lfs-upload: data ×2, images ×2, conversations ×2; resolve: HEAD then GET of the old metadata.json.
+# preupload/commit: card, data, images, conversations, builder_config, metadata; repo-info: card, metadata (the
+# stages between take the head the previous stage left); lfs-upload: data ×2, images ×2, conversations ×2;
+# resolve: HEAD then GET of the old metadata.json.
 SINGLE_SKIPS = {
     "preupload": {"500": 0, "503": 1, "429": 2, "drop": 3, "timeout": 5},
     "lfs-upload": {"500": 0, "503": 2, "429": 4, "drop": 1, "timeout": 3},
     "commit": {"500": 0, "503": 1, "429": 3, "drop": 4, "timeout": 5},
-    "repo-info": {"500": 0, "503": 2, "429": 3, "drop": 4, "timeout": 5},
+    "repo-info": {"500": 0, "503": 1, "429": 0, "drop": 1, "timeout": 0},
     "resolve": {"500": 0, "503": 1, "429": 0, "drop": 1, "timeout": 0},
 }
 KINDS: dict[str, dict[str, Any]] = {
@@ -87,12 +88,12 @@ RATE_KINDS: dict[str, dict[str, Any]] = {
     "resolve": {"status": 503},
 }
 STAGE_ATTEMPTS = 1 + int(os.environ["HFDS_STAGE_RETRIES"])  # conftest: 2 retries
-OUTAGE_SKIPS = {"preupload": 2, "lfs-upload": 2, "commit": 3, "repo-info": 4}
+OUTAGE_SKIPS = {"preupload": 2, "lfs-upload": 2, "commit": 3, "repo-info": 1}
 STAGE_OF_OUTAGE = {
     "preupload": "push-images",
     "lfs-upload": "push-images",
     "commit": "push-processors",
-    "repo-info": "push-builder-config",
+    "repo-info": "push-metadata",
 }
 
 
@@ -391,13 +392,15 @@ def test_lost_answer_then_failed_check_is_not_committed_twice(hub: Any, scenario
     the stage is retried, finds its files on the Hub and makes no second commit."""
     seed_repo(repo_id, scenario.earlier)
     hub.faults.add("commit", drop="after", skip=1, count=1, repo=repo_id)
-    # repo-info: card head (0), data head (1), then the landed check of the data commit (2).
-    check = hub.faults.add("repo-info", status=503, skip=2, count=1, repo=repo_id)
+    # repo-info: card head (0), then the landed check of the data commit (1); the data stage took the card's head.
+    check = hub.faults.add("repo-info", status=503, skip=1, count=1, repo=repo_id)
     hub.clear_requests()
     push(scenario.folder, repo_id)
     hub.faults.clear()
     fired = [r for r in hub.requests if r.fault == check]
     assert len(fired) == 1
+    before = [r.route for r in hub.requests if r.repo == repo_id and r.time < fired[0].time]
+    assert before.count("commit") == 2 and before[-1] == "commit", "the check failed is the lost commit's"
     data_posts = [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
     assert sum(1 for r in data_posts if r.status == 200) == 6, "one commit per stage, none twice"
     TALLY.lost_commit_answers += 1
