@@ -2,7 +2,8 @@
 would pick instead (one ``upload_folder``, Data Designer 0.9.6, ``datasets``), on one machine, in one run.
 
 Scenarios (``--only`` picks some): ``push`` (1: first push, 2: identical re-push), ``link`` (1b: the first push
-with latency injected at the Hub), ``retry`` (3), ``card`` (4), ``generation`` (5), ``floor`` (6). What it sets up:
+with latency injected at the Hub), ``uplink`` (1c: push and re-push over that link with a 2 Mbit/s uplink),
+``retry`` (3), ``card`` (4), ``generation`` (5), ``floor`` (6). What it sets up:
 
 - a work dir in the system temp dir (removed at the end unless ``--keep``);
 - the embedded Hub (``python -m localhub``) and one ``prefect server start`` for our push, as child processes;
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SCENARIOS = ("push", "link", "retry", "card", "generation", "floor")
+SCENARIOS = ("push", "link", "uplink", "retry", "card", "generation", "floor")
 
 
 def _log(message: str) -> None:
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
     try:
-        if {"push", "link", "generation"} & set(only):
+        if {"push", "link", "uplink", "generation"} & set(only):
             ensure_dd_venv(log=_log)
             raw["meta"]["data_designer_venv"] = dd_versions()
         _log(f"work dir {work}; starting the embedded Hub and a Prefect server ...")
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.scenarios import push as push_scenarios
 
         folder = info = None
-        if {"push", "link", "retry", "floor"} & set(only):
+        if {"push", "link", "uplink", "retry", "floor"} & set(only):
             folder, info = push_scenarios.ensure_folder(ctx, records, batch)
             raw["folder"] = info
         if "push" in only:
@@ -104,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             _log("scenario 1b: push over a simulated link ...")
             raw["link"] = push_scenarios.link_scenario(ctx, folder)
             raw["meta"]["link"] = push_scenarios.LINK
+        if "uplink" in only:
+            _log("scenario 1c: push and re-push over a slow uplink ...")
+            raw["uplink"] = push_scenarios.uplink_scenario(ctx, folder)
+            raw["meta"]["uplink"] = {**push_scenarios.LINK, "upload_bytes_per_s": push_scenarios.UPLINK_BYTES_PER_S}
         if "retry" in only:
             _log("scenario 3: retry after a failure at the processors stage ...")
             raw["retry"] = push_scenarios.retry_scenario(ctx, folder, info)
@@ -118,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             _log("scenario 4: card statistics ...")
             raw["card"] = card_scenario(ctx, card_rows, 100_000)
         if "generation" in only:
-            from bench.scenarios.generation import generation_scenario
+            from bench.scenarios.generation import INNER_REPEATS, generation_scenario
 
             _log("scenario 5: generation ...")
             raw["generation"] = generation_scenario(ctx, gen_sizes, gen_repeats)
+            raw["meta"]["generation_inner_repeats"] = INNER_REPEATS
     except BaseException:
         args.keep = True  # the logs of the failed child are there
         raise

@@ -39,6 +39,9 @@ def flatten(raw: Mapping[str, Any]) -> dict[str, Summary]:
     for tool, rounds in raw.get("link", {}).items():
         for key, summary in summarize_runs(rounds).items():
             figures[f"link.{tool}.{key}"] = summary
+    for tool, rounds in raw.get("uplink", {}).items():
+        for key, summary in summarize_runs(rounds).items():
+            figures[f"uplink.{tool}.{key}"] = summary
     for rounds in raw.get("retry", {}).values():
         for key, summary in summarize_runs(rounds).items():
             figures[f"retry.staged.{key}"] = summary
@@ -86,6 +89,8 @@ def derive(figures: Mapping[str, Summary], raw: Mapping[str, Any]) -> dict[str, 
     for peer in ("upload_folder", "dd_push"):
         d[f"link.staged_vs_{peer}"] = _ratio(m("link.staged.wall_s"), m(f"link.{peer}.wall_s"))
         d[f"link.staged_in_call_vs_{peer}"] = _ratio(m("link.staged.op_s"), m(f"link.{peer}.op_s"))
+    for peer in ("upload_folder", "dd_push"):
+        d[f"uplink.staged_vs_{peer}"] = _ratio(m("uplink.staged.first.wall_s"), m(f"uplink.{peer}.first.wall_s"))
     d["repush.staged_hub_work_ratio"] = _ratio(m("push.repush.staged.stage_s"), m("push.first.staged.stage_s"))
     d["repush.staged_in_call_ratio"] = _ratio(m("push.repush.staged.op_s"), m("push.first.staged.op_s"))
     d["retry.wall_vs_full_push"] = _ratio(m("retry.staged.wall_s"), staged)
@@ -135,6 +140,12 @@ def targets(figures: Mapping[str, Summary], derived: Mapping[str, float], raw: M
         for peer, bound, label in (("upload_folder", 1.15, "one upload_folder"), ("dd_push", 0.8, "Data Designer's push")):
             value = derived[f"link.staged_vs_{peer}"]
             add(f"link.vs_{peer}", f"(extra, simulated link) staged push ≤ {bound} × {label}", value, value <= bound, "×")
+    if "uplink" in raw:
+        for peer, bound, label in (("upload_folder", 1.15, "one upload_folder"), ("dd_push", 0.8, "Data Designer's push")):
+            value = derived[f"uplink.staged_vs_{peer}"]
+            add(f"uplink.vs_{peer}", f"(extra, slow uplink) staged push ≤ {bound} × {label}", value, value <= bound, "×")
+        ratio = m("uplink.staged.repush.time_ratio")
+        add("uplink.repush_time", "(extra, slow uplink) identical re-push ≤ 0.1 × first-push time", ratio, ratio <= 0.1, "×")
     if "retry" in raw:
         retry_bytes = figures.get("retry.staged.earlier_stage_bytes")
         add("retry.earlier_bytes", "retry after a processors failure: 0 bytes re-sent for card, data, images",
@@ -252,6 +263,25 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
             f"{_fmt(derived['link.staged_vs_dd_push'])} whole process, {_fmt(derived['link.staged_in_call_vs_dd_push'])} "
             "in the call.")  # fmt: skip
         add("")
+    if "uplink" in raw:
+        up = meta.get("uplink", {})
+        rate = up.get("upload_bytes_per_s", 0)
+        add(f"**1c. Push and identical re-push over a slow uplink** — the link of 1b, and request bodies arrive at "
+            f"{rate * 8 / 1e6:.0f} Mbit/s at most ({rate / 1000:.0f} kB/s, all connections together): sending the "
+            f"{folder.get('bytes', 0) / 2**20:.1f} MiB takes longer than everything else, as a larger folder does on a "
+            "faster link. Fresh repo per round.")  # fmt: skip
+        add("")
+        add("| tool | first push wall s | in-call s | commits | re-push wall s | re-push ÷ first | re-push commits | re-push LFS bytes |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for tool in ("staged", "upload_folder", "dd_push"):
+            q = f"uplink.{tool}"
+            add(f"| {TOOL_LABELS[tool]} | {c(q + '.first.wall_s')} | {c(q + '.first.op_s')} | {c(q + '.first.commits', 0)} "
+                f"| {c(q + '.repush.wall_s')} | {c(q + '.repush.time_ratio')} | {c(q + '.repush.commits', 0)} "
+                f"| {c(q + '.repush.lfs_bytes', 0)} |")  # fmt: skip
+        add("")
+        add(f"Staged ÷ one `upload_folder`: {_fmt(derived['uplink.staged_vs_upload_folder'])}; staged ÷ Data Designer: "
+            f"{_fmt(derived['uplink.staged_vs_dd_push'])} (whole processes).")  # fmt: skip
+        add("")
     if "retry" in raw:
         add("**3. Retry after a failure at the processors stage** (503 on every commit after the card's and the "
             "data's; the failed flow run then retried as the Prefect UI does: AwaitingRetry + the same run again)")
@@ -284,8 +314,9 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
     if "generation" in raw:
         add("**5. Generation of the no-LLM example** (`examples/multilingual_greetings.yaml`: samplers, expressions, a "
             "`schema_transform` and a `drop_columns` processor; batches of 1,000). Ours: whole flow runs on a warmed-up "
-            "ephemeral Prefect API (`bench/generation.py`); Data Designer 0.9.6: the `DataDesigner.create` call (its "
-            "profiling included)")  # fmt: skip
+            "ephemeral Prefect API (`bench/generation.py`; per round, the median of "
+            f"{meta.get('generation_inner_repeats', 1)} alternating plain and checkpointed runs); Data Designer 0.9.6: "
+            "the `DataDesigner.create` call (its profiling included)")  # fmt: skip
         add("")
         add("| records | ours rec/s | ours engine-only rec/s | Data Designer rec/s | ours ÷ DD | checkpoint every 1 s: "
             "slowdown % | + final flush: slowdown % | checkpoint commits |")  # fmt: skip

@@ -62,6 +62,8 @@ class HubConfig:
     page_size: int = 1000
     lfs_multipart_threshold: int = 8 * 1024 * 1024  # objects larger than this use multipart...
     lfs_chunk_size: int = 5 * 1024 * 1024  # ...in parts of this size
+    # Request bodies arrive at most this fast, all connections together (a client's uplink); 0: as fast as sent.
+    upload_bytes_per_s: int = 0
 
 
 @dataclass

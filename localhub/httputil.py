@@ -21,8 +21,9 @@ class BodyReader:
     that way, §2.1). Counts the bytes read, for the request log.
     """
 
-    def __init__(self, rfile: BinaryIO, headers: Message) -> None:
+    def __init__(self, rfile: BinaryIO, headers: Message, pace: Callable[[int], None] | None = None) -> None:
         self._rfile = rfile
+        self._pace = pace  # called with the size of every piece read (``Uplink.carry``)
         self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
         length = (headers.get("Content-Length") or "0").strip()
         if not self.chunked and not length.isdigit():
@@ -66,6 +67,8 @@ class BodyReader:
         return self._remaining
 
     def _consumed(self, data: bytes) -> bytes:
+        if self._pace is not None:
+            self._pace(len(data))
         self._remaining -= len(data)
         self.bytes_read += len(data)
         if self._remaining == 0:

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -35,6 +35,9 @@ from .lfs import UploadTickets
 
 logger = logging.getLogger("localhub")
 
+# What ``PUT /_localhub/config`` may change (``HubConfig`` fields).
+SETTINGS = ("page_size", "lfs_multipart_threshold", "lfs_chunk_size", "upload_bytes_per_s")
+
 # After an early answer (error, fault), a request body at most this large is read and discarded so the
 # connection can be reused; a larger one is left unread and the connection closed.
 _DRAIN_LIMIT = 1024 * 1024
@@ -47,6 +50,32 @@ class ServerState:
     api: HubApi
     faults: FaultInjector
     log: RequestLog
+    uplink: Uplink = field(default_factory=lambda: Uplink())
+
+
+class Uplink:
+    """The client's uplink, shared by all connections: request bodies arrive no faster than ``bytes_per_s``
+    together (``HubConfig.upload_bytes_per_s``; 0 lets them through as fast as they come). For benchmarks of a
+    push over a slow link: concurrent uploads then share the bandwidth as they would on a real one."""
+
+    SLICE = 16 * 1024  # connections take turns at this granularity, as packets of concurrent streams interleave
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free_at = 0.0  # when the link has carried everything admitted so far
+
+    def carry(self, nbytes: int, bytes_per_s: int) -> None:
+        """Wait until ``nbytes`` more would have crossed the link."""
+        if bytes_per_s <= 0:
+            return
+        while nbytes > 0:
+            piece = min(nbytes, self.SLICE)
+            nbytes -= piece
+            with self._lock:
+                now = time.monotonic()
+                self._free_at = max(now, self._free_at) + piece / bytes_per_s
+                wait = self._free_at - now
+            time.sleep(wait)
 
 
 class HubHTTPServer(ThreadingHTTPServer):
@@ -111,7 +140,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return
         request_id = uuid.uuid4().hex
         try:
-            body = BodyReader(self.rfile, self.headers)  # type: ignore[arg-type]
+            config = state.api.config
+            body = BodyReader(
+                self.rfile,  # type: ignore[arg-type]
+                self.headers,
+                pace=lambda n: state.uplink.carry(n, config.upload_bytes_per_s),
+            )
         except HubError as e:  # unusable framing: answer and close, since the body cannot be skipped
             self.close_connection = True
             self._send(error_response(e), BodyReader.empty(), request_id)
@@ -285,13 +319,10 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         if not isinstance(changes, dict):
             raise ValueError("Expected a JSON object")
         for key, value in changes.items():
-            if key not in ("page_size", "lfs_multipart_threshold", "lfs_chunk_size"):
+            if key not in SETTINGS:
                 raise ValueError(f"Unknown setting {key!r}")
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer")
+            least = 0 if key == "upload_bytes_per_s" else 1  # 0: no limit
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{key} must be an integer >= {least}")
             setattr(config, key, value)
-        return {
-            "page_size": config.page_size,
-            "lfs_multipart_threshold": config.lfs_multipart_threshold,
-            "lfs_chunk_size": config.lfs_chunk_size,
-        }
+        return {key: getattr(config, key) for key in SETTINGS}

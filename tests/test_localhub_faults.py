@@ -5,6 +5,8 @@ The client backs off 1, 2, 4, 8 s between retries, so each test injects one or t
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import httpx
@@ -131,3 +133,36 @@ def test_admin_routes(hub: LocalHub) -> None:
     httpx.put(f"{admin}/config", json={"page_size": 1000})
     assert httpx.delete(f"{admin}/faults").status_code == 200
     assert hub.faults.list() == []
+
+
+def test_the_uplink_rate_is_shared_by_concurrent_uploads(hub: LocalHub, api: HfApi, repo: str) -> None:
+    """``upload_bytes_per_s`` (set through the admin route) paces the request bodies of all connections together,
+    as a client's uplink would: two concurrent uploads take as long as their bytes at that rate."""
+    config_url = f"{hub.url}/_localhub/config"
+    assert httpx.put(config_url, json={"upload_bytes_per_s": -1}).status_code == 400
+    assert httpx.put(config_url, json={"upload_bytes_per_s": 200_000}).json()["upload_bytes_per_s"] == 200_000
+    try:
+        started = time.monotonic()
+        threads = [
+            threading.Thread(
+                target=api.upload_file,
+                kwargs={
+                    "path_or_fileobj": os.urandom(60_000),
+                    "path_in_repo": f"b{i}.bin",
+                    "repo_id": repo,
+                    "repo_type": "dataset",
+                },
+            )
+            for i in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+    finally:
+        httpx.put(config_url, json={"upload_bytes_per_s": 0})
+    carried = sum(r.bytes_in for r in hub.requests if r.repo == repo)
+    assert carried >= 120_000
+    assert elapsed >= carried / 200_000 * 0.95, f"{carried} bytes in {elapsed:.2f} s: faster than the uplink"
+    assert hub.config.upload_bytes_per_s == 0

@@ -201,6 +201,10 @@ class Context:
     def clear_requests(self) -> None:
         self.admin("DELETE", "requests")
 
+    def hub_config(self, **settings: int) -> dict[str, int]:
+        """Change the embedded Hub's settings (``localhub.api.HubConfig``), e.g. ``upload_bytes_per_s``."""
+        return dict(self.admin("PUT", "config", settings))
+
     def add_fault(self, **rule: Any) -> str:
         return str(self.admin("POST", "faults", rule)["id"])
 

@@ -2,7 +2,7 @@
 Designer 0.9.6 on the same config, records/s; and what checkpointing to the Hub costs.
 
 Ours is measured by ``bench/generation.py`` (the generation team's benchmark), run as a child:
-``python -m bench.generation --records N --batch-size 1000 --interval 1 --json FILE``. It warms Prefect's
+``python -m bench.generation --records N --batch-size 1000 --interval 1 --repeat 3 --json FILE``. It warms Prefect's
 ephemeral API up, then times whole flow runs: ``plain``, ``checkpoint`` (a commit at most every second to a
 branch of its own embedded Hub) and ``checkpoint+flush``, plus the engine alone (no Prefect).
 
@@ -23,6 +23,9 @@ from bench.scenarios.context import Context
 
 EXAMPLE = ROOT / "examples" / "multilingual_greetings.yaml"
 BATCH = 1000
+# Plain and checkpointed runs alternate this many times within each round (medians): a 100k-record run lasts a
+# few seconds, so one pair per round made the checkpoint's cost swing by ±15 points between runs of the same code.
+INNER_REPEATS = 3
 
 
 def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[int, int]) -> dict[str, Any]:
@@ -36,7 +39,7 @@ def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[in
             json_file = home / "rows.json"
             run = run_child(
                 python_child("bench.generation", "--records", str(n), "--batch-size", str(BATCH),
-                             "--interval", "1", "--json", str(json_file)),
+                             "--interval", "1", "--repeat", str(INNER_REPEATS), "--json", str(json_file)),
                 env={**ctx.clean_env(), "PYTHONUNBUFFERED": "1"},
                 log=ctx.work / "logs" / f"gen-ours-{n}-{round_no}.log",
             )  # fmt: skip

@@ -1,5 +1,5 @@
 """Push scenarios: the same folder pushed by each tool (1), the same over a simulated link to a distant Hub
-(1b), pushed again unchanged (2), a retried push after a failure at the processors stage (3), and the machine's
+(1b) and over a slow uplink (1c), pushed again unchanged (2), a retried push after a failure at the processors stage (3), and the machine's
 floor for the same bytes (6).
 
 Each push is a child process (``bench.push`` for ours, ``bench.peers`` for the others) against the embedded
@@ -150,6 +150,13 @@ LINK = {"request_s": 0.04, "commit_s": 0.5}
 LINK_TOOLS = ("staged", "upload_folder", "dd_push")
 
 
+def _add_link_latency(ctx: Context) -> None:
+    ctx.clear_faults()
+    # The first rule that fires applies alone: a commit waits for both.
+    ctx.add_fault(route="commit", latency=LINK["commit_s"] + LINK["request_s"], count=None)
+    ctx.add_fault(route="*", latency=LINK["request_s"], count=None)
+
+
 def link_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
     """Scenario 1 for ours, ``upload_folder`` and Data Designer, with latency injected at the embedded Hub on
     every request (and more on commits): where round trips and commits, not the CPU, decide."""
@@ -158,14 +165,41 @@ def link_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
         def one(round_no: int) -> dict[str, Any]:
             repo = ctx.repo(f"link-{tool.replace('_', '-')}")
             home = ctx.fresh_dir(f"link-{tool}")
-            ctx.clear_faults()
-            # The first rule that fires applies alone: a commit waits for both.
-            ctx.add_fault(route="commit", latency=LINK["commit_s"] + LINK["request_s"], count=None)
-            ctx.add_fault(route="*", latency=LINK["request_s"], count=None)
+            _add_link_latency(ctx)
             try:
                 return _measured_push(ctx, tool, folder, repo, home, f"link-{tool}-{round_no}")
             finally:
                 ctx.clear_faults()
+
+        return one
+
+    return interleave({tool: tool_round(tool) for tool in LINK_TOOLS}, ctx.repeats, progress=ctx.log)
+
+
+# --- scenario 1c: the same link with a slow uplink, where the bytes decide ---------------------------------------
+
+# 2 Mbit/s for all uploads together: the 6 MiB folder then takes about 25 s to send, as 600 MiB would at 200 Mbit/s.
+UPLINK_BYTES_PER_S = 250_000
+
+
+def uplink_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
+    """Scenarios 1 and 2 over the link of 1b with request bodies limited to ``UPLINK_BYTES_PER_S`` (all connections
+    together): where sending the bytes takes longer than everything else, first push and identical re-push."""
+
+    def tool_round(tool: str):
+        def one(round_no: int) -> dict[str, Any]:
+            repo = ctx.repo(f"uplink-{tool.replace('_', '-')}")
+            home = ctx.fresh_dir(f"uplink-{tool}")
+            _add_link_latency(ctx)
+            ctx.hub_config(upload_bytes_per_s=UPLINK_BYTES_PER_S)
+            try:
+                first = _measured_push(ctx, tool, folder, repo, home, f"uplink-{tool}-{round_no}-first")
+                again = _measured_push(ctx, tool, folder, repo, home, f"uplink-{tool}-{round_no}-repush")
+            finally:
+                ctx.hub_config(upload_bytes_per_s=0)
+                ctx.clear_faults()
+            return {**{f"first.{k}": v for k, v in first.items()}, **{f"repush.{k}": v for k, v in again.items()},
+                    "repush.time_ratio": again["wall_s"] / first["wall_s"]}  # fmt: skip
 
         return one
 
