@@ -211,6 +211,11 @@ class _Comparison:
     deletions: list[str]
 
 
+def _opens_pr(target: HubTarget, revision: str) -> bool:
+    """Whether a commit to ``revision`` opens a pull request (once open, later commits go to ``refs/pr/N``)."""
+    return target.create_pr and not revision.startswith("refs/pr/")
+
+
 def _branch_head(api: HfApi, target: HubTarget, revision: str, token: str) -> str:
     head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
     assert head is not None
@@ -293,7 +298,7 @@ def preupload_plan(
         The bytes of the files that differ from the repo (uploaded now, or found stored already).
     """
     revision = revision or target.revision
-    create_pr = target.create_pr and not revision.startswith("refs/pr/")
+    create_pr = _opens_pr(target, revision)
     compared = _compare(api, target, plan, token, revision, None)
     total = sum(compared.digests[f.path_in_repo].size for f in compared.changed)
     additions = [_addition(f, compared.digests[f.path_in_repo]) for f in compared.changed]
@@ -333,8 +338,8 @@ def commit_plan(
         The commits made, and counts of files added, deleted and unchanged.
     """
     revision = revision or target.revision
-    opens_pr = target.create_pr and not revision.startswith("refs/pr/")
-    if head is None and head_hint is not None and not opens_pr:  # a pull request opens on the head read here
+    # A pull request opens on the head read here, never on a hint.
+    if head is None and head_hint is not None and not _opens_pr(target, revision):
         try:
             return _commit_plan_at(
                 api, target, plan, token, revision, head_hint, delete_folders, progress, hinted=True
@@ -362,7 +367,7 @@ def _commit_plan_at(
 ) -> CommitOutcome:
     """``commit_plan`` at ``head`` (read if ``None``). With ``hinted``, ``_StaleHint`` when the branch is found
     elsewhere before anything was committed: the first commit refused (412), or nothing to do at ``head``."""
-    create_pr = target.create_pr and not revision.startswith("refs/pr/")
+    create_pr = _opens_pr(target, revision)
     compared = _compare(api, target, plan, token, revision, head)
     head, digests, changed, deletions = compared.head, compared.digests, compared.changed, compared.deletions
     folder_deletions = [d for d in delete_folders if folder_exists(api, target, head, d, token)]
