@@ -253,7 +253,7 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
         add("")
         add("| tool | wall s | in-call s | commits | requests |")
         add("|---|---:|---:|---:|---:|")
-        for tool in ("staged", "upload_folder", "dd_push"):
+        for tool in raw["link"]:
             q = f"link.{tool}"
             add(f"| {TOOL_LABELS[tool]} | {c(q + '.wall_s')} | {c(q + '.op_s')} | {c(q + '.commits', 0)} "
                 f"| {c(q + '.requests', 0)} |")  # fmt: skip
@@ -273,7 +273,7 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
         add("")
         add("| tool | first push wall s | in-call s | commits | re-push wall s | re-push ÷ first | re-push commits | re-push LFS bytes |")
         add("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for tool in ("staged", "upload_folder", "dd_push"):
+        for tool in raw["uplink"]:
             q = f"uplink.{tool}"
             add(f"| {TOOL_LABELS[tool]} | {c(q + '.first.wall_s')} | {c(q + '.first.op_s')} | {c(q + '.first.commits', 0)} "
                 f"| {c(q + '.repush.wall_s')} | {c(q + '.repush.time_ratio')} | {c(q + '.repush.commits', 0)} "

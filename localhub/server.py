@@ -43,16 +43,6 @@ SETTINGS = ("page_size", "lfs_multipart_threshold", "lfs_chunk_size", "upload_by
 _DRAIN_LIMIT = 1024 * 1024
 
 
-@dataclass
-class ServerState:
-    """What every request handler thread shares."""
-
-    api: HubApi
-    faults: FaultInjector
-    log: RequestLog
-    uplink: Uplink = field(default_factory=lambda: Uplink())
-
-
 class Uplink:
     """The client's uplink, shared by all connections: request bodies arrive no faster than ``bytes_per_s``
     together (``HubConfig.upload_bytes_per_s``; 0 lets them through as fast as they come). For benchmarks of a
@@ -76,6 +66,16 @@ class Uplink:
                 self._free_at = max(now, self._free_at) + piece / bytes_per_s
                 wait = self._free_at - now
             time.sleep(wait)
+
+
+@dataclass
+class ServerState:
+    """What every request handler thread shares."""
+
+    api: HubApi
+    faults: FaultInjector
+    log: RequestLog
+    uplink: Uplink = field(default_factory=Uplink)
 
 
 class HubHTTPServer(ThreadingHTTPServer):

@@ -109,9 +109,9 @@ def start_preuploads(
     if not upload_ahead_enabled():
         return futures
     previous: PrefectFuture[PreuploadResult] | None = None
-    for stage in stages:
+    for stage in (s for s in stages if s in PREUPLOAD_STAGES):
         job = job_of(stage)
-        if stage not in PREUPLOAD_STAGES or not plan_files_stage(stage, job.folder, job.messages):
+        if not plan_files_stage(stage, job.folder, job.messages):
             continue
         after = [] if previous is None else [allow_failure(previous)]
         previous = futures[stage] = preupload_stage.submit(job, stage, return_state=False, wait_for=after)

@@ -34,9 +34,7 @@ def _routes(hub: Any) -> list[str]:
 
 
 def _content(api: HfApi, repo: str, path: str) -> bytes:
-    from huggingface_hub import hf_hub_download
-
-    with open(hf_hub_download(repo, path, repo_type="dataset", revision="main"), "rb") as fh:
+    with open(api.hf_hub_download(repo, path, repo_type="dataset", revision="main"), "rb") as fh:
         return fh.read()
 
 

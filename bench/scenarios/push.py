@@ -110,17 +110,21 @@ def _measured_push(ctx: Context, tool: str, folder: Path, repo: str, home: Path,
     }
 
 
+def _push_and_repush(ctx: Context, tool: str, folder: Path, repo: str, home: Path, label: str) -> dict[str, Any]:
+    """A first push of ``folder`` to ``repo``, then the identical re-push: ``first.*``, ``repush.*`` figures."""
+    first = _measured_push(ctx, tool, folder, repo, home, f"{label}-first")
+    again = _measured_push(ctx, tool, folder, repo, home, f"{label}-repush")
+    return {**{f"first.{k}": v for k, v in first.items()}, **{f"repush.{k}": v for k, v in again.items()},
+            "repush.time_ratio": again["wall_s"] / first["wall_s"]}  # fmt: skip
+
+
 def push_scenarios(ctx: Context, folder: Path) -> dict[str, Any]:
     """Scenarios 1 and 2, interleaved: per round, each tool pushes to a fresh repo, then pushes again."""
 
     def tool_round(tool: str):
         def one(round_no: int) -> dict[str, Any]:
             repo = ctx.repo(tool.replace("_", "-"))
-            home = ctx.fresh_dir(tool)
-            first = _measured_push(ctx, tool, folder, repo, home, f"{tool}-{round_no}-first")
-            again = _measured_push(ctx, tool, folder, repo, home, f"{tool}-{round_no}-repush")
-            return {**{f"first.{k}": v for k, v in first.items()}, **{f"repush.{k}": v for k, v in again.items()},
-                    "repush.time_ratio": again["wall_s"] / first["wall_s"]}  # fmt: skip
+            return _push_and_repush(ctx, tool, folder, repo, ctx.fresh_dir(tool), f"{tool}-{round_no}")
 
         return one
 
@@ -193,13 +197,10 @@ def uplink_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
             _add_link_latency(ctx)
             ctx.hub_config(upload_bytes_per_s=UPLINK_BYTES_PER_S)
             try:
-                first = _measured_push(ctx, tool, folder, repo, home, f"uplink-{tool}-{round_no}-first")
-                again = _measured_push(ctx, tool, folder, repo, home, f"uplink-{tool}-{round_no}-repush")
+                return _push_and_repush(ctx, tool, folder, repo, home, f"uplink-{tool}-{round_no}")
             finally:
                 ctx.hub_config(upload_bytes_per_s=0)
                 ctx.clear_faults()
-            return {**{f"first.{k}": v for k, v in first.items()}, **{f"repush.{k}": v for k, v in again.items()},
-                    "repush.time_ratio": again["wall_s"] / first["wall_s"]}  # fmt: skip
 
         return one
 
