@@ -25,10 +25,12 @@ from fake_llm import FakeLLM, answer_for, llm_example_config
 from reliability_support import child_env, wait_for
 
 from flows import generate as generate_module
-from flows.generate import generate_dataset
+from flows.generate import DEFAULT_MAX_IN_FLIGHT, default_max_in_flight, generate_dataset
 from tasks import events as events_module
 from tasks.generation.errors import ConfigError, UnsupportedConfigError
 from tasks.generation.metadata import simple_dtype
+from tasks.generation.plan import get_plan
+from tasks.generation.source import from_config
 from tasks.generation.state import STATE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,21 +50,49 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return captured
 
 
-def test_same_seed_gives_byte_identical_data(prefect_api: None, tmp_path: Path, events: list[dict[str, Any]]) -> None:
+def test_batches_without_llm_columns_run_one_at_a_time_on_threads() -> None:
+    """Template-only batches hold the GIL, so a thread pool runs them one at a time unless told otherwise;
+    batches that wait on LLM endpoints, or that run on another runner (a cluster), keep several in flight."""
+    from prefect.task_runners import PrefectTaskRunner, ThreadPoolTaskRunner
+
+    templates_only = get_plan(from_config(GREETINGS))
+    with_llm = get_plan(from_config(llm_example_config("http://127.0.0.1:9/v1")))
+    threads, other = ThreadPoolTaskRunner(), PrefectTaskRunner()
+    assert default_max_in_flight(templates_only, threads) == 1
+    assert default_max_in_flight(with_llm, threads) == DEFAULT_MAX_IN_FLIGHT > 1
+    assert default_max_in_flight(templates_only, other) == DEFAULT_MAX_IN_FLIGHT
+    assert default_max_in_flight(templates_only, None) == DEFAULT_MAX_IN_FLIGHT
+
+
+def test_same_seed_gives_byte_identical_data(
+    prefect_api: None, tmp_path: Path, events: list[dict[str, Any]]
+) -> None:
     first = generate_dataset(str(GREETINGS), 2500, tmp_path / "a", batch_size=1000, seed=11)
-    generate_dataset(GREETINGS, 2500, tmp_path / "b", batch_size=1000, seed=11, max_in_flight=1)
+    generate_dataset(GREETINGS, 2500, tmp_path / "b", batch_size=1000, seed=11, max_in_flight=4)
     assert first.num_records == 2500 and first.num_batches == 3
     assert first.processors == ["conversations"]
     assert "user_prompt" not in first.columns and "formal" not in first.columns
     a, b = parquet_bytes(tmp_path / "a"), parquet_bytes(tmp_path / "b")
     assert len(a) == 6 and a == b  # parquet-files/ and processors-files/conversations/, byte for byte
-    assert (tmp_path / "a" / "builder_config.json").read_bytes() == (tmp_path / "b" / "builder_config.json").read_bytes()
+    assert (tmp_path / "a" / "builder_config.json").read_bytes() == (
+        tmp_path / "b" / "builder_config.json"
+    ).read_bytes()
     assert pq.read_metadata(tmp_path / "a" / "parquet-files" / "batch_00002.parquet").num_rows == 500
 
     metadata = json.loads((tmp_path / "a" / "metadata.json").read_text())
-    for key in ("actual_num_records", "target_num_records", "original_target_num_records", "buffer_size",
-                "total_num_batches", "num_completed_batches", "dataset_name", "config_hash", "file_paths",
-                "column_statistics", "preserve_dropped_columns"):
+    for key in (
+        "actual_num_records",
+        "target_num_records",
+        "original_target_num_records",
+        "buffer_size",
+        "total_num_batches",
+        "num_completed_batches",
+        "dataset_name",
+        "config_hash",
+        "file_paths",
+        "column_statistics",
+        "preserve_dropped_columns",
+    ):
         assert key in metadata
     assert metadata["file_paths"]["processor-files"]["conversations"][0] == (
         "processors-files/conversations/batch_00000.parquet"
@@ -126,15 +156,18 @@ def test_llm_text_columns_over_http_with_retried_429_and_500(
     table = pq.read_table(tmp_path / "llm" / "parquet-files")
     for row in table.to_pylist():
         assert row["greeting"].startswith(f"[gpt-4o-mini] re: {row['user_prompt']} #")
-        assert row["translation"].startswith(f"[gpt-4o-mini] re: Translate into English, answer with the "
-                                             f"translation only: {row['greeting']} #")
+        assert row["translation"].startswith(
+            f"[gpt-4o-mini] re: Translate into English, answer with the translation only: {row['greeting']} #"
+        )
     bodies = [r.body for r in llm.chat_requests if r.status == 200 and r.body is not None]
     first = next(b for b in bodies if b["messages"][-1]["content"] == table["user_prompt"][0].as_py())
     assert first["messages"][0]["role"] == "system" and first["temperature"] == 0.7 and first["max_tokens"] == 96
     answers = {answer_for(b["model"], b["messages"], b["seed"]) for b in bodies}
     assert set(table["greeting"].to_pylist()) | set(table["translation"].to_pylist()) <= answers
     assert len({b["seed"] for b in bodies}) > 50  # a seed per request, passed to the endpoint
-    written = (tmp_path / "llm" / "builder_config.json").read_text() + (tmp_path / "llm" / "metadata.json").read_text()
+    written = (tmp_path / "llm" / "builder_config.json").read_text() + (
+        tmp_path / "llm" / "metadata.json"
+    ).read_text()
     assert "sk-fake-secret-42" not in written and "FAKE_LLM_API_KEY" in written
     chat = pq.read_table(tmp_path / "llm" / "processors-files" / "conversations")
     assert chat.num_rows == 30
@@ -165,8 +198,22 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_run(
         config_file = tmp_path / "config.yaml"
         config_file.write_text(yaml.safe_dump(llm_example_config(llm.endpoint, parallel=2)))
         out = tmp_path / "resumed"
-        command = [sys.executable, "-m", "flows.generate", str(config_file), "--num-records", "96",
-                   "--output", str(out), "--batch-size", "8", "--seed", "5", "--max-in-flight", "2"]
+        command = [
+            sys.executable,
+            "-m",
+            "flows.generate",
+            str(config_file),
+            "--num-records",
+            "96",
+            "--output",
+            str(out),
+            "--batch-size",
+            "8",
+            "--seed",
+            "5",
+            "--max-in-flight",
+            "2",
+        ]
         child = subprocess.Popen(command, env=subprocess_env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
         try:
             started = wait_for(lambda: len(list((out / "parquet-files").glob("batch_*.parquet"))) >= 3, 60)
@@ -196,10 +243,16 @@ def test_cli_reports_errors_in_one_line(
     prefect_api: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"columns": [
-        {"name": "a", "column_type": "sampler", "sampler_type": "person", "params": {}},
-        {"name": "b", "column_type": "validation"},
-    ]}))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "columns": [
+                    {"name": "a", "column_type": "sampler", "sampler_type": "person", "params": {}},
+                    {"name": "b", "column_type": "validation"},
+                ]
+            }
+        )
+    )
     code = generate_module.main([str(bad), "--num-records", "10", "--output", str(tmp_path / "o")])
     assert code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]

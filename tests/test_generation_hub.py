@@ -206,6 +206,21 @@ def test_checkpoint_commits_are_made_by_a_worker_process_that_is_replaced_when_i
     assert {batch_files(i, [])[0] for i in range(3)} <= files
 
 
+def test_the_worker_draws_no_upload_bars_on_the_runs_terminal(
+    hub: object, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The worker shares the run's stderr: huggingface_hub's per-file upload bars (on by default) would interleave
+    with the run's log lines at every background commit."""
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
+    checkpointer = _started(tmp_path, repo_id, 2, interval=0)
+    for index in range(2):
+        checkpointer.add([_batch(tmp_path, index)], index)
+    commits = checkpointer.close()  # the worker has answered for every commit: its output is written
+    assert sorted(i for c in commits for i in c.batches) == [0, 1]
+    err = capfd.readouterr().err
+    assert "batch_0000" not in err and "%|" not in err, err[-2000:]  # e.g. "batch_00000.parquet: 100%|###|"
+
+
 def test_a_callers_client_commits_from_the_committer_thread(hub: object, repo_id: str, tmp_path: Path) -> None:
     checkpointer = _started(tmp_path, repo_id, 1, interval=0, api=HfApi(token=ALICE_TOKEN))
     assert checkpointer._worker is None

@@ -308,6 +308,9 @@ class Checkpointer:
                 stdout=subprocess.PIPE,
                 text=True,
                 bufsize=1,
+                # A background commit's per-file upload bars would interleave with the run's logs on the
+                # terminal they share; the committer logs one line per commit instead.
+                env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"},
             )
         except OSError as exc:
             self.logger.info("no checkpoint worker process (%s); committing from this process", exc)
