@@ -2,7 +2,7 @@
 Designer 0.9.6 on the same config, records/s; and what checkpointing to the Hub costs.
 
 Ours is measured by ``bench/generation.py`` (the generation team's benchmark), run as a child:
-``python -m bench.generation --records N --batch-size 1000 --interval 1 --repeat 3 --json FILE``. It warms Prefect's
+``python -m bench.generation --records N --batch-size 1000 --interval 1 --repeat 5 --json FILE``. It warms Prefect's
 ephemeral API up, then times whole flow runs: ``plain``, ``checkpoint`` (a commit at most every second to a
 branch of its own embedded Hub) and ``checkpoint+flush``, plus the engine alone (no Prefect).
 
@@ -24,8 +24,9 @@ from bench.scenarios.context import Context
 EXAMPLE = ROOT / "examples" / "multilingual_greetings.yaml"
 BATCH = 1000
 # Plain and checkpointed runs alternate this many times within each round (medians): a 100k-record run lasts a
-# few seconds, so one pair per round made the checkpoint's cost swing by ±15 points between runs of the same code.
-INNER_REPEATS = 3
+# few seconds, and single runs of the same code differ by up to 20 % here (one pair per round swung the
+# checkpoint's cost by ±15 points; three still left rounds 8 points apart).
+INNER_REPEATS = 5
 
 
 def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[int, int]) -> dict[str, Any]:
