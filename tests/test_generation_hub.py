@@ -4,6 +4,7 @@ config round trip through a ``builder_config.json`` URL."""
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from reliability_support import wait_for
 from flows.generate import generate_dataset
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
+from tasks.generation.checkpoint_worker import NICENESS
 from tasks.generation.source import from_config
 from tasks.generation.state import STATE_FILE, GenerationState, batch_files
 
@@ -204,6 +206,20 @@ def test_checkpoint_commits_are_made_by_a_worker_process_that_is_replaced_when_i
     assert remote is not None and remote.completed_batches == [0, 1, 2]
     files = set(HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt"))
     assert {batch_files(i, [])[0] for i in range(3)} <= files
+
+
+def test_the_worker_runs_at_a_lower_priority_than_the_generation(
+    hub: object, repo_id: str, tmp_path: Path
+) -> None:
+    """Checkpoints are background work: on a busy machine the worker's hashing and HTTP wait for the generation."""
+    checkpointer = _started(tmp_path, repo_id, 1, interval=0)
+    worker = checkpointer._worker
+    assert worker is not None
+    checkpointer.add([_batch(tmp_path, 0)], 0)
+    assert wait_for(lambda: len(checkpointer.commits) == 1, 10)  # the worker has answered: it set its priority
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(ours + NICENESS, 19)
+    checkpointer.close()
 
 
 def test_the_worker_draws_no_upload_bars_on_the_runs_terminal(

@@ -4,19 +4,26 @@ Protocol (JSON lines): it prints ``{"ready": true}`` once imported; then, per re
 (``endpoint``, ``token``, ``repo_id``, ``revision``, ``message``, ``files`` as [repo path, local path] pairs,
 ``content`` as [repo path, base64] pairs, ``deletes``), one answer line: ``{"oid", "url"}`` or ``{"error",
 "message"}``. It exits when stdin closes (the parent closed it, or died). Run as a script by path (not as a
-module of this package), so that it imports only huggingface_hub; it never logs the token it is given.
+module of this package), so that it imports only huggingface_hub; it never logs the token it is given. It runs
+at a lower priority (niceness +10 on Unix): its imports, hashing and HTTP take the CPU the generation leaves.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+# Added to the worker's niceness (Unix), before it imports huggingface_hub: the worker's CPU work (imports,
+# hashing, HTTP) takes what the generation leaves.
+NICENESS = 10
 
 
 def commit(api: HfApi, request: Mapping[str, Any]) -> dict[str, str]:
@@ -24,6 +31,9 @@ def commit(api: HfApi, request: Mapping[str, Any]) -> dict[str, str]:
 
     The checkpointer calls this directly when it commits from its own thread, so both ways commit alike.
     """
+    # imported here, not at the top: the worker lowers its priority before it imports huggingface_hub
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
     operations: list[CommitOperationAdd | CommitOperationDelete] = [
         CommitOperationAdd(path_in_repo=path, path_or_fileobj=local) for path, local in request["files"]
     ]
@@ -45,6 +55,10 @@ def commit(api: HfApi, request: Mapping[str, Any]) -> dict[str, str]:
 def main() -> int:
     """Serve commit requests from stdin until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C stops the parent; the worker ends when stdin closes
+    if hasattr(os, "nice"):  # background work: where cores are scarce, the generation goes first
+        os.nice(NICENESS)
+    from huggingface_hub import HfApi
+
     out, sys.stdout = sys.stdout, sys.stderr  # stdout carries the answers only
     apis: dict[tuple[str, str], HfApi] = {}
     print(json.dumps({"ready": True}), file=out, flush=True)
