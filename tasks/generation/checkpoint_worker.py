@@ -11,6 +11,7 @@ at a lower priority (niceness +10 on Unix): its imports, hashing and HTTP take t
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -55,7 +56,9 @@ def commit(api: HfApi, request: Mapping[str, Any]) -> dict[str, str]:
 def main() -> int:
     """Serve commit requests from stdin until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C stops the parent; the worker ends when stdin closes
-    if hasattr(os, "nice"):  # background work: where cores are scarce, the generation goes first
+    # Background work: where cores are scarce, the generation goes first. No niceness on Windows; a refusal
+    # only costs the priority.
+    with contextlib.suppress(AttributeError, OSError):
         os.nice(NICENESS)
     from huggingface_hub import HfApi
 
