@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
-# Added to the worker's niceness (Unix), before it imports huggingface_hub: the worker's CPU work (imports,
-# hashing, HTTP) takes what the generation leaves.
-NICENESS = 10
+NICENESS = 10  # added to the worker's niceness (Unix) before it imports huggingface_hub (see main)
 
 
 def commit(api: HfApi, request: Mapping[str, Any]) -> dict[str, str]:
