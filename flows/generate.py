@@ -60,7 +60,7 @@ from tasks.generation.state import (
 DEFAULT_BATCH_SIZE = 1000
 # Batches in flight when they wait on LLM endpoints or run elsewhere. Batches that only render templates in this
 # process's threads hold the GIL: a second one in flight only contends for it (measured on the no-LLM example,
-# 100k records: 1 in flight 3.1 s, 2 in flight 3.3 s, 4 in flight 3.7 s), so those run one at a time.
+# 100k records: 1 in flight 3.1 s, 2 in flight 3.3 s, 4 in flight 3.7-4.4 s), so those run one at a time.
 DEFAULT_MAX_IN_FLIGHT = 4
 
 
