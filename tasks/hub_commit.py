@@ -216,7 +216,8 @@ def _opens_pr(target: HubTarget, revision: str) -> bool:
     return target.create_pr and not revision.startswith("refs/pr/")
 
 
-def _branch_head(api: HfApi, target: HubTarget, revision: str, token: str) -> str:
+def branch_head(api: HfApi, target: HubTarget, revision: str, token: str) -> str:
+    """The commit ``revision`` (a branch, or ``refs/pr/N``) of the target repo points at."""
     head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
     assert head is not None
     return head
@@ -226,7 +227,7 @@ def _compare(
     api: HfApi, target: HubTarget, plan: CommitPlan, token: str, revision: str, head: str | None
 ) -> _Comparison:
     """Read the head (unless given) and the files the plan owns there; keep the files whose content differs."""
-    head = head or _branch_head(api, target, revision, token)
+    head = head or branch_head(api, target, revision, token)
     remote = remote_files(api, target, head, plan, token)
     digests = _digests(plan.files)
     changed = [
@@ -373,7 +374,7 @@ def _commit_plan_at(
     folder_deletions = [d for d in delete_folders if folder_exists(api, target, head, d, token)]
     outcome = CommitOutcome(label=plan.label, files_unchanged=len(plan.files) - len(changed), head=head)
     if not changed and not deletions and not folder_deletions:
-        if hinted and _branch_head(api, target, revision, token) != head:  # "unchanged" holds at the head only
+        if hinted and branch_head(api, target, revision, token) != head:  # "unchanged" holds at the head only
             raise _StaleHint
         logger.info("%s: the Hub already has these %d files; no commit.", plan.label, len(plan.files))
         return outcome

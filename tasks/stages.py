@@ -44,7 +44,14 @@ from tasks import artifacts
 from tasks.card.options import CardOptions
 from tasks.card_cache import cached_card
 from tasks.dataset_folder import DatasetFolder, DatasetFolderError, check_processor_name
-from tasks.hub_commit import CommitOutcome, CommitRecord, HubTarget, commit_plan, parquet_files_at
+from tasks.hub_commit import (
+    CommitOutcome,
+    CommitRecord,
+    HubTarget,
+    branch_head,
+    commit_plan,
+    parquet_files_at,
+)
 from tasks.hub_metadata import hub_metadata, json_bytes
 from tasks.redaction import redact_secrets
 from tasks.repo_layout import DATA_FOLDER, METADATA
@@ -293,8 +300,7 @@ def push_metadata(job: StageJob) -> StageResult:
     # List what the repo holds at the head this commit will be made on (412 if it moves): when another push
     # raced this one, metadata.json still lists exactly the files that are there. So this stage reads the head
     # itself rather than take the previous stage's (``job.head``): its content depends on it.
-    head = api.repo_info(target.repo_id, revision=job.revision, repo_type=target.repo_type, token=token).sha
-    assert head is not None
+    head = branch_head(api, target, job.revision, token)
     on_hub = {
         folder: parquet_files_at(api, target, head, folder, token)
         for folder in (DATA_FOLDER, *(p.name for p in job.folder.processors))
