@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -176,3 +177,43 @@ def summarize_runs(runs: Sequence[Mapping[str, Any]]) -> dict[str, Summary]:
     for r in runs:
         keys += [k for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool) and k not in keys]
     return {k: summarize([r[k] for r in runs if k in r]) for k in keys}
+
+
+@dataclass
+class Slowdown:
+    """How much slower B is than A, in %, from alternating runs: the ratio of the medians, and a bootstrap
+    interval of it."""
+
+    pct: float
+    low_pct: float
+    high_pct: float
+    pairs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pct": self.pct, "low_pct": self.low_pct, "high_pct": self.high_pct, "pairs": self.pairs}
+
+
+def paired_slowdown(
+    base: Sequence[float], other: Sequence[float], *, confidence: float = 0.9, resamples: int = 2000, seed: int = 0
+) -> Slowdown:
+    """Slowdown of ``other`` against ``base`` (``100 × (median(other) / median(base) − 1)``), with the
+    ``confidence`` interval of a paired bootstrap.
+
+    ``base[i]`` and ``other[i]`` ran one after the other, so pairs are resampled whole: a slow stretch of the
+    machine weighs on both sides of the pairs it touched. The seed is fixed, so the same runs always give the
+    same interval (the report can be rendered again from the JSON).
+    """
+    pairs = min(len(base), len(other))
+    if pairs == 0:
+        nan = float("nan")
+        return Slowdown(nan, nan, nan, 0)
+    a, b = [float(x) for x in base[:pairs]], [float(x) for x in other[:pairs]]
+
+    def pct(indices: Sequence[int]) -> float:
+        return 100 * (statistics.median(b[i] for i in indices) / statistics.median(a[i] for i in indices) - 1)
+
+    rng = random.Random(seed)
+    draws = sorted(pct([rng.randrange(pairs) for _ in range(pairs)]) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    low, high = draws[int(tail * (resamples - 1))], draws[int((1 - tail) * (resamples - 1))]
+    return Slowdown(pct(range(pairs)), low, high, pairs)

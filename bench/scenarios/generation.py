@@ -2,7 +2,7 @@
 Designer 0.9.6 on the same config, records/s; and what checkpointing to the Hub costs.
 
 Ours is measured by ``bench/generation.py`` (the generation team's benchmark), run as a child:
-``python -m bench.generation --records N --batch-size 1000 --interval 1 --repeat 5 --json FILE``. It warms Prefect's
+``python -m bench.generation --records N --batch-size 1000 --interval 1 --repeat 9 --json FILE``. It warms Prefect's
 ephemeral API up, then times whole flow runs: ``plain``, ``checkpoint`` (a commit at most every second to a
 branch of its own embedded Hub) and ``checkpoint+flush``, plus the engine alone (no Prefect).
 
@@ -23,10 +23,11 @@ from bench.scenarios.context import Context
 
 EXAMPLE = ROOT / "examples" / "multilingual_greetings.yaml"
 BATCH = 1000
-# Plain and checkpointed runs alternate this many times within each round (medians): a 100k-record run lasts a
-# few seconds, and single runs of the same code differ by up to 20 % here (one pair per round swung the
-# checkpoint's cost by ±15 points; three still left rounds 8 points apart).
-INNER_REPEATS = 5
+# Plain and checkpointed runs alternate this many times within each round: a 100k-record run lasts a few
+# seconds, and single runs of the same code differ by up to 20 % here. Three per round still left rounds 8 points
+# apart, five left them 10 points apart; so the report pools every run of every round (bench.report) and
+# gives the checkpoint's cost with a bootstrap interval.
+INNER_REPEATS = 9
 
 
 def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[int, int]) -> dict[str, Any]:
@@ -57,6 +58,9 @@ def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[in
                 "checkpoint_records_per_s": n / row["checkpoint_s"],
                 "checkpoint_slowdown_pct": 100 * (row["checkpoint_s"] / row["plain_s"] - 1),
                 "flush_slowdown_pct": 100 * (row["flush_s"] / row["plain_s"] - 1),
+                # every run, in the order they alternated: the report pools them over the rounds (bench.report)
+                "plain_runs": row["runs"]["plain"],
+                "checkpoint_runs": row["runs"]["checkpoint"],
             }
 
         def data_designer(round_no: int, n: int = n) -> dict[str, Any]:
