@@ -53,6 +53,7 @@ LFS_CONTENT_TYPE = "application/vnd.git-lfs+json"
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # §4.3: files of 10 MiB or more go to LFS
 RESERVED_NAMESPACES = frozenset({"api", "datasets", "spaces", "models", "kernels", "lfs-upload", "_localhub"})
 _DEFAULT_EXPAND_PAGE = 50  # the real Hub pages expanded trees by 50
+PATHS_INFO_MAX = 1000  # paths per paths-info request on the real Hub (huggingface_hub issue #1503)
 
 
 @dataclass
@@ -591,6 +592,8 @@ class HubApi:
         else:
             form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
             paths, expand = form.get("paths", []), (form.get("expand", ["false"])[-1].lower() == "true")
+        if len(paths) > PATHS_INFO_MAX:  # the real Hub: "413 Payload Too Large ... too many parameters"
+            raise HubError(413, "too many parameters")
         entries = [
             e for p in dict.fromkeys(paths) if isinstance(p, str) and (e := repo.entry(head, p)) is not None
         ]

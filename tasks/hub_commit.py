@@ -45,6 +45,8 @@ ProgressFn = Callable[[int, int], None]
 # 256 files is its own batch limit.
 GROUP_MAX_FILES = 256
 GROUP_MAX_BYTES = 512 * 1024 * 1024
+# The Hub answers 413 to a paths-info request for more than 1,000 paths; huggingface_hub asks for 500 at a time.
+PATHS_INFO_CHUNK = 500
 
 
 def preupload_groups(
@@ -120,14 +122,29 @@ def _is_same(remote: RepoFile, digest: FileDigest) -> bool:
     return str(remote.blob_id) == digest.git_sha1
 
 
+def paths_info(api: HfApi, target: HubTarget, head: str, paths: list[str], token: str) -> dict[str, RepoFile]:
+    """The files among ``paths`` at ``head``, by path (asked for in chunks the Hub accepts)."""
+    found: dict[str, RepoFile] = {}
+    for start in range(0, len(paths), PATHS_INFO_CHUNK):
+        for entry in api.get_paths_info(
+            target.repo_id,
+            paths[start : start + PATHS_INFO_CHUNK],
+            revision=head,
+            repo_type=target.repo_type,
+            token=token,
+        ):
+            if isinstance(entry, RepoFile):
+                found[entry.path] = entry
+    return found
+
+
 def remote_files(api: HfApi, target: HubTarget, head: str, plan: CommitPlan, token: str) -> dict[str, RepoFile]:
     """Files the plan owns, as they are at ``head``: everything under its folder, or its exact paths."""
-    found: dict[str, RepoFile] = {}
-    if plan.scope is None and not plan.files:
-        return found
-    if plan.scope is not None:
-        try:
-            entries: Iterable[object] = api.list_repo_tree(
+    if plan.scope is None:
+        return paths_info(api, target, head, [f.path_in_repo for f in plan.files], token)
+    try:
+        entries = list(
+            api.list_repo_tree(
                 target.repo_id,
                 path_in_repo=plan.scope,
                 recursive=True,
@@ -135,21 +152,10 @@ def remote_files(api: HfApi, target: HubTarget, head: str, plan: CommitPlan, tok
                 repo_type=target.repo_type,
                 token=token,
             )
-            entries = list(entries)
-        except EntryNotFoundError:
-            entries = []
-    else:
-        entries = api.get_paths_info(
-            target.repo_id,
-            [f.path_in_repo for f in plan.files],
-            revision=head,
-            repo_type=target.repo_type,
-            token=token,
         )
-    for entry in entries:
-        if isinstance(entry, RepoFile):
-            found[entry.path] = entry
-    return found
+    except EntryNotFoundError:
+        entries = []
+    return {entry.path: entry for entry in entries if isinstance(entry, RepoFile)}
 
 
 def parquet_files_at(api: HfApi, target: HubTarget, head: str, folder: str, token: str) -> list[str]:
@@ -186,14 +192,7 @@ def _landed_commit(
     latest = api.list_repo_commits(target.repo_id, revision=new_head, repo_type=target.repo_type, token=token)
     if not latest or latest[0].title != message:
         return None
-    paths = list(added) + deleted
-    present = {
-        e.path: e
-        for e in api.get_paths_info(
-            target.repo_id, paths, revision=new_head, repo_type=target.repo_type, token=token
-        )
-        if isinstance(e, RepoFile)
-    }
+    present = paths_info(api, target, new_head, list(added) + deleted, token)
     if any(p in present for p in deleted):
         return None
     if any(p not in present or not _is_same(present[p], d) for p, d in added.items()):

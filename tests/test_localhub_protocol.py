@@ -21,6 +21,7 @@ from huggingface_hub import (
     hf_hub_download,
     snapshot_download,
 )
+from huggingface_hub.errors import HfHubHTTPError
 
 from localhub import LocalHub
 
@@ -241,6 +242,14 @@ def test_get_paths_info(api: HfApi, repo: str) -> None:
         headers={"authorization": f"Bearer {ALICE_TOKEN}"},
     ).json()
     assert [(e["type"], e["path"]) for e in as_json] == [("directory", "dir"), ("file", "dir/hello.txt")]
+
+
+def test_get_paths_info_takes_at_most_1000_paths(api: HfApi, repo: str) -> None:
+    # The real Hub answers 413 "too many parameters" above 1,000 paths (huggingface_hub issue #1503).
+    assert api.get_paths_info(repo, [f"f{i}" for i in range(1000)], repo_type="dataset") == []
+    with pytest.raises(HfHubHTTPError) as raised:
+        api.get_paths_info(repo, [f"f{i}" for i in range(1001)], repo_type="dataset")
+    assert raised.value.response.status_code == 413
 
 
 def test_branches_tags_and_pull_requests(api: HfApi, repo: str, hub: LocalHub) -> None:

@@ -13,7 +13,7 @@ import datasets
 import pytest
 from conftest import ALICE_TOKEN, BOB_TOKEN
 from factories import make_dataset_folder
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from prefect import flow, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -255,6 +255,32 @@ def test_lost_commit_answer_is_not_committed_twice(tmp_path: Path, repo_id: str,
     assert titles(repo_id).count("Upload main dataset files") == 1
     data = next(s for s in result.stages if s.stage == "data")
     assert data.commits and data.commits[0].recovered
+
+
+def test_lost_answer_of_a_commit_deleting_over_1000_files_is_recognised(
+    tmp_path: Path, repo_id: str, hub: Any
+) -> None:
+    # An earlier run left 1,200 shards; this push deletes them in the data commit, whose answer is lost. Telling
+    # whether it landed asks about 1,202 paths, more than the Hub answers in one paths-info request.
+    stale = [f"data/old_{i:05d}.parquet" for i in range(1200)]
+    api = HfApi(token=ALICE_TOKEN)
+    api.create_repo(repo_id, repo_type="dataset")
+    api.create_commit(
+        repo_id,
+        [CommitOperationAdd(path_in_repo=p, path_or_fileobj=b"old") for p in stale],
+        commit_message="an earlier run",
+        repo_type="dataset",
+    )
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, processor_file=None, images=0)
+    hub.faults.add("commit", drop="after", skip=1, count=1)  # the data commit lands, its answer is lost
+    result = _push(folder, repo_id, stages=["card", "data"])
+    assert titles(repo_id).count("Upload main dataset files") == 1
+    data = next(s for s in result.stages if s.stage == "data")
+    assert data.commits[0].recovered and data.commits[0].files_deleted == 1200
+    assert sorted(p for p in repo_files(repo_id) if p.startswith("data/")) == [
+        "data/batch_00000.parquet",
+        "data/batch_00001.parquet",
+    ]
 
 
 def test_transient_faults_in_data_stage_are_retried(tmp_path: Path, repo_id: str, hub: Any) -> None:
