@@ -29,7 +29,7 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field, SecretStr
 
 from flows.terminal_run import terminal_run
-from tasks.artifacts import artifact_slug
+from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
 from tasks.read_dataset import list_configs, read_pushed_dataset
 from tasks.retry_policy import retry_transient_only
@@ -155,7 +155,7 @@ def verify_pushed_dataset(
         table=[
             {"config": c.config, "rows": c.rows, "columns": ", ".join(c.columns), "commit": commit} for c in checks
         ],
-        key=f"{artifact_slug(repo_id)}-verification",
+        key=artifact_key(repo_id, "verification"),
         description=f"{repo_id}@{revision} read back at commit {commit}",
     )
 

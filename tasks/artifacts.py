@@ -23,13 +23,19 @@ def artifact_slug(repo_id: str) -> str:
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", repo_id.lower())).strip("-")
 
 
+def artifact_key(repo_id: str, *parts: str) -> str:
+    """An artifact key, ``<dataset-slug>-<part>-...``: Prefect allows lowercase letters, digits and dashes only,
+    and a label may hold a processor name (``conversations_v2``)."""
+    return artifact_slug("-".join((repo_id, *parts)))
+
+
 def record_commit(repo_id: str, label: str, commit: CommitRecord) -> None:
     """A link artifact to the commit on the Hub, keyed ``<dataset-slug>-<label>-commit``."""
     note = " (found on the Hub after its answer was lost)" if commit.recovered else ""
     create_link_artifact(
         link=commit.url,
         link_text=f"{commit.message} ({commit.oid[:8]})",
-        key=f"{artifact_slug(repo_id)}-{label}-commit",
+        key=artifact_key(repo_id, label, "commit"),
         description=(
             f"{commit.message}: {commit.files_added} file(s) added or updated, {commit.files_deleted} deleted, "
             f"{commit.bytes_sent} bytes{note}."
@@ -40,14 +46,14 @@ def record_commit(repo_id: str, label: str, commit: CommitRecord) -> None:
 def record_card(repo_id: str, card_text: str) -> None:
     """The rendered dataset card, as a markdown artifact keyed ``<dataset-slug>-card``."""
     create_markdown_artifact(
-        markdown=card_text, key=f"{artifact_slug(repo_id)}-card", description=f"Dataset card of {repo_id}"
+        markdown=card_text, key=artifact_key(repo_id, "card"), description=f"Dataset card of {repo_id}"
     )
 
 
 def record_stage_table(repo_id: str, rows: Sequence[dict[str, Any]]) -> None:
     """One row per stage commit of the run, keyed ``<dataset-slug>-push-summary``."""
     create_table_artifact(
-        table=list(rows), key=f"{artifact_slug(repo_id)}-push-summary", description=f"Push of {repo_id}, by stage"
+        table=list(rows), key=artifact_key(repo_id, "push-summary"), description=f"Push of {repo_id}, by stage"
     )
 
 
@@ -56,7 +62,7 @@ class UploadProgress:
 
     def __init__(self, repo_id: str, label: str) -> None:
         self._id: UUID | None = None
-        self._key = f"{artifact_slug(repo_id)}-{label}-upload"
+        self._key = artifact_key(repo_id, label, "upload")
         self._last = -1.0
 
     def __call__(self, done: int, total: int) -> None:

@@ -112,7 +112,15 @@ def test_staged_push_end_to_end(tmp_path: Path, repo_id: str, hub: Any) -> None:
 
 
 def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> None:
-    folder = make_dataset_folder(tmp_path / "ds", batches=2, processor_file=None, images=0, builder_config=False)
+    # A processor name may hold what an artifact key may not (Prefect: lowercase letters, digits, dashes).
+    folder = make_dataset_folder(
+        tmp_path / "ds",
+        batches=2,
+        processor_dir="Conversations_v2",
+        processor_file=None,
+        images=0,
+        builder_config=False,
+    )
     state = push_dataset(folder, repo_id, "Artifacts test.", token=SecretStr(ALICE_TOKEN), return_state=True)
     assert state.is_completed()
     flow_run_id = state.state_details.flow_run_id
@@ -126,7 +134,7 @@ def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> 
     assert {
         f"{slug}-card-commit",
         f"{slug}-data-commit",
-        f"{slug}-processors-conversations-commit",
+        f"{slug}-processors-conversations-v2-commit",
         f"{slug}-metadata-commit",
         f"{slug}-push-summary",
         f"{slug}-card",
@@ -139,7 +147,7 @@ def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> 
         "card",
         "data",
         "images",
-        "processors-conversations",
+        "processors-Conversations_v2",
         "builder_config",
         "metadata",
     ]
