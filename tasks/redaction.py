@@ -2,29 +2,54 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "<redacted>"
 
-# Keys whose values are credentials. Counters such as `max_tokens` or `num_tokens` are not.
-_SECRET_KEY = re.compile(
-    r"(^|_|-)(api_?key|apikey|access_?token|auth_?token|hf_?token|token|secret|client_?secret|password|passwd"
-    r"|authorization|private_?key|credentials?)$",
-    re.IGNORECASE,
-)
+# Keys whose values are credentials are told apart by their words (``X-API-Key`` → x, api, key;
+# ``aws_secret_access_key`` → aws, secret, access, key; ``hfToken`` → hf, token), so that any spelling matches.
+_KEY_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_SECRET_WORDS = frozenset(
+    {"secret", "secrets", "password", "passwords", "passwd", "passphrase", "credential", "credentials",
+     "authorization", "apikey", "apikeys"}
+)  # fmt: skip
+# "...key(s)" after one of these words: api_key, access-key, private_key; but not sort_key or primary_key.
+_KEY_QUALIFIERS = frozenset({"api", "access", "private", "auth", "signing", "encryption", "client", "account"})
+# "...token" is a credential (hf_token, access_token, token) unless a tokenizer's token (eos_token) or a count.
+_TOKENIZER_WORDS = frozenset({"bos", "eos", "pad", "unk", "sep", "cls", "mask", "special", "start", "end", "stop"})
+_TOKEN_QUALIFIERS = frozenset({"api", "access", "auth", "hf", "bearer", "refresh", "id", "session"})
 # Token-shaped values, wherever they appear: Hugging Face, OpenAI-style and NVIDIA keys, bearer headers.
 _SECRET_VALUE = re.compile(
     r"\b(hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_\-]{16,}|nvapi-[A-Za-z0-9_\-]{16,})\b|Bearer\s+\S+"
 )
-# An environment variable *name* (Data Designer's `api_key: NVIDIA_API_KEY`) is a reference, not a secret.
-_ENV_VAR_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# An environment variable *name* (Data Designer's `api_key: NVIDIA_API_KEY`) is a reference, not a secret. A
+# name has an underscore (or is set here); an all-caps key such as `PK1A2B3C4D5E6F7G8H9J` does not.
+_ENV_VAR_NAME = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 
 
 def is_secret_key(key: str) -> bool:
-    """True for keys that hold credentials (``api_key``, ``hf_token``...), False for ``max_tokens`` and the like."""
-    return bool(_SECRET_KEY.search(key))
+    """True for keys that hold credentials (``api_key``, ``X-API-Key``, ``hf_token``, ``aws_secret_access_key``,
+    ``api_keys``...), False for ``max_tokens``, ``eos_token``, ``sort_key`` and the like."""
+    words = [w.lower() for w in _KEY_WORD.findall(key)]
+    if not words:
+        return False
+    if _SECRET_WORDS.intersection(words):
+        return True
+    last, before = words[-1], words[-2] if len(words) > 1 else ""
+    if last in ("key", "keys"):
+        return before in _KEY_QUALIFIERS
+    if last == "token":
+        return before not in _TOKENIZER_WORDS and before not in ("max", "min", "num")
+    if last == "tokens":
+        return before in _TOKEN_QUALIFIERS
+    return False
+
+
+def _is_env_reference(value: str) -> bool:
+    return bool(_ENV_VAR_NAME.match(value)) or (value.isupper() and value in os.environ)
 
 
 def redact_secrets(value: Any, known_secrets: Iterable[str] = ()) -> Any:
@@ -46,7 +71,7 @@ def redact_secrets(value: Any, known_secrets: Iterable[str] = ()) -> Any:
         if isinstance(node, list | tuple):
             return [walk(v, key) for v in node]
         if isinstance(node, str):
-            if key is not None and is_secret_key(key) and node and not _ENV_VAR_NAME.match(node):
+            if key is not None and is_secret_key(key) and node and not _is_env_reference(node):
                 return REDACTED
             return scrub_text(node)
         return node

@@ -162,6 +162,25 @@ def test_redaction_keeps_counters_and_env_var_names() -> None:
     assert config["model_configs"][0]["api_key"] == "sk-live-abcdefghijklmnop"  # the input is untouched
 
 
+def test_redaction_matches_credential_keys_however_spelled() -> None:
+    providers = [
+        {"name": "azure", "api_key": "AZURE_OPENAI_API_KEY", "extra_headers": {"api-key": "3f9c2b7e5d1a4c8b9e0f"}},
+        {"name": "gateway", "extra_headers": {"X-API-Key": "gw_live_51HxQ2eZvKYlo2C9"}},
+        {"name": "bedrock", "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG", "secret_key": "s3cr3t-v4lue-1234"},
+        {"name": "google", "api_keys": ["AIzaSyD-9tSrke72PouQMnMX"], "hfToken": "abc123def456"},
+        {"name": "upper", "api_key": "PK1A2B3C4D5E6F7G8H9J"},  # all caps, but no environment variable name
+    ]
+    clean = redact_secrets({"model_providers": providers})["model_providers"]
+    assert clean[0] == {"name": "azure", "api_key": "AZURE_OPENAI_API_KEY", "extra_headers": {"api-key": REDACTED}}
+    assert clean[1]["extra_headers"] == {"X-API-Key": REDACTED}
+    assert clean[2]["aws_secret_access_key"] == clean[2]["secret_key"] == REDACTED
+    assert clean[3]["api_keys"] == [REDACTED] and clean[3]["hfToken"] == REDACTED
+    assert clean[4]["api_key"] == REDACTED
+    # Counters, a tokenizer's tokens and ordinary keys stay.
+    kept = {"max_tokens": 5, "max_new_tokens": 9, "eos_token": "</s>", "sort_key": "id", "key": "a", "tokens": 3}
+    assert redact_secrets(kept) == kept
+
+
 def test_hub_metadata_rewrites_paths_and_keeps_unknown_keys(tmp_path: Path) -> None:
     root = make_dataset_folder(tmp_path / "ds", batches=2)
     meta = json.loads((root / "metadata.json").read_text())
