@@ -88,6 +88,9 @@ def build_deployments(
             description="Generate a dataset from a config and push it to the Hub, stage by stage, on a schedule.",
             schedules=[Cron(cron, timezone=timezone)],
             parameters={"params": scheduled.model_dump(mode="json", exclude_defaults=True)},
+            # One run at a time (others wait their turn): runs share the repo's default output folder and push
+            # to the same repo, so a manual run beside the nightly one would interleave their files.
+            concurrency_limit=1,
             tags=TAGS,
         )
     ]

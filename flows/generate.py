@@ -19,6 +19,7 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -188,8 +189,15 @@ def generate_dataset(
         ```
     """
     logger = get_run_logger()
-    if num_records < 1 or batch_size < 1 or seed < 0 or (max_in_flight is not None and max_in_flight < 1):
-        raise ValueError("num_records, batch_size and max_in_flight must be at least 1, and seed at least 0")
+    for name, value, least in [("num_records", num_records, 1), ("batch_size", batch_size, 1), ("seed", seed, 0)]:
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, got {value}.")
+    if max_in_flight is not None and max_in_flight < 1:
+        raise ValueError(f"max_in_flight must be at least 1 (or None for the default), got {max_in_flight}.")
+    if task_runner == "dask" and importlib.util.find_spec("prefect_dask") is None:
+        raise ValueError(
+            "task_runner='dask' needs prefect-dask: install the project's dask extra (pip install -e '.[dask]')."
+        )
     builder = from_config(config)
     plan = get_plan(builder)
     for provider in plan.providers():
@@ -273,10 +281,12 @@ def generate_dataset(
             # only: a quote does not survive pickling to another process (the task would get a tuple).
             passed: Any = quote(builder) if isinstance(flow_runner, ThreadPoolTaskRunner) else builder
             run(lambda i: generate_batch.submit(**parameters(i, passed)), flow_runner)
-    except BaseException:
+    except BaseException as exc:
         write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
         if checkpointer is not None:
-            checkpointer.close()  # completed batches still reach the checkpoint
+            # A failed run's completed batches still reach the checkpoint (what a resume elsewhere needs), even
+            # without the final flush; an interrupted one (Ctrl-C, cancellation) does not wait for the interval.
+            checkpointer.close(flush=True if isinstance(exc, Exception) else None)
         raise
 
     progress.add(0, final=True)

@@ -21,16 +21,16 @@ from prefect.logging import get_run_logger
 from pydantic import SecretStr
 
 from flows.generate import generate_dataset
-from flows.push import PushResult, format_table, push_dataset
+from flows.push import PushResult, check_push_parameters, format_table, push_dataset
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_slug
-from tasks.credentials import HuggingFaceCredentials, resolve_token
+from tasks.credentials import HuggingFaceCredentials, hide_token_parameter, resolve_token
 from tasks.generation.checkpoint import CheckpointTarget
 from tasks.generation.config import BuilderConfig
 from tasks.generation.source import from_config
 from tasks.retry_policy import describe_failure
 from tasks.stage_plan import StageName
-from tasks.validation import validate_description, validate_repo_id, validate_revision
+from tasks.validation import InvalidParameterError, validate_revision
 
 
 def default_output_dir(repo_id: str) -> Path:
@@ -70,8 +70,8 @@ def generate_and_push(
 ) -> PushResult:
     """Generate ``num_records`` records from ``config`` and publish them to ``repo_id``, stage by stage.
 
-    Everything that can be checked before generating is checked first (repo id, description, revision, the
-    token's presence, the config), so a bad parameter never costs a generation run. The generation result is
+    Everything that can be checked before generating is checked first (the push's parameters, the checkpoint
+    branch, the token's presence, the config), so a bad parameter never costs a generation run. The generation result is
     passed straight to the push flow; both run as subflows, so a Retry of this run resumes generation from its
     completed batches and skips the stages that already committed.
 
@@ -99,9 +99,25 @@ def generate_and_push(
         ```
     """
     logger = get_run_logger()
-    validate_repo_id(repo_id)
-    validate_description(description)
-    validate_revision(revision)
+    hide_token_parameter()  # a plain-string token would be readable in the run's parameters
+    check_push_parameters(
+        repo_id,
+        description,
+        revision=revision,
+        create_pr=create_pr,
+        max_files_per_commit=max_files_per_commit,
+        stages=stages,
+        tags=tags,
+        license=license,
+        language=language,
+        pretty_name=pretty_name,
+    )
+    if checkpoint_branch is not None and validate_revision(checkpoint_branch) == revision:
+        raise InvalidParameterError(
+            f"checkpoint_branch {checkpoint_branch!r} is the branch the dataset is published to: the checkpoints "
+            "(batch files, the generation state) would stay in the published dataset. Pick another branch, "
+            "e.g. 'checkpoint'."
+        )
     secret = SecretStr(resolve_token(token, credentials))
     builder = config if isinstance(config, BuilderConfig) else from_config(config)
     folder = Path(output_dir) if output_dir else default_output_dir(repo_id)

@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
@@ -27,15 +25,16 @@ from pydantic import BaseModel, Field, SecretStr
 from flows.terminal_run import terminal_run
 from tasks import artifacts
 from tasks.card.options import CardOptions
-from tasks.credentials import HuggingFaceCredentials, resolve_token
+from tasks.credentials import HuggingFaceCredentials, hide_token_parameter, resolve_token
 from tasks.dataset_folder import DatasetFolder, scan_dataset_folder
 from tasks.events import emit_dataset_pushed
 from tasks.generation.result import GeneratedDataset
 from tasks.hub_commit import HubTarget
 from tasks.hub_metadata import hub_metadata, json_bytes
+from tasks.prepare_repo import prepare_repo
 from tasks.preupload import PreuploadResult, head_start_done, start_preuploads
 from tasks.redaction import redact_secrets
-from tasks.retry_policy import describe_failure, http_status
+from tasks.retry_policy import describe_failure
 from tasks.stage_cache import digest_files, fingerprint
 from tasks.stage_plan import STAGES, StageName, parts, plan_files_stage
 from tasks.stages import STAGE_TASKS, StageJob, StageResult, render_folder_card
@@ -147,34 +146,54 @@ def _dry_run_plan(
     return plan
 
 
-def _check_token_with_hub(api: HfApi, token: str) -> str:
-    """The token's user name, or a clear error when the Hub rejects the token (before any upload)."""
-    try:
-        return str(api.whoami(token=token)["name"])
-    except HfHubHTTPError as exc:
-        if http_status(exc) == 401:
-            raise PermissionError(
-                "The Hub rejected the token (401). Create a token with write access at "
-                "https://huggingface.co/settings/tokens and pass it as token=..., a HuggingFaceCredentials block, "
-                "HF_TOKEN, or `hf auth login`."
-            ) from None
-        raise
+def check_push_parameters(
+    repo_id: str,
+    description: str,
+    *,
+    revision: str = "main",
+    create_pr: bool = False,
+    max_files_per_commit: int = 100,
+    stages: list[StageName] | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+    language: list[str] | None = None,
+    task_categories: list[str] | None = None,
+    pretty_name: str | None = None,
+    card_template: str | None = None,
+) -> tuple[HubTarget, CardOptions, list[StageName]]:
+    """Check the push parameters that need no network (``push_dataset``'s, same names) and return the target,
+    the card options and the stages to run.
 
+    ``generate_and_push`` calls it before generating, so that a bad push parameter never costs a generation run.
 
-def _prepare_repo(api: HfApi, target: HubTarget, private: bool, token: str) -> str:
-    """Create the repo if needed, apply ``private=True`` to an existing repo, create the branch; return its URL."""
-    url = api.create_repo(
-        target.repo_id, repo_type=target.repo_type, private=private or None, exist_ok=True, token=token
-    )
-    if private:
-        info = api.repo_info(target.repo_id, repo_type=target.repo_type, token=token)
-        if not info.private:
-            api.update_repo_settings(target.repo_id, repo_type=target.repo_type, private=True, token=token)
-    if target.revision != "main" and not target.revision.startswith("refs/pr/"):
-        api.create_branch(
-            target.repo_id, branch=target.revision, repo_type=target.repo_type, exist_ok=True, token=token
+    Raises:
+        InvalidParameterError: naming the parameter and what to do.
+    """
+    if max_files_per_commit < 1:
+        raise InvalidParameterError(
+            f"max_files_per_commit must be at least 1 (got {max_files_per_commit}); the default is 100."
         )
-    return str(url)
+    target = HubTarget(
+        repo_id=validate_repo_id(repo_id),
+        revision=validate_revision(revision),
+        create_pr=create_pr,
+        max_files_per_commit=max_files_per_commit,
+    )
+    if card_template and not Path(card_template).is_file():
+        raise InvalidParameterError(
+            f"card_template {card_template!r} is not a file: pass the path of a Jinja2 template."
+        )
+    card = CardOptions(
+        repo_id=repo_id,
+        description=validate_description(description),
+        tags=list(tags or []),
+        license=license,
+        language=language,
+        task_categories=task_categories,
+        pretty_name=pretty_name,
+        template=Path(card_template) if card_template else None,
+    )
+    return target, card, _select_stages(list(stages) if stages else None)
 
 
 @flow(name="push-dataset")
@@ -230,28 +249,22 @@ def push_dataset(
         ```
     """
     logger = get_run_logger()
+    hide_token_parameter()  # a plain-string token would be readable in the run's parameters
     # 1. Everything checkable without the network.
-    target = HubTarget(
-        repo_id=validate_repo_id(repo_id),
-        revision=validate_revision(revision),
+    target, card, selected = check_push_parameters(
+        repo_id,
+        description,
+        revision=revision,
         create_pr=create_pr,
         max_files_per_commit=max_files_per_commit,
-    )
-    if card_template and not Path(card_template).is_file():
-        raise InvalidParameterError(
-            f"card_template {card_template!r} is not a file: pass the path of a Jinja2 template."
-        )
-    card = CardOptions(
-        repo_id=repo_id,
-        description=validate_description(description),
-        tags=list(tags or []),
+        stages=stages,
+        tags=tags,
         license=license,
         language=language,
         task_categories=task_categories,
         pretty_name=pretty_name,
-        template=Path(card_template) if card_template else None,
+        card_template=card_template,
     )
-    selected = _select_stages(list(stages) if stages else None)
     folder = scan_dataset_folder(dataset.path if isinstance(dataset, GeneratedDataset) else dataset)
     if dry_run:
         planned = PushResult(
@@ -266,11 +279,10 @@ def push_dataset(
         return planned
     secret = SecretStr(resolve_token(token, credentials))
 
-    # 2. The token, the repo, the branch.
-    api = HfApi()
-    user = _check_token_with_hub(api, secret.get_secret_value())
-    url = _prepare_repo(api, target, private, secret.get_secret_value())
-    logger.info("Pushing %s (%d records) to %s as %s.", folder.root, folder.num_records, url, user)
+    # 2. The token, the repo, the branch (retried: huggingface_hub does not retry these calls).
+    ready = prepare_repo(target, secret, private)
+    url = ready.url
+    logger.info("Pushing %s (%d records) to %s as %s.", folder.root, folder.num_records, url, ready.user)
 
     # 3. The stages, in order; each commits on its own and is cached for a retry of this run. The large files of
     # the data, images and processors stages upload in the background meanwhile (tasks.preupload).

@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 
 from huggingface_hub import get_token
+from prefect import get_client
 from prefect.blocks.core import Block
+from prefect.context import FlowRunContext
 from pydantic import Field, SecretStr
+
+# How Prefect records a SecretStr flow parameter (and how hide_token_parameter masks a plain-string one).
+MASKED = "**********"
 
 
 class MissingTokenError(ValueError):
@@ -55,6 +60,8 @@ def resolve_token(
     """
     if isinstance(token, SecretStr):
         token = token.get_secret_value()
+    if token == MASKED:  # a retried run gets the recorded parameter back, masked: the token itself is gone
+        token = None
     if token:
         return token
     if credentials is not None:
@@ -70,5 +77,25 @@ def resolve_token(
     raise MissingTokenError(
         "No Hugging Face token found. Pass token=..., or a HuggingFaceCredentials block "
         "(HuggingFaceCredentials(token='hf_...').save('hf-writer')), or set HF_TOKEN, or run `hf auth login`. "
-        "The token needs write access to the target repo."
+        "The token needs write access to the target repo. (A token passed to a flow as a parameter is recorded "
+        "masked, so a retried run does not have it: use a block or HF_TOKEN for runs that may be retried.)"
     )
+
+
+def hide_token_parameter(name: str = "token") -> None:
+    """Mask the running flow's ``name`` parameter in its recorded parameters when it was passed as a plain string.
+
+    Prefect records a flow run's parameters as the caller passed them: a ``SecretStr`` is stored masked, but a
+    plain string, which Python callers naturally pass, would stay readable in the UI and the API. Call at the
+    start of a flow that takes a token; outside a flow run it does nothing.
+    """
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context else None
+    if flow_run is None:
+        return
+    value = flow_run.parameters.get(name)
+    if isinstance(value, str) and value and value != MASKED:
+        masked = {**flow_run.parameters, name: MASKED}
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, parameters=masked)
+        flow_run.parameters = masked

@@ -103,6 +103,20 @@ def wait_before_retry(exc: BaseException) -> None:
         time.sleep(wait)
 
 
+def retry_options() -> dict[str, Any]:
+    """Prefect task options of every task that calls the Hub: retries of transient failures only, with
+    exponential back-off (``HFDS_STAGE_RETRY_DELAY`` seconds first, default 5; ``HFDS_STAGE_RETRIES``, default 4:
+    5, 10, 20, 40 s; tests shrink them)."""
+    base = float(os.environ.get("HFDS_STAGE_RETRY_DELAY", "5"))
+    delays = [base * 2**i for i in range(int(os.environ.get("HFDS_STAGE_RETRIES", "4")))]
+    return {
+        "retries": len(delays),
+        "retry_delay_seconds": delays,
+        "retry_jitter_factor": 0.2,
+        "retry_condition_fn": retry_transient_only,
+    }
+
+
 def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect ``retry_condition_fn``: retry a stage only for transient Hub failures."""
     try:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,26 +54,11 @@ from tasks.hub_commit import (
 from tasks.hub_metadata import hub_metadata, json_bytes
 from tasks.redaction import redact_secrets
 from tasks.repo_layout import DATA_FOLDER, METADATA
-from tasks.retry_policy import describe_failure, retry_transient_only, wait_before_retry
+from tasks.retry_policy import describe_failure, retry_options, wait_before_retry
 from tasks.stage_cache import stage_cache_key
 from tasks.stage_plan import CommitPlan, StageName, plan_content_stage, plan_files_stage
 
-
-def _retry_delays() -> list[float]:
-    # Exponential back-off with a scale tests can shrink (HFDS_STAGE_RETRY_DELAY seconds for the first retry).
-    base = float(os.environ.get("HFDS_STAGE_RETRY_DELAY", "5"))
-    retries = int(os.environ.get("HFDS_STAGE_RETRIES", "4"))
-    return [base * 2**i for i in range(retries)]
-
-
-STAGE_TASK_OPTIONS: dict[str, Any] = {
-    "retries": len(_retry_delays()),
-    "retry_delay_seconds": _retry_delays(),
-    "retry_jitter_factor": 0.2,
-    "retry_condition_fn": retry_transient_only,
-    "persist_result": True,
-    "cache_key_fn": stage_cache_key,
-}
+STAGE_TASK_OPTIONS: dict[str, Any] = {**retry_options(), "persist_result": True, "cache_key_fn": stage_cache_key}
 
 
 class StageError(RuntimeError):

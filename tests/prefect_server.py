@@ -80,6 +80,7 @@ def _stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
 # Task states of a push that failed at its processors stage, once retried from the UI: the stages that had
 # committed come from Prefect's cache, the others run again.
 RETRIED_FROM_PROCESSORS = {
+    "prepare-repo": "Completed",  # token check and repo creation: run again (idempotent, not cached)
     # the uploads made ahead of their stages (tasks.preupload) had finished: taken from the cache too
     "preupload-data": "Cached",
     "preupload-images": "Cached",

@@ -70,16 +70,31 @@ def test_generate_then_push_in_one_flow(tmp_path: Path, repo_id: str) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 @pytest.mark.parametrize(
-    ("repo", "description", "fragment"),
-    [("no-slash", "A dataset.", "repo_id"), ("alice/ok", "  ", "description")],
+    ("repo", "description", "extra", "fragment"),
+    [
+        ("no-slash", "A dataset.", {}, "repo_id"),
+        ("alice/ok", "  ", {}, "description"),
+        # push-side parameters, which the push would only meet after the whole generation
+        ("alice/ok", "A dataset.", {"max_files_per_commit": 0}, "max_files_per_commit must be at least 1"),
+        # checkpoints on the published branch would leave batch files and the state in the dataset
+        ("alice/ok", "A dataset.", {"checkpoint_branch": "main"}, "checkpoint_branch 'main' is the branch"),
+        ("alice/ok", "A dataset.", {"checkpoint_branch": "ckpt", "revision": "ckpt"}, "checkpoint_branch"),
+        ("alice/ok", "A dataset.", {"checkpoint_branch": "refs/heads/x"}, "refs/heads/x"),
+    ],
 )
 def test_bad_parameters_fail_before_generating(
-    tmp_path: Path, hub: Any, repo: str, description: str, fragment: str
+    tmp_path: Path, hub: Any, repo: str, description: str, extra: dict[str, Any], fragment: str
 ) -> None:
     hub.clear_requests()
     with pytest.raises(InvalidParameterError, match=fragment):
         generate_and_push(
-            EXAMPLE, repo, description, num_records=100, output_dir=tmp_path / "out", token=SecretStr(ALICE_TOKEN)
+            EXAMPLE,
+            repo,
+            description,
+            num_records=100,
+            output_dir=tmp_path / "out",
+            token=SecretStr(ALICE_TOKEN),
+            **extra,
         )
     assert not (tmp_path / "out").exists()
     assert hub.requests == []

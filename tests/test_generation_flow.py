@@ -239,6 +239,31 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_run(
     assert parquet_bytes(out) == parquet_bytes(tmp_path / "whole")
 
 
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+        ({"seed": -1}, "seed must be at least 0, got -1"),
+        ({"max_in_flight": 0}, "max_in_flight must be at least 1"),
+    ],
+)
+def test_bad_numbers_are_named_before_anything_is_written(
+    prefect_api: None, tmp_path: Path, numbers: dict[str, int], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        generate_dataset(GREETINGS, 100, tmp_path / "x", **numbers)  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()
+
+
+def test_dask_runner_without_prefect_dask_fails_before_anything_is_written(
+    prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "prefect_dask", None)  # what the import system sees when it is not installed
+    with pytest.raises(ValueError, match=r"needs prefect-dask: install the project's dask extra"):
+        generate_dataset(GREETINGS, 100, tmp_path / "x", task_runner="dask")
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_reports_errors_in_one_line(
     prefect_api: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

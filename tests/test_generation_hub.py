@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from reliability_support import wait_for
 
 from flows.generate import generate_dataset
+from tasks.generation import batch as batch_module
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
 from tasks.generation.checkpoint_worker import NICENESS
@@ -297,3 +298,27 @@ def test_a_held_commit_goes_after_one_interval_without_close(hub: object, repo_i
     assert wait_for(lambda: bool(checkpointer.commits), 10)
     assert checkpointer.commits[0].started - started >= 0.3  # held one interval for final files that never came
     assert [c.batches for c in checkpointer.close()] == [[0]]
+
+
+def test_a_failed_run_checkpoints_its_completed_batches_even_without_final_flush(
+    prefect_api: None, hub: object, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """generate_and_push checkpoints without the final flush (the push follows); a run that fails must still
+    commit the batches it completed, or a resume elsewhere finds none of the work since the last commit."""
+    real = batch_module.write_batch
+
+    def failing_at_batch_5(plan: Any, root: Path, *, seed: int, batch_index: int, num_rows: int) -> Any:
+        if batch_index == 5:
+            raise RuntimeError("batch 5 failed")
+        return real(plan, root, seed=seed, batch_index=batch_index, num_rows=num_rows)
+
+    monkeypatch.setattr(batch_module, "write_batch", failing_at_batch_5)
+    target = CheckpointTarget(
+        repo_id=repo_id, branch="ckpt", interval_seconds=60, token=SecretStr(ALICE_TOKEN), final_flush=False
+    )
+    with pytest.raises(RuntimeError, match="batch 5 failed"):
+        generate_dataset(GREETINGS, 1000, tmp_path / "out", batch_size=100, checkpoint=target, max_in_flight=1)
+    files = HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt")
+    assert sorted(f for f in files if f.startswith("parquet-files/")) == [
+        f"parquet-files/batch_{i:05d}.parquet" for i in range(5)
+    ]

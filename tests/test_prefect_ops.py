@@ -68,6 +68,7 @@ def test_served_deployments_register_with_schedule_schema_and_trigger(
     scheduled = deployments["generate-then-push/scheduled"]
     assert [s.schedule.cron for s in scheduled.schedules] == [served_deployments.SCHEDULE_CRON]
     assert scheduled.schedules[0].schedule.timezone == "UTC" and scheduled.schedules[0].active
+    assert scheduled.global_concurrency_limit is not None and scheduled.global_concurrency_limit.limit == 1
     params = scheduled.parameters["params"]
     assert (
         params["repo"] == served_deployments.scheduled_repo
@@ -170,6 +171,7 @@ def test_push_failing_mid_stage_is_resumed_by_ui_retry(
     assert failed.state.is_failed(), served_deployments.log_tail()
     states = prefect_server.task_run_states(faulted)
     assert states == {
+        "prepare-repo": "Completed",
         "preupload-data": "Completed",
         "preupload-images": "Completed",
         "preupload-processors": "Completed",
@@ -276,6 +278,8 @@ def test_prefect_yaml_deploys_to_a_process_pool_and_a_worker_runs_it(tmp_path: P
         assert set(deployments) == {"scheduled", "push-only", "on-push"}
         assert all(d.work_pool_name == "hfds-process" for d in deployments.values())
         assert [s.schedule.cron for s in deployments["scheduled"].schedules] == ["0 3 * * *"]
+        limit = deployments["scheduled"].global_concurrency_limit
+        assert limit is not None and limit.limit == 1  # one scheduled run at a time
         assert deployments["scheduled"].parameters["params"]["records"] == 1000
         assert automations and automations[0].actions[0].deployment_id == deployments["on-push"].id
 

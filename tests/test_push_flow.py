@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from reliability_support import assert_same_as_reference, repo_files, titles
 
 from flows.push import PushResult, push_dataset
+from tasks.credentials import MASKED
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
 datasets.config.USE_PARQUET_EXPORT = False  # no datasets-server probe against the embedded Hub
@@ -109,6 +110,15 @@ def test_staged_push_end_to_end(tmp_path: Path, repo_id: str, hub: Any) -> None:
         assert ds.num_rows == rows, config
     convo = datasets.load_dataset(repo_id, "conversations", split="train", token=ALICE_TOKEN)
     assert convo[0]["messages"][0]["role"] == "user"
+
+
+def test_a_plain_string_token_is_masked_in_the_runs_parameters(tmp_path: Path, repo_id: str) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, processor_dir=None, processor_file=None, images=0)
+    state = push_dataset(folder, repo_id, "Plain token.", token=ALICE_TOKEN, return_state=True)  # type: ignore[arg-type]
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        parameters = client.read_flow_run(state.state_details.flow_run_id).parameters
+    assert parameters["token"] == MASKED and ALICE_TOKEN not in json.dumps(parameters)
 
 
 def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> None:
@@ -289,6 +299,16 @@ def test_lost_answer_of_a_commit_deleting_over_1000_files_is_recognised(
         "data/batch_00000.parquet",
         "data/batch_00001.parquet",
     ]
+
+
+def test_a_transient_failure_before_the_first_stage_is_retried(tmp_path: Path, repo_id: str, hub: Any) -> None:
+    # huggingface_hub does not retry repo creation (nor whoami): the prepare-repo task does.
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, processor_dir=None, processor_file=None, images=0)
+    hub.clear_requests()
+    hub.faults.add("repo-create", status=503, count=1)
+    result = _push(folder, repo_id)
+    assert result.url.endswith(repo_id) and "data/batch_00000.parquet" in repo_files(repo_id)
+    assert [r.status for r in hub.requests if r.route == "repo-create"] == [503, 200]
 
 
 def test_transient_faults_in_data_stage_are_retried(tmp_path: Path, repo_id: str, hub: Any) -> None:

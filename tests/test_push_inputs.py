@@ -13,7 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from factories import make_dataset_folder
 from huggingface_hub import CommitOperationAdd
+from huggingface_hub import constants as hf_constants
+from pydantic import SecretStr
 
+from tasks.credentials import MASKED, MissingTokenError, resolve_token
 from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
 from tasks.file_digest import DigestCache, compute_digest
 from tasks.hub_commit import preupload_groups
@@ -141,6 +144,17 @@ def test_repo_layout() -> None:
     assert repo_path("processors-files/summary.parquet") == "summary/summary.parquet"
     assert repo_path("images/avatar/a.png") == "images/avatar/a.png"
     assert repo_path("builder_config.json") is None
+
+
+def test_a_masked_token_parameter_falls_back_to_the_next_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A retried run gets its recorded parameters back: a token passed as one comes back as Prefect's mask.
+    monkeypatch.setenv("HF_TOKEN", "hf_from_the_environment")
+    assert resolve_token(SecretStr(MASKED)) == "hf_from_the_environment"
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", "/nonexistent/token")  # no cached login either
+    with pytest.raises(MissingTokenError, match="recorded masked, so a retried run does not have it"):
+        resolve_token(MASKED)
 
 
 def test_redaction_keeps_counters_and_env_var_names() -> None:

@@ -22,7 +22,7 @@ from conftest import ALICE_TOKEN, BOB_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub.errors import HfHubHTTPError
 from prefect.exceptions import ParameterTypeError
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 from reliability_support import (
     DESCRIPTION,
     record_figures,
@@ -359,8 +359,8 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
         "zero files per commit",
         good,
         {"max_files_per_commit": 0},
-        ValidationError,
-        "greater than or equal to 1",
+        InvalidParameterError,
+        "max_files_per_commit must be at least 1",
         NONE,
     ),
 ]

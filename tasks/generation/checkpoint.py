@@ -163,6 +163,7 @@ class Checkpointer:
         self._pending = _Pending()
         self._cond = threading.Condition()
         self._closing = False
+        self._flush = target.final_flush  # whether close() commits what is queued (see close)
         self._next_allowed = 0.0  # spacing between commits (and back-off after a failure)
         self._first_due = 0.0  # the first periodic commit; a final flush need not wait for it
         self._thread: threading.Thread | None = None
@@ -377,9 +378,12 @@ class Checkpointer:
                 self._pending.files.setdefault(rel, batch_index)
             self._cond.notify_all()
 
-    def close(self) -> list[CheckpointCommit]:
-        """Flush what is queued (when ``final_flush``), respecting the interval, and stop the committer."""
+    def close(self, *, flush: bool | None = None) -> list[CheckpointCommit]:
+        """Commit what is queued (when ``flush``; default: ``final_flush``), respecting the interval, and stop
+        the committer. A failed run passes ``flush=True``: its completed batches are what a resume needs."""
         with self._cond:
+            if flush is not None:
+                self._flush = flush
             self._closing = True
             self._cond.notify_all()
         if self._thread is not None:
@@ -393,10 +397,10 @@ class Checkpointer:
             with self._cond:
                 while not self._pending.files and not self._closing:
                     self._cond.wait()
-                if not self._pending.files or (self._closing and not self.target.final_flush):
+                if not self._pending.files or (self._closing and not self._flush):
                     return
                 while (wait := self._earliest_commit() - time.monotonic()) > 0:
-                    if self._closing and not self.target.final_flush:
+                    if self._closing and not self._flush:
                         return
                     self._cond.wait(timeout=wait)
                 self._hold_for_final_files()
@@ -424,7 +428,7 @@ class Checkpointer:
 
     def _earliest_commit(self) -> float:
         """Monotonic time the next commit may start. Called with the lock held."""
-        if self._closing and self.target.final_flush:
+        if self._closing and self._flush:
             return self._next_allowed
         return max(self._next_allowed, self._first_due)
 
