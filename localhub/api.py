@@ -5,7 +5,8 @@ Every endpoint about a repo starts with :meth:`HubApi.repo_for`, which enforces 
 - anyone (even anonymous) reads public repos; a user reads its own private repos; others get RepoNotFound
   (401 when anonymous, 404 otherwise), never 403, so existence does not leak;
 - a user writes only to its own namespace (403 otherwise); anonymous callers cannot write (401);
-- opening a pull request (``create_pr=1``) only needs read access and a token.
+- opening a pull request (``create_pr=1``) only needs read access and a token; the user who opened it may push
+  more commits to its ``refs/pr/N``.
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ def _sanitize_header(text: str) -> str:
     return " ".join(text.split()).encode("latin-1", "replace").decode("latin-1")[:1000]
 
 
+def _opened_pr(repo: Repo, revision: str | None, user: str) -> bool:
+    """Whether ``revision`` is a pull request ``user`` opened: its author may push more commits to it."""
+    pr = re.fullmatch(r"refs/pr/(\d+)", revision or "")
+    return pr is not None and repo.meta.pr_authors.get(pr.group(1)) == user
+
+
 def error_response(error: HubError) -> Response:
     headers = {"X-Error-Message": _sanitize_header(error.message), **error.headers}
     if error.code:
@@ -146,7 +153,13 @@ class HubApi:
             return error_response(e)
 
     def repo_for(
-        self, req: Request, *, write: bool = False, create_pr: bool = False, target: tuple[str, str] | None = None
+        self,
+        req: Request,
+        *,
+        write: bool = False,
+        create_pr: bool = False,
+        revision: str | None = None,
+        target: tuple[str, str] | None = None,
     ) -> Repo:
         """The routed repo (or ``target`` (type, id)), if the caller may read it (and write to it, if ``write``)."""
         repo_type, repo_id = target or (req.route.repo_type, req.route.repo_id)
@@ -159,7 +172,7 @@ class HubApi:
         if write:
             if req.user is None:
                 raise unauthorized("You must be authenticated to write to this repository")
-            if req.user != repo.meta.owner and not create_pr:
+            if req.user != repo.meta.owner and not create_pr and not _opened_pr(repo, revision, req.user):
                 raise forbidden(f"You don't have the rights to write to {repo.type} {repo.id}")
         return repo
 
@@ -336,8 +349,8 @@ class HubApi:
 
     def ep_preupload(self, req: Request) -> Response:
         create_pr = req.flag("create_pr")
-        repo = self.repo_for(req, write=True, create_pr=create_pr)
         rev = req.params.get("rev") or DEFAULT_BRANCH
+        repo = self.repo_for(req, write=True, create_pr=create_pr, revision=rev)
         head = repo.resolve(rev) if create_pr else self._branch_head(repo, rev)
         body = req.body.json()
         files = body.get("files") if isinstance(body, dict) else None
@@ -373,8 +386,11 @@ class HubApi:
         body = req.body.json()
         if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
             raise bad_request("Expected a git-lfs batch request with an 'objects' list")
-        # Uploads for a pull request carry no ref: they only need read access (like the PR itself).
-        repo = self.repo_for(req, write=True, create_pr=not body.get("ref"))
+        # Uploads for a pull request carry no ref: they only need read access (like the PR itself); uploads for
+        # an open pull request carry its ref, which its author may write to.
+        ref = body.get("ref")
+        name = ref.get("name") if isinstance(ref, dict) else None
+        repo = self.repo_for(req, write=True, create_pr=not ref, revision=name if isinstance(name, str) else None)
         if body.get("operation", "upload") != "upload":
             raise bad_request("Only the 'upload' operation is supported (download through /resolve)")
         prefix = f"{req.base_url}/{URL_PREFIXES[repo.type]}{repo.id}"
@@ -452,9 +468,9 @@ class HubApi:
 
     def ep_commit(self, req: Request) -> Response:
         create_pr = req.flag("create_pr")
-        repo = self.repo_for(req, write=True, create_pr=create_pr)
-        assert req.user is not None
         rev = req.params.get("rev") or DEFAULT_BRANCH
+        repo = self.repo_for(req, write=True, create_pr=create_pr, revision=rev)
+        assert req.user is not None
         self._branch_head(repo, rev)  # fail fast (before reading a large body) on an unknown branch
         header, operations = self._read_commit_payload(req.body, repo)
         summary = header.get("summary")

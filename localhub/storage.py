@@ -6,7 +6,7 @@ Layout under ``data_dir`` (each repo directory is a valid bare git repository: `
         HEAD, config                    for git
         objects/ab/cdef...              git loose objects (zlib), ids exactly as git computes them
         packed-refs                     every ref (branches, tags, refs/pr/N), rewritten atomically
-        localhub.json                   repo metadata (canonical id, owner, private, created time, next PR number)
+        localhub.json                   repo metadata (canonical id, owner, private, created time, PR numbers and authors)
         lfs/<sha256>                    marker: this repo may reference that LFS object
     lfs/ab/cd/<sha256>                  LFS objects, shared by all repos
     tmp/                                uploads in progress (same filesystem, so completed ones are renamed)
@@ -100,6 +100,7 @@ class RepoMeta:
     uid: str = field(default_factory=lambda: secrets.token_hex(12))  # the Hub's 24-hex "_id"
     gated: str | bool = False
     next_pr: int = 1
+    pr_authors: dict[str, str] = field(default_factory=dict)  # PR number → the user who opened it
 
 
 @dataclass(frozen=True)
@@ -581,6 +582,7 @@ class Storage:
             if create_pr:
                 pr_num = repo.meta.next_pr
                 repo.meta.next_pr += 1
+                repo.meta.pr_authors[str(pr_num)] = author  # who may push more commits to it
                 self._write_meta(repo)
                 refs.prs[pr_num] = oid
                 repo.write_refs(refs)

@@ -101,6 +101,26 @@ def test_bob_can_open_a_pull_request_on_a_public_repo(repo: str) -> None:
     assert "bob.txt" not in HfApi(token=ALICE_TOKEN).list_repo_files(repo, repo_type="dataset")
 
 
+def test_the_author_of_a_pull_request_pushes_more_commits_to_it(repo: str) -> None:
+    bob = HfApi(token=BOB_TOKEN)
+    bob.upload_file(
+        path_or_fileobj=b"one", path_in_repo="a.txt", repo_id=repo, repo_type="dataset", create_pr=True
+    )
+    bob.upload_file(  # an LFS file too: the LFS batch names the PR's ref
+        path_or_fileobj=b"\0" * 2048, path_in_repo="b.bin", repo_id=repo, repo_type="dataset", revision="refs/pr/1"
+    )
+    assert {"a.txt", "b.bin"} <= set(bob.list_repo_files(repo, repo_type="dataset", revision="refs/pr/1"))
+    alice_pr = HfApi(token=ALICE_TOKEN).upload_file(
+        path_or_fileobj=b"two", path_in_repo="c.txt", repo_id=repo, repo_type="dataset", create_pr=True
+    )
+    for revision in ("main", alice_pr.pr_revision):  # not the branch, nor another user's pull request
+        with pytest.raises(HfHubHTTPError) as raised:
+            bob.upload_file(
+                path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo, repo_type="dataset", revision=revision
+            )
+        assert raised.value.response.status_code == 403
+
+
 def test_missing_revision(api: HfApi, repo: str) -> None:
     with pytest.raises(RevisionNotFoundError):
         api.dataset_info(repo, revision="nope")

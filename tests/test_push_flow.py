@@ -48,8 +48,9 @@ def _push(folder: Path, repo_id: str, **kwargs: Any) -> PushResult:
     return push_dataset(folder, repo_id, "Greetings in five languages, for tests.", **kwargs)
 
 
-def _download_json(repo_id: str, path: str) -> Any:
-    return json.loads(Path(hf_hub_download(repo_id, path, repo_type="dataset", token=ALICE_TOKEN)).read_text())
+def _download_json(repo_id: str, path: str, revision: str | None = None) -> Any:
+    local = hf_hub_download(repo_id, path, repo_type="dataset", revision=revision, token=ALICE_TOKEN)
+    return json.loads(Path(local).read_text())
 
 
 def test_staged_push_end_to_end(tmp_path: Path, repo_id: str, hub: Any) -> None:
@@ -249,6 +250,19 @@ def test_split_commits_and_pull_request(tmp_path: Path, repo_id: str) -> None:
     pr_files = repo_files(repo_id, "refs/pr/1")
     assert sorted(p for p in pr_files if p.startswith("data/")) == ["data/batch_00000.parquet"]
     assert "metadata.json" in pr_files and "README.md" in pr_files
+
+
+def test_a_contributor_pushes_to_someone_elses_repo_as_a_pull_request(tmp_path: Path, repo_id: str) -> None:
+    owners = make_dataset_folder(tmp_path / "owner", batches=2, images=0, processor_file=None)
+    _push(owners, repo_id)
+    main_before = repo_files(repo_id)
+    contribution = make_dataset_folder(tmp_path / "bob", batches=1, images=0, processor_file=None, seed=7)
+    result = _push(contribution, repo_id, token=SecretStr(BOB_TOKEN), create_pr=True)
+    assert result.revision == "refs/pr/1" and len(result.commits) == 4  # card opens it; data, processors, metadata
+    assert repo_files(repo_id) == main_before  # the owner's branch is untouched
+    in_pr = repo_files(repo_id, "refs/pr/1")
+    assert sorted(p for p in in_pr if p.startswith("data/")) == ["data/batch_00000.parquet"]
+    assert _download_json(repo_id, "metadata.json", "refs/pr/1")["actual_num_records"] == 20
 
 
 def test_dry_run_makes_no_request(
