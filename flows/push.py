@@ -37,7 +37,7 @@ from tasks.redaction import redact_secrets
 from tasks.retry_policy import describe_failure
 from tasks.stage_cache import digest_files, fingerprint
 from tasks.stage_plan import STAGES, StageName, parts, plan_files_stage
-from tasks.stages import STAGE_TASKS, StageJob, StageResult, render_folder_card
+from tasks.stages import STAGE_TASKS, StageJob, StageResult, render_folder_card, table_row
 from tasks.validation import InvalidParameterError, validate_description, validate_repo_id, validate_revision
 
 
@@ -72,6 +72,11 @@ class PushResult(BaseModel):
         if self.dry_run:
             return [p.model_dump() for p in self.plan]
         return [row for s in self.stages for row in s.rows()]
+
+
+def unfinished_rows(failed: StageName, reason: str, not_run: list[StageName]) -> list[dict[str, Any]]:
+    """Rows of the stage table for a failed stage and the stages after it."""
+    return [table_row(failed, f"failed: {reason}"), *(table_row(stage, "not run") for stage in not_run)]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -311,7 +316,15 @@ def push_dataset(
         head_start = head_start_done(ahead.get(stage), stage)
         preuploads += [head_start] if head_start else []
         stage_job = job(stage, current_revision, head_start is not None and head_start.error is None, current_head)
-        stage_result = STAGE_TASKS[stage](stage_job, card) if stage == "card" else STAGE_TASKS[stage](stage_job)
+        try:
+            stage_result = (
+                STAGE_TASKS[stage](stage_job, card) if stage == "card" else STAGE_TASKS[stage](stage_job)
+            )
+        except Exception as exc:  # the failed run is the one a user opens the table for
+            rows = [row for r in results for row in r.rows()]
+            later = selected[selected.index(stage) + 1 :]
+            artifacts.record_stage_table(repo_id, rows + unfinished_rows(stage, describe_failure(exc), later))
+            raise
         current_revision, current_head = stage_result.revision, stage_result.head or current_head
         results.append(stage_result)
 

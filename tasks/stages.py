@@ -93,6 +93,22 @@ class StageJob(BaseModel):
     head: str | None = None
 
 
+def table_row(
+    stage: str, commit: str, *, unchanged: int = 0, made: CommitRecord | None = None, seconds: float = 0.0
+) -> dict[str, Any]:
+    """One row of a run's stage table (its table artifact): a commit made, or a stage's state in ``commit``."""
+    return {
+        "stage": stage,
+        "commit": commit,
+        "added": made.files_added if made else 0,
+        "deleted": made.files_deleted if made else 0,
+        "unchanged": unchanged,
+        "bytes sent": made.bytes_sent if made else 0,
+        "seconds": round(seconds, 2),
+        "url": made.url if made else "",
+    }
+
+
 class StageResult(BaseModel):
     """What a stage did: its commits (none if the Hub already had everything), counts and timing."""
 
@@ -112,16 +128,7 @@ class StageResult(BaseModel):
         """Rows of the run's stage table: one per commit, or one for a stage or commit plan without commit."""
 
         def row(stage: str, commit: str, unchanged: int = 0, made: CommitRecord | None = None) -> dict[str, Any]:
-            return {
-                "stage": stage,
-                "commit": commit,
-                "added": made.files_added if made else 0,
-                "deleted": made.files_deleted if made else 0,
-                "unchanged": unchanged,
-                "bytes sent": made.bytes_sent if made else 0,
-                "seconds": round(self.seconds, 2),
-                "url": made.url if made else "",
-            }
+            return table_row(stage, commit, unchanged=unchanged, made=made, seconds=self.seconds)
 
         if not self.outcomes:
             return [row(self.stage, "skipped (nothing to push)" if self.skipped else "")]

@@ -380,6 +380,17 @@ def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id
     hub.faults.clear()
     hub.clear_requests()
     flow_run_id = state.state_details.flow_run_id
+    # The failed run has its stage table too: what committed, what failed and why, what did not run.
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    table = next(a for a in arts if a.key == f"{repo_id.replace('/', '-')}-push-summary")
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert [r["stage"] for r in rows] == ["card", "data", "images", "processors", "builder_config", "metadata"]
+    assert all(len(r["commit"]) == 40 for r in rows[:3])
+    assert rows[3]["commit"].startswith("failed: ") and "503" in rows[3]["commit"]
+    assert [r["commit"] for r in rows[4:]] == ["not run", "not run"]
 
     retried = _retry_like_the_ui(push_dataset, flow_run_id, parameters)
     assert retried.is_completed()
