@@ -41,7 +41,7 @@ from tasks.generation.batch import BatchResult, generate_batch
 from tasks.generation.batch_writer import remove_temp_files
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
 from tasks.generation.config import BuilderConfig
-from tasks.generation.errors import ConfigError
+from tasks.generation.errors import ConfigError, OutputFolderError
 from tasks.generation.llm import resolve_api_key
 from tasks.generation.metadata import build_metadata, write_builder_config, write_metadata
 from tasks.generation.plan import Plan, get_plan
@@ -52,6 +52,7 @@ from tasks.generation.state import (
     GenerationState,
     batch_files,
     batch_is_complete,
+    foreign_files,
     generated_files,
     read_state,
     remove_stale_files,
@@ -216,9 +217,15 @@ def generate_dataset(
     total = state.total_batches
     previous = read_state(root)
     if previous is None and resume and any(p.suffix == ".parquet" for p in generated_files(root)):
-        raise ConfigError(
+        raise OutputFolderError(
             f"{root} holds a dataset that this generator did not write (no {STATE_FILE}); "
             "choose another folder, or pass resume=False (--no-resume) to replace it"
+        )
+    if previous is None and (foreign := foreign_files(root)):  # a replaced folder must not keep another's files
+        shown = ", ".join(str(p.relative_to(root)) for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise OutputFolderError(
+            f"{root} holds {len(foreign)} files this generator never writes ({shown}), which a push of the folder "
+            "would publish with the new dataset; move them away or choose another folder"
         )
     completed: set[int] = set()
     if resume and previous is not None and previous.same_run(state):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from reliability_support import child_env, wait_for
 from flows import generate as generate_module
 from flows.generate import DEFAULT_MAX_IN_FLIGHT, default_max_in_flight, generate_dataset
 from tasks import events as events_module
-from tasks.generation.errors import ConfigError, UnsupportedConfigError
+from tasks.generation.errors import OutputFolderError, UnsupportedConfigError
 from tasks.generation.metadata import simple_dtype
 from tasks.generation.plan import get_plan
 from tasks.generation.source import from_config
@@ -178,9 +179,19 @@ def test_a_folder_it_did_not_write_is_not_overwritten(prefect_api: None, tmp_pat
 
     folder = make_dataset_folder(tmp_path / "data-designer-output", batches=2)
     before = parquet_bytes(folder)
-    with pytest.raises(ConfigError, match="did not write"):
+    with pytest.raises(OutputFolderError, match="did not write"):
         generate_dataset(GREETINGS, 100, folder)
     assert parquet_bytes(folder) == before
+    # Replacing it (resume=False) must not leave the images and the single-file processor output, which a push
+    # would publish with the new dataset.
+    with pytest.raises(OutputFolderError, match=r"holds 4 files this generator never writes \(images/avatar/"):
+        generate_dataset(GREETINGS, 100, folder, resume=False)
+    assert parquet_bytes(folder) == before
+    shutil.rmtree(folder / "images")
+    (folder / "processors-files" / "summary.parquet").unlink()
+    result = generate_dataset(GREETINGS, 100, folder, resume=False)
+    assert result.num_records == 100
+    assert [p.name for p in sorted((folder / "parquet-files").iterdir())] == ["batch_00000.parquet"]  # replaced
 
 
 @pytest.fixture

@@ -33,5 +33,11 @@ class TemplateSecurityError(ConfigError):
     header = "Template rejected by the sandbox"
 
 
+class OutputFolderError(ConfigError):
+    """The output folder holds files this run would not own (another tool's dataset, files it never writes)."""
+
+    header = "Output folder not usable"
+
+
 class TemplateRenderError(RuntimeError):
     """A template failed while rendering a row (a bad filter, a type error, a value that does not cast)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 STATE_FILE = ".generation-state.json"
 DATA_DIR = "parquet-files"
 PROCESSORS_DIR = "processors-files"
+_BATCH_FILE = re.compile(r"batch_\d{5,}\.parquet")  # what batch_name writes
 
 
 def batch_name(index: int) -> str:
@@ -125,6 +127,20 @@ def generated_files(root: Path) -> list[Path]:
     if (root / PROCESSORS_DIR).is_dir():
         found += sorted((root / PROCESSORS_DIR).glob("*/batch_*.parquet"))
     found += [p for p in (root / "metadata.json", root / "builder_config.json", root / STATE_FILE) if p.exists()]
+    return found
+
+
+def foreign_files(root: Path) -> list[Path]:
+    """Files in ``root`` that a push would publish but this generator never writes: images, single-file
+    processor outputs, parquet files other than ``batch_NNNNN.parquet``."""
+    found = sorted(p for p in (root / "images").rglob("*") if p.is_file()) if (root / "images").is_dir() else []
+    for folder, depth in ((root / DATA_DIR, 0), (root / PROCESSORS_DIR, 1)):
+        if folder.is_dir():
+            found += sorted(
+                p
+                for p in folder.rglob("*.parquet")
+                if not (_BATCH_FILE.fullmatch(p.name) and len(p.relative_to(folder).parts) == depth + 1)
+            )
     return found
 
 
