@@ -170,6 +170,31 @@ def test_field_errors_name_the_column() -> None:
     assert "column 'w'" in text and "column 'u'" in text and "column 'b'" in text
 
 
+def test_conversions_that_could_only_fail_while_generating_are_refused() -> None:
+    def sampler(name: str, sampler_type: str, params: dict[str, Any], convert_to: str) -> dict[str, Any]:
+        return {"name": name, "column_type": "sampler", "sampler_type": sampler_type, "params": params,
+                "convert_to": convert_to}  # fmt: skip
+
+    dates = {"start": "2024-01-01", "end": "2024-12-31"}
+    raw = {
+        "columns": [
+            sampler("lang", "category", {"values": ["fr", "3"]}, "int"),
+            sampler("t", "datetime", dates, "float"),
+            sampler("id", "uuid", {}, "int"),
+            sampler("zone", "datetime", dates, "%Y %Z"),
+            sampler("fine", "category", {"values": ["1", "2.5", 3]}, "float"),  # numbers as text are fine
+        ]
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    text = str(info.value)
+    assert "column 'lang'" in text and "['fr'] are not numbers" in text
+    assert "column 't'" in text and "does not apply to datetimes" in text
+    assert "column 'id'" in text and "uuid values are not numbers" in text
+    assert "column 'zone'" in text and "not a usable strftime format" in text
+    assert "column 'fine'" not in text
+
+
 def test_plan_reports_every_semantic_problem() -> None:
     raw = {
         "columns": [

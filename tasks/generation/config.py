@@ -230,7 +230,44 @@ class SamplerColumn(_Column):
                 f"convert_to must be 'int', 'float' or 'str' (or a strftime format for datetime samplers), "
                 f"got {conv!r}"
             )
+        if conv is not None:
+            _check_conversion(self.params, conv)
         return self
+
+
+def _check_conversion(params: SamplerParams, convert_to: str) -> None:
+    """Refuse a ``convert_to`` that could only fail while generating (the values are known, or the types are)."""
+    numeric = convert_to in ("int", "float")
+    if numeric and isinstance(params, UUIDParams):
+        raise ValueError(f"convert_to {convert_to!r}: uuid values are not numbers; use 'str' or leave it out")
+    if convert_to == "float" and isinstance(params, DatetimeParams):
+        raise ValueError("convert_to 'float' does not apply to datetimes: use 'int' (the time in units of the "
+                         "sampler's unit since 1970) or a strftime format such as '%Y-%m-%d'")  # fmt: skip
+    if numeric and isinstance(params, CategoryParams | SubcategoryParams):
+        values = (
+            params.values
+            if isinstance(params, CategoryParams)
+            else [v for vs in params.values.values() for v in vs]
+        )
+        bad = [v for v in values if isinstance(v, str) and not _is_number(v)]
+        if bad:
+            raise ValueError(f"convert_to {convert_to!r}: the values {bad[:3]} are not numbers")
+    if "%" in convert_to:
+        import pyarrow as pa  # the check is Arrow's own strftime, which differs from Python's
+        import pyarrow.compute as pc
+
+        try:
+            pc.strftime(pa.array([0], pa.timestamp("us")), format=convert_to)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ValueError(f"convert_to {convert_to!r} is not a usable strftime format: {exc}") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class ExpressionColumn(_Column):

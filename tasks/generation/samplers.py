@@ -160,16 +160,20 @@ def convert(values: pa.Array, convert_to: str | None, name: str) -> pa.Array:
     """Apply a sampler's ``convert_to``: ``int`` (truncates), ``float``, ``str``, or a ``strftime`` format."""
     if convert_to is None:
         return values
+    try:
+        return _convert(values, convert_to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # the config check should have caught it
+        raise TemplateRenderError(f"column {name!r}: cannot convert to {convert_to}: {exc}") from None
+
+
+def _convert(values: pa.Array, convert_to: str) -> pa.Array:
     if "%" in convert_to:
         return pc.strftime(values, format=convert_to)
     target = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}[convert_to]
     if values.type == target:
         return values
     if pa.types.is_string(values.type) and target != pa.string():
-        try:
-            return pc.cast(pc.cast(values, pa.float64()), target, safe=False)
-        except pa.ArrowInvalid as exc:
-            raise TemplateRenderError(f"column {name!r}: cannot convert to {convert_to}: {exc}") from None
+        return pc.cast(pc.cast(values, pa.float64()), target, safe=False)
     if pa.types.is_timestamp(values.type) and target == pa.string():
         return pa.array([str(v) for v in values.to_pylist()], pa.string())
     if pa.types.is_floating(values.type) and target == pa.string():
