@@ -139,22 +139,46 @@ def _parquet_schema(root: Path, path: Path) -> tuple[pa.Schema, int]:
 
 
 def _check_batches(root: Path, files: list[Path], what: str) -> tuple[pa.Schema, int]:
-    first_schema: pa.Schema | None = None
+    """The batches' common schema and their row count. Batches must have the same columns, of the same types;
+    a column that is all null in a batch (Arrow type ``null``, as pandas writes it) or nullable in one batch and
+    not in another still matches, as it does for ``datasets`` and the Hub's viewer."""
+    schema: pa.Schema | None = None
     total = 0
     for path in files:
-        schema, rows = _parquet_schema(root, path)
-        if len(schema) == 0:
-            raise DatasetFolderError(f"{path.relative_to(root).as_posix()} has no columns.")
-        if first_schema is None:
-            first_schema = schema
-        elif not schema.remove_metadata().equals(first_schema.remove_metadata()):
-            raise DatasetFolderError(
-                f"{path.relative_to(root).as_posix()} has a different schema from {files[0].relative_to(root)} "
-                f"in {what}: all batches of one config must share column names and types."
-            )
+        batch, rows = _parquet_schema(root, path)
+        rel = path.relative_to(root).as_posix()
+        if len(batch) == 0:
+            raise DatasetFolderError(f"{rel} has no columns.")
+        if schema is None:
+            schema = batch.remove_metadata()
+        else:
+            schema = _merged(schema, batch.remove_metadata(), f"{rel} in {what}", files[0].relative_to(root))
         total += rows
-    assert first_schema is not None
-    return first_schema, total
+    assert schema is not None
+    return schema, total
+
+
+def _merged(schema: pa.Schema, batch: pa.Schema, where: str, first: Path) -> pa.Schema:
+    if batch.names != schema.names:
+        missing = [n for n in schema.names if n not in batch.names]
+        extra = [n for n in batch.names if n not in schema.names]
+        detail = f"missing {missing}, extra {extra}" if missing or extra else "the same columns in another order"
+        raise DatasetFolderError(
+            f"{where} does not have the columns of {first.as_posix()} ({detail}): all batches of one config must "
+            "share column names and types."
+        )
+    fields = []
+    for ours, theirs in zip(schema, batch, strict=True):
+        if pa.types.is_null(ours.type) or ours.type.equals(theirs.type):
+            fields.append(theirs.with_nullable(ours.nullable or theirs.nullable))
+        elif pa.types.is_null(theirs.type):
+            fields.append(ours.with_nullable(True))
+        else:
+            raise DatasetFolderError(
+                f"{where}: column {ours.name!r} is {theirs.type}, but {ours.type} in the batches before it: all "
+                "batches of one config must share column names and types."
+            )
+    return pa.schema(fields)
 
 
 def check_processor_name(name: str) -> str:

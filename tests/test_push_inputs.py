@@ -16,6 +16,7 @@ from huggingface_hub import CommitOperationAdd
 from huggingface_hub import constants as hf_constants
 from pydantic import SecretStr
 
+from tasks.card.options import CardOptions
 from tasks.credentials import MASKED, MissingTokenError, resolve_token
 from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
 from tasks.file_digest import DigestCache, compute_digest
@@ -24,6 +25,7 @@ from tasks.hub_metadata import hub_metadata
 from tasks.redaction import REDACTED, redact_secrets
 from tasks.repo_layout import repo_path
 from tasks.stage_plan import STAGES, commit_message, parts, plan_content_stage, plan_files_stage
+from tasks.stages import render_folder_card
 from tasks.validation import InvalidParameterError, validate_description, validate_repo_id
 
 
@@ -90,7 +92,22 @@ def test_folder_problems_are_named(tmp_path: Path) -> None:
 
     mismatch = make_dataset_folder(tmp_path / "mismatch", processor_dir=None, processor_file=None)
     pq.write_table(pa.table({"other": [1]}), mismatch / "parquet-files" / "batch_00009.parquet")
-    _expect_folder_error(mismatch, "different schema")
+    _expect_folder_error(mismatch, "batch_00009.parquet in parquet-files does not have the columns of")
+
+    # A column all null in one batch (Arrow type null, as pandas writes it) matches the other batches' type;
+    # a real type conflict names the column and both types.
+    nulls = make_dataset_folder(tmp_path / "nulls", batches=2, processor_dir=None, processor_file=None)
+    first = pq.read_table(nulls / "parquet-files" / "batch_00000.parquet")
+    column = first.schema.names[1]
+    all_null = first.set_column(1, column, pa.nulls(len(first)))
+    pq.write_table(all_null, nulls / "parquet-files" / "batch_00000.parquet")
+    scanned = scan_dataset_folder(nulls)
+    card = render_folder_card(scanned, CardOptions(repo_id="alice/nulls", description="Nulls."))
+    assert f"| `{column}` | `{first.schema.field(column).type}` |" in card  # the batches' type, not null
+    assert "| 20 (50.0%) |" in card  # the null batch's 20 rows counted as nulls
+    as_ints = first.set_column(1, column, pa.array(range(len(first))))
+    pq.write_table(as_ints, nulls / "parquet-files" / "batch_00000.parquet")
+    _expect_folder_error(nulls, f"column {column!r} is {first.schema.field(column).type}, but int64")
 
     bad_json = make_dataset_folder(tmp_path / "badjson")
     (bad_json / "metadata.json").write_text("{not json")
