@@ -188,6 +188,13 @@ def check_push_parameters(
         raise InvalidParameterError(
             f"card_template {card_template!r} is not a file: pass the path of a Jinja2 template."
         )
+    if card_template:
+        from tasks.card.render import check_template  # the renderer is imported only when a card is rendered
+
+        try:
+            check_template(Path(card_template))
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
     card = CardOptions(
         repo_id=repo_id,
         description=validate_description(description),

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 import tasks.card.statistics as statistics_module
 from tasks.card.options import CardOptions
-from tasks.card.render import RenderedCard, render_card
+from tasks.card.render import RenderedCard, check_template, render_card
 
 HOSTILE_TAGS = ["#x", "a: b", "- y", "東京", "émoji 🎉", "{{ tag }}", "1e3", "no", "---", "x\n---\ny"]
 HOSTILE_DESCRIPTION = """A *synthetic* dataset of **greetings** — with `code`, [a link](https://example.com) and:
@@ -372,6 +372,25 @@ def test_user_template_standalone_and_extending(folder: Path, tmp_path: Path) ->
     escape.write_text("{{ description.__class__.__mro__[1].__subclasses__() }}")
     with pytest.raises(jinja2.exceptions.SecurityError):
         render(folder, template=escape)
+
+
+def test_a_template_is_checked_without_rendering(tmp_path: Path) -> None:
+    good = tmp_path / "good.md.j2"
+    good.write_text(
+        "{% set n = summary.records %}# {{ title }}\n{% for c in columns %}{{ c.name }} {{ n }}{% endfor %}"
+    )
+    check_template(good)
+    child = tmp_path / "child.md.j2"
+    child.write_text('{% extends "dataset_card.md.j2" %}{% block citation %}{{ citation }}{% endblock %}')
+    check_template(child)
+    typo = tmp_path / "typo.md.j2"
+    typo.write_text("{{ descripton }} {{ summary.records }}")
+    with pytest.raises(ValueError, match=r"uses \['descripton'\], which the card does not provide; available: NA"):
+        check_template(typo)
+    broken = tmp_path / "broken.md.j2"
+    broken.write_text("# title\n{% for c in columns %}")
+    with pytest.raises(ValueError, match=r"line 2: Unexpected end of template"):
+        check_template(broken)
 
 
 def test_citation_and_determinism(folder: Path) -> None:

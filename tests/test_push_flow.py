@@ -28,6 +28,7 @@ from reliability_support import assert_same_as_reference, repo_files, titles
 
 from flows.push import PushResult, push_dataset
 from tasks.credentials import MASKED
+from tasks.validation import InvalidParameterError
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
 datasets.config.USE_PARQUET_EXPORT = False  # no datasets-server probe against the embedded Hub
@@ -263,6 +264,16 @@ def test_a_contributor_pushes_to_someone_elses_repo_as_a_pull_request(tmp_path: 
     in_pr = repo_files(repo_id, "refs/pr/1")
     assert sorted(p for p in in_pr if p.startswith("data/")) == ["data/batch_00000.parquet"]
     assert _download_json(repo_id, "metadata.json", "refs/pr/1")["actual_num_records"] == 20
+
+
+def test_a_misspelt_card_template_fails_before_any_request(tmp_path: Path, repo_id: str, hub: Any) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
+    template = tmp_path / "card.md.j2"
+    template.write_text("# {{ title }}\n{{ descripton }}\n")
+    hub.clear_requests()
+    with pytest.raises(InvalidParameterError, match=r"uses \['descripton'\]"):
+        _push(folder, repo_id, card_template=str(template))
+    assert hub.requests == []  # no repo created
 
 
 def test_dry_run_makes_no_request(

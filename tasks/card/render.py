@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import jinja2
 import pyarrow.parquet as pq
+from jinja2 import meta as jinja2_meta
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
@@ -324,6 +325,33 @@ def _environment(user_template: Path | None) -> SandboxedEnvironment:
     return env
 
 
+# What a card template can use (render_card's context).
+CONTEXT_NAMES = frozenset(
+    {"repo_id", "title", "description", "options", "front_matter", "configs", "summary", "columns", "llm_columns",
+     "generation", "processors", "statistics", "notes", "citation", "year", "NA"}
+)  # fmt: skip
+
+
+def check_template(user_template: Path) -> None:
+    """Check a user's card template without rendering it: its syntax, and that every variable it reads is one
+    the card provides (a misspelt name would only fail at render time, after the repo was created).
+
+    Raises:
+        ValueError: naming the problem (line for a syntax error; the unknown names and the available ones).
+    """
+    env = _environment(user_template)
+    try:
+        tree = env.parse(Path(user_template).read_text(encoding="utf-8"))
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"card_template {str(user_template)!r}, line {exc.lineno}: {exc.message}") from None
+    unknown = sorted(jinja2_meta.find_undeclared_variables(tree) - CONTEXT_NAMES - set(env.globals))
+    if unknown:
+        raise ValueError(
+            f"card_template {str(user_template)!r} uses {unknown}, which the card does not provide; "
+            f"available: {', '.join(sorted(CONTEXT_NAMES))}."
+        )
+
+
 def _template(env: SandboxedEnvironment, user_template: Path | None) -> jinja2.Template:
     if user_template is None:
         return env.get_template(DEFAULT_TEMPLATE.name)
@@ -439,6 +467,7 @@ def render_card(
         "NA": NA,
     }
 
+    assert context.keys() == CONTEXT_NAMES  # what check_template accepts
     body = _template(_environment(options.template), options.template).render(context)
     if body.lstrip().startswith("---"):
         logger.warning("dataset card: the template output starts with '---'; templates render the body only")
