@@ -138,6 +138,18 @@ def _parquet_schema(root: Path, path: Path) -> tuple[pa.Schema, int]:
     return schema, meta.num_rows
 
 
+def _check_flat(root: Path, files: list[Path], folder: Path) -> None:
+    """Refuse batch files in subfolders: the card's configs read ``<folder>/*.parquet``, so they would be
+    uploaded and counted on the card but not loaded."""
+    nested = [p for p in files if p.parent != folder]
+    if nested:
+        rel = nested[0].relative_to(root).as_posix()
+        raise DatasetFolderError(
+            f"{rel} is in a subfolder of {folder.relative_to(root).as_posix()}/: the dataset loads only the parquet "
+            "files directly in it. Move the file up, or out of the dataset folder."
+        )
+
+
 def _check_batches(root: Path, files: list[Path], what: str) -> tuple[pa.Schema, int]:
     """The batches' common schema and their row count. Batches must have the same columns, of the same types;
     a column that is all null in a batch (Arrow type ``null``, as pandas writes it) or nullable in one batch and
@@ -221,6 +233,7 @@ def scan_dataset_folder(path: str | os.PathLike[str]) -> DatasetFolder:
     data_files = [p for p in _files_under(root, data_dir) if p.suffix == ".parquet"]
     if not data_files:
         raise DatasetFolderError(f"{root / DATA_DIR} holds no .parquet files: nothing to push.")
+    _check_flat(root, data_files, data_dir)
     schema, num_records = _check_batches(root, data_files, DATA_DIR)
 
     processors: list[ProcessorOutput] = []
@@ -232,6 +245,7 @@ def scan_dataset_folder(path: str | os.PathLike[str]) -> DatasetFolder:
                 files = [p for p in _files_under(root, entry) if p.suffix == ".parquet"]
                 if not files:
                     continue  # an empty processor folder produced nothing: no config for it
+                _check_flat(root, files, entry)
                 name, single = entry.name, False
             elif entry.suffix == ".parquet" and entry.is_file():
                 files, name, single = [entry], entry.stem, True

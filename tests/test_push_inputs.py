@@ -94,6 +94,11 @@ def test_folder_problems_are_named(tmp_path: Path) -> None:
     pq.write_table(pa.table({"other": [1]}), mismatch / "parquet-files" / "batch_00009.parquet")
     _expect_folder_error(mismatch, "batch_00009.parquet in parquet-files does not have the columns of")
 
+    nested = make_dataset_folder(tmp_path / "nested", processor_dir=None, processor_file=None)
+    (nested / "parquet-files" / "retry").mkdir()
+    (nested / "parquet-files" / "batch_00001.parquet").rename(nested / "parquet-files" / "retry" / "b.parquet")
+    _expect_folder_error(nested, "parquet-files/retry/b.parquet is in a subfolder of parquet-files/")
+
     # A column all null in one batch (Arrow type null, as pandas writes it) matches the other batches' type;
     # a real type conflict names the column and both types.
     nulls = make_dataset_folder(tmp_path / "nulls", batches=2, processor_dir=None, processor_file=None)
