@@ -81,6 +81,12 @@ def generate_then_push(params: GenerateAndPushParameters) -> PushResult:
         credentials=_credentials(params.credentials_block),
         license=params.license,
         pretty_name=params.pretty_name,
+        revision=params.revision,
+        create_pr=params.create_pr,
+        stages=list(params.stages) if params.stages else None,
+        max_files_per_commit=params.max_files_per_commit,
+        checkpoint_branch=params.checkpoint_branch,
+        checkpoint_interval_seconds=params.checkpoint_interval_seconds,
         task_runner=params.task_runner,
         dask_address=params.dask_address,
     )

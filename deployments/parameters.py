@@ -60,12 +60,26 @@ class _Parameters(BaseModel):
 
 
 class CardParameters(_Parameters):
-    """Options of the dataset card and the repo shared by the push deployments."""
+    """Options of the dataset card, the repo and the push, shared by the push deployments."""
 
     private: bool = Field(default=False, description="Make the repo private (also when it already exists).")
     tags: list[str] = Field(default_factory=list, description="Card tags, after `synthetic` and `datadesigner`.")
     license: str | None = Field(default=None, description="Card `license`, e.g. `apache-2.0`.")
     pretty_name: str | None = Field(default=None, description="Card `pretty_name`.")
+    revision: str = Field(default="main", min_length=1, description="Branch to push to (created if missing).")
+    create_pr: bool = Field(default=False, description="Open a pull request instead of committing to `revision`.")
+    stages: list[StageName] | None = Field(
+        default=None,
+        description='Run only these stages, e.g. ["metadata"]; default: all six in order.',
+    )
+    max_files_per_commit: int = Field(
+        default=100, ge=1, le=10_000, description="A stage with more files is split into `(part i of n)` commits."
+    )
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str) -> str:
+        return validate_revision(value)
 
 
 class PushParameters(CardParameters):
@@ -85,21 +99,7 @@ class PushParameters(CardParameters):
     )
     repo_id: RepoId
     description: Description
-    revision: str = Field(default="main", min_length=1, description="Branch to push to (created if missing).")
-    create_pr: bool = Field(default=False, description="Open a pull request instead of committing to `revision`.")
-    stages: list[StageName] | None = Field(
-        default=None,
-        description='Run only these stages, e.g. ["metadata"]; default: all six in order.',
-    )
-    max_files_per_commit: int = Field(
-        default=100, ge=1, le=10_000, description="A stage with more files is split into `(part i of n)` commits."
-    )
     credentials_block: CredentialsBlock = None
-
-    @field_validator("revision")
-    @classmethod
-    def _revision(cls, value: str) -> str:
-        return validate_revision(value)
 
 
 class GenerateAndPushParameters(CardParameters):
@@ -143,6 +143,17 @@ class GenerateAndPushParameters(CardParameters):
     dask_address: str | None = Field(
         default=None,
         description="Scheduler of a running Dask cluster (e.g. tcp://scheduler:8786) for task_runner=dask.",
+    )
+    checkpoint_branch: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Push completed batches to this branch of the repo while generating (not the branch the dataset is "
+            "published to), so that a run whose folder is gone resumes from them."
+        ),
+    )
+    checkpoint_interval_seconds: float = Field(
+        default=60.0, ge=1, description="At most one checkpoint commit per this many seconds."
     )
     credentials_block: CredentialsBlock = None
 

@@ -89,6 +89,12 @@ def test_served_deployments_register_with_schedule_schema_and_trigger(
         assert model in schema["definitions"], name
         fields = {f for d in schema["definitions"].values() for f in d.get("properties", {})}
         assert not any("token" in f for f in fields), name  # tokens come from the environment, never parameters
+        if name != "verify-after-push/on-push":  # both push deployments choose stages, branch, pull request
+            assert {"stages", "revision", "create_pr", "max_files_per_commit"} <= fields, name
+    scheduled_fields = deployments["generate-then-push/scheduled"].parameter_openapi_schema["definitions"]
+    assert {"checkpoint_branch", "checkpoint_interval_seconds"} <= set(
+        scheduled_fields["GenerateAndPushParameters"]["properties"]
+    )
 
     # The server validates parameters against the pydantic model: bad values are refused, naming the field.
     bad = [
@@ -206,7 +212,8 @@ def test_push_failing_mid_stage_is_resumed_by_ui_retry(
         "metadata",
     ):
         assert f"{slug}-{label}-commit" in keys, label
-    table = next(a for a in artifacts if a.key == f"{slug}-push-summary")
+    # Each attempt records the table (the failed one too); the retry's is the newest.
+    table = max((a for a in artifacts if a.key == f"{slug}-push-summary"), key=lambda a: a.created)
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     commits = HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)
     assert [r["commit"] for r in rows] == [c.commit_id for c in reversed(commits)][1:]  # all but "initial commit"
