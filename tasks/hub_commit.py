@@ -175,6 +175,25 @@ def folder_exists(api: HfApi, target: HubTarget, head: str, folder: str, token: 
     return bool(info)
 
 
+def _is_our_commit(
+    api: HfApi,
+    target: HubTarget,
+    oid: str,
+    message: str,
+    added: dict[str, FileDigest],
+    deleted: list[str],
+    token: str,
+) -> bool:
+    """Whether commit ``oid`` is the one we asked for: our message, our files, none of the deleted paths."""
+    latest = api.list_repo_commits(target.repo_id, revision=oid, repo_type=target.repo_type, token=token)
+    if not latest or latest[0].title != message:
+        return False
+    present = paths_info(api, target, oid, list(added) + deleted, token)
+    if any(p in present for p in deleted):
+        return False
+    return all(p in present and _is_same(present[p], d) for p, d in added.items())
+
+
 def _landed_commit(
     api: HfApi,
     target: HubTarget,
@@ -189,15 +208,30 @@ def _landed_commit(
     new_head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
     if not new_head or new_head == old_head:
         return None
-    latest = api.list_repo_commits(target.repo_id, revision=new_head, repo_type=target.repo_type, token=token)
-    if not latest or latest[0].title != message:
-        return None
-    present = paths_info(api, target, new_head, list(added) + deleted, token)
-    if any(p in present for p in deleted):
-        return None
-    if any(p not in present or not _is_same(present[p], d) for p, d in added.items()):
-        return None
-    return new_head
+    return new_head if _is_our_commit(api, target, new_head, message, added, deleted, token) else None
+
+
+def _pull_requests(api: HfApi, target: HubTarget, token: str) -> dict[str, str]:
+    """The repo's pull requests: ``refs/pr/N`` → the commit it points to."""
+    refs = api.list_repo_refs(target.repo_id, repo_type=target.repo_type, include_pull_requests=True, token=token)
+    return {ref.ref: ref.target_commit for ref in refs.pull_requests or []}
+
+
+def _opened_pull_request(
+    api: HfApi,
+    target: HubTarget,
+    before: dict[str, str],
+    message: str,
+    added: dict[str, FileDigest],
+    deleted: list[str],
+    token: str,
+) -> tuple[str, str] | None:
+    """After a request to open a pull request failed without an answer: ``(refs/pr/N, oid)`` of the pull request
+    it opened, if the Hub applied it (a pull request that was not there ``before``, holding our commit)."""
+    for ref, oid in sorted(_pull_requests(api, target, token).items()):
+        if ref not in before and _is_our_commit(api, target, oid, message, added, deleted, token):
+            return ref, oid
+    return None
 
 
 @dataclass(frozen=True)
@@ -441,6 +475,9 @@ def _commit_once(
     token: str,
 ) -> CommitRecord:
     bytes_sent = sum(d.size for d in added.values())
+    # Opening a pull request: note the open ones, so that a lost answer can tell whether ours was opened (a retry
+    # would open a second one).
+    pull_requests = _pull_requests(api, target, token) if create_pr else {}
     started = time.monotonic()
     try:
         info = api.create_commit(
@@ -454,9 +491,14 @@ def _commit_once(
             token=token,
         )
     except Exception as exc:
-        if create_pr or not may_have_landed(exc):
+        if not may_have_landed(exc):
             raise
-        landed = _landed_commit(api, target, revision, head, message, added, deleted, token)
+        pr_revision: str | None = None
+        if create_pr:
+            opened = _opened_pull_request(api, target, pull_requests, message, added, deleted, token)
+            pr_revision, landed = opened if opened else (None, None)
+        else:
+            landed = _landed_commit(api, target, revision, head, message, added, deleted, token)
         if landed is None:
             raise
         logger.warning("%s: the commit answer was lost, but the commit is on the Hub (%s).", message, landed)
@@ -469,6 +511,7 @@ def _commit_once(
             files_deleted=len(deleted),
             bytes_sent=bytes_sent,
             recovered=True,
+            pr_revision=pr_revision,
         )
     logger.info("%s: committed %s in %.1f s.", message, info.oid, time.monotonic() - started)
     return CommitRecord(

@@ -266,6 +266,20 @@ def test_a_contributor_pushes_to_someone_elses_repo_as_a_pull_request(tmp_path: 
     assert _download_json(repo_id, "metadata.json", "refs/pr/1")["actual_num_records"] == 20
 
 
+def test_a_lost_answer_to_the_commit_opening_the_pull_request_does_not_open_a_second_one(
+    tmp_path: Path, repo_id: str, hub: Any
+) -> None:
+    _push(make_dataset_folder(tmp_path / "owner", batches=2, images=0, processor_file=None), repo_id)
+    contribution = make_dataset_folder(tmp_path / "bob", batches=1, images=0, processor_file=None, seed=7)
+    hub.faults.add("commit", drop="after", count=1, repo=repo_id)  # the card's commit opens the PR; answer lost
+    result = _push(contribution, repo_id, token=SecretStr(BOB_TOKEN), create_pr=True)
+    card = next(s for s in result.stages if s.stage == "card")
+    assert card.commits[0].recovered and result.revision == "refs/pr/1"
+    refs = HfApi().list_repo_refs(repo_id, repo_type="dataset", include_pull_requests=True, token=ALICE_TOKEN)
+    assert [r.ref for r in refs.pull_requests or []] == ["refs/pr/1"]  # one pull request, with every stage
+    assert "data/batch_00000.parquet" in repo_files(repo_id, "refs/pr/1")
+
+
 def test_a_misspelt_card_template_fails_before_any_request(tmp_path: Path, repo_id: str, hub: Any) -> None:
     folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
     template = tmp_path / "card.md.j2"
