@@ -17,7 +17,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from deployments.parameters import GenerateAndPushParameters, PushParameters, VerifyParameters
+from deployments.parameters import CardParameters, GenerateAndPushParameters, PushParameters, VerifyParameters
 from flows.generate_and_push import generate_and_push
 from flows.push import PushResult, push_dataset
 from flows.verify import VerificationResult, verify_pushed_dataset
@@ -39,6 +39,21 @@ def _run_name(prefix: str, field: str) -> Any:
     return name
 
 
+def _push_options(params: CardParameters, credentials_block: str | None) -> dict[str, Any]:
+    """The push options both push deployments take from their parameters (``push_dataset``'s keywords)."""
+    return {
+        "private": params.private,
+        "tags": list(params.tags),
+        "credentials": _credentials(credentials_block),
+        "license": params.license,
+        "pretty_name": params.pretty_name,
+        "revision": params.revision,
+        "create_pr": params.create_pr,
+        "stages": list(params.stages) if params.stages else None,
+        "max_files_per_commit": params.max_files_per_commit,
+    }
+
+
 @flow(name="push-folder", flow_run_name=_run_name("push", "repo_id"), log_prints=True)
 def push_folder(params: PushParameters) -> PushResult:
     """Push a dataset folder that is already on disk to a Hub dataset repo, stage by stage.
@@ -50,15 +65,7 @@ def push_folder(params: PushParameters) -> PushResult:
         params.dataset_dir,
         params.repo_id,
         params.description,
-        private=params.private,
-        tags=list(params.tags),
-        credentials=_credentials(params.credentials_block),
-        revision=params.revision,
-        create_pr=params.create_pr,
-        stages=list(params.stages) if params.stages else None,
-        max_files_per_commit=params.max_files_per_commit,
-        license=params.license,
-        pretty_name=params.pretty_name,
+        **_push_options(params, params.credentials_block),
     )
 
 
@@ -76,19 +83,11 @@ def generate_then_push(params: GenerateAndPushParameters) -> PushResult:
         num_records=params.records,
         batch_size=params.batch_size,
         seed=params.seed,
-        private=params.private,
-        tags=list(params.tags),
-        credentials=_credentials(params.credentials_block),
-        license=params.license,
-        pretty_name=params.pretty_name,
-        revision=params.revision,
-        create_pr=params.create_pr,
-        stages=list(params.stages) if params.stages else None,
-        max_files_per_commit=params.max_files_per_commit,
         checkpoint_branch=params.checkpoint_branch,
         checkpoint_interval_seconds=params.checkpoint_interval_seconds,
         task_runner=params.task_runner,
         dask_address=params.dask_address,
+        **_push_options(params, params.credentials_block),
     )
 
 
