@@ -85,6 +85,8 @@ def test_failed_checkpoint_commits_are_retried_and_never_duplicated(
     assert [c.batches for c in commits] == [[0], [1]]
     history = HfApi(token=ALICE_TOKEN).list_repo_commits(repo_id, repo_type="dataset", revision="ckpt")
     assert sum(c.title.startswith("Checkpoint:") for c in history) == 2  # no duplicate of the lost answer
+    # The commit whose answer was lost is still recorded with its id (the run's result and event carry it).
+    assert [c.oid for c in commits] == [c.commit_id for c in history if c.title.startswith("Checkpoint:")][::-1]
     remote = checkpointer.read_remote_state()
     assert remote is not None and remote.completed_batches == [0, 1]
 

@@ -475,7 +475,7 @@ class Checkpointer:
         except Exception as exc:  # any failure keeps the files queued; the thread must not die
             if self._landed(state):
                 self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
-                answer = {}
+                answer = self._latest_commit(message)
             else:
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 self.error = first if isinstance(exc, _WorkerCommitError) else f"{type(exc).__name__}: {first}"
@@ -496,6 +496,19 @@ class Checkpointer:
         )
         self.logger.info("checkpoint commit: %s (%d files)", message, len(added))
         return True
+
+    def _latest_commit(self, message: str) -> dict[str, Any]:
+        """``oid`` and ``url`` of the branch's latest commit if it is ours (``message``); else empty."""
+        try:
+            latest = self.api.list_repo_commits(
+                self.target.repo_id, repo_type="dataset", revision=self._revision()
+            )
+        except Exception:
+            return {}
+        if not latest or latest[0].title != message:
+            return {}
+        oid = latest[0].commit_id
+        return {"oid": oid, "url": f"{self.api.endpoint.rstrip('/')}/datasets/{self.target.repo_id}/commit/{oid}"}
 
     def _landed(self, state: GenerationState) -> bool:
         try:
