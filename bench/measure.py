@@ -175,7 +175,9 @@ def summarize_runs(runs: Sequence[Mapping[str, Any]]) -> dict[str, Summary]:
     """Per numeric key of the round dicts, its summary (keys absent from a round are skipped)."""
     keys: list[str] = []
     for r in runs:
-        keys += [k for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool) and k not in keys]
+        keys += [
+            k for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool) and k not in keys
+        ]
     return {k: summarize([r[k] for r in runs if k in r]) for k in keys}
 
 
@@ -188,9 +190,6 @@ class Slowdown:
     low_pct: float
     high_pct: float
     pairs: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"pct": self.pct, "low_pct": self.low_pct, "high_pct": self.high_pct, "pairs": self.pairs}
 
 
 def paired_slowdown(

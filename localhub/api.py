@@ -109,12 +109,6 @@ def _sanitize_header(text: str) -> str:
     return " ".join(text.split()).encode("latin-1", "replace").decode("latin-1")[:1000]
 
 
-def _opened_pr(repo: Repo, revision: str | None, user: str) -> bool:
-    """Whether ``revision`` is a pull request ``user`` opened: its author may push more commits to it."""
-    pr = re.fullmatch(r"refs/pr/(\d+)", revision or "")
-    return pr is not None and repo.meta.pr_authors.get(pr.group(1)) == user
-
-
 def error_response(error: HubError) -> Response:
     headers = {"X-Error-Message": _sanitize_header(error.message), **error.headers}
     if error.code:
@@ -172,7 +166,7 @@ class HubApi:
         if write:
             if req.user is None:
                 raise unauthorized("You must be authenticated to write to this repository")
-            if req.user != repo.meta.owner and not create_pr and not _opened_pr(repo, revision, req.user):
+            if req.user != repo.meta.owner and not create_pr and repo.pr_author(revision) != req.user:
                 raise forbidden(f"You don't have the rights to write to {repo.type} {repo.id}")
         return repo
 

@@ -207,6 +207,11 @@ class Repo:
         lines = ["# pack-refs with: peeled fully-peeled sorted"] + [f"{packed[n]} {n}" for n in sorted(packed)]
         write_atomic(self.path / "packed-refs", ("\n".join(lines) + "\n").encode())
 
+    def pr_author(self, revision: str | None) -> str | None:
+        """Who opened the pull request ``revision`` (``refs/pr/N``): its author may push more commits to it."""
+        pr = _PR_REF.match(revision or "")
+        return self.meta.pr_authors.get(pr.group(1)) if pr else None
+
     def resolve(self, rev: str) -> str:
         """Commit oid of ``rev`` (§2.3): branch, tag, refs/pr/N, full oid, then unique short oid."""
         refs = self.refs()

@@ -175,6 +175,11 @@ def folder_exists(api: HfApi, target: HubTarget, head: str, folder: str, token: 
     return bool(info)
 
 
+def commit_url(api: HfApi, repo_id: str, oid: str) -> str:
+    """The Hub page of dataset commit ``oid`` (what the Hub answers as ``commitUrl``)."""
+    return f"{api.endpoint.rstrip('/')}/datasets/{repo_id}/commit/{oid}"
+
+
 def _is_our_commit(
     api: HfApi,
     target: HubTarget,
@@ -502,10 +507,9 @@ def _commit_once(
         if landed is None:
             raise
         logger.warning("%s: the commit answer was lost, but the commit is on the Hub (%s).", message, landed)
-        base = api.endpoint.rstrip("/")
         return CommitRecord(
             oid=landed,
-            url=f"{base}/datasets/{target.repo_id}/commit/{landed}",
+            url=commit_url(api, target.repo_id, landed),
             message=message,
             files_added=len(added),
             files_deleted=len(deleted),

@@ -27,7 +27,7 @@ _SECRET_VALUE = re.compile(
 )
 # An environment variable *name* (Data Designer's `api_key: NVIDIA_API_KEY`) is a reference, not a secret. A
 # name has an underscore (or is set here); an all-caps key such as `PK1A2B3C4D5E6F7G8H9J` does not.
-_ENV_VAR_NAME = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
+ENV_VAR_NAME = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 
 
 def is_secret_key(key: str) -> bool:
@@ -49,7 +49,7 @@ def is_secret_key(key: str) -> bool:
 
 
 def _is_env_reference(value: str) -> bool:
-    return bool(_ENV_VAR_NAME.match(value)) or (value.isupper() and value in os.environ)
+    return bool(ENV_VAR_NAME.match(value)) or (value.isupper() and value in os.environ)
 
 
 def redact_secrets(value: Any, known_secrets: Iterable[str] = ()) -> Any:

@@ -43,6 +43,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
+from tasks.hub_commit import commit_url
 from tasks.validation import validate_repo_id
 
 _module_logger = logging.getLogger(__name__)
@@ -508,7 +509,7 @@ class Checkpointer:
         if not latest or latest[0].title != message:
             return {}
         oid = latest[0].commit_id
-        return {"oid": oid, "url": f"{self.api.endpoint.rstrip('/')}/datasets/{self.target.repo_id}/commit/{oid}"}
+        return {"oid": oid, "url": commit_url(self.api, self.target.repo_id, oid)}
 
     def _landed(self, state: GenerationState) -> bool:
         try:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from tasks.generation.errors import ConfigError, UnsupportedConfigError
+from tasks.redaction import ENV_VAR_NAME
 
 SUPPORTED_COLUMN_TYPES = ("sampler", "expression", "llm-text")
 SUPPORTED_SAMPLER_TYPES = (
@@ -45,7 +46,6 @@ SUPPORTED_SAMPLER_TYPES = (
 SUPPORTED_PROCESSOR_TYPES = ("schema_transform", "drop_columns")
 # Data Designer settings that change what is generated; accepted only when empty.
 _UNSUPPORTED_DESIGNER_KEYS = ("seed_config", "constraints", "profilers", "tool_configs", "record_selection")
-_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 
 Scalar = bool | str | int | float
@@ -83,6 +83,11 @@ class SubcategoryParams(_Lenient):
     sampler_type: Literal["subcategory"] = "subcategory"
     category: str
     values: dict[str, list[Scalar]]
+
+    @property
+    def all_values(self) -> list[Scalar]:
+        """Every value, of every parent value, in order."""
+        return [v for vs in self.values.values() for v in vs]
 
     @field_validator("values")
     @classmethod
@@ -244,11 +249,7 @@ def _check_conversion(params: SamplerParams, convert_to: str) -> None:
         raise ValueError("convert_to 'float' does not apply to datetimes: use 'int' (the time in units of the "
                          "sampler's unit since 1970) or a strftime format such as '%Y-%m-%d'")  # fmt: skip
     if numeric and isinstance(params, CategoryParams | SubcategoryParams):
-        values = (
-            params.values
-            if isinstance(params, CategoryParams)
-            else [v for vs in params.values.values() for v in vs]
-        )
+        values = params.values if isinstance(params, CategoryParams) else params.all_values
         bad = [v for v in values if isinstance(v, str) and not _is_number(v)]
         if bad:
             raise ValueError(f"convert_to {convert_to!r}: the values {bad[:3]} are not numbers")
@@ -355,21 +356,21 @@ class ModelProvider(_Lenient):
         """The environment variable that holds the key, when the key is given that way."""
         if self.api_key_env:
             return self.api_key_env
-        if self.api_key is not None and _ENV_NAME.match(self.api_key.get_secret_value()):
+        if self.api_key is not None and ENV_VAR_NAME.match(self.api_key.get_secret_value()):
             return self.api_key.get_secret_value()
         return None
 
     @property
     def literal_api_key(self) -> str | None:
         """The key itself, when the config holds it directly (never written back)."""
-        if self.api_key is None or _ENV_NAME.match(self.api_key.get_secret_value()):
+        if self.api_key is None or ENV_VAR_NAME.match(self.api_key.get_secret_value()):
             return None
         return self.api_key.get_secret_value()
 
     @field_serializer("api_key")
     def _dump_key(self, value: SecretStr | None) -> str | None:
         # An env var name is a reference and is kept; a literal key is never serialised.
-        if value is not None and _ENV_NAME.match(value.get_secret_value()):
+        if value is not None and ENV_VAR_NAME.match(value.get_secret_value()):
             return value.get_secret_value()
         return None
 

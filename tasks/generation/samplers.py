@@ -62,7 +62,7 @@ def sampler_type(column: SamplerColumn, parent_type: pa.DataType | None = None) 
     if isinstance(params, CategoryParams):
         base = values_type(params.values)
     elif isinstance(params, SubcategoryParams):
-        base = values_type([v for vs in params.values.values() for v in vs])
+        base = values_type(params.all_values)
     elif isinstance(params, UniformParams | GaussianParams):
         base = pa.float64()
     elif isinstance(params, BernoulliParams | PoissonParams):

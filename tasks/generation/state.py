@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 STATE_FILE = ".generation-state.json"
 DATA_DIR = "parquet-files"
 PROCESSORS_DIR = "processors-files"
+IMAGES_DIR = "images"  # never written by this generator; a push would publish what is there
 _BATCH_FILE = re.compile(r"batch_\d{5,}\.parquet")  # what batch_name writes
 
 
@@ -133,7 +134,8 @@ def generated_files(root: Path) -> list[Path]:
 def foreign_files(root: Path) -> list[Path]:
     """Files in ``root`` that a push would publish but this generator never writes: images, single-file
     processor outputs, parquet files other than ``batch_NNNNN.parquet``."""
-    found = sorted(p for p in (root / "images").rglob("*") if p.is_file()) if (root / "images").is_dir() else []
+    images = root / IMAGES_DIR
+    found = sorted(p for p in images.rglob("*") if p.is_file()) if images.is_dir() else []
     for folder, depth in ((root / DATA_DIR, 0), (root / PROCESSORS_DIR, 1)):
         if folder.is_dir():
             found += sorted(
