@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -94,9 +94,12 @@ RETRIED_FROM_PROCESSORS = {
 }
 
 
-def final_task_runs(client: Any, flow_run_ids: list[Any], timeout: float = 15.0) -> list[Any]:
-    """The task runs of these flow runs, read until each has a final state (or ``timeout``): Prefect 3 records
-    task-run states from events, which the server may write after the flow run itself has ended."""
+def final_task_runs(
+    client: Any, flow_run_ids: list[Any], timeout: float = 15.0, expect: Iterable[str] = ()
+) -> list[Any]:
+    """The task runs of these flow runs, read until each has a final state and every name in ``expect`` is among
+    them (or ``timeout``): Prefect 3 records task runs and their states from events, which the server may write
+    after the flow run itself has ended (a run's last task can still be missing then)."""
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 
     deadline = time.monotonic() + timeout
@@ -106,7 +109,9 @@ def final_task_runs(client: Any, flow_run_ids: list[Any], timeout: float = 15.0)
                 task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=flow_run_ids))
             )
         )
-        if all(r.state is not None and r.state.is_final() for r in runs) or time.monotonic() > deadline:
+        named = {task_run_base_name(r) for r in runs}
+        done = all(r.state is not None and r.state.is_final() for r in runs) and set(expect) <= named
+        if done or time.monotonic() > deadline:
             return runs
         time.sleep(0.05)
 

@@ -373,15 +373,19 @@ def _retry_like_the_ui(flow_fn: Any, flow_run_id: Any, parameters: dict[str, Any
     return run_flow(flow_fn, flow_run=flow_run, parameters=parameters, return_type="state")
 
 
+STAGE_TASK_NAMES = ("push-card", "push-data", "push-processors", "push-metadata")  # run in every push here
+
+
 def _stage_states(root_run_id: Any) -> dict[str, str | None]:
-    """The latest state name of each stage task under a run (including its subflow runs)."""
+    """The latest state name of each stage task under a run (including its subflow runs), once every stage's
+    task run is recorded."""
     with get_client(sync_client=True) as client:
         run_ids = [root_run_id]
         children = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[root_run_id]))
         )
         run_ids += [c.id for c in children]
-        runs = final_task_runs(client, run_ids)
+        runs = final_task_runs(client, run_ids, expect=STAGE_TASK_NAMES)
     states: dict[str, str | None] = {}
     for run in sorted(runs, key=lambda r: r.expected_start_time or r.created):
         if run.name.startswith("push-"):
