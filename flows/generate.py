@@ -37,6 +37,7 @@ from prefect.utilities.annotations import quote
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_slug
 from tasks.events import emit_dataset_generated
+from tasks.folder_lock import generating_into
 from tasks.generation.batch import BatchResult, generate_batch
 from tasks.generation.batch_writer import remove_temp_files
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
@@ -179,6 +180,7 @@ def generate_dataset(
         ConfigError: an invalid config or a missing API key, before any batch.
         TemplateRenderError: a template failed on a row (column and row named).
         LLMError: an LLM request failed for good (after retries).
+        FolderInUseError: another run is generating into ``output_dir`` or pushing it (tasks.folder_lock).
 
     Examples:
         Generate the no-LLM example into ``./out/greetings``:
@@ -206,130 +208,136 @@ def generate_dataset(
 
     root = Path(output_dir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    remove_temp_files(root)
-    state = GenerationState(
-        config_hash=plan.config_hash,
-        seed=seed,
-        batch_size=batch_size,
-        num_records=num_records,
-        processors=plan.processor_names,
-    )
-    total = state.total_batches
-    previous = read_state(root)
-    if previous is None and resume and any(p.suffix == ".parquet" for p in generated_files(root)):
-        raise OutputFolderError(
-            f"{root} holds a dataset that this generator did not write (no {STATE_FILE}); "
-            "choose another folder, or pass resume=False (--no-resume) to replace it"
+    with generating_into(root):  # one generation per folder; no push while it writes
+        remove_temp_files(root)
+        state = GenerationState(
+            config_hash=plan.config_hash,
+            seed=seed,
+            batch_size=batch_size,
+            num_records=num_records,
+            processors=plan.processor_names,
         )
-    if previous is None and (foreign := foreign_files(root)):  # a replaced folder must not keep another's files
-        shown = ", ".join(str(p.relative_to(root)) for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise OutputFolderError(
-            f"{root} holds {len(foreign)} files this generator never writes ({shown}), which a push of the folder "
-            "would publish with the new dataset; move them away or choose another folder"
-        )
-    completed: set[int] = set()
-    if resume and previous is not None and previous.same_run(state):
-        completed = {i for i in range(total) if batch_is_complete(root, state, i)}
-    removed = remove_stale_files(root, state, keep=completed)
-    if removed:
-        logger.info("removed %d files of an earlier, different generation in %s", len(removed), root)
+        total = state.total_batches
+        previous = read_state(root)
+        if previous is None and resume and any(p.suffix == ".parquet" for p in generated_files(root)):
+            raise OutputFolderError(
+                f"{root} holds a dataset that this generator did not write (no {STATE_FILE}); "
+                "choose another folder, or pass resume=False (--no-resume) to replace it"
+            )
+        foreign = foreign_files(root) if previous is None else []  # a replaced folder must not keep another's
+        if foreign:
+            shown = ", ".join(str(p.relative_to(root)) for p in foreign[:3]) + (
+                ", ..." if len(foreign) > 3 else ""
+            )
+            raise OutputFolderError(
+                f"{root} holds {len(foreign)} files this generator never writes ({shown}), which a push of the folder "
+                "would publish with the new dataset; move them away or choose another folder"
+            )
+        completed: set[int] = set()
+        if resume and previous is not None and previous.same_run(state):
+            completed = {i for i in range(total) if batch_is_complete(root, state, i)}
+        removed = remove_stale_files(root, state, keep=completed)
+        if removed:
+            logger.info("removed %d files of an earlier, different generation in %s", len(removed), root)
 
-    checkpointer: Checkpointer | None = None
-    if checkpoint is not None:
-        checkpointer = Checkpointer(checkpoint, root, state, logger=logger)
-        remote = checkpointer.prepare()
-        if resume and remote is not None:
-            missing = state.reusable_from(remote) - completed
-            restored = checkpointer.download(missing)
-            if restored:
-                logger.info("restored %d batches from checkpoint %s", len(restored), checkpoint.repo_id)
-            completed |= restored
-    resumed = len(completed)
-    if resumed:
-        logger.info("resuming: %d of %d batches already complete", resumed, total)
-    write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
-    if checkpointer is not None:
-        checkpointer.start()
-        for index in sorted(completed - checkpointer.remote_batches):
-            checkpointer.add(batch_files(index, state.processors), index)
-
-    todo = [i for i in range(total) if i not in completed]
-    logger.info("generating %d batches of up to %d records (%d records total)", len(todo), batch_size, num_records)
-
-    def parameters(index: int, config: Any = builder) -> dict[str, Any]:
-        return {
-            "config": config,
-            "output_dir": str(root),
-            "batch_index": index,
-            "num_rows": state.rows_in(index),
-            "seed": seed,
-        }
-
-    progress = _Progress(logger, root.name, len(completed), total)
-
-    def run(submit: Callable[[int], PrefectFuture[BatchResult]], runner: TaskRunner[Any] | None) -> None:
-        in_flight = max_in_flight or default_max_in_flight(plan, runner)
-        for result in _run_batches(todo, submit, in_flight):
-            completed.add(result.batch_index)
-            if checkpointer is not None:
-                checkpointer.add(result.files, result.batch_index)
-            progress.add(result.num_records)
-
-    try:
-        if task_runner == "dask":
-            from prefect_dask import DaskTaskRunner  # optional dependency: imported only when asked for
-
-            with DaskTaskRunner(address=dask_address) as runner:
-                run(lambda i: runner.submit(generate_batch, parameters=parameters(i)), runner)
-        else:
-            context = FlowRunContext.get()
-            flow_runner = context.task_runner if context else None
-            # quote: else Prefect walks the whole config model (looking for futures) at every batch. Threads
-            # only: a quote does not survive pickling to another process (the task would get a tuple).
-            passed: Any = quote(builder) if isinstance(flow_runner, ThreadPoolTaskRunner) else builder
-            run(lambda i: generate_batch.submit(**parameters(i, passed)), flow_runner)
-    except BaseException as exc:
+        checkpointer: Checkpointer | None = None
+        if checkpoint is not None:
+            checkpointer = Checkpointer(checkpoint, root, state, logger=logger)
+            remote = checkpointer.prepare()
+            if resume and remote is not None:
+                missing = state.reusable_from(remote) - completed
+                restored = checkpointer.download(missing)
+                if restored:
+                    logger.info("restored %d batches from checkpoint %s", len(restored), checkpoint.repo_id)
+                completed |= restored
+        resumed = len(completed)
+        if resumed:
+            logger.info("resuming: %d of %d batches already complete", resumed, total)
         write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
         if checkpointer is not None:
-            # A failed run's completed batches still reach the checkpoint (what a resume elsewhere needs), even
-            # without the final flush; an interrupted one (Ctrl-C, cancellation) does not wait for the interval.
-            checkpointer.close(flush=True if isinstance(exc, Exception) else None)
-        raise
+            checkpointer.start()
+            for index in sorted(completed - checkpointer.remote_batches):
+                checkpointer.add(batch_files(index, state.processors), index)
 
-    progress.add(0, final=True)
-    done = sorted(completed)
-    write_state(root, state.model_copy(update={"completed_batches": done}))
-    write_builder_config(root, plan)
-    metadata = build_metadata(root, plan, state, dataset_name=root.name, completed=done)
-    write_metadata(root, metadata)
-    commits: list[str] = []
-    if checkpointer is not None:
-        checkpointer.add(["builder_config.json", "metadata.json"])
-        commits = [c.oid for c in checkpointer.close()]
-        if checkpointer.error and not commits:
-            logger.warning("no checkpoint commit succeeded: %s", checkpointer.error)
+        todo = [i for i in range(total) if i not in completed]
+        logger.info(
+            "generating %d batches of up to %d records (%d records total)", len(todo), batch_size, num_records
+        )
 
-    result = GeneratedDataset(
-        path=root,
-        num_records=metadata["actual_num_records"],
-        num_batches=len(done),
-        columns=plan.output_columns,
-        processors=plan.processor_names,
-        dataset_name=root.name,
-        config_hash=plan.config_hash,
-        resumed_batches=resumed,
-        checkpoint_commits=commits,
-    )
-    emit_dataset_generated(
-        result,
-        config_hash=plan.config_hash,
-        seed=seed,
-        checkpoint=None
-        if checkpoint is None
-        else {"repo_id": checkpoint.repo_id, "branch": checkpoint.branch, "commits": commits},
-    )
-    logger.info("wrote %d records in %d batches to %s", result.num_records, result.num_batches, root)
-    return result
+        def parameters(index: int, config: Any = builder) -> dict[str, Any]:
+            return {
+                "config": config,
+                "output_dir": str(root),
+                "batch_index": index,
+                "num_rows": state.rows_in(index),
+                "seed": seed,
+            }
+
+        progress = _Progress(logger, root.name, len(completed), total)
+
+        def run(submit: Callable[[int], PrefectFuture[BatchResult]], runner: TaskRunner[Any] | None) -> None:
+            in_flight = max_in_flight or default_max_in_flight(plan, runner)
+            for result in _run_batches(todo, submit, in_flight):
+                completed.add(result.batch_index)
+                if checkpointer is not None:
+                    checkpointer.add(result.files, result.batch_index)
+                progress.add(result.num_records)
+
+        try:
+            if task_runner == "dask":
+                from prefect_dask import DaskTaskRunner  # optional dependency: imported only when asked for
+
+                with DaskTaskRunner(address=dask_address) as runner:
+                    run(lambda i: runner.submit(generate_batch, parameters=parameters(i)), runner)
+            else:
+                context = FlowRunContext.get()
+                flow_runner = context.task_runner if context else None
+                # quote: else Prefect walks the whole config model (looking for futures) at every batch. Threads
+                # only: a quote does not survive pickling to another process (the task would get a tuple).
+                passed: Any = quote(builder) if isinstance(flow_runner, ThreadPoolTaskRunner) else builder
+                run(lambda i: generate_batch.submit(**parameters(i, passed)), flow_runner)
+        except BaseException as exc:
+            write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
+            if checkpointer is not None:
+                # A failed run's completed batches still reach the checkpoint (what a resume elsewhere needs), even
+                # without the final flush; an interrupted one (Ctrl-C, cancellation) does not wait for the interval.
+                checkpointer.close(flush=True if isinstance(exc, Exception) else None)
+            raise
+
+        progress.add(0, final=True)
+        done = sorted(completed)
+        write_state(root, state.model_copy(update={"completed_batches": done}))
+        write_builder_config(root, plan)
+        metadata = build_metadata(root, plan, state, dataset_name=root.name, completed=done)
+        write_metadata(root, metadata)
+        commits: list[str] = []
+        if checkpointer is not None:
+            checkpointer.add(["builder_config.json", "metadata.json"])
+            commits = [c.oid for c in checkpointer.close()]
+            if checkpointer.error and not commits:
+                logger.warning("no checkpoint commit succeeded: %s", checkpointer.error)
+
+        result = GeneratedDataset(
+            path=root,
+            num_records=metadata["actual_num_records"],
+            num_batches=len(done),
+            columns=plan.output_columns,
+            processors=plan.processor_names,
+            dataset_name=root.name,
+            config_hash=plan.config_hash,
+            resumed_batches=resumed,
+            checkpoint_commits=commits,
+        )
+        emit_dataset_generated(
+            result,
+            config_hash=plan.config_hash,
+            seed=seed,
+            checkpoint=None
+            if checkpoint is None
+            else {"repo_id": checkpoint.repo_id, "branch": checkpoint.branch, "commits": commits},
+        )
+        logger.info("wrote %d records in %d batches to %s", result.num_records, result.num_batches, root)
+        return result
 
 
 def _one_line(exc: BaseException) -> str:

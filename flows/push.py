@@ -28,6 +28,7 @@ from tasks.card.options import CardOptions
 from tasks.credentials import HuggingFaceCredentials, hide_token_parameter, resolve_token
 from tasks.dataset_folder import DatasetFolder, scan_dataset_folder
 from tasks.events import emit_dataset_pushed
+from tasks.folder_lock import pushing
 from tasks.generation.result import GeneratedDataset
 from tasks.hub_commit import HubTarget
 from tasks.hub_metadata import hub_metadata, json_bytes
@@ -252,6 +253,11 @@ def push_dataset(
     Returns:
         The repo URL and, per stage, its commits (or the plan, with ``dry_run``).
 
+    Raises:
+        InvalidParameterError: a bad parameter, named, before any request.
+        DatasetFolderError: a folder the push cannot publish (the file and the problem named), before any request.
+        FolderInUseError: a generation is still writing the folder (tasks.folder_lock), before any request.
+
     Example:
         ```python
         from flows.push import push_dataset
@@ -277,77 +283,81 @@ def push_dataset(
         pretty_name=pretty_name,
         card_template=card_template,
     )
-    folder = scan_dataset_folder(dataset.path if isinstance(dataset, GeneratedDataset) else dataset)
-    if dry_run:
-        planned = PushResult(
+    root = Path(dataset.path if isinstance(dataset, GeneratedDataset) else dataset).expanduser()
+    with pushing(root):  # not while a generation writes the folder (tasks.folder_lock)
+        folder = scan_dataset_folder(root)
+        if dry_run:
+            planned = PushResult(
+                repo_id=repo_id,
+                url="",
+                revision=revision,
+                dry_run=True,
+                plan=_dry_run_plan(folder, card, target, selected),
+                num_records=folder.num_records,
+            )
+            print(format_table(planned.table()))
+            return planned
+        secret = SecretStr(resolve_token(token, credentials))
+
+        # 2. The token, the repo, the branch (retried: huggingface_hub does not retry these calls).
+        ready = prepare_repo(target, secret, private)
+        url = ready.url
+        logger.info("Pushing %s (%d records) to %s as %s.", folder.root, folder.num_records, url, ready.user)
+
+        # 3. The stages, in order; each commits on its own and is cached for a retry of this run. The large files of
+        # the data, images and processors stages upload in the background meanwhile (tasks.preupload).
+        keys = _content_keys(folder, card)
+        run_key = str(current_flow_run.root_flow_run_id)  # kept by a Retry, also of a parent flow
+
+        def job(stage: StageName, revision: str, preuploaded: bool = False, head: str | None = None) -> StageJob:
+            return StageJob(
+                target=target,
+                folder=folder,
+                token=secret,
+                revision=revision,
+                messages=commit_messages,
+                content_key=keys[stage],
+                run_key=run_key,
+                preuploaded=preuploaded,
+                head=head,
+            )
+
+        ahead = start_preuploads(selected, lambda stage: job(stage, target.revision))
+        current_revision, current_head = target.revision, None  # each stage hands the branch head to the next
+        results: list[StageResult] = []
+        preuploads: list[PreuploadResult] = []
+        started = time.monotonic()
+        for stage in selected:
+            head_start = head_start_done(ahead.get(stage), stage)
+            preuploads += [head_start] if head_start else []
+            stage_job = job(
+                stage, current_revision, head_start is not None and head_start.error is None, current_head
+            )
+            try:
+                stage_result = (
+                    STAGE_TASKS[stage](stage_job, card) if stage == "card" else STAGE_TASKS[stage](stage_job)
+                )
+            except Exception as exc:  # the failed run is the one a user opens the table for
+                rows = [row for r in results for row in r.rows()]
+                later = selected[selected.index(stage) + 1 :]
+                artifacts.record_stage_table(repo_id, rows + unfinished_rows(stage, describe_failure(exc), later))
+                raise
+            current_revision, current_head = stage_result.revision, stage_result.head or current_head
+            results.append(stage_result)
+
+        push = PushResult(
             repo_id=repo_id,
-            url="",
-            revision=revision,
-            dry_run=True,
-            plan=_dry_run_plan(folder, card, target, selected),
+            url=url,
+            revision=current_revision,
+            stages=results,
+            preuploads=preuploads,
             num_records=folder.num_records,
         )
-        print(format_table(planned.table()))
-        return planned
-    secret = SecretStr(resolve_token(token, credentials))
-
-    # 2. The token, the repo, the branch (retried: huggingface_hub does not retry these calls).
-    ready = prepare_repo(target, secret, private)
-    url = ready.url
-    logger.info("Pushing %s (%d records) to %s as %s.", folder.root, folder.num_records, url, ready.user)
-
-    # 3. The stages, in order; each commits on its own and is cached for a retry of this run. The large files of
-    # the data, images and processors stages upload in the background meanwhile (tasks.preupload).
-    keys = _content_keys(folder, card)
-    run_key = str(current_flow_run.root_flow_run_id)  # kept by a Retry, also of a parent flow
-
-    def job(stage: StageName, revision: str, preuploaded: bool = False, head: str | None = None) -> StageJob:
-        return StageJob(
-            target=target,
-            folder=folder,
-            token=secret,
-            revision=revision,
-            messages=commit_messages,
-            content_key=keys[stage],
-            run_key=run_key,
-            preuploaded=preuploaded,
-            head=head,
-        )
-
-    ahead = start_preuploads(selected, lambda stage: job(stage, target.revision))
-    current_revision, current_head = target.revision, None  # each stage hands the branch head to the next
-    results: list[StageResult] = []
-    preuploads: list[PreuploadResult] = []
-    started = time.monotonic()
-    for stage in selected:
-        head_start = head_start_done(ahead.get(stage), stage)
-        preuploads += [head_start] if head_start else []
-        stage_job = job(stage, current_revision, head_start is not None and head_start.error is None, current_head)
-        try:
-            stage_result = (
-                STAGE_TASKS[stage](stage_job, card) if stage == "card" else STAGE_TASKS[stage](stage_job)
-            )
-        except Exception as exc:  # the failed run is the one a user opens the table for
-            rows = [row for r in results for row in r.rows()]
-            later = selected[selected.index(stage) + 1 :]
-            artifacts.record_stage_table(repo_id, rows + unfinished_rows(stage, describe_failure(exc), later))
-            raise
-        current_revision, current_head = stage_result.revision, stage_result.head or current_head
-        results.append(stage_result)
-
-    push = PushResult(
-        repo_id=repo_id,
-        url=url,
-        revision=current_revision,
-        stages=results,
-        preuploads=preuploads,
-        num_records=folder.num_records,
-    )
-    artifacts.record_stage_table(repo_id, push.table())
-    last_commit = next((c.oid for s in reversed(results) for c in reversed(s.commits)), None)
-    emit_dataset_pushed(repo_id, current_revision, last_commit, folder.num_records, url)
-    logger.info("Pushed %s in %.1f s: %d commit(s).", repo_id, time.monotonic() - started, len(push.commits))
-    return push
+        artifacts.record_stage_table(repo_id, push.table())
+        last_commit = next((c.oid for s in reversed(results) for c in reversed(s.commits)), None)
+        emit_dataset_pushed(repo_id, current_revision, last_commit, folder.num_records, url)
+        logger.info("Pushed %s in %.1f s: %d commit(s).", repo_id, time.monotonic() - started, len(push.commits))
+        return push
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from reliability_support import child_env, wait_for
 from flows import generate as generate_module
 from flows.generate import DEFAULT_MAX_IN_FLIGHT, default_max_in_flight, generate_dataset
 from tasks import events as events_module
+from tasks.folder_lock import LOCK_FILE, FolderInUseError, generating_into
 from tasks.generation.errors import OutputFolderError, UnsupportedConfigError
 from tasks.generation.metadata import simple_dtype
 from tasks.generation.plan import get_plan
@@ -192,6 +193,17 @@ def test_a_folder_it_did_not_write_is_not_overwritten(prefect_api: None, tmp_pat
     result = generate_dataset(GREETINGS, 100, folder, resume=False)
     assert result.num_records == 100
     assert [p.name for p in sorted((folder / "parquet-files").iterdir())] == ["batch_00000.parquet"]  # replaced
+
+
+def test_a_second_generation_into_a_busy_folder_is_refused(prefect_api: None, tmp_path: Path) -> None:
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    with generating_into(folder), pytest.raises(FolderInUseError, match="generating into it or pushing it"):
+        generate_dataset(GREETINGS, 100, folder)
+    assert [p.name for p in folder.iterdir()] == [LOCK_FILE]  # nothing written, nothing removed
+    assert generate_dataset(GREETINGS, 100, folder).num_records == 100  # and the lock is released after a run
+    with generating_into(folder):
+        pass
 
 
 @pytest.fixture

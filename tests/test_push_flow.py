@@ -28,6 +28,7 @@ from reliability_support import assert_same_as_reference, repo_files, titles
 
 from flows.push import PushResult, push_dataset
 from tasks.credentials import MASKED
+from tasks.folder_lock import FolderInUseError, generating_into
 from tasks.validation import InvalidParameterError
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
@@ -288,6 +289,15 @@ def test_a_misspelt_card_template_fails_before_any_request(tmp_path: Path, repo_
     with pytest.raises(InvalidParameterError, match=r"uses \['descripton'\]"):
         _push(folder, repo_id, card_template=str(template))
     assert hub.requests == []  # no repo created
+
+
+def test_a_folder_being_generated_is_not_pushed(tmp_path: Path, repo_id: str, hub: Any) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
+    hub.clear_requests()
+    with generating_into(folder), pytest.raises(FolderInUseError, match=r"being generated .* publish part"):
+        _push(folder, repo_id)
+    assert hub.requests == []  # no repo created
+    assert _push(folder, repo_id).commits
 
 
 def test_dry_run_makes_no_request(
