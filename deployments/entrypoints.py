@@ -46,6 +46,8 @@ def _push_options(params: CardParameters, credentials_block: str | None) -> dict
         "tags": list(params.tags),
         "credentials": _credentials(credentials_block),
         "license": params.license,
+        "language": params.language,
+        "task_categories": params.task_categories,
         "pretty_name": params.pretty_name,
         "revision": params.revision,
         "create_pr": params.create_pr,

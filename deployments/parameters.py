@@ -17,7 +17,14 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from tasks.stage_plan import StageName
-from tasks.validation import validate_description, validate_repo_id, validate_revision
+from tasks.validation import (
+    LANGUAGE_PATTERN,
+    LICENSE_PATTERN,
+    TASK_ID_PATTERN,
+    validate_description,
+    validate_repo_id,
+    validate_revision,
+)
 
 # The Hub's rules for ``namespace/name`` as a JSON-schema pattern, so the server checks them too
 # (``tasks.validation.validate_repo_id`` adds the rules a regex says badly: no ``--``/``..``, no ``.git``).
@@ -64,7 +71,15 @@ class CardParameters(_Parameters):
 
     private: bool = Field(default=False, description="Make the repo private (also when it already exists).")
     tags: list[str] = Field(default_factory=list, description="Card tags, after `synthetic` and `datadesigner`.")
-    license: str | None = Field(default=None, description="Card `license`, e.g. `apache-2.0`.")
+    license: Annotated[str, Field(pattern=LICENSE_PATTERN)] | None = Field(
+        default=None, description="Card `license`: a Hub license identifier, e.g. `apache-2.0`."
+    )
+    language: list[Annotated[str, Field(pattern=LANGUAGE_PATTERN)]] | None = Field(
+        default=None, description='Card `language`: ISO 639 codes, e.g. ["en", "fr"].'
+    )
+    task_categories: list[Annotated[str, Field(pattern=TASK_ID_PATTERN)]] | None = Field(
+        default=None, description='Card `task_categories`: Hub task ids, e.g. ["text-generation"].'
+    )
     pretty_name: str | None = Field(default=None, description="Card `pretty_name`.")
     revision: str = Field(default="main", min_length=1, description="Branch to push to (created if missing).")
     create_pr: bool = Field(default=False, description="Open a pull request instead of committing to `revision`.")

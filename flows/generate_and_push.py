@@ -21,7 +21,14 @@ from prefect.logging import get_run_logger
 from pydantic import SecretStr
 
 from flows.generate import generate_dataset
-from flows.push import PushResult, check_push_parameters, format_table, push_dataset
+from flows.push import (
+    PushResult,
+    add_card_arguments,
+    card_arguments,
+    check_push_parameters,
+    format_table,
+    push_dataset,
+)
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_slug
 from tasks.credentials import HuggingFaceCredentials, hide_token_parameter, resolve_token
@@ -64,6 +71,7 @@ def generate_and_push(
     max_files_per_commit: int = 100,
     license: str | None = None,
     language: list[str] | None = None,
+    task_categories: list[str] | None = None,
     pretty_name: str | None = None,
     task_runner: str = "threads",
     dask_address: str | None = None,
@@ -86,7 +94,7 @@ def generate_and_push(
         checkpoint_branch: Push completed batches to this branch of ``repo_id`` while generating.
         checkpoint_interval_seconds: At most one checkpoint commit per this many seconds.
         private, tags, token, credentials, revision, create_pr, commit_messages, stages, max_files_per_commit,
-        license, language, pretty_name: as in ``push_dataset``.
+        license, language, task_categories, pretty_name: as in ``push_dataset``.
         task_runner: ``"threads"`` or ``"dask"`` for the generation batches.
         dask_address: A running Dask scheduler for ``task_runner="dask"`` (a local cluster when None).
 
@@ -110,6 +118,7 @@ def generate_and_push(
         tags=tags,
         license=license,
         language=language,
+        task_categories=task_categories,
         pretty_name=pretty_name,
     )
     if checkpoint_branch is not None and validate_revision(checkpoint_branch) == revision:
@@ -150,6 +159,7 @@ def generate_and_push(
         max_files_per_commit=max_files_per_commit,
         license=license,
         language=language,
+        task_categories=task_categories,
         pretty_name=pretty_name,
     )
 
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="dataset folder (default: a per-repo folder in the user cache)")
     parser.add_argument("--private", action="store_true")
-    parser.add_argument("--tag", action="append", default=[], dest="tags")
+    add_card_arguments(parser)
     parser.add_argument("--revision", default="main")
     parser.add_argument("--checkpoint-branch", help="push completed batches to this branch while generating")
     parser.add_argument(
@@ -191,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 output_dir=args.output,
                 private=args.private,
-                tags=args.tags,
                 revision=args.revision,
                 checkpoint_branch=args.checkpoint_branch,
+                **card_arguments(args),
             )
     except Exception as exc:  # the CLI's contract: one line saying why, non-zero exit
         print(f"generate-and-push failed: {describe_failure(exc)}", file=sys.stderr)

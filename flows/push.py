@@ -39,7 +39,15 @@ from tasks.retry_policy import describe_failure
 from tasks.stage_cache import digest_files, fingerprint
 from tasks.stage_plan import STAGES, StageName, parts, plan_files_stage
 from tasks.stages import STAGE_TASKS, StageJob, StageResult, render_folder_card, table_row
-from tasks.validation import InvalidParameterError, validate_description, validate_repo_id, validate_revision
+from tasks.validation import (
+    InvalidParameterError,
+    validate_description,
+    validate_languages,
+    validate_license,
+    validate_repo_id,
+    validate_revision,
+    validate_task_categories,
+)
 
 
 class PlannedStage(BaseModel):
@@ -200,9 +208,9 @@ def check_push_parameters(
         repo_id=repo_id,
         description=validate_description(description),
         tags=list(tags or []),
-        license=license,
-        language=language,
-        task_categories=task_categories,
+        license=validate_license(license),
+        language=validate_languages(language),
+        task_categories=validate_task_categories(task_categories),
         pretty_name=pretty_name,
         template=Path(card_template) if card_template else None,
     )
@@ -360,6 +368,25 @@ def push_dataset(
         return push
 
 
+def add_card_arguments(parser: argparse.ArgumentParser) -> None:
+    """The card's command-line options (``--tag``, ``--license``, ...), shared with ``flows.generate_and_push``."""
+    parser.add_argument(
+        "--tag", action="append", default=[], dest="tags", metavar="TAG", help="card tag (repeatable)"
+    )
+    parser.add_argument("--license", metavar="ID", help="card license: a Hub identifier such as apache-2.0")
+    parser.add_argument("--language", action="append", metavar="CODE", help="card language, ISO 639 (repeatable)")
+    parser.add_argument(
+        "--task-category", action="append", dest="task_categories", metavar="ID", help="card task (repeatable)"
+    )
+    parser.add_argument("--pretty-name", metavar="NAME", help="card pretty_name")
+
+
+def card_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of ``push_dataset`` that :func:`add_card_arguments` parsed."""
+    names = ("tags", "license", "language", "task_categories", "pretty_name")
+    return {name: getattr(args, name) for name in names}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(
@@ -369,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("repo_id")
     parser.add_argument("--description", required=True)
     parser.add_argument("--private", action="store_true")
-    parser.add_argument("--tag", action="append", default=[], dest="tags")
+    add_card_arguments(parser)
+    parser.add_argument(
+        "--card-template", metavar="PATH", help="path of a Jinja2 template to render the card with"
+    )
     parser.add_argument("--stages", help=f"comma-separated subset of {','.join(STAGES)}")
     parser.add_argument("--revision", default="main")
     parser.add_argument("--create-pr", action="store_true")
@@ -383,12 +413,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.repo_id,
                 args.description,
                 private=args.private,
-                tags=args.tags,
                 stages=args.stages.split(",") if args.stages else None,
                 revision=args.revision,
                 create_pr=args.create_pr,
                 max_files_per_commit=args.max_files_per_commit,
                 dry_run=args.dry_run,
+                card_template=args.card_template,
+                **card_arguments(args),
             )
     except Exception as exc:  # the CLI's contract: one line saying why, non-zero exit
         print(f"push failed: {describe_failure(exc)}", file=sys.stderr)

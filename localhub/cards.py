@@ -7,6 +7,21 @@ from typing import Any
 
 import yaml
 
+# The Hub's license identifiers (https://huggingface.co/docs/hub/repositories-licenses): it refuses a card whose
+# ``license`` is not one of them. The list grows on the Hub from time to time.
+LICENSES = frozenset(
+    """
+    apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m
+    afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0
+    cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0
+    cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0
+    cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl
+    gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc lppl-1.3c ms-pl apple-ascl mpl-2.0 odc-by odbl openrail++
+    osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr deepfloyd-if-license llama2 llama3 llama3.1
+    llama3.2 llama3.3 gemma unknown other
+    """.split()  # noqa: SIM905 - a word list reads better than 77 quoted lines
+)
+
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*$", re.DOTALL | re.MULTILINE)
 
 
@@ -29,7 +44,8 @@ def card_data(text: str) -> dict[str, Any] | None:
 
 
 def validate_card(text: str) -> tuple[list[str], list[str]]:
-    """(errors, warnings) for a README, with the checks the ``datasets`` library relies on (§6.2)."""
+    """(errors, warnings) for a README, with the checks the ``datasets`` library relies on (§6.2) and the Hub's
+    refusal of an unknown license."""
     yaml_text = front_matter(text)
     if yaml_text is None or not yaml_text.strip():
         return [], ["Empty or missing yaml metadata in repo card"]
@@ -40,6 +56,10 @@ def validate_card(text: str) -> tuple[list[str], list[str]]:
     if not isinstance(data, dict):
         return [f"README.md front matter must be a YAML mapping, got {type(data).__name__}"], []
     errors: list[str] = []
+    license = data.get("license")
+    for value in license if isinstance(license, list) else [] if license is None else [license]:
+        if value not in LICENSES:
+            errors.append(f'"license" must be one of [{", ".join(sorted(LICENSES))}]; got {value!r}')
     configs = data.get("configs")
     if configs is not None:
         if not isinstance(configs, list):

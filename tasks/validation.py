@@ -60,3 +60,68 @@ def validate_revision(revision: str) -> str:
     if revision.startswith("refs/") and not re.fullmatch(r"refs/pr/\d+", revision):
         raise InvalidParameterError(f"revision {revision!r}: push to a branch name or to 'refs/pr/N'.")
     return revision
+
+
+# Shapes of the card's Hub vocabulary. Which identifiers exist is the Hub's to say (it refuses an unknown license
+# at the card commit and warns about unknown task categories); these catch what can never be right, such as a
+# license written as its full name or a language written out.
+# The patterns are also the deployments' JSON-schema patterns, which the Prefect server checks.
+LICENSE_PATTERN = r"^[a-z0-9][a-z0-9.+-]*$"
+LANGUAGE_PATTERN = r"^[a-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*$"
+TASK_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+_LICENSE_ID, _LANGUAGE_CODE, _TASK_ID = (
+    re.compile(p) for p in (LICENSE_PATTERN, LANGUAGE_PATTERN, TASK_ID_PATTERN)
+)
+LICENSES_URL = "https://huggingface.co/docs/hub/repositories-licenses"
+
+
+def validate_license(license: str | None) -> str | None:
+    """Return the stripped card ``license`` (None when empty), refusing what is not a Hub license identifier.
+
+    Raises:
+        InvalidParameterError: e.g. ``"MIT"`` or ``"Apache 2.0"`` (the identifiers are ``mit``, ``apache-2.0``).
+    """
+    value = (license or "").strip()
+    if value and not _LICENSE_ID.fullmatch(value):
+        raise InvalidParameterError(
+            f"license {license!r} is not a Hub license identifier: identifiers are lowercase, with '-' for spaces "
+            f"(e.g. 'mit', 'apache-2.0', 'cc-by-4.0'); see {LICENSES_URL}, or pass 'other'."
+        )
+    return value or None
+
+
+def validate_languages(language: list[str] | None) -> list[str] | None:
+    """Return the card ``language`` codes, stripped and de-duplicated (None when empty), refusing names.
+
+    Raises:
+        InvalidParameterError: e.g. ``"English"`` (the code is ``en``).
+    """
+    codes = _stripped_unique(language)
+    for code in codes:
+        if not _LANGUAGE_CODE.fullmatch(code):
+            raise InvalidParameterError(
+                f"language {code!r} is not a language code: pass ISO 639 codes such as 'en', 'fr' or 'zh'."
+            )
+    return codes or None
+
+
+def validate_task_categories(task_categories: list[str] | None) -> list[str] | None:
+    """Return the card ``task_categories``, stripped and de-duplicated (None when empty), refusing what is not a
+    Hub task id.
+
+    Raises:
+        InvalidParameterError: e.g. ``"Text Generation"`` (the id is ``text-generation``).
+    """
+    categories = _stripped_unique(task_categories)
+    for category in categories:
+        if not _TASK_ID.fullmatch(category):
+            hint = "-".join(re.findall(r"[a-z0-9]+", category.lower()))
+            raise InvalidParameterError(
+                f"task category {category!r} is not a Hub task id: ids are lowercase words joined by '-'"
+                + (f" (perhaps {hint!r})." if hint else ".")
+            )
+    return categories or None
+
+
+def _stripped_unique(values: list[str] | None) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in values or [] if v.strip()))

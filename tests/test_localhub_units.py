@@ -171,3 +171,8 @@ def test_cards() -> None:
     assert validate_card("---\n- a list\n---\n")[0]
     assert validate_card("no yaml") == ([], ["Empty or missing yaml metadata in repo card"])
     assert validate_card("---\nconfigs:\n- config_name: a\n  data_files: x.csv\n---\n") == ([], [])
+    assert validate_card("---\nlicense: cc-by-4.0\n---\n") == ([], [])
+    assert validate_card("---\nlicense: [mit, apache-2.0]\n---\n") == ([], [])
+    [error] = validate_card("---\nlicense: [mit, my-own-license]\n---\n")[0]
+    assert error.startswith('"license" must be one of [afl-3.0, agpl-3.0,')
+    assert error.endswith("got 'my-own-license'")

@@ -91,6 +91,7 @@ def test_served_deployments_register_with_schedule_schema_and_trigger(
         assert not any("token" in f for f in fields), name  # tokens come from the environment, never parameters
         if name != "verify-after-push/on-push":  # both push deployments choose stages, branch, pull request
             assert {"stages", "revision", "create_pr", "max_files_per_commit"} <= fields, name
+            assert {"license", "language", "task_categories", "pretty_name"} <= fields, name
     scheduled_fields = deployments["generate-then-push/scheduled"].parameter_openapi_schema["definitions"]
     assert {"checkpoint_branch", "checkpoint_interval_seconds"} <= set(
         scheduled_fields["GenerateAndPushParameters"]["properties"]
@@ -102,6 +103,8 @@ def test_served_deployments_register_with_schedule_schema_and_trigger(
         {"dataset_dir": "/data", "repo_id": "alice/ok", "description": ""},
         {"dataset_dir": "/data", "repo_id": "alice/ok", "description": DESCRIPTION, "token": "hf_x"},
         {"dataset_dir": "/data", "repo_id": "alice/ok", "description": DESCRIPTION, "stages": ["nope"]},
+        {"dataset_dir": "/data", "repo_id": "alice/ok", "description": DESCRIPTION, "license": "Apache 2.0"},
+        {"dataset_dir": "/data", "repo_id": "alice/ok", "description": DESCRIPTION, "language": ["English"]},
     ]
     for params in bad:
         with pytest.raises(PrefectHTTPStatusError) as excinfo:

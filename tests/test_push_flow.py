@@ -11,6 +11,7 @@ from typing import Any
 
 import datasets
 import pytest
+import yaml
 from conftest import ALICE_TOKEN, BOB_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
@@ -29,6 +30,7 @@ from reliability_support import assert_same_as_reference, repo_files, titles
 from flows.push import PushResult, push_dataset
 from tasks.credentials import MASKED
 from tasks.folder_lock import FolderInUseError, generating_into
+from tasks.stages import StageError
 from tasks.validation import InvalidParameterError
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "hub")
@@ -289,6 +291,46 @@ def test_a_misspelt_card_template_fails_before_any_request(tmp_path: Path, repo_
     with pytest.raises(InvalidParameterError, match=r"uses \['descripton'\]"):
         _push(folder, repo_id, card_template=str(template))
     assert hub.requests == []  # no repo created
+
+
+def test_a_license_the_hub_refuses_fails_the_card_stage_once_and_a_rerun_repairs(
+    tmp_path: Path, repo_id: str, hub: Any
+) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
+    hub.clear_requests()
+    with pytest.raises(InvalidParameterError, match=r"license 'Apache 2\.0' is not a Hub license identifier"):
+        _push(folder, repo_id, license="Apache 2.0")
+    assert hub.requests == []  # caught before any request
+    # Well formed but not one of the Hub's: only the Hub can say, at the card commit. Not retried (a 400).
+    with pytest.raises(StageError, match=r"card: ValueError: Invalid metadata in README.md.*must be one of"):
+        _push(folder, repo_id, license="apache-3.0")
+    assert [r.status for r in hub.requests if r.route == "validate-yaml"] == [400]
+    assert "commit" not in [r.route for r in hub.requests]
+    result = _push(folder, repo_id, license="apache-2.0")
+    assert next(s.stage for s in result.stages if s.commits) == "card"
+    card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
+    assert "license: apache-2.0" in card
+
+
+def test_the_command_line_sets_the_card_vocabulary(
+    tmp_path: Path, repo_id: str, hub: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.push import main
+
+    monkeypatch.setenv("HF_TOKEN", ALICE_TOKEN)
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
+    hub.clear_requests()
+    assert main([str(folder), repo_id, "--description", "Greetings.", "--language", "English"]) == 1
+    assert "language 'English' is not a language code" in capsys.readouterr().err
+    assert hub.requests == []
+    card_options = ["--license", "cc-by-4.0", "--language", "en", "--language", "fr", "--pretty-name", "Greetings"]
+    card_options += ["--task-category", "text-generation", "--tag", "greetings"]
+    assert main([str(folder), repo_id, "--description", "Greetings.", *card_options]) == 0
+    card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == "cc-by-4.0" and front["language"] == ["en", "fr"]
+    assert front["task_categories"] == ["text-generation"] and front["pretty_name"] == "Greetings"
+    assert front["tags"] == ["synthetic", "datadesigner", "greetings"]
 
 
 def test_a_folder_being_generated_is_not_pushed(tmp_path: Path, repo_id: str, hub: Any) -> None:

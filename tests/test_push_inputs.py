@@ -16,6 +16,7 @@ from huggingface_hub import CommitOperationAdd
 from huggingface_hub import constants as hf_constants
 from pydantic import SecretStr
 
+from flows.push import check_push_parameters
 from tasks.card.options import CardOptions
 from tasks.credentials import MASKED, MissingTokenError, resolve_token
 from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
@@ -55,6 +56,36 @@ def test_good_repo_id_and_description() -> None:
     assert validate_description("  A dataset.  ") == "A dataset."
     with pytest.raises(InvalidParameterError, match="description"):
         validate_description("   ")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("license", "MIT", "license 'MIT' is not a Hub license identifier"),
+        ("license", "Apache 2.0", "lowercase, with '-' for spaces"),
+        ("language", ["en", "English"], "language 'English' is not a language code"),
+        ("language", ["en us"], "ISO 639 codes"),
+        ("task_categories", ["Text Generation"], "not a Hub task id: .* \\(perhaps 'text-generation'\\)"),
+        ("task_categories", ["text_generation"], "perhaps 'text-generation'"),
+    ],
+)
+def test_card_vocabulary_that_the_hub_cannot_take_is_named(field: str, value: Any, fragment: str) -> None:
+    with pytest.raises(InvalidParameterError, match=fragment):
+        check_push_parameters("alice/ds", "A dataset.", **{field: value})
+
+
+def test_card_vocabulary_in_hub_form_is_kept() -> None:
+    _, card, _ = check_push_parameters(
+        "alice/ds",
+        "A dataset.",
+        license=" openrail++ ",
+        language=["en", "zh-Hans", "en", " "],
+        task_categories=["text-generation", "question-answering"],
+    )
+    assert card.license == "openrail++"
+    assert card.language == ["en", "zh-Hans"]
+    assert card.task_categories == ["text-generation", "question-answering"]
+    assert CardOptions(repo_id="alice/ds", description="d", license="  ").license is None
 
 
 def test_scan_finds_every_part(tmp_path: Path) -> None:

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tasks.validation import validate_description, validate_repo_id
+from tasks.validation import (
+    validate_description,
+    validate_languages,
+    validate_license,
+    validate_repo_id,
+    validate_task_categories,
+)
 
 __all__ = ["CardOptions"]
 
@@ -40,20 +46,25 @@ class CardOptions(BaseModel):
     def _description(cls, value: str) -> str:
         return validate_description(value)
 
-    @field_validator("license", "pretty_name")
+    @field_validator("license")
     @classmethod
-    def _optional_text(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return value.strip() or None
+    def _license(cls, value: str | None) -> str | None:
+        return validate_license(value)
 
-    @field_validator("language", "task_categories")
+    @field_validator("pretty_name")
     @classmethod
-    def _optional_list(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        cleaned = list(dict.fromkeys(v.strip() for v in value if v.strip()))
-        return cleaned or None
+    def _pretty_name(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: list[str] | None) -> list[str] | None:
+        return validate_languages(value)
+
+    @field_validator("task_categories")
+    @classmethod
+    def _task_categories(cls, value: list[str] | None) -> list[str] | None:
+        return validate_task_categories(value)
 
     @field_validator("template")
     @classmethod
