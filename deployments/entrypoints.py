@@ -12,9 +12,10 @@ The token is never a parameter: it comes from ``HF_TOKEN`` in the environment of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from deployments.parameters import CardParameters, GenerateAndPushParameters, PushParameters, VerifyParameters
@@ -71,6 +72,17 @@ def push_folder(params: PushParameters) -> PushResult:
     )
 
 
+def run_seed(seed: int | Literal["per-run"], run_id: str | None) -> int:
+    """The generation seed: ``seed`` itself, or for ``"per-run"`` one drawn from the flow run's id, which a Retry
+    keeps (so the retried run resumes its batches) and a new run does not (so each scheduled run makes new data).
+    """
+    if seed != "per-run":
+        return seed
+    if not run_id:
+        raise ValueError('seed "per-run" needs a flow run: call the deployment, or pass an integer seed.')
+    return int(UUID(run_id).hex[:8], 16)
+
+
 @flow(name="generate-then-push", flow_run_name=_run_name("generate-push", "repo"), log_prints=True)
 def generate_then_push(params: GenerateAndPushParameters) -> PushResult:
     """Generate ``records`` records from ``config`` and push them to ``repo`` (the scheduled deployment's flow).
@@ -78,13 +90,16 @@ def generate_then_push(params: GenerateAndPushParameters) -> PushResult:
     Generation and push run as subflows of this run (see ``flows.generate_and_push``). A retried run resumes
     generation from its complete batch files; the push re-checks every stage and commits only what the Hub lacks.
     """
+    seed = run_seed(params.seed, flow_run.id)
+    if params.seed == "per-run":
+        get_run_logger().info("Generating with seed %d, drawn from this flow run's id (a Retry keeps it).", seed)
     return generate_and_push.fn(
         params.config,
         params.repo,
         params.description,
         num_records=params.records,
         batch_size=params.batch_size,
-        seed=params.seed,
+        seed=seed,
         checkpoint_branch=params.checkpoint_branch,
         checkpoint_interval_seconds=params.checkpoint_interval_seconds,
         task_runner=params.task_runner,

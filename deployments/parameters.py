@@ -145,8 +145,13 @@ class GenerateAndPushParameters(CardParameters):
     batch_size: int | None = Field(
         default=None, ge=1, description="Records per batch (one Prefect task each); default: the flow's."
     )
-    seed: int = Field(
-        default=0, ge=0, description="Seed of every random choice; the same seed gives the same data."
+    seed: Annotated[int, Field(ge=0)] | Literal["per-run"] = Field(
+        default=0,
+        description=(
+            "Seed of every random choice; the same seed gives the same data, so every run of a schedule would "
+            'publish the same dataset. "per-run": each run draws its own seed from its flow run id (a Retry keeps '
+            "it, so the retried run resumes its batches)."
+        ),
     )
     task_runner: Literal["threads", "dask"] = Field(
         default="threads",

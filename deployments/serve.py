@@ -3,7 +3,8 @@
 Three deployments (``flow-name/deployment-name``):
 
 - ``generate-then-push/scheduled``: generate a dataset from a config and push it, on a cron schedule, with
-  parameters ``config``, ``records``, ``repo``, ``description`` (set below, overridable per run);
+  parameters ``config``, ``records``, ``repo``, ``description`` and ``seed: per-run`` (set below, overridable per
+  run);
 - ``push-folder/push-only``: push a dataset folder that is already on disk (parameters given per run);
 - ``verify-after-push/on-push``: started by the ``hf.dataset.pushed`` event of every completed push, with its
   parameters templated from the event; it loads the pushed dataset back and checks it.
@@ -78,8 +79,8 @@ def build_deployments(
     verify_match: str = "hf.dataset.*",
 ) -> list[RunnerDeployment]:
     """The deployments this project serves (see the module docstring)."""
-    scheduled = GenerateAndPushParameters(
-        config=_config_path(config), records=records, repo=repo, description=description
+    scheduled = GenerateAndPushParameters(  # a new seed per run: each scheduled run publishes new data
+        config=_config_path(config), records=records, repo=repo, description=description, seed="per-run"
     )
     deployments = [
         _deployment(

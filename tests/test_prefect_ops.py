@@ -76,6 +76,7 @@ def test_served_deployments_register_with_schedule_schema_and_trigger(
     )
     assert params["config"].endswith("examples/multilingual_greetings.yaml") and Path(params["config"]).is_file()
     assert params["description"]
+    assert params["seed"] == "per-run"  # each scheduled run publishes new data
 
     for name, model in (
         ("generate-then-push/scheduled", "GenerateAndPushParameters"),
@@ -135,6 +136,8 @@ def test_scheduled_generate_then_push_run_completes(
 ) -> None:
     from prefect.states import Scheduled
 
+    from deployments.entrypoints import run_seed
+    from flows.generate_and_push import default_output_dir
     from tasks.read_dataset import read_dataset
 
     scheduled = served_deployments.deployments["generate-then-push/scheduled"]
@@ -158,6 +161,20 @@ def test_scheduled_generate_then_push_run_completes(
 
     table = read_dataset(served_deployments.scheduled_repo, "data", token=ALICE_TOKEN)
     assert table.num_rows == served_deployments.SCHEDULED_RECORDS
+    # The run generated with the seed drawn from its own id ("per-run"), as its generation event says.
+    folder = default_output_dir(served_deployments.scheduled_repo).name  # under the served process's work dir
+
+    def seeds() -> list[int]:  # events are stored a moment after they are emitted
+        with prefect_server.client() as client:
+            response = client._client.post(
+                "/events/filter", json={"filter": {"event": {"name": ["hf.dataset.generated"]}}, "limit": 50}
+            )
+        events = response.json()["events"]
+        return [e["payload"]["seed"] for e in events if Path(e["payload"]["path"]).name == folder]
+
+    assert prefect_server.wait_for(seeds, timeout=30, what="the generation event") == [
+        run_seed("per-run", str(run.id))
+    ]
     files = repo_files(served_deployments.scheduled_repo)
     assert {"README.md", "metadata.json", "builder_config.json"} <= set(files)
     assert any(p.startswith("data/") and p.endswith(".parquet") for p in files)
@@ -291,6 +308,7 @@ def test_prefect_yaml_deploys_to_a_process_pool_and_a_worker_runs_it(tmp_path: P
         limit = deployments["scheduled"].global_concurrency_limit
         assert limit is not None and limit.limit == 1  # one scheduled run at a time
         assert deployments["scheduled"].parameters["params"]["records"] == 1000
+        assert deployments["scheduled"].parameters["params"]["seed"] == "per-run"
         assert automations and automations[0].actions[0].deployment_id == deployments["on-push"].id
 
         folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)

@@ -1,0 +1,46 @@
+"""The deployments' parameter models and the per-run seed, without the Prefect engine (the served deployments
+and their runs are tested in ``test_prefect_ops.py``)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from deployments.entrypoints import run_seed
+from deployments.parameters import GenerateAndPushParameters
+
+BASE = {"config": "examples/multilingual_greetings.yaml", "records": 10, "repo": "alice/ds", "description": "d"}
+
+
+def test_a_per_run_seed_comes_from_the_run_id_and_an_integer_seed_is_kept() -> None:
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    assert run_seed("per-run", first) == int(uuid.UUID(first).hex[:8], 16)
+    assert run_seed("per-run", first) == run_seed("per-run", first)  # a Retry keeps the run id, so the seed
+    assert run_seed("per-run", first) != run_seed("per-run", second)
+    assert run_seed(7, first) == 7 and run_seed(0, None) == 0
+    with pytest.raises(ValueError, match="needs a flow run"):
+        run_seed("per-run", None)
+
+
+def test_the_seed_parameter_takes_an_integer_or_per_run() -> None:
+    assert GenerateAndPushParameters(**BASE).seed == 0
+    assert GenerateAndPushParameters(**BASE, seed="per-run").seed == "per-run"
+    for bad in ("random", -1):
+        with pytest.raises(ValidationError, match="seed"):
+            GenerateAndPushParameters(**BASE, seed=bad)
+    schema = GenerateAndPushParameters.model_json_schema()["properties"]["seed"]
+    assert {"type": "integer", "minimum": 0} in schema["anyOf"] and {"const": "per-run", "type": "string"} in (
+        schema["anyOf"]
+    )
+
+
+def test_card_vocabulary_is_checked_by_the_parameter_schema() -> None:
+    params = GenerateAndPushParameters(
+        **BASE, license="cc-by-4.0", language=["en"], task_categories=["translation"]
+    )
+    assert (params.license, params.language, params.task_categories) == ("cc-by-4.0", ["en"], ["translation"])
+    for field, bad in (("license", "MIT"), ("language", ["English"]), ("task_categories", ["Text Generation"])):
+        with pytest.raises(ValidationError, match=field):
+            GenerateAndPushParameters(**BASE, **{field: bad})
