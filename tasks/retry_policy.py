@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -77,13 +78,18 @@ def may_have_landed(exc: BaseException) -> bool:
 
 def retry_after_seconds(exc: BaseException) -> float | None:
     """The wait a 429 asks for, from ``RateLimit`` (``"api";r=0;t=N``) or ``Retry-After`` headers."""
-    if http_status(exc) != 429:
+    status = http_status(exc)
+    return rate_limit_wait(status, exc.response.headers) if status == 429 else None  # type: ignore[attr-defined]
+
+
+def rate_limit_wait(status: int | None, headers: Mapping[str, str]) -> float | None:
+    """The wait a 429 answer with these headers asks for (None for another status, or no usable header)."""
+    if status != 429:
         return None
-    headers: Any = exc.response.headers  # type: ignore[attr-defined]
     info = parse_ratelimit_headers(headers)
     if info is not None and info.remaining == 0:
         return float(info.reset_in_seconds)
-    value = headers.get("retry-after")
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if value is not None and str(value).strip().replace(".", "", 1).isdigit():
         return float(value)
     return None

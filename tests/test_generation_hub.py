@@ -91,6 +91,30 @@ def test_failed_checkpoint_commits_are_retried_and_never_duplicated(
     assert remote is not None and remote.completed_batches == [0, 1]
 
 
+@pytest.mark.parametrize("worker", ["1", "0"], ids=["worker-process", "thread"])
+def test_a_rate_limited_checkpoint_waits_as_long_as_the_hub_asks(
+    hub: Any, repo_id: str, tmp_path: Path, worker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hub allows about 128 commits per hour per repo. A 429 names the wait; trying again sooner (the 2 s of
+    the usual back-off) would only be refused again."""
+    import pyarrow as pa
+
+    monkeypatch.setenv("HFDS_CHECKPOINT_WORKER", worker)
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.1, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    write_parquet_atomic(pa.table({"i": [0]}), tmp_path / batch_files(0, [])[0])
+    hub.faults.add("commit", status=429, retry_after=4, repo=repo_id)
+    checkpointer.start()
+    checkpointer.add(batch_files(0, []), 0)
+    commits = checkpointer.close()
+    assert [c.batches for c in commits] == [[0]]
+    refused, landed = [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+    assert (refused.status, landed.status) == (429, 200)
+    assert landed.time - refused.time >= 4
+
+
 def test_run_resumes_from_its_checkpoint_when_the_folder_is_gone(
     prefect_api: None, hub: object, repo_id: str, tmp_path: Path
 ) -> None:

@@ -44,6 +44,7 @@ from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.hub_commit import commit_url
+from tasks.retry_policy import max_rate_limit_wait, rate_limit_wait, retry_after_seconds
 from tasks.validation import validate_repo_id
 
 _module_logger = logging.getLogger(__name__)
@@ -56,7 +57,13 @@ _WORKER_COMMAND = [sys.executable, "-P", str(Path(__file__).with_name("checkpoin
 
 
 class _WorkerCommitError(Exception):
-    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: first line``."""
+    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: first line``, with
+    the answer's HTTP status and headers when there was one (a 429 says how long to wait)."""
+
+    def __init__(self, message: str, status: int | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
 
 
 class CheckpointTarget(BaseModel):
@@ -166,6 +173,7 @@ class Checkpointer:
         self._closing = False
         self._flush = target.final_flush  # whether close() commits what is queued (see close)
         self._next_allowed = 0.0  # spacing between commits (and back-off after a failure)
+        self._rate_limit_wait: float | None = None  # what the Hub's last 429 asked for
         self._first_due = 0.0  # the first periodic commit; a final flush need not wait for it
         self._thread: threading.Thread | None = None
         # Commits run in a worker process when this checkpointer made its own client (its endpoint and token
@@ -369,7 +377,9 @@ class Checkpointer:
             self._stop_worker()
             raise ConnectionError(f"checkpoint worker failed: {exc}") from exc
         if "error" in answer:
-            raise _WorkerCommitError(f"{answer['error']}: {answer.get('message', '')}")
+            raise _WorkerCommitError(
+                f"{answer['error']}: {answer.get('message', '')}", answer.get("status"), answer.get("headers")
+            )
         return answer
 
     def add(self, files: list[str], batch_index: int | None = None) -> None:
@@ -416,8 +426,15 @@ class Checkpointer:
             with self._cond:
                 pending.merge(self._pending)
                 self._pending = pending
-                # Back off on repeated failures even with a tiny interval (an outage must not become a busy loop).
-                self._next_allowed = max(self._next_allowed, time.monotonic() + min(2.0**failures, 60.0))
+                # Back off on repeated failures even with a tiny interval (an outage must not become a busy loop),
+                # and for as long as a rate limit asks (the Hub allows about 128 commits per hour per repo).
+                pause = min(2.0**failures, 60.0)
+                if self._rate_limit_wait:
+                    pause = max(pause, min(self._rate_limit_wait, max_rate_limit_wait()))
+                    self.logger.warning(
+                        "the Hub is rate limiting checkpoint commits: next attempt in %.0f s", pause
+                    )
+                self._next_allowed = max(self._next_allowed, time.monotonic() + pause)
                 if self._closing and failures >= MAX_FINAL_ATTEMPTS:
                     self.error = self.error or "checkpoint commit failed"
                     self.logger.warning(
@@ -480,6 +497,11 @@ class Checkpointer:
             else:
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 self.error = first if isinstance(exc, _WorkerCommitError) else f"{type(exc).__name__}: {first}"
+                self._rate_limit_wait = (
+                    rate_limit_wait(exc.status, exc.headers)
+                    if isinstance(exc, _WorkerCommitError)
+                    else retry_after_seconds(exc)
+                )
                 self.logger.warning("checkpoint commit failed (%s); retrying after the interval", self.error)
                 return False
         self._stale = []

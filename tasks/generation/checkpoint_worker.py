@@ -3,7 +3,7 @@
 Protocol (JSON lines): it prints ``{"ready": true}`` once imported; then, per request line on stdin
 (``endpoint``, ``token``, ``repo_id``, ``revision``, ``message``, ``files`` as [repo path, local path] pairs,
 ``content`` as [repo path, base64] pairs, ``deletes``), one answer line: ``{"oid", "url"}`` or ``{"error",
-"message"}``. It exits when stdin closes (the parent closed it, or died). Run as a script by path (not as a
+"message"}`` (with ``status`` and ``headers`` when the Hub answered). It exits when stdin closes (the parent closed it, or died). Run as a script by path (not as a
 module of this package), so that it imports only huggingface_hub; it never logs the token it is given. It runs
 at a lower priority (niceness +10 on Unix): its imports, hashing and HTTP take the CPU the generation leaves.
 """
@@ -64,7 +64,7 @@ def main() -> int:
     apis: dict[tuple[str, str], HfApi] = {}
     print(json.dumps({"ready": True}), file=out, flush=True)
     for line in sys.stdin:
-        answer: dict[str, str]
+        answer: dict[str, Any]
         try:
             request = json.loads(line)
             key = (request["endpoint"], request["token"])
@@ -73,6 +73,9 @@ def main() -> int:
             answer = commit(apis[key], request)
         except Exception as exc:  # the parent decides (retry after the interval, or landed in transit)
             answer = {"error": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc) else ""}
+            response = getattr(exc, "response", None)
+            if response is not None:  # a 429's headers say how long the parent should wait
+                answer.update(status=response.status_code, headers=dict(response.headers))
         print(json.dumps(answer), file=out, flush=True)
     return 0
 
