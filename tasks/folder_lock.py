@@ -4,8 +4,8 @@ Two runs generating into one folder interleave their batches, and a push of a fo
 half a dataset; neither shows up as an error. The deployment's ``concurrency_limit`` only covers runs of that one
 deployment, so the generation flow holds an exclusive lock on the folder's ``.generation.lock`` while it writes,
 and the push a shared one while it reads. The locks are ``flock`` locks: the kernel drops them when the process
-ends, so a crashed run never leaves the folder locked. On a platform without ``fcntl`` (Windows) there is no
-lock.
+ends, so a crashed run never leaves the folder locked. On a platform without ``fcntl`` (Windows), or a file
+system that refuses locks (some network mounts; a warning says so), there is no lock.
 
 The push only locks a folder that a generation has locked before (the file exists): a push must not leave a file
 in a folder another tool wrote.
@@ -14,6 +14,7 @@ in a folder another tool wrote.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".generation.lock"  # hidden: the push never uploads hidden files
 
@@ -54,6 +57,10 @@ def _describe(holder: dict[str, Any], intro: str = "") -> str:
     return f" ({intro}{text})" if text else ""
 
 
+def _unlocked(root: Path, exc: OSError) -> None:
+    logger.warning("cannot lock %s (%s): a run beside this one would not be noticed", root, exc)
+
+
 def _flow_run_id() -> str | None:
     from prefect.context import FlowRunContext  # only when locking: keeps this module importable without Prefect
 
@@ -80,6 +87,8 @@ def generating_into(root: Path) -> Iterator[None]:
                     f"{root} is in use: another run is generating into it or pushing it{last}. "
                     "Wait for that run to finish, or generate into another folder."
                 ) from None
+            except OSError as exc:  # a file system without locks (some network mounts): run, unprotected
+                _unlocked(root, exc)
         lock.seek(0)
         lock.truncate()
         holder = {
@@ -115,4 +124,6 @@ def pushing(root: Path) -> Iterator[None]:
                     f"{root} is being generated{_describe(_holder(lock))}: a push now would publish part of it. "
                     "Push it when that run has finished (generate_and_push does both in order)."
                 ) from None
+            except OSError as exc:
+                _unlocked(root, exc)
         yield

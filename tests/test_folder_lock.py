@@ -71,3 +71,22 @@ def test_a_killed_generation_leaves_the_folder_unlocked(tmp_path: Path) -> None:
     assert (tmp_path / LOCK_FILE).exists()  # the file stays; the lock went with the process
     _generate(tmp_path)
     _push(tmp_path)
+
+
+def test_a_file_system_without_locks_warns_and_runs_unprotected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Some network mounts refuse flock (ENOLCK); a run there must not fail for it. The refusal is the file
+    system's, which the test cannot mount, so flock itself stands in for it."""
+    import errno
+    import fcntl
+
+    def refuse(fd: object, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    _generate(tmp_path)
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with caplog.at_level("WARNING", logger="tasks.folder_lock"):
+        _generate(tmp_path)
+        _push(tmp_path)
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"cannot lock {tmp_path}"] * 2
