@@ -256,6 +256,23 @@ def test_split_commits_and_pull_request(tmp_path: Path, repo_id: str) -> None:
     assert "metadata.json" in pr_files and "README.md" in pr_files
 
 
+def test_a_new_run_continues_an_open_pull_request_given_its_ref(tmp_path: Path, repo_id: str) -> None:
+    """A Retry of a failed pull-request push continues in its pull request by itself; a new run opens another
+    one unless told which to continue (README: "Pull requests")."""
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, images=0, processor_file=None)
+    _push(folder, repo_id, stages=["builder_config"])  # the repo's main branch, before the contribution
+    main_before = repo_files(repo_id)
+    first = _push(folder, repo_id, create_pr=True, stages=["card", "data"])  # as a run that failed after data
+    assert first.revision == "refs/pr/1"
+    result = _push(folder, repo_id, revision="refs/pr/1")
+    assert result.revision == "refs/pr/1"
+    assert [s.stage for s in result.stages if s.commits] == ["processors", "metadata"]  # card, data already there
+    refs = HfApi().list_repo_refs(repo_id, repo_type="dataset", include_pull_requests=True, token=ALICE_TOKEN)
+    assert [r.ref for r in refs.pull_requests or []] == ["refs/pr/1"]
+    assert repo_files(repo_id) == main_before
+    assert {"README.md", "metadata.json", "data/batch_00001.parquet"} <= set(repo_files(repo_id, "refs/pr/1"))
+
+
 def test_a_contributor_pushes_to_someone_elses_repo_as_a_pull_request(tmp_path: Path, repo_id: str) -> None:
     owners = make_dataset_folder(tmp_path / "owner", batches=2, images=0, processor_file=None)
     _push(owners, repo_id)
