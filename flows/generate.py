@@ -300,8 +300,9 @@ def generate_dataset(
             write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
             if checkpointer is not None:
                 # A failed run's completed batches still reach the checkpoint (what a resume elsewhere needs), even
-                # without the final flush; an interrupted one (Ctrl-C, cancellation) does not wait for the interval.
-                checkpointer.close(flush=True if isinstance(exc, Exception) else None)
+                # without the final flush. An interrupted one (Ctrl-C, cancellation) stops at once: its batches
+                # stay in the folder, from which a rerun resumes.
+                checkpointer.close(flush=isinstance(exc, Exception))
             raise
 
         progress.add(0, final=True)

@@ -58,7 +58,7 @@ def validate_card(text: str) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     license = data.get("license")
     for value in license if isinstance(license, list) else [] if license is None else [license]:
-        if value not in LICENSES:
+        if not isinstance(value, str) or value not in LICENSES:
             errors.append(f'"license" must be one of [{", ".join(sorted(LICENSES))}]; got {value!r}')
     configs = data.get("configs")
     if configs is not None:

@@ -113,6 +113,8 @@ def pushing(root: Path) -> Iterator[None]:
     try:
         lock = path.open("r", encoding="utf-8")
     except OSError:  # never generated into by this project's flow; or no folder, which the scan reports
+        lock = None
+    if lock is None:  # outside the except: a push's own error must not read as caused by the missing file
         yield
         return
     with lock:

@@ -58,11 +58,16 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def one_line(message: str) -> str:
+    """An error message on one line: whitespace collapsed, the Hub's request ids left out."""
+    return re.sub(r"\(Request ID: [^)]*\)", "", " ".join(message.split())).strip()
+
+
 def describe_failure(exc: BaseException) -> str:
     """One line saying why: each message of the cause chain, whitespace collapsed, request ids left out."""
     parts: list[str] = []
     for error in _causes(exc):
-        text = re.sub(r"\(Request ID: [^)]*\)", "", " ".join(str(error).split())).strip()
+        text = one_line(str(error))
         if text and not any(text in p for p in parts):
             parts.append(text)
     return f"{type(exc).__name__}: " + " <- ".join(parts) if parts else type(exc).__name__

@@ -67,7 +67,7 @@ def validate_revision(revision: str) -> str:
 # license written as its full name or a language written out.
 # The patterns are also the deployments' JSON-schema patterns, which the Prefect server checks.
 LICENSE_PATTERN = r"^[a-z0-9][a-z0-9.+-]*$"
-LANGUAGE_PATTERN = r"^[a-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*$"
+LANGUAGE_PATTERN = r"^(?:multilingual|[a-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*)$"  # "multilingual": a card value
 TASK_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _LICENSE_ID, _LANGUAGE_CODE, _TASK_ID = (
     re.compile(p) for p in (LICENSE_PATTERN, LANGUAGE_PATTERN, TASK_ID_PATTERN)

@@ -56,6 +56,13 @@ def test_a_push_leaves_no_file_in_a_folder_another_tool_wrote(tmp_path: Path) ->
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_push_error_is_not_chained_to_the_missing_lock_file(tmp_path: Path) -> None:
+    """The push's one-line error follows the cause chain; a folder without a lock file is not a cause."""
+    with pytest.raises(ValueError) as info, pushing(tmp_path):
+        raise ValueError("the push's own problem")
+    assert info.value.__context__ is None
+
+
 def test_a_killed_generation_leaves_the_folder_unlocked(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     child = subprocess.Popen(

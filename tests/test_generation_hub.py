@@ -115,6 +115,27 @@ def test_a_rate_limited_checkpoint_waits_as_long_as_the_hub_asks(
     assert landed.time - refused.time >= 4
 
 
+def test_the_final_checkpoint_waits_out_one_rate_limit_at_most(
+    hub: Any, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's end must not wait for the Hub's hourly window several times over: refused again after one wait,
+    the final checkpoint gives up (the batches stay in the folder, from which a rerun resumes)."""
+    import pyarrow as pa
+
+    monkeypatch.setenv("HFDS_MAX_RATE_LIMIT_WAIT", "1")
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.1, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    write_parquet_atomic(pa.table({"i": [0]}), tmp_path / batch_files(0, [])[0])
+    hub.faults.add("commit", status=429, retry_after=3600, repo=repo_id, count=None)
+    checkpointer.start()
+    checkpointer.add(batch_files(0, []), 0)
+    assert checkpointer.close() == []
+    assert [r.status for r in hub.requests if r.route == "commit" and r.repo == repo_id] == [429, 429]
+    assert "429" in str(checkpointer.error) and "Request ID" not in str(checkpointer.error)
+
+
 def test_run_resumes_from_its_checkpoint_when_the_folder_is_gone(
     prefect_api: None, hub: object, repo_id: str, tmp_path: Path
 ) -> None:

@@ -176,3 +176,4 @@ def test_cards() -> None:
     [error] = validate_card("---\nlicense: [mit, my-own-license]\n---\n")[0]
     assert error.startswith('"license" must be one of [afl-3.0, agpl-3.0,')
     assert error.endswith("got 'my-own-license'")
+    assert validate_card("---\nlicense: {name: mine}\n---\n")[0]  # refused, not a crash

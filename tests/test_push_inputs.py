@@ -79,11 +79,11 @@ def test_card_vocabulary_in_hub_form_is_kept() -> None:
         "alice/ds",
         "A dataset.",
         license=" openrail++ ",
-        language=["en", "zh-Hans", "en", " "],
+        language=["en", "zh-Hans", "en", " ", "multilingual"],
         task_categories=["text-generation", "question-answering"],
     )
     assert card.license == "openrail++"
-    assert card.language == ["en", "zh-Hans"]
+    assert card.language == ["en", "zh-Hans", "multilingual"]
     assert card.task_categories == ["text-generation", "question-answering"]
     assert CardOptions(repo_id="alice/ds", description="d", license="  ").license is None
 

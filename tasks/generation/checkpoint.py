@@ -44,7 +44,13 @@ from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.hub_commit import commit_url
-from tasks.retry_policy import max_rate_limit_wait, rate_limit_wait, retry_after_seconds
+from tasks.retry_policy import (
+    describe_failure,
+    max_rate_limit_wait,
+    one_line,
+    rate_limit_wait,
+    retry_after_seconds,
+)
 from tasks.validation import validate_repo_id
 
 _module_logger = logging.getLogger(__name__)
@@ -57,7 +63,7 @@ _WORKER_COMMAND = [sys.executable, "-P", str(Path(__file__).with_name("checkpoin
 
 
 class _WorkerCommitError(Exception):
-    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: first line``, with
+    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: message`` (one line), with
     the answer's HTTP status and headers when there was one (a 429 says how long to wait)."""
 
     def __init__(self, message: str, status: int | None = None, headers: dict[str, str] | None = None) -> None:
@@ -404,6 +410,7 @@ class Checkpointer:
 
     def _run(self) -> None:
         failures = 0
+        limited = False  # the last failure was a rate limit
         while True:
             with self._cond:
                 while not self._pending.files and not self._closing:
@@ -420,29 +427,34 @@ class Checkpointer:
                 self._next_allowed = started + self.target.interval_seconds
             ok = self._commit(pending, started)
             if ok:
-                failures = 0
+                failures, limited = 0, False
                 continue
             failures += 1
             with self._cond:
                 pending.merge(self._pending)
                 self._pending = pending
+                # The final commit waits out one rate limit at most: a run's end must not wait for the Hub's
+                # hourly window to reopen more than once.
+                again_limited = limited and self._rate_limit_wait is not None
+                if self._closing and (failures >= MAX_FINAL_ATTEMPTS or again_limited):
+                    self.error = self.error or "checkpoint commit failed"
+                    self.logger.warning(
+                        "giving up on the final checkpoint after %d attempts%s; %d files were not checkpointed",
+                        failures,
+                        " (the Hub is rate limiting commits to this repo)" if again_limited else "",
+                        len(pending.files),
+                    )
+                    return
                 # Back off on repeated failures even with a tiny interval (an outage must not become a busy loop),
                 # and for as long as a rate limit asks (the Hub allows about 128 commits per hour per repo).
                 pause = min(2.0**failures, 60.0)
-                if self._rate_limit_wait:
+                limited = self._rate_limit_wait is not None
+                if self._rate_limit_wait is not None:
                     pause = max(pause, min(self._rate_limit_wait, max_rate_limit_wait()))
                     self.logger.warning(
                         "the Hub is rate limiting checkpoint commits: next attempt in %.0f s", pause
                     )
                 self._next_allowed = max(self._next_allowed, time.monotonic() + pause)
-                if self._closing and failures >= MAX_FINAL_ATTEMPTS:
-                    self.error = self.error or "checkpoint commit failed"
-                    self.logger.warning(
-                        "giving up on the final checkpoint after %d attempts; %d files were not checkpointed",
-                        failures,
-                        len(pending.files),
-                    )
-                    return
 
     def _earliest_commit(self) -> float:
         """Monotonic time the next commit may start. Called with the lock held."""
@@ -495,8 +507,7 @@ class Checkpointer:
                 self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
                 answer = self._latest_commit(message)
             else:
-                first = str(exc).splitlines()[0] if str(exc) else ""
-                self.error = first if isinstance(exc, _WorkerCommitError) else f"{type(exc).__name__}: {first}"
+                self.error = one_line(str(exc)) if isinstance(exc, _WorkerCommitError) else describe_failure(exc)
                 self._rate_limit_wait = (
                     rate_limit_wait(exc.status, exc.headers)
                     if isinstance(exc, _WorkerCommitError)

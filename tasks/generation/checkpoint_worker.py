@@ -72,7 +72,7 @@ def main() -> int:
                 apis[key] = HfApi(endpoint=key[0], token=key[1])
             answer = commit(apis[key], request)
         except Exception as exc:  # the parent decides (retry after the interval, or landed in transit)
-            answer = {"error": type(exc).__name__, "message": str(exc).splitlines()[0] if str(exc) else ""}
+            answer = {"error": type(exc).__name__, "message": " ".join(str(exc).split())}
             response = getattr(exc, "response", None)
             if response is not None:  # a 429's headers say how long the parent should wait
                 answer.update(status=response.status_code, headers=dict(response.headers))
