@@ -369,3 +369,37 @@ def test_a_failed_run_checkpoints_its_completed_batches_even_without_final_flush
     assert sorted(f for f in files if f.startswith("parquet-files/")) == [
         f"parquet-files/batch_{i:05d}.parquet" for i in range(5)
     ]
+
+
+def test_an_interrupted_generation_stops_without_a_final_checkpoint(
+    prefect_api: None, hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """Ctrl-C stops the run at once: no final checkpoint commit (which could wait for the interval or a rate
+    limit); the completed batches stay in the folder, from which a rerun resumes."""
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+    from fake_llm import FakeLLM, llm_example_config
+    from reliability_support import child_env
+
+    with FakeLLM(latency=0.05) as llm:
+        config_file = tmp_path / "config.yaml"
+        config_file.write_text(yaml.safe_dump(llm_example_config(llm.endpoint, parallel=2)))
+        out = tmp_path / "run"
+        command = [sys.executable, "-m", "flows.generate", str(config_file), "--num-records", "200"]
+        command += ["--output", str(out), "--batch-size", "8", "--max-in-flight", "2"]
+        command += ["--checkpoint-repo", repo_id, "--checkpoint-branch", "ckpt", "--checkpoint-interval", "600"]
+        env = child_env(FAKE_LLM_API_KEY="k", HF_ENDPOINT=HUB_URL)
+        child = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        try:
+            assert wait_for(lambda: len(list((out / "parquet-files").glob("batch_*.parquet"))) >= 2, 60)
+            child.send_signal(signal.SIGINT)
+            child.wait(timeout=60)
+        finally:
+            child.kill()
+    assert child.returncode != 0
+    history = HfApi(token=ALICE_TOKEN).list_repo_commits(repo_id, repo_type="dataset", revision="ckpt")
+    assert not [c.title for c in history if c.title.startswith("Checkpoint:")]
+    assert len(list((out / "parquet-files").glob("batch_*.parquet"))) >= 2  # kept for the rerun
