@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         rest = [a for a in rest if not a.startswith("--local-hub=")]
         return run_with_embedded_hub(Path(args.local_hub).resolve(), "flows.generate_and_push", rest)
     try:
+        # A mistyped option is named in one line, before a flow run exists (whose failure Prefect would log
+        # with a traceback).
+        check_push_parameters(args.repo_id, args.description, revision=args.revision, **card_arguments(args))
         with terminal_run():
             result = generate_and_push(
                 args.config,

@@ -406,20 +406,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-files-per-commit", type=int, default=100)
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
+    options: dict[str, Any] = {
+        "stages": args.stages.split(",") if args.stages else None,
+        "revision": args.revision,
+        "create_pr": args.create_pr,
+        "max_files_per_commit": args.max_files_per_commit,
+        "card_template": args.card_template,
+        **card_arguments(args),
+    }
     try:
+        # A mistyped option is named in one line, before a flow run exists (whose failure Prefect would log
+        # with a traceback).
+        check_push_parameters(args.repo_id, args.description, **options)
         with terminal_run():
             result = push_dataset(
                 args.dataset_dir,
                 args.repo_id,
                 args.description,
                 private=args.private,
-                stages=args.stages.split(",") if args.stages else None,
-                revision=args.revision,
-                create_pr=args.create_pr,
-                max_files_per_commit=args.max_files_per_commit,
                 dry_run=args.dry_run,
-                card_template=args.card_template,
-                **card_arguments(args),
+                **options,
             )
     except Exception as exc:  # the CLI's contract: one line saying why, non-zero exit
         print(f"push failed: {describe_failure(exc)}", file=sys.stderr)

@@ -329,16 +329,27 @@ def test_a_license_the_hub_refuses_fails_the_card_stage_once_and_a_rerun_repairs
     assert "license: apache-2.0" in card
 
 
+def _push_run_count() -> int:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        response = client._client.post("/flow_runs/count", json={"flows": {"name": {"any_": ["push-dataset"]}}})
+    return int(response.json())
+
+
 def test_the_command_line_sets_the_card_vocabulary(
-    tmp_path: Path, repo_id: str, hub: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, repo_id: str, hub: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from flows.push import main
 
     monkeypatch.setenv("HF_TOKEN", ALICE_TOKEN)
     folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
     hub.clear_requests()
+    runs_before = _push_run_count()
     assert main([str(folder), repo_id, "--description", "Greetings.", "--language", "English"]) == 1
-    assert "language 'English' is not a language code" in capsys.readouterr().err
+    assert "language 'English' is not a language code" in capfd.readouterr().err
+    # Refused before a flow run exists: Prefect would log the failed run's traceback above the one line.
+    assert _push_run_count() == runs_before
     assert hub.requests == []
     card_options = ["--license", "cc-by-4.0", "--language", "en", "--language", "fr", "--pretty-name", "Greetings"]
     card_options += ["--task-category", "text-generation", "--tag", "greetings"]
