@@ -100,6 +100,26 @@ def test_bad_parameters_fail_before_generating(
     assert hub.requests == []
 
 
+@pytest.mark.usefixtures("prefect_api")
+def test_the_command_line_refuses_a_bad_card_option_before_a_flow_run(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from flows.generate_and_push import main
+
+    def runs() -> int:
+        with get_client(sync_client=True) as client:
+            response = client._client.post(
+                "/flow_runs/count", json={"flows": {"name": {"any_": ["generate-and-push"]}}}
+            )
+        return int(response.json())
+
+    before = runs()
+    command = [str(EXAMPLE), "alice/ok", "--num-records", "10", "--description", "d", "--output", str(tmp_path)]
+    assert main([*command, "--task-category", "Text Generation"]) == 1
+    assert "perhaps 'text-generation'" in capfd.readouterr().err
+    assert runs() == before and not list(tmp_path.iterdir())
+
+
 def test_readme_main_command_runs_on_the_embedded_hub(tmp_path: Path) -> None:
     """`make demo`'s command, as written, with a smaller record count: no account, no HF_ENDPOINT given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PREFECT_API"))}
