@@ -329,16 +329,17 @@ def generate_dataset(
             resumed_batches=resumed,
             checkpoint_commits=commits,
         )
-        emit_dataset_generated(
-            result,
-            config_hash=plan.config_hash,
-            seed=seed,
-            checkpoint=None
-            if checkpoint is None
-            else {"repo_id": checkpoint.repo_id, "branch": checkpoint.branch, "commits": commits},
-        )
-        logger.info("wrote %d records in %d batches to %s", result.num_records, result.num_batches, root)
-        return result
+    # After the lock is released: the event may start a push of this folder (an automation), which must find it free.
+    emit_dataset_generated(
+        result,
+        config_hash=plan.config_hash,
+        seed=seed,
+        checkpoint=None
+        if checkpoint is None
+        else {"repo_id": checkpoint.repo_id, "branch": checkpoint.branch, "commits": commits},
+    )
+    logger.info("wrote %d records in %d batches to %s", result.num_records, result.num_batches, root)
+    return result
 
 
 def _one_line(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ from reliability_support import child_env, wait_for
 from flows import generate as generate_module
 from flows.generate import DEFAULT_MAX_IN_FLIGHT, default_max_in_flight, generate_dataset
 from tasks import events as events_module
-from tasks.folder_lock import LOCK_FILE, FolderInUseError, generating_into
+from tasks.folder_lock import LOCK_FILE, FolderInUseError, generating_into, pushing
 from tasks.generation.errors import OutputFolderError, UnsupportedConfigError
 from tasks.generation.metadata import simple_dtype
 from tasks.generation.plan import get_plan
@@ -204,6 +204,24 @@ def test_a_second_generation_into_a_busy_folder_is_refused(prefect_api: None, tm
     assert generate_dataset(GREETINGS, 100, folder).num_records == 100  # and the lock is released after a run
     with generating_into(folder):
         pass
+
+
+def test_the_generated_event_finds_the_folder_free(
+    prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An automation on ``hf.dataset.generated`` may push the folder at once: the lock is released first."""
+    free: list[bool] = []
+    real = events_module.emit_event
+
+    def emit(**kwargs: Any) -> Any:
+        if kwargs["event"] == "hf.dataset.generated":
+            with pushing(Path(kwargs["payload"]["path"])):  # FolderInUseError while the generation holds it
+                free.append(True)
+        return real(**kwargs)
+
+    monkeypatch.setattr(events_module, "emit_event", emit)
+    generate_dataset(GREETINGS, 100, tmp_path / "out")
+    assert free == [True]
 
 
 @pytest.fixture
