@@ -62,7 +62,8 @@ def ensure_folder(ctx: Context, records: int, batch_size: int) -> tuple[Path, di
             env=env, log=ctx.work / "logs" / "generate-folder.log",
         )  # fmt: skip
         ready.write_text(f"{run.wall_s:.1f}\n")
-    files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".generation-state.json"]
+    # What a push publishes: hidden files (the generation state, the folder's lock) are not part of the dataset.
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
     data = sorted((folder / "parquet-files").glob("*.parquet"))
     processors = sorted(p for p in (folder / "processors-files").iterdir()) if (folder / "processors-files").exists() else []
     info = {
