@@ -63,8 +63,8 @@ _WORKER_COMMAND = [sys.executable, "-P", str(Path(__file__).with_name("checkpoin
 
 
 class _WorkerCommitError(Exception):
-    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: message`` (one line), with
-    the answer's HTTP status and headers when there was one (a 429 says how long to wait)."""
+    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: message`` (one
+    line), with the answer's HTTP status and headers when there was one (a 429 says how long to wait)."""
 
     def __init__(self, message: str, status: int | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
