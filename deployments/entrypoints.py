@@ -40,12 +40,12 @@ def _run_name(prefix: str, field: str) -> Any:
     return name
 
 
-def _push_options(params: CardParameters, credentials_block: str | None) -> dict[str, Any]:
+def _push_options(params: CardParameters) -> dict[str, Any]:
     """The push options both push deployments take from their parameters (``push_dataset``'s keywords)."""
     return {
         "private": params.private,
         "tags": list(params.tags),
-        "credentials": _credentials(credentials_block),
+        "credentials": _credentials(params.credentials_block),
         "license": params.license,
         "language": params.language,
         "task_categories": params.task_categories,
@@ -68,7 +68,7 @@ def push_folder(params: PushParameters) -> PushResult:
         params.dataset_dir,
         params.repo_id,
         params.description,
-        **_push_options(params, params.credentials_block),
+        **_push_options(params),
     )
 
 
@@ -104,7 +104,7 @@ def generate_then_push(params: GenerateAndPushParameters) -> PushResult:
         checkpoint_interval_seconds=params.checkpoint_interval_seconds,
         task_runner=params.task_runner,
         dask_address=params.dask_address,
-        **_push_options(params, params.credentials_block),
+        **_push_options(params),
     )
 
 

@@ -90,6 +90,7 @@ class CardParameters(_Parameters):
     max_files_per_commit: int = Field(
         default=100, ge=1, le=10_000, description="A stage with more files is split into `(part i of n)` commits."
     )
+    credentials_block: CredentialsBlock = None
 
     @field_validator("revision")
     @classmethod
@@ -114,7 +115,6 @@ class PushParameters(CardParameters):
     )
     repo_id: RepoId
     description: Description
-    credentials_block: CredentialsBlock = None
 
 
 class GenerateAndPushParameters(CardParameters):
@@ -175,7 +175,6 @@ class GenerateAndPushParameters(CardParameters):
     checkpoint_interval_seconds: float = Field(
         default=60.0, ge=1, description="At most one checkpoint commit per this many seconds."
     )
-    credentials_block: CredentialsBlock = None
 
 
 class VerifyParameters(_Parameters):

@@ -57,8 +57,18 @@ def _describe(holder: dict[str, Any], intro: str = "") -> str:
     return f" ({intro}{text})" if text else ""
 
 
-def _unlocked(root: Path, exc: OSError) -> None:
-    logger.warning("cannot lock %s (%s): a run beside this one would not be noticed", root, exc)
+def _acquired(lock: IO[str], root: Path, *, exclusive: bool) -> bool:
+    """Take the flock without waiting. False when another process holds it; True when taken, and also where
+    there are no locks (no ``fcntl``, or a file system that refuses them: a warning, and the run goes on)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(lock, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:  # e.g. ENOLCK on some network mounts
+        logger.warning("cannot lock %s (%s): a run beside this one would not be noticed", root, exc)
+    return True
 
 
 def _flow_run_id() -> str | None:
@@ -78,17 +88,12 @@ def generating_into(root: Path) -> Iterator[None]:
     """
     path = root / LOCK_FILE
     with path.open("a+", encoding="utf-8") as lock:
-        if fcntl is not None:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                last = _describe(_holder(lock), "the last generation to lock it: ")
-                raise FolderInUseError(
-                    f"{root} is in use: another run is generating into it or pushing it{last}. "
-                    "Wait for that run to finish, or generate into another folder."
-                ) from None
-            except OSError as exc:  # a file system without locks (some network mounts): run, unprotected
-                _unlocked(root, exc)
+        if not _acquired(lock, root, exclusive=True):
+            last = _describe(_holder(lock), "the last generation to lock it: ")
+            raise FolderInUseError(
+                f"{root} is in use: another run is generating into it or pushing it{last}. "
+                "Wait for that run to finish, or generate into another folder."
+            )
         lock.seek(0)
         lock.truncate()
         holder = {
@@ -118,14 +123,9 @@ def pushing(root: Path) -> Iterator[None]:
         yield
         return
     with lock:
-        if fcntl is not None:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise FolderInUseError(
-                    f"{root} is being generated{_describe(_holder(lock))}: a push now would publish part of it. "
-                    "Push it when that run has finished (generate_and_push does both in order)."
-                ) from None
-            except OSError as exc:
-                _unlocked(root, exc)
+        if not _acquired(lock, root, exclusive=False):
+            raise FolderInUseError(
+                f"{root} is being generated{_describe(_holder(lock))}: a push now would publish part of it. "
+                "Push it when that run has finished (generate_and_push does both in order)."
+            )
         yield

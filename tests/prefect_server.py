@@ -94,6 +94,15 @@ RETRIED_FROM_PROCESSORS = {
 }
 
 
+def flow_run_count(flow_name: str) -> int:
+    """How many runs of the flow ``flow_name`` the current Prefect API holds."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        response = client._client.post("/flow_runs/count", json={"flows": {"name": {"any_": [flow_name]}}})
+    return int(response.json())
+
+
 def final_task_runs(
     client: Any, flow_run_ids: list[Any], timeout: float = 15.0, expect: Iterable[str] = ()
 ) -> list[Any]:

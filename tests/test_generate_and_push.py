@@ -14,6 +14,7 @@ import pytest
 from conftest import ALICE_TOKEN
 from huggingface_hub import HfApi
 from prefect import get_client
+from prefect_server import flow_run_count
 from pydantic import SecretStr
 
 from flows.generate_and_push import generate_and_push
@@ -106,18 +107,11 @@ def test_the_command_line_refuses_a_bad_card_option_before_a_flow_run(
 ) -> None:
     from flows.generate_and_push import main
 
-    def runs() -> int:
-        with get_client(sync_client=True) as client:
-            response = client._client.post(
-                "/flow_runs/count", json={"flows": {"name": {"any_": ["generate-and-push"]}}}
-            )
-        return int(response.json())
-
-    before = runs()
+    before = flow_run_count("generate-and-push")
     command = [str(EXAMPLE), "alice/ok", "--num-records", "10", "--description", "d", "--output", str(tmp_path)]
     assert main([*command, "--task-category", "Text Generation"]) == 1
     assert "perhaps 'text-generation'" in capfd.readouterr().err
-    assert runs() == before and not list(tmp_path.iterdir())
+    assert flow_run_count("generate-and-push") == before and not list(tmp_path.iterdir())
 
 
 def test_readme_main_command_runs_on_the_embedded_hub(tmp_path: Path) -> None:

@@ -97,17 +97,10 @@ def test_a_rate_limited_checkpoint_waits_as_long_as_the_hub_asks(
 ) -> None:
     """The Hub allows about 128 commits per hour per repo. A 429 names the wait; trying again sooner (the 2 s of
     the usual back-off) would only be refused again."""
-    import pyarrow as pa
-
     monkeypatch.setenv("HFDS_CHECKPOINT_WORKER", worker)
-    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
-    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.1, token=SecretStr(ALICE_TOKEN))
-    checkpointer = Checkpointer(target, tmp_path, state)
-    checkpointer.prepare()
-    write_parquet_atomic(pa.table({"i": [0]}), tmp_path / batch_files(0, [])[0])
+    checkpointer = _started(tmp_path, repo_id, num_records=1, interval=0.1)
     hub.faults.add("commit", status=429, retry_after=4, repo=repo_id)
-    checkpointer.start()
-    checkpointer.add(batch_files(0, []), 0)
+    checkpointer.add([_batch(tmp_path, 0)], 0)
     commits = checkpointer.close()
     assert [c.batches for c in commits] == [[0]]
     refused, landed = [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
@@ -120,17 +113,10 @@ def test_the_final_checkpoint_waits_out_one_rate_limit_at_most(
 ) -> None:
     """A run's end must not wait for the Hub's hourly window several times over: refused again after one wait,
     the final checkpoint gives up (the batches stay in the folder, from which a rerun resumes)."""
-    import pyarrow as pa
-
     monkeypatch.setenv("HFDS_MAX_RATE_LIMIT_WAIT", "1")
-    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
-    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0.1, token=SecretStr(ALICE_TOKEN))
-    checkpointer = Checkpointer(target, tmp_path, state)
-    checkpointer.prepare()
-    write_parquet_atomic(pa.table({"i": [0]}), tmp_path / batch_files(0, [])[0])
+    checkpointer = _started(tmp_path, repo_id, num_records=1, interval=0.1)
     hub.faults.add("commit", status=429, retry_after=3600, repo=repo_id, count=None)
-    checkpointer.start()
-    checkpointer.add(batch_files(0, []), 0)
+    checkpointer.add([_batch(tmp_path, 0)], 0)
     assert checkpointer.close() == []
     assert [r.status for r in hub.requests if r.route == "commit" and r.repo == repo_id] == [429, 429]
     assert "429" in str(checkpointer.error) and "Request ID" not in str(checkpointer.error)

@@ -23,7 +23,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterParentFlowRunId,
 )
 from prefect.states import AwaitingRetry
-from prefect_server import final_task_runs, task_run_base_name
+from prefect_server import final_task_runs, flow_run_count, task_run_base_name
 from pydantic import SecretStr
 from reliability_support import assert_same_as_reference, repo_files, titles
 
@@ -329,14 +329,6 @@ def test_a_license_the_hub_refuses_fails_the_card_stage_once_and_a_rerun_repairs
     assert "license: apache-2.0" in card
 
 
-def _push_run_count() -> int:
-    from prefect import get_client
-
-    with get_client(sync_client=True) as client:
-        response = client._client.post("/flow_runs/count", json={"flows": {"name": {"any_": ["push-dataset"]}}})
-    return int(response.json())
-
-
 def test_the_command_line_sets_the_card_vocabulary(
     tmp_path: Path, repo_id: str, hub: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -345,11 +337,11 @@ def test_the_command_line_sets_the_card_vocabulary(
     monkeypatch.setenv("HF_TOKEN", ALICE_TOKEN)
     folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None)
     hub.clear_requests()
-    runs_before = _push_run_count()
+    runs_before = flow_run_count("push-dataset")
     assert main([str(folder), repo_id, "--description", "Greetings.", "--language", "English"]) == 1
     assert "language 'English' is not a language code" in capfd.readouterr().err
     # Refused before a flow run exists: Prefect would log the failed run's traceback above the one line.
-    assert _push_run_count() == runs_before
+    assert flow_run_count("push-dataset") == runs_before
     assert hub.requests == []
     card_options = ["--license", "cc-by-4.0", "--language", "en", "--language", "fr", "--pretty-name", "Greetings"]
     card_options += ["--task-category", "text-generation", "--tag", "greetings"]
