@@ -34,6 +34,7 @@ from huggingface_hub.hf_api import RepoFile
 from pydantic import BaseModel, Field
 
 from tasks.file_digest import FileDigest, bytes_digest, shared_digest_cache
+from tasks.hub_client import request_timeout
 from tasks.retry_policy import http_status, may_have_landed
 from tasks.stage_plan import CommitPlan, PlannedFile
 
@@ -210,7 +211,9 @@ def _landed_commit(
     token: str,
 ) -> str | None:
     """After a commit request failed without an answer: the oid of our commit if the Hub applied it."""
-    new_head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
+    new_head = api.repo_info(
+        target.repo_id, revision=revision, repo_type=target.repo_type, token=token, timeout=request_timeout()
+    ).sha
     if not new_head or new_head == old_head:
         return None
     return new_head if _is_our_commit(api, target, new_head, message, added, deleted, token) else None
@@ -256,7 +259,9 @@ def _opens_pr(target: HubTarget, revision: str) -> bool:
 
 def branch_head(api: HfApi, target: HubTarget, revision: str, token: str) -> str:
     """The commit ``revision`` (a branch, or ``refs/pr/N``) of the target repo points at."""
-    head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
+    head = api.repo_info(
+        target.repo_id, revision=revision, repo_type=target.repo_type, token=token, timeout=request_timeout()
+    ).sha
     assert head is not None
     return head
 

@@ -25,6 +25,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from prefect import task
 from pydantic import BaseModel, SecretStr
 
+from tasks.hub_client import hub_api, request_timeout
 from tasks.hub_commit import HubTarget
 from tasks.retry_policy import http_status, retry_options
 
@@ -56,7 +57,7 @@ def create_repo_and_branch(api: HfApi, target: HubTarget, private: bool, token: 
         target.repo_id, repo_type=target.repo_type, private=private or None, exist_ok=True, token=token
     )
     if private:
-        info = api.repo_info(target.repo_id, repo_type=target.repo_type, token=token)
+        info = api.repo_info(target.repo_id, repo_type=target.repo_type, token=token, timeout=request_timeout())
         if not info.private:
             api.update_repo_settings(target.repo_id, repo_type=target.repo_type, private=True, token=token)
     if target.revision != "main" and not target.revision.startswith("refs/pr/"):
@@ -78,6 +79,6 @@ def prepare_repo(target: HubTarget, token: SecretStr, private: bool = False) -> 
     Returns:
         The token's user name and the repo URL.
     """
-    api, secret = HfApi(), token.get_secret_value()
+    api, secret = hub_api(), token.get_secret_value()
     user = check_token_with_hub(api, secret)
     return RepoReady(user=user, url=create_repo_and_branch(api, target, private, secret))

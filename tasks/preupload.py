@@ -38,13 +38,13 @@ import os
 import time
 from collections.abc import Callable
 
-from huggingface_hub import HfApi
 from prefect import allow_failure, task
 from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
 from tasks import artifacts
+from tasks.hub_client import hub_api
 from tasks.hub_commit import preupload_plan
 from tasks.retry_policy import describe_failure
 from tasks.stage_cache import stage_cache_key
@@ -85,7 +85,7 @@ def preupload_stage(job: StageJob, stage: StageName) -> PreuploadResult:
         seconds it took, and the failure that stopped it, if one did.
     """
     started = time.monotonic()
-    api, token = HfApi(), job.token.get_secret_value()
+    api, token = hub_api(), job.token.get_secret_value()
     done = PreuploadResult(stage=stage)
     try:
         for plan in plan_files_stage(stage, job.folder, job.messages):

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from huggingface_hub import HfApi, HfFileSystem, hf_hub_download
+from huggingface_hub import HfFileSystem, hf_hub_download
 from huggingface_hub.errors import RemoteEntryNotFoundError
 from huggingface_hub.repocard import metadata_load
 from prefect import task
@@ -45,6 +45,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
+from tasks.hub_client import bound_hub_requests, hub_api, request_timeout
 from tasks.retry_policy import retry_transient_only
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ def _token(token: str | SecretStr | None, credentials: HuggingFaceCredentials | 
 
 def _filesystem(token: str | None) -> HfFileSystem:
     # A fresh instance: a cached one may remember that a repo or revision did not exist a moment ago.
+    bound_hub_requests()  # its reads go through huggingface_hub's shared client
     return HfFileSystem(token=token if token else None, skip_instance_cache=True)
 
 
@@ -219,7 +221,7 @@ def list_configs(
 ) -> list[str]:
     """The config names that the dataset card of ``repo_id`` declares, in card order."""
     secret = _token(token, credentials)
-    commit = HfApi().dataset_info(repo_id, revision=revision, token=secret).sha
+    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret, timeout=request_timeout()).sha
     if commit is None:
         raise DatasetCardError(f"The Hub did not tell the commit of {repo_id}@{revision}.")
     return [str(c["config_name"]) for c in _card_configs(repo_id, commit, secret)]
@@ -244,7 +246,7 @@ def resolve_config(
         huggingface_hub.errors.RevisionNotFoundError: no such revision.
     """
     secret = _token(token, credentials)
-    commit = HfApi().dataset_info(repo_id, revision=revision, token=secret).sha
+    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret, timeout=request_timeout()).sha
     if commit is None:
         raise DatasetCardError(f"The Hub did not tell the commit of {repo_id}@{revision}.")
     configs = _card_configs(repo_id, commit, secret)

@@ -43,6 +43,7 @@ from tasks import artifacts
 from tasks.card.options import CardOptions
 from tasks.card_cache import cached_card
 from tasks.dataset_folder import DatasetFolder, DatasetFolderError, check_processor_name
+from tasks.hub_client import hub_api
 from tasks.hub_commit import (
     CommitOutcome,
     CommitRecord,
@@ -157,7 +158,7 @@ def _run_plans(
     if not plans:
         logger.info("Stage %s: nothing to push, skipped.", stage)
         return result
-    api = HfApi()
+    api = hub_api()
     hint = job.head
     for plan in plans:
         progress = None
@@ -261,7 +262,7 @@ def push_processors(job: StageJob) -> StageResult:
     """Stage 4: one commit per processor output (``<name>/``); outputs of vanished processors are deleted."""
     plans = plan_files_stage("processors", job.folder, job.messages)
     current = {p.name for p in job.folder.processors}
-    previous = previous_processors(HfApi(), job.target, job.revision, job.token.get_secret_value())
+    previous = previous_processors(hub_api(), job.target, job.revision, job.token.get_secret_value())
     vanished = [name for name in previous if name not in current]
     delete_folders: dict[str, list[str]] = {}
     if vanished:
@@ -286,7 +287,7 @@ def push_builder_config(job: StageJob) -> StageResult:
 @task(name="push-metadata", **STAGE_TASK_OPTIONS)
 def push_metadata(job: StageJob) -> StageResult:
     """Stage 6: ``metadata.json`` with paths in the repo layout, unknown keys kept, credentials redacted."""
-    api, token = HfApi(), job.token.get_secret_value()
+    api, token = hub_api(), job.token.get_secret_value()
     target = job.target
     # List what the repo holds at the head this commit will be made on (412 if it moves): when another push
     # raced this one, metadata.json still lists exactly the files that are there. So this stage reads the head

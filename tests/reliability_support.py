@@ -29,6 +29,8 @@ from conftest import ALICE_TOKEN
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from pydantic import SecretStr
 
+from tasks.hub_client import TIMEOUT_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTION = "Greetings in five languages, for reliability tests."
 FIGURES_FILE = ROOT / "test-artifacts" / "reliability" / "figures.json"
@@ -168,28 +170,24 @@ def fast_client_backoff(base: float = 0.05, maximum: float = 0.2) -> Iterator[No
 
 @contextlib.contextmanager
 def client_timeout(seconds: float) -> Iterator[None]:
-    """Give huggingface_hub's HTTP client a timeout (its default client has none) and the file-metadata HEAD
-    the same (``HF_HUB_ETAG_TIMEOUT``, 10 s by default), in this process."""
-    import httpx2
+    """Bound every Hub request of this process to ``seconds`` the project's way (``HFDS_HTTP_TIMEOUT``, see
+    ``tasks/hub_client.py``), and the file-metadata HEAD of ``hf_hub_download`` the same (``HF_HUB_ETAG_TIMEOUT``,
+    10 s by default, which huggingface_hub passes per call)."""
     from huggingface_hub import constants
-    from huggingface_hub.utils import _http, close_session, set_client_factory
+    from huggingface_hub.utils import close_session
 
-    def factory() -> httpx2.Client:
-        return httpx2.Client(
-            event_hooks={"request": [_http.hf_request_event_hook]},
-            follow_redirects=True,
-            timeout=httpx2.Timeout(seconds),
-        )
-
-    saved_etag = constants.HF_HUB_ETAG_TIMEOUT
-    set_client_factory(factory)
-    close_session()
+    saved_env, saved_etag = os.environ.get(TIMEOUT_ENV), constants.HF_HUB_ETAG_TIMEOUT
+    os.environ[TIMEOUT_ENV] = str(seconds)
+    close_session()  # the next request gets a client made with this bound
     constants.HF_HUB_ETAG_TIMEOUT = int(max(1, seconds))
     try:
         yield
     finally:
         constants.HF_HUB_ETAG_TIMEOUT = saved_etag
-        set_client_factory(_http.default_client_factory)
+        if saved_env is None:
+            os.environ.pop(TIMEOUT_ENV, None)
+        else:
+            os.environ[TIMEOUT_ENV] = saved_env
         close_session()
 
 

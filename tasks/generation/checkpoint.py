@@ -43,6 +43,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
+from tasks.hub_client import hub_api
 from tasks.hub_commit import commit_url
 from tasks.retry_policy import (
     describe_failure,
@@ -169,7 +170,7 @@ class Checkpointer:
         self.root = root
         self.state = state
         self.logger = logger or _module_logger
-        self.api = api or HfApi(token=target.resolved_token())
+        self.api = api or hub_api(token=target.resolved_token())
         self.commits: list[CheckpointCommit] = []
         self.error: str | None = None
         self.remote_batches: set[int] = set()
