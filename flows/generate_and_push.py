@@ -120,6 +120,7 @@ def generate_and_push(
         language=language,
         task_categories=task_categories,
         pretty_name=pretty_name,
+        commit_messages=commit_messages,
     )
     if checkpoint_branch is not None and validate_revision(checkpoint_branch) == revision:
         raise InvalidParameterError(
