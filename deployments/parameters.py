@@ -181,7 +181,8 @@ class VerifyParameters(_Parameters):
     """Check a pushed dataset by loading every config its card declares back from the Hub.
 
     The chained deployment fills these from the ``hf.dataset.pushed`` event:
-    ``repo_id`` ← ``event.payload.repo_id``, ``revision`` ← ``event.payload.revision``,
+    ``repo_id`` ← ``event.payload.repo_id``, ``revision`` ← ``event.payload.commit`` (the commit the push left;
+    the branch, ``event.payload.revision``, if no stage ran),
     ``expected_records`` ← ``event.payload.records``.
     """
 

@@ -41,11 +41,13 @@ DEFAULT_CONFIG = "examples/multilingual_greetings.yaml"
 DEFAULT_DESCRIPTION = "Multilingual greetings, generated with samplers and templates."
 TAGS = ["hf-datasets"]
 
-# Parameters of the chained run, rendered by the server from the event that triggers it.
+# Parameters of the chained run, rendered by the server from the event that triggers it. It reads the commit the
+# push left (not the branch, which a later push may have moved since). The parentheses matter: the server appends
+# `| tojson` to a one-expression template, and a filter binds tighter than `or`.
 VERIFY_FROM_EVENT: dict[str, Any] = {
     "params": {
         "repo_id": "{{ event.payload.repo_id }}",
-        "revision": "{{ event.payload.revision }}",
+        "revision": "{{ (event.payload.commit or event.payload.revision) }}",
         "expected_records": "{{ event.payload.records }}",
     }
 }

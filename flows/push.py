@@ -381,8 +381,8 @@ def push_dataset(
             num_records=folder.num_records,
         )
         artifacts.record_stage_table(repo_id, push.table())
-        last_commit = next((c.oid for s in reversed(results) for c in reversed(s.commits)), None)
-        emit_dataset_pushed(repo_id, current_revision, last_commit, folder.num_records, url)
+        # The commit the push left the branch at (the last stage's, or the head it found unchanged).
+        emit_dataset_pushed(repo_id, current_revision, current_head, len(push.commits), folder.num_records, url)
         logger.info("Pushed %s in %.1f s: %d commit(s).", repo_id, time.monotonic() - started, len(push.commits))
         return push
 

@@ -13,16 +13,30 @@ DATASET_PUSHED = "hf.dataset.pushed"
 DATASET_GENERATED = "hf.dataset.generated"
 
 
-def emit_dataset_pushed(repo_id: str, revision: str, commit: str | None, records: int, url: str) -> None:
+def emit_dataset_pushed(
+    repo_id: str, revision: str, commit: str | None, commits: int, records: int, url: str
+) -> None:
     """Emit ``hf.dataset.pushed`` with the repo as the event's resource.
 
-    Deployment triggers can match ``{"hf.repo.id": "<repo>"}`` and template parameters from
-    ``{{ event.payload.repo_id }}`` or ``{{ event.resource.name }}``.
+    Args:
+        repo_id: The dataset repo.
+        revision: The branch (or ``refs/pr/N``) pushed to.
+        commit: The commit the push left ``revision`` at: a chained flow that reads at it sees exactly this push,
+            even if another push lands meanwhile. None only when no selected stage ran.
+        commits: How many commits the push made; 0 for a push that found everything on the Hub already.
+        records: Records in the dataset pushed.
+        url: The repo's URL.
+
+    Deployment triggers can match ``{"hf.repo.id": "<repo>"}``, and ``{"hf.dataset.changed": "true"}`` to skip
+    pushes that changed nothing; they template parameters from ``{{ event.payload.repo_id }}``,
+    ``{{ event.payload.commit }}`` or ``{{ event.resource.name }}``.
     """
     payload: dict[str, Any] = {
         "repo_id": repo_id,
         "revision": revision,
         "commit": commit,
+        "commits": commits,
+        "changed": commits > 0,
         "records": records,
         "url": url,
     }
@@ -32,6 +46,7 @@ def emit_dataset_pushed(repo_id: str, revision: str, commit: str | None, records
             "prefect.resource.id": f"hf.dataset.{repo_id}",
             "prefect.resource.name": repo_id,
             "hf.repo.id": repo_id,
+            "hf.dataset.changed": "true" if commits else "false",  # resource labels are strings
         },
         payload=payload,
     )

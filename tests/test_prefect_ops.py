@@ -125,7 +125,7 @@ def test_served_deployments_register_with_schedule_schema_and_trigger(
     assert action.parameters == {
         "params": {
             "repo_id": "{{ event.payload.repo_id }}",
-            "revision": "{{ event.payload.revision }}",
+            "revision": "{{ (event.payload.commit or event.payload.revision) }}",
             "expected_records": "{{ event.payload.records }}",
         }
     }
@@ -263,7 +263,9 @@ def test_push_event_starts_the_chained_verify_deployment(
     run = prefect_server.wait_for(
         chained_run, timeout=90, what=f"the verify run triggered by the push of {repo_id}"
     )
-    assert run.parameters == {"params": {"repo_id": repo_id, "revision": "main", "expected_records": 30}}
+    # It reads the commit the push left, not the branch (which a later push may have moved).
+    head = HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).sha
+    assert run.parameters == {"params": {"repo_id": repo_id, "revision": head, "expected_records": 30}}
     final = prefect_server.wait_for_final_state(run.id)
     assert final.state.is_completed(), served_deployments.log_tail()
     table = next(a for a in prefect_server.artifacts(run.id) if a.key.endswith("-verification"))

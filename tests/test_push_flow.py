@@ -172,19 +172,11 @@ def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> 
     assert f"/datasets/{repo_id}/commit/" in str(link.data)
 
     # The event that chains other flows: the repo as resource, the final commit and the record count.
-    # Events reach the API asynchronously (a websocket client), so poll briefly.
-    events: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while not events and time.monotonic() < deadline:
-        with get_client(sync_client=True) as client:
-            response = client._client.post(
-                "/events/filter", json={"filter": {"event": {"name": ["hf.dataset.pushed"]}}, "limit": 50}
-            )
-        events = [e for e in response.json()["events"] if e["payload"].get("repo_id") == repo_id]
-        time.sleep(0.5)
-    assert len(events) == 1
-    assert events[0]["resource"]["prefect.resource.id"] == f"hf.dataset.{repo_id}"
-    assert events[0]["payload"]["commit"] == head and events[0]["payload"]["records"] == 40
+    (event,) = _pushed_events(repo_id, 1)
+    assert event["resource"]["prefect.resource.id"] == f"hf.dataset.{repo_id}"
+    assert event["resource"]["hf.dataset.changed"] == "true"
+    assert event["payload"]["commit"] == head and event["payload"]["records"] == 40
+    assert event["payload"]["commits"] == 4 and event["payload"]["changed"] is True
 
     everything = json.dumps([a.model_dump(mode="json") for a in arts]) + json.dumps(
         flow_run.parameters, default=str
@@ -196,6 +188,21 @@ def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> 
             assert ALICE_TOKEN not in text
 
 
+def _pushed_events(repo_id: str, count: int) -> list[dict[str, Any]]:
+    """The ``hf.dataset.pushed`` events of this repo, oldest first, once ``count`` of them reached the API (events
+    are sent asynchronously, through a websocket client)."""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while len(events) < count and time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            response = client._client.post(
+                "/events/filter", json={"filter": {"event": {"name": ["hf.dataset.pushed"]}}, "limit": 50}
+            )
+        events = [e for e in response.json()["events"] if e["payload"].get("repo_id") == repo_id]
+        time.sleep(0.2)
+    return sorted(events, key=lambda e: str(e["occurred"]))
+
+
 def test_repush_identical_then_smaller(tmp_path: Path, repo_id: str) -> None:
     folder = make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=5)
     _push(folder, repo_id)
@@ -203,6 +210,13 @@ def test_repush_identical_then_smaller(tmp_path: Path, repo_id: str) -> None:
     again = _push(folder, repo_id)
     assert titles(repo_id) == before
     assert again.commits == []
+    # The identical re-push still says where the dataset is (the unchanged head), and that nothing changed, so a
+    # trigger can skip it.
+    head = HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).sha
+    first, second = _pushed_events(repo_id, 2)
+    assert first["payload"]["commit"] == second["payload"]["commit"] == head
+    assert (first["payload"]["changed"], second["payload"]["changed"]) == (True, False)
+    assert second["payload"]["commits"] == 0 and second["resource"]["hf.dataset.changed"] == "false"
 
     smaller = make_dataset_folder(tmp_path / "small", batches=2, rows_per_batch=5)
     _push(smaller, repo_id)
