@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, SecretStr
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
-from tasks.hub_client import hub_api, request_timeout
+from tasks.hub_client import hub_api
 from tasks.read_dataset import list_configs, read_pushed_dataset
 from tasks.retry_policy import retry_transient_only
 from tasks.validation import validate_repo_id, validate_revision
@@ -87,7 +87,7 @@ def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tu
     Everything afterwards is read at that commit, so a push landing meanwhile cannot mix two versions.
     """
     secret = token.get_secret_value() if token else None
-    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret, timeout=request_timeout()).sha
+    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret).sha
     if not commit:
         raise DatasetVerificationError(f"The Hub did not tell which commit {repo_id}@{revision} is.")
     configs = list_configs(repo_id, revision=commit, token=secret)

@@ -1,22 +1,25 @@
 """The Hub client every task uses: ``HfApi``, with a bound on how long one request may wait.
 
-huggingface_hub 2.x creates its shared HTTP client with ``timeout=None``, and ``repo_info`` passes
-``timeout=None`` explicitly. A request the Hub never answers (a stalled proxy, a TCP connection left half-open by
-a network blip) then holds the push forever, and a nightly run never ends nor fails. So:
+huggingface_hub 2.x creates its shared HTTP client with ``timeout=None``, and some of its calls pass
+``timeout=None`` explicitly (``repo_info``, the paginated listings ``list_repo_tree``/``list_repo_commits``). A
+request the Hub never answers (a stalled proxy, a TCP connection left half-open by a network blip) then holds the
+push forever, and a nightly run never ends nor fails.
 
-- `hub_api` gives huggingface_hub's client factory a timeout, once per process, so that every client it creates
-  has one (it creates a new one after a connection error): ``HFDS_HTTP_TIMEOUT`` seconds to wait for an answer or
-  to send a chunk (default 300, as long as the Hub may take over a large commit), at most 30 s to connect.
-  ``HFDS_HTTP_TIMEOUT=0`` leaves the client as huggingface_hub makes it;
-- calls that take a ``timeout`` argument get `request_timeout` from the caller (``repo_info``).
+`hub_api` therefore gives huggingface_hub's client factory a request hook, once per process, so that every client
+it creates (it creates a new one after a connection error) fills in each timeout a request leaves unset:
+``HFDS_HTTP_TIMEOUT`` seconds to wait for an answer or to send a chunk (default 300, as long as the Hub may take
+over a large commit), at most 30 s to connect. A timeout a request does set is kept: huggingface_hub's own 10 s
+for file downloads, or those of a client factory the user installed with ``huggingface_hub.set_client_factory``
+(which is kept, hook added). ``HFDS_HTTP_TIMEOUT=0`` leaves requests as huggingface_hub makes them.
 
 A timed-out request is a transient failure (``tasks.retry_policy``): its stage retries, and a commit whose answer
-never came is looked for on the Hub before it is sent again. A client that already has a timeout (from a factory
-the user installed with ``huggingface_hub.set_client_factory``) keeps its own.
+never came is looked for on the Hub before it is sent again. Xet transfers (``hf_xet``, huggingface.co's storage
+backend) run in their own client, with their own timeouts.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -25,6 +28,8 @@ from collections.abc import Callable
 import httpx2
 from huggingface_hub import HfApi
 from huggingface_hub.utils import _http, set_client_factory
+
+logger = logging.getLogger(__name__)
 
 TIMEOUT_ENV = "HFDS_HTTP_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
@@ -55,14 +60,24 @@ def request_timeout() -> float | None:
     return seconds or None
 
 
+def fill_timeouts(request: httpx2.Request) -> None:
+    """Request hook: give each timeout the request leaves unset (connect, read, write, pool) the bound."""
+    seconds = request_timeout()
+    if seconds is None:
+        return
+    bound = httpx2.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_S)).as_dict()
+    given = request.extensions.get("timeout") or {}
+    filled = {name: given[name] if given.get(name) is not None else value for name, value in bound.items()}
+    request.extensions = {**request.extensions, "timeout": filled}
+
+
 def _bounded(factory: Callable[[], httpx2.Client]) -> Callable[[], httpx2.Client]:
-    """``factory``, whose clients get `request_timeout` unless they have a timeout of their own."""
+    """``factory``, whose clients run `fill_timeouts` on every request."""
 
     def make_client() -> httpx2.Client:
         client = factory()
-        seconds = request_timeout()
-        if seconds is not None and client.timeout == httpx2.Timeout(None):
-            client.timeout = httpx2.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_S))
+        hooks = client.event_hooks
+        client.event_hooks = {**hooks, "request": [*hooks.get("request", []), fill_timeouts]}
         return client
 
     setattr(make_client, _BOUNDED, True)
@@ -70,14 +85,19 @@ def _bounded(factory: Callable[[], httpx2.Client]) -> Callable[[], httpx2.Client
 
 
 def bound_hub_requests() -> None:
-    """Make huggingface_hub's clients in this process time out (see the module docstring); idempotent."""
+    """Make the requests of huggingface_hub's clients in this process time out (see the module docstring).
+
+    Idempotent; installs again after the user replaced the factory with ``set_client_factory``.
+    """
     with _install_lock:
         # The factory in use: huggingface_hub's default or one the user installed. The name is internal to
-        # huggingface_hub, so without it the client is left as it is rather than replaced.
+        # huggingface_hub; without it the client is left as it is, and said so.
         current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None)
-        if current is None or getattr(current, _BOUNDED, False):
+        if current is None:
+            logger.warning("This huggingface_hub has no client factory to extend: Hub requests have no timeout.")
             return
-        set_client_factory(_bounded(current))  # also closes the current client, so the next request gets a bound
+        if not getattr(current, _BOUNDED, False):
+            set_client_factory(_bounded(current))  # also closes the current client: the next one has the hook
 
 
 def hub_api(endpoint: str | None = None, token: str | None = None) -> HfApi:

@@ -34,8 +34,7 @@ from huggingface_hub.hf_api import RepoFile
 from pydantic import BaseModel, Field
 
 from tasks.file_digest import FileDigest, bytes_digest, shared_digest_cache
-from tasks.hub_client import request_timeout
-from tasks.retry_policy import http_status, may_have_landed
+from tasks.retry_policy import http_status, may_have_landed, timed_out
 from tasks.stage_plan import CommitPlan, PlannedFile
 
 logger = logging.getLogger(__name__)
@@ -48,6 +47,9 @@ GROUP_MAX_FILES = 256
 GROUP_MAX_BYTES = 512 * 1024 * 1024
 # The Hub answers 413 to a paths-info request for more than 1,000 paths; huggingface_hub asks for 500 at a time.
 PATHS_INFO_CHUNK = 500
+# After a commit request timed out, the Hub may still apply it: look for it at once and again after these waits
+# (15 s in all) before deciding it did not land (a retry would then open a second pull request).
+LANDED_RECHECK_WAITS = (1.0, 2.0, 4.0, 8.0)
 
 
 def preupload_groups(
@@ -211,9 +213,7 @@ def _landed_commit(
     token: str,
 ) -> str | None:
     """After a commit request failed without an answer: the oid of our commit if the Hub applied it."""
-    new_head = api.repo_info(
-        target.repo_id, revision=revision, repo_type=target.repo_type, token=token, timeout=request_timeout()
-    ).sha
+    new_head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
     if not new_head or new_head == old_head:
         return None
     return new_head if _is_our_commit(api, target, new_head, message, added, deleted, token) else None
@@ -259,9 +259,7 @@ def _opens_pr(target: HubTarget, revision: str) -> bool:
 
 def branch_head(api: HfApi, target: HubTarget, revision: str, token: str) -> str:
     """The commit ``revision`` (a branch, or ``refs/pr/N``) of the target repo points at."""
-    head = api.repo_info(
-        target.repo_id, revision=revision, repo_type=target.repo_type, token=token, timeout=request_timeout()
-    ).sha
+    head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
     assert head is not None
     return head
 
@@ -504,11 +502,15 @@ def _commit_once(
         if not may_have_landed(exc):
             raise
         pr_revision: str | None = None
-        if create_pr:
-            opened = _opened_pull_request(api, target, pull_requests, message, added, deleted, token)
-            pr_revision, landed = opened if opened else (None, None)
-        else:
-            landed = _landed_commit(api, target, revision, head, message, added, deleted, token)
+        for wait in (0.0, *LANDED_RECHECK_WAITS) if timed_out(exc) else (0.0,):
+            time.sleep(wait)
+            if create_pr:
+                opened = _opened_pull_request(api, target, pull_requests, message, added, deleted, token)
+                pr_revision, landed = opened if opened else (None, None)
+            else:
+                landed = _landed_commit(api, target, revision, head, message, added, deleted, token)
+            if landed is not None:
+                break
         if landed is None:
             raise
         logger.warning("%s: the commit answer was lost, but the commit is on the Hub (%s).", message, landed)

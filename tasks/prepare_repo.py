@@ -25,7 +25,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from prefect import task
 from pydantic import BaseModel, SecretStr
 
-from tasks.hub_client import hub_api, request_timeout
+from tasks.hub_client import hub_api
 from tasks.hub_commit import HubTarget
 from tasks.retry_policy import http_status, retry_options
 
@@ -57,7 +57,7 @@ def create_repo_and_branch(api: HfApi, target: HubTarget, private: bool, token: 
         target.repo_id, repo_type=target.repo_type, private=private or None, exist_ok=True, token=token
     )
     if private:
-        info = api.repo_info(target.repo_id, repo_type=target.repo_type, token=token, timeout=request_timeout())
+        info = api.repo_info(target.repo_id, repo_type=target.repo_type, token=token)
         if not info.private:
             api.update_repo_settings(target.repo_id, repo_type=target.repo_type, private=True, token=token)
     if target.revision != "main" and not target.revision.startswith("refs/pr/"):

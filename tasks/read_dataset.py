@@ -45,7 +45,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
-from tasks.hub_client import bound_hub_requests, hub_api, request_timeout
+from tasks.hub_client import bound_hub_requests, hub_api
 from tasks.retry_policy import retry_transient_only
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ def list_configs(
 ) -> list[str]:
     """The config names that the dataset card of ``repo_id`` declares, in card order."""
     secret = _token(token, credentials)
-    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret, timeout=request_timeout()).sha
+    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret).sha
     if commit is None:
         raise DatasetCardError(f"The Hub did not tell the commit of {repo_id}@{revision}.")
     return [str(c["config_name"]) for c in _card_configs(repo_id, commit, secret)]
@@ -246,7 +246,7 @@ def resolve_config(
         huggingface_hub.errors.RevisionNotFoundError: no such revision.
     """
     secret = _token(token, credentials)
-    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret, timeout=request_timeout()).sha
+    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret).sha
     if commit is None:
         raise DatasetCardError(f"The Hub did not tell the commit of {repo_id}@{revision}.")
     configs = _card_configs(repo_id, commit, secret)

@@ -81,6 +81,13 @@ def may_have_landed(exc: BaseException) -> bool:
     return is_transient(exc)
 
 
+def timed_out(exc: BaseException) -> bool:
+    """True when the client gave up waiting (a timeout): the Hub may still be working on the request."""
+    return any(
+        isinstance(e, httpx2.TimeoutException | httpx.TimeoutException | TimeoutError) for e in _causes(exc)
+    )
+
+
 def retry_after_seconds(exc: BaseException) -> float | None:
     """The wait a 429 asks for, from ``RateLimit`` (``"api";r=0;t=N``) or ``Retry-After`` headers."""
     status = http_status(exc)

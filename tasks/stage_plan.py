@@ -77,7 +77,8 @@ class CommitPlan(BaseModel):
 
 def commit_message(stage: StageName, messages: Mapping[str, str] | None, name: str = "") -> str:
     """The commit title of a stage: the user's (``commit_messages[stage]``) or the default; ``{name}`` filled."""
-    template = (messages or {}).get(stage) or DEFAULT_MESSAGES[stage]
+    # Stripped: the Hub stores titles trimmed, and a lost answer is recognised by the title
+    template = ((messages or {}).get(stage) or "").strip() or DEFAULT_MESSAGES[stage]
     return template.replace("{name}", name)
 
 

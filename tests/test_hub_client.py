@@ -19,9 +19,10 @@ import pytest
 from conftest import ALICE_TOKEN, HUB_URL
 from huggingface_hub import HfApi
 from huggingface_hub.utils import close_session, get_session, set_client_factory
+from reliability_support import wait_for
 
 from tasks.generation.checkpoint import _WORKER_COMMAND
-from tasks.hub_client import DEFAULT_TIMEOUT_S, TIMEOUT_ENV, hub_api, request_timeout
+from tasks.hub_client import DEFAULT_TIMEOUT_S, TIMEOUT_ENV, fill_timeouts, hub_api, request_timeout
 
 
 @pytest.fixture
@@ -35,43 +36,84 @@ def default_factory() -> Iterator[None]:
     set_client_factory(saved)
 
 
+def _timeouts(session: httpx2.Client, **request_kwargs: Any) -> dict[str, float | None]:
+    """The timeouts a request of ``session`` is sent with, once its request hooks ran (as ``send`` runs them)."""
+    request = session.build_request("GET", "http://hub.invalid/api/whoami-v2", **request_kwargs)
+    for hook in session.event_hooks["request"]:
+        hook(request)
+    return dict(request.extensions["timeout"])
+
+
+BOUND = {"connect": 30.0, "read": DEFAULT_TIMEOUT_S, "write": DEFAULT_TIMEOUT_S, "pool": DEFAULT_TIMEOUT_S}
+UNBOUNDED = {"connect": None, "read": None, "write": None, "pool": None}
+
+
 def test_huggingface_hub_alone_never_times_out(default_factory: None) -> None:
     # What the bound is for: without it, a request the Hub never answers waits forever.
-    assert get_session().timeout == httpx2.Timeout(None)
+    assert _timeouts(get_session()) == UNBOUNDED
 
 
 @pytest.mark.usefixtures("default_factory")
-def test_the_tasks_client_times_out_and_keeps_its_bound_after_a_new_client(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_every_request_without_a_timeout_gets_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TIMEOUT_ENV, raising=False)
     assert isinstance(hub_api(), HfApi)
-    assert get_session().timeout == httpx2.Timeout(DEFAULT_TIMEOUT_S, connect=30.0)
+    session = get_session()
+    assert _timeouts(session) == BOUND
+    # huggingface_hub's repo_info and paginated listings pass timeout=None explicitly: bounded all the same
+    assert _timeouts(session, timeout=None) == BOUND
+    # a timeout the call sets is its own (hf_hub_download's 10 s)
+    assert _timeouts(session, timeout=10.0) == dict.fromkeys(BOUND, 10.0)
     close_session()  # what huggingface_hub does after a connection error: the next client is new
-    assert get_session().timeout == httpx2.Timeout(DEFAULT_TIMEOUT_S, connect=30.0)
-    monkeypatch.setenv(TIMEOUT_ENV, "7.5")
-    close_session()
-    assert get_session().timeout == httpx2.Timeout(7.5, connect=7.5)
-    hub_api()  # installed once: a second call changes nothing
-    assert get_session().timeout == httpx2.Timeout(7.5, connect=7.5)
+    assert _timeouts(get_session()) == BOUND
+    monkeypatch.setenv(TIMEOUT_ENV, "7.5")  # read per request
+    assert _timeouts(get_session()) == dict.fromkeys(BOUND, 7.5)
+    hub_api()  # installed once: a second call adds no second hook
+    assert get_session().event_hooks["request"].count(fill_timeouts) == 1
 
 
 @pytest.mark.usefixtures("default_factory")
-def test_zero_leaves_the_client_unbounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zero_leaves_requests_as_huggingface_hub_makes_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TIMEOUT_ENV, "0")
     assert request_timeout() is None
     hub_api()
-    assert get_session().timeout == httpx2.Timeout(None)
+    assert fill_timeouts in get_session().event_hooks["request"]
+    assert _timeouts(get_session()) == UNBOUNDED
 
 
 @pytest.mark.usefixtures("default_factory")
 def test_a_users_client_factory_is_kept_with_its_own_timeout() -> None:
-    proxy_like = httpx2.Client(timeout=httpx2.Timeout(12.0), headers={"x-through": "corporate-proxy"})
+    proxy_like = httpx2.Client(
+        timeout=httpx2.Timeout(12.0, connect=None), headers={"x-through": "corporate-proxy"}
+    )
     set_client_factory(lambda: proxy_like)
     hub_api()
     session = get_session()
-    assert session is proxy_like
-    assert session.timeout == httpx2.Timeout(12.0)
+    assert session is proxy_like and session.headers["x-through"] == "corporate-proxy"
+    assert _timeouts(session) == {**dict.fromkeys(BOUND, 12.0), "connect": 30.0}  # only the unset one is filled
+
+
+@pytest.mark.usefixtures("default_factory")
+def test_a_factory_installed_after_the_first_client_is_bounded_at_the_next() -> None:
+    hub_api()
+    set_client_factory(lambda: httpx2.Client(timeout=None))  # the user's, after the tasks' first client
+    assert _timeouts(get_session()) == UNBOUNDED
+    hub_api()
+    assert _timeouts(get_session()) == BOUND
+
+
+def test_a_listing_the_hub_does_not_answer_is_sent_again(
+    hub: Any, repo_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP: ``list_repo_tree`` (timeout=None in huggingface_hub) under 3 s of latency with a 1 s bound
+    times out, and huggingface_hub's own back-off sends it again, which the Hub answers."""
+    api = hub_api(token=ALICE_TOKEN)
+    api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+    monkeypatch.setenv(TIMEOUT_ENV, "1")
+    hub.faults.add("tree", latency=3.0, count=1, repo=repo_id)
+    hub.clear_requests()
+    assert [f.path for f in api.list_repo_tree(repo_id, repo_type="dataset")] == [".gitattributes"]
+    # (the Hub logs the held request when it has answered it, 3 s after it came)
+    assert wait_for(lambda: sum(1 for r in hub.requests if r.route == "tree") == 2, timeout=10)
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "inf", "nan", "5 s"])
@@ -89,12 +131,13 @@ def test_default_and_explicit_values(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("hub")
-def test_the_checkpoint_worker_gives_up_on_a_commit_the_hub_never_answers(hub: Any, tmp_path: Path) -> None:
+def test_the_checkpoint_worker_gives_up_on_a_commit_the_hub_never_answers(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
     """The worker is its own process (it imports no Prefect): its client is bounded too. The Hub holds the
-    commit for 20 s; with a 1 s bound the worker answers a timeout, which the checkpointer retries later."""
-    repo_id = "alice/worker-timeout"
+    commit for 5 s, then drops it; with a 1 s bound the worker answers a timeout (the checkpointer retries later)."""
     HfApi(token=ALICE_TOKEN).create_repo(repo_id, repo_type="dataset", exist_ok=True)
-    hub.faults.add("commit", latency=20.0, drop="before", repo=repo_id)
+    hub.faults.add("commit", latency=5.0, drop="before", repo=repo_id)
     env = {**os.environ, TIMEOUT_ENV: "1"}
     worker = subprocess.Popen(
         _WORKER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path

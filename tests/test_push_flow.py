@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import shutil
@@ -25,7 +26,7 @@ from prefect.client.schemas.filters import (
 from prefect.states import AwaitingRetry
 from prefect_server import final_task_runs, flow_run_count, task_run_base_name
 from pydantic import SecretStr
-from reliability_support import assert_same_as_reference, repo_files, titles
+from reliability_support import assert_same_as_reference, client_timeout, repo_files, titles
 
 from flows.push import PushResult, push_dataset
 from tasks.credentials import MASKED
@@ -300,13 +301,22 @@ def test_a_contributor_pushes_to_someone_elses_repo_as_a_pull_request(tmp_path: 
     assert _download_json(repo_id, "metadata.json", "refs/pr/1")["actual_num_records"] == 20
 
 
+@pytest.mark.parametrize(
+    ("fault", "timeout"),
+    [
+        ({"drop": "after"}, None),  # the Hub applies the commit, then the connection drops
+        ({"latency": 3.0}, 1.0),  # the client gives up after 1 s; the Hub applies the commit 2 s later
+    ],
+    ids=["answer-dropped", "client-timed-out"],
+)
 def test_a_lost_answer_to_the_commit_opening_the_pull_request_does_not_open_a_second_one(
-    tmp_path: Path, repo_id: str, hub: Any
+    tmp_path: Path, repo_id: str, hub: Any, fault: dict[str, Any], timeout: float | None
 ) -> None:
     _push(make_dataset_folder(tmp_path / "owner", batches=2, images=0, processor_file=None), repo_id)
     contribution = make_dataset_folder(tmp_path / "bob", batches=1, images=0, processor_file=None, seed=7)
-    hub.faults.add("commit", drop="after", count=1, repo=repo_id)  # the card's commit opens the PR; answer lost
-    result = _push(contribution, repo_id, token=SecretStr(BOB_TOKEN), create_pr=True)
+    hub.faults.add("commit", count=1, repo=repo_id, **fault)  # the card's commit opens the PR; answer lost
+    with client_timeout(timeout) if timeout else contextlib.nullcontext():
+        result = _push(contribution, repo_id, token=SecretStr(BOB_TOKEN), create_pr=True)
     card = next(s for s in result.stages if s.stage == "card")
     assert card.commits[0].recovered and result.revision == "refs/pr/1"
     refs = HfApi().list_repo_refs(repo_id, repo_type="dataset", include_pull_requests=True, token=ALICE_TOKEN)

@@ -373,3 +373,12 @@ def test_preupload_groups_keep_order_and_limits() -> None:
     ]
     assert preupload_groups([]) == []
     assert len(preupload_groups(ops)) == 1  # the defaults: 512 MiB and 256 files
+
+
+def test_commit_titles_are_used_trimmed() -> None:
+    # The Hub stores titles trimmed; the lost-answer check finds a commit by its title.
+    assert (
+        commit_message("processors", {"processors": "  Nightly {name} "}, "conversations")
+        == "Nightly conversations"
+    )
+    assert commit_message("card", {}) == "Upload dataset card"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -60,12 +61,12 @@ def main() -> int:
     # only costs the priority.
     with contextlib.suppress(AttributeError, OSError):
         os.nice(NICENESS)
-    # The project's Hub client, whose requests time out (that module and the empty package `tasks` import only
-    # huggingface_hub). The project's root goes last on the path: an installed copy of the project comes first.
-    root = str(Path(__file__).resolve().parents[2])
-    if root not in sys.path:
-        sys.path.append(root)
-    from tasks.hub_client import hub_api
+    # The project's Hub client, whose requests time out (it imports only huggingface_hub). Loaded by path from
+    # the parent's own copy of the project, whatever else is installed.
+    spec = importlib.util.spec_from_file_location("hfds_hub_client", Path(__file__).parents[1] / "hub_client.py")
+    assert spec is not None and spec.loader is not None
+    hub_client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hub_client)
 
     out, sys.stdout = sys.stdout, sys.stderr  # stdout carries the answers only
     apis: dict[tuple[str, str], HfApi] = {}
@@ -76,7 +77,7 @@ def main() -> int:
             request = json.loads(line)
             key = (request["endpoint"], request["token"])
             if key not in apis:
-                apis[key] = hub_api(endpoint=key[0], token=key[1])
+                apis[key] = hub_client.hub_api(endpoint=key[0], token=key[1])
             answer = commit(apis[key], request)
         except Exception as exc:  # the parent decides (retry after the interval, or landed in transit)
             answer = {"error": type(exc).__name__, "message": " ".join(str(exc).split())}
