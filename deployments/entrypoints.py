@@ -12,9 +12,11 @@ The token is never a parameter: it comes from ``HF_TOKEN`` in the environment of
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 from uuid import UUID
 
+from huggingface_hub.utils import disable_progress_bars
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
@@ -23,6 +25,12 @@ from flows.generate_and_push import generate_and_push
 from flows.push import PushResult, push_dataset
 from flows.verify import VerificationResult, verify_pushed_dataset
 from tasks.credentials import HuggingFaceCredentials
+
+# A deployment run writes to a log (the serve process's or the worker's output), not a terminal: huggingface_hub's
+# progress bars would fill it with cursor codes, about 200 lines per push. The stages report their progress as an
+# artifact instead. HF_HUB_DISABLE_PROGRESS_BARS=0 in the environment keeps the bars.
+if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
+    disable_progress_bars()
 
 
 def _credentials(block_name: str | None) -> HuggingFaceCredentials | None:

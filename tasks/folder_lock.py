@@ -72,10 +72,18 @@ def _acquired(lock: IO[str], root: Path, *, exclusive: bool) -> bool:
 
 
 def _flow_run_id() -> str | None:
-    from prefect.context import FlowRunContext  # only when locking: keeps this module importable without Prefect
+    """The run a user would look for: the outermost flow run (a deployment's run, not its generation subflow)."""
+    # imported only when locking: keeps this module importable without Prefect
+    from prefect.context import FlowRunContext
+    from prefect.runtime import flow_run
 
     context = FlowRunContext.get()
-    return str(context.flow_run.id) if context and context.flow_run else None
+    if not context or not context.flow_run:
+        return None
+    try:
+        return str(flow_run.root_flow_run_id)  # reads the parents from the API
+    except Exception:  # the lock must not fail for a name in a message
+        return str(context.flow_run.id)
 
 
 @contextmanager

@@ -3,7 +3,11 @@ and their runs are tested in ``test_prefect_ops.py``)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -44,3 +48,25 @@ def test_card_vocabulary_is_checked_by_the_parameter_schema() -> None:
     for field, bad in (("license", "MIT"), ("language", ["English"]), ("task_categories", ["Text Generation"])):
         with pytest.raises(ValidationError, match=field):
             GenerateAndPushParameters(**BASE, **{field: bad})
+
+
+def test_deployment_runs_write_no_progress_bars() -> None:
+    """The served and deployed runs import the entry points in a fresh process: no huggingface_hub progress bars
+    in their logs unless HF_HUB_DISABLE_PROGRESS_BARS says otherwise."""
+    check = (
+        "import deployments.entrypoints; from huggingface_hub.utils import are_progress_bars_disabled; "
+        "print(are_progress_bars_disabled())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    for setting, expected in ((None, "True"), ("0", "False")):
+        if setting is not None:
+            env["HF_HUB_DISABLE_PROGRESS_BARS"] = setting
+        out = subprocess.run(
+            [sys.executable, "-c", check],
+            env=env,
+            cwd=Path(__file__).parents[1],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == expected

@@ -206,6 +206,22 @@ def test_a_second_generation_into_a_busy_folder_is_refused(prefect_api: None, tm
         pass
 
 
+def test_the_lock_names_the_run_a_user_started_not_its_generation_subflow(
+    prefect_api: None, tmp_path: Path
+) -> None:
+    from prefect import flow
+    from prefect.runtime import flow_run
+
+    @flow
+    def nightly() -> str:
+        generate_dataset(GREETINGS, 100, tmp_path / "out")  # a subflow, as in generate-then-push
+        return str(flow_run.id)
+
+    parent = nightly()
+    holder = json.loads((tmp_path / "out" / LOCK_FILE).read_text())  # the last generation to hold the lock
+    assert holder["flow_run_id"] == parent
+
+
 def test_the_generated_event_finds_the_folder_free(
     prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
