@@ -80,8 +80,8 @@ class DigestCache:
                     "ino INTEGER, sha256 TEXT, git_sha1 TEXT)"
                 )
                 self._conn = conn
-            except sqlite3.Error:
-                return None  # a read-only home: digests are then computed every time, nothing breaks
+            except (sqlite3.Error, OSError):  # OSError: a cache folder that cannot be made (read-only home)
+                return None  # digests are then computed every time, nothing breaks
         return self._conn
 
     def digest(self, path: Path) -> FileDigest:

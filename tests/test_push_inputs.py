@@ -335,6 +335,20 @@ def test_card_cache_renders_once_per_content(tmp_path: Path, monkeypatch: pytest
     card_cache.renderer_fingerprint.cache_clear()  # the real package again for later tests (after monkeypatch undo)
 
 
+def test_a_cache_folder_that_cannot_be_made_costs_only_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A container's read-only home; a file in the way does it here even as root (which ignores permissions).
+    (tmp_path / "home").write_text("not a folder")
+    monkeypatch.setenv("HFDS_CACHE_DIR", str(tmp_path / "home" / "cache"))
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"data")
+    assert DigestCache().digest(path) == compute_digest(path)
+    from tasks.card_cache import cached_card
+
+    assert cached_card("key", lambda: "card") == "card"
+
+
 def test_digest_many_matches_single_digests(tmp_path: Path) -> None:
     cache = DigestCache(tmp_path / "d.sqlite")
     paths = []
