@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import RemoteEntryNotFoundError
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
@@ -31,7 +29,7 @@ from pydantic import BaseModel, Field, SecretStr
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
-from tasks.hub_client import hub_api
+from tasks.hub_client import downloaded, hub_api
 from tasks.read_dataset import list_configs, read_pushed_dataset
 from tasks.retry_policy import retry_transient_only
 from tasks.validation import validate_repo_id, validate_revision
@@ -92,8 +90,10 @@ def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tu
         raise DatasetVerificationError(f"The Hub did not tell which commit {repo_id}@{revision} is.")
     configs = list_configs(repo_id, revision=commit, token=secret)
     try:
-        path = hf_hub_download(repo_id, "metadata.json", repo_type="dataset", revision=commit, token=secret)
-        metadata = json.loads(Path(path).read_text(encoding="utf-8"))
+        with downloaded(
+            hub_api(), repo_id, "metadata.json", repo_type="dataset", revision=commit, token=secret
+        ) as path:
+            metadata = json.loads(path.read_text(encoding="utf-8"))
     except RemoteEntryNotFoundError:  # no metadata.json; an outage is raised, not taken for "none"
         metadata = None
     return commit, configs, metadata

@@ -1,4 +1,5 @@
-"""The Hub client every task uses: ``HfApi``, with a bound on how long one request may wait.
+"""The Hub client every task uses: ``HfApi``, with a bound on how long one request may wait, and downloads of
+small files that need no writable ``HF_HOME`` (`downloaded`).
 
 huggingface_hub 2.x creates its shared HTTP client with ``timeout=None``, and some of its calls pass
 ``timeout=None`` explicitly (``repo_info``, the paginated listings ``list_repo_tree``/``list_repo_commits``). A
@@ -22,8 +23,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx2
 from huggingface_hub import HfApi
@@ -105,3 +109,23 @@ def hub_api(endpoint: str | None = None, token: str | None = None) -> HfApi:
     request_timeout()  # a bad HFDS_HTTP_TIMEOUT fails here, before any request
     bound_hub_requests()
     return HfApi(endpoint=endpoint, token=token)
+
+
+@contextmanager
+def downloaded(
+    api: HfApi, repo_id: str, filename: str, *, repo_type: str, revision: str, token: str | None
+) -> Iterator[Path]:
+    """A file of a repo at ``revision``, downloaded into a temporary folder that goes when the block ends.
+
+    Not into huggingface_hub's cache: a container's ``HF_HOME`` may be read-only (a push failed there on its
+    first download), and the push reads only small files once (``metadata.json``, the card, a checkpoint's state).
+
+    Raises:
+        huggingface_hub.errors.RemoteEntryNotFoundError: no such file (other errors as ``hf_hub_download``'s).
+    """
+    with tempfile.TemporaryDirectory(prefix="hfds-download-") as cache:
+        yield Path(
+            api.hf_hub_download(
+                repo_id, filename, repo_type=repo_type, revision=revision, token=token, cache_dir=cache
+            )
+        )

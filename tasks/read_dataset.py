@@ -32,12 +32,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from huggingface_hub import HfFileSystem, hf_hub_download
+from huggingface_hub import HfFileSystem
 from huggingface_hub.errors import RemoteEntryNotFoundError
 from huggingface_hub.repocard import metadata_load
 from prefect import task
@@ -45,7 +44,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
-from tasks.hub_client import bound_hub_requests, hub_api
+from tasks.hub_client import bound_hub_requests, downloaded, hub_api
 from tasks.retry_policy import retry_transient_only
 
 if TYPE_CHECKING:
@@ -134,13 +133,15 @@ def _filesystem(token: str | None) -> HfFileSystem:
 
 def _card_configs(repo_id: str, commit: str, token: str | None) -> list[dict[str, Any]]:
     try:
-        readme = hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=commit, token=token)
+        with downloaded(
+            hub_api(), repo_id, "README.md", repo_type="dataset", revision=commit, token=token
+        ) as readme:
+            metadata = metadata_load(readme) or {}
     except RemoteEntryNotFoundError:  # the file is missing; an outage (LocalEntryNotFoundError) is raised as is
         raise DatasetCardError(
             f"{repo_id}@{commit[:12]} has no README.md: the configs of a pushed dataset are declared in its "
             "dataset card. Push the card stage (stages=['card']) and read again."
         ) from None
-    metadata = metadata_load(Path(readme)) or {}
     configs = metadata.get("configs")
     if not configs:
         raise DatasetCardError(

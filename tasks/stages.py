@@ -30,10 +30,9 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RemoteEntryNotFoundError
 from prefect import Task, task
 from prefect.logging import get_run_logger
@@ -43,7 +42,7 @@ from tasks import artifacts
 from tasks.card.options import CardOptions
 from tasks.card_cache import cached_card
 from tasks.dataset_folder import DatasetFolder, DatasetFolderError, check_processor_name
-from tasks.hub_client import hub_api
+from tasks.hub_client import downloaded, hub_api
 from tasks.hub_commit import (
     CommitOutcome,
     CommitRecord,
@@ -235,15 +234,16 @@ def push_images(job: StageJob) -> StageResult:
 def previous_processors(api: HfApi, target: HubTarget, revision: str, token: str) -> list[str]:
     """Processor names of the previous push, read from the ``metadata.json`` on the Hub (uploaded last)."""
     try:
-        path = hf_hub_download(
-            target.repo_id, METADATA, repo_type=target.repo_type, revision=revision, token=token
-        )
+        with downloaded(
+            api, target.repo_id, METADATA, repo_type=target.repo_type, revision=revision, token=token
+        ) as path:
+            text = path.read_text(encoding="utf-8")
     except RemoteEntryNotFoundError:
         return []  # no metadata.json on the Hub: no earlier push to compare with
     except LocalEntryNotFoundError as exc:  # the Hub could not be reached: an outage (retried), not "no push"
         raise StageError(f"reading the previous push's metadata.json: {describe_failure(exc)}") from exc
     try:
-        names = json.loads(Path(path).read_text(encoding="utf-8")).get("file_paths", {}).get("processor-files", {})
+        names = json.loads(text).get("file_paths", {}).get("processor-files", {})
     except (ValueError, AttributeError):
         return []
     valid = []

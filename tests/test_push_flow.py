@@ -6,6 +6,8 @@ import contextlib
 import itertools
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from prefect.client.schemas.filters import (
 from prefect.states import AwaitingRetry
 from prefect_server import final_task_runs, flow_run_count, task_run_base_name
 from pydantic import SecretStr
-from reliability_support import assert_same_as_reference, client_timeout, repo_files, titles
+from reliability_support import assert_same_as_reference, child_env, client_timeout, repo_files, titles
 
 from flows.push import PushResult, push_dataset
 from tasks.credentials import MASKED
@@ -375,6 +377,31 @@ def test_the_command_line_sets_the_card_vocabulary(
     assert front["license"] == "cc-by-4.0" and front["language"] == ["en", "fr"]
     assert front["task_categories"] == ["text-generation"] and front["pretty_name"] == "Greetings"
     assert front["tags"] == ["synthetic", "datadesigner", "greetings"]
+
+
+def test_a_read_only_home_does_not_stop_a_push_or_its_read_back(tmp_path: Path, repo_id: str) -> None:
+    """A container whose home cannot be written: neither huggingface_hub's cache (``HF_HOME``) nor the project's
+    (``HFDS_CACHE_DIR``) can be made. The push commits every stage, the verify flow reads it all back."""
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, images=0, processor_file=None)
+    (tmp_path / "home").write_text("a file where the home's folders would go (root ignores permissions)")
+    env = child_env(HF_HOME=str(tmp_path / "home" / "hf"), HFDS_CACHE_DIR=str(tmp_path / "home" / "hfds"))
+    pushed = subprocess.run(
+        [sys.executable, "-m", "flows.push", str(folder), repo_id, "--description", "Read-only home."],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    verified = subprocess.run(
+        [sys.executable, "-m", "flows.verify", repo_id, "--expected-records", "40"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert verified.returncode == 0, verified.stderr[-2000:]
+    assert {"README.md", "metadata.json", "data/batch_00001.parquet"} <= set(repo_files(repo_id))
 
 
 def test_a_folder_being_generated_is_not_pushed(tmp_path: Path, repo_id: str, hub: Any) -> None:

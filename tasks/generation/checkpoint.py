@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
-from tasks.hub_client import hub_api
+from tasks.hub_client import downloaded, hub_api
 from tasks.hub_commit import commit_url
 from tasks.retry_policy import (
     describe_failure,
@@ -199,20 +199,18 @@ class Checkpointer:
 
     def read_remote_state(self) -> GenerationState | None:
         """The state file on the checkpoint branch, or None."""
-        cache = tempfile.mkdtemp(prefix="hfds-ckpt-state-")
         try:
-            path = self.api.hf_hub_download(
+            with downloaded(
+                self.api,
                 self.target.repo_id,
                 self._repo_path(STATE_FILE),
                 repo_type="dataset",
                 revision=self._revision(),
-                cache_dir=cache,
-            )
-            return GenerationState.model_validate_json(Path(str(path)).read_text())
+                token=None,  # the checkpointer's client has it
+            ) as path:
+                return GenerationState.model_validate_json(path.read_text())
         except (EntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError, ValueError):
             return None
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
 
     def prepare(self) -> GenerationState | None:
         """Create the repo and branch if needed and read what the checkpoint holds.
