@@ -109,7 +109,9 @@ def _check_commit_messages(messages: Mapping[str, str] | None) -> None:
                 f"commit_messages has a title for {stage!r}, which is not a stage; the stages are "
                 f"{', '.join(STAGES)}."
             )
-        if not isinstance(title, str) or not title.strip() or "\n" in title or "\r" in title:
+        # ``{name}`` is filled with the processor's name, and with nothing for the other stages
+        filled = title.replace("{name}", "" if stage != "processors" else "x") if isinstance(title, str) else ""
+        if not filled.strip() or "\n" in filled or "\r" in filled:
             raise InvalidParameterError(
                 f"commit_messages[{stage!r}] = {title!r}: a commit title is one non-empty line "
                 f"(default: {DEFAULT_MESSAGES[stage]!r})."

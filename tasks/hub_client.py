@@ -10,8 +10,9 @@ push forever, and a nightly run never ends nor fails.
 it creates (it creates a new one after a connection error) fills in each timeout a request leaves unset:
 ``HFDS_HTTP_TIMEOUT`` seconds to wait for an answer or to send a chunk (default 300, as long as the Hub may take
 over a large commit), at most 30 s to connect. A timeout a request does set is kept: huggingface_hub's own 10 s
-for file downloads, or those of a client factory the user installed with ``huggingface_hub.set_client_factory``
-(which is kept, hook added). ``HFDS_HTTP_TIMEOUT=0`` leaves requests as huggingface_hub makes them.
+for file downloads, or the client timeout of a factory the user installed with ``huggingface_hub.set_client_factory``
+(which is kept, hook added), except on the calls that pass ``timeout=None`` themselves. ``HFDS_HTTP_TIMEOUT=0``
+leaves requests as huggingface_hub makes them.
 
 A timed-out request is a transient failure (``tasks.retry_policy``): its stage retries, and a commit whose answer
 never came is looked for on the Hub before it is sent again. Xet transfers (``hf_xet``, huggingface.co's storage
@@ -41,6 +42,7 @@ CONNECT_TIMEOUT_S = 30.0
 
 _install_lock = threading.Lock()
 _BOUNDED = "_hfds_bounded"  # marks the factory this module installed (each process installs it once)
+_warned: list[bool] = []  # the warning that no bound could be installed, once per process
 
 
 def request_timeout() -> float | None:
@@ -81,7 +83,8 @@ def _bounded(factory: Callable[[], httpx2.Client]) -> Callable[[], httpx2.Client
     def make_client() -> httpx2.Client:
         client = factory()
         hooks = client.event_hooks
-        client.event_hooks = {**hooks, "request": [*hooks.get("request", []), fill_timeouts]}
+        if fill_timeouts not in hooks.get("request", []):  # a factory may hand out the same client again
+            client.event_hooks = {**hooks, "request": [*hooks.get("request", []), fill_timeouts]}
         return client
 
     setattr(make_client, _BOUNDED, True)
@@ -98,7 +101,11 @@ def bound_hub_requests() -> None:
         # huggingface_hub; without it the client is left as it is, and said so.
         current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None)
         if current is None:
-            logger.warning("This huggingface_hub has no client factory to extend: Hub requests have no timeout.")
+            if not _warned:
+                logger.warning(
+                    "This huggingface_hub has no client factory to extend: Hub requests have no timeout."
+                )
+                _warned.append(True)
             return
         if not getattr(current, _BOUNDED, False):
             set_client_factory(_bounded(current))  # also closes the current client: the next one has the hook

@@ -15,8 +15,9 @@ import pytest
 from conftest import ALICE_TOKEN, HUB_URL
 from factories import parquet_bytes
 from huggingface_hub import HfApi
+from huggingface_hub.errors import LocalEntryNotFoundError
 from pydantic import SecretStr
-from reliability_support import wait_for
+from reliability_support import fast_client_backoff, wait_for
 
 from flows.generate import generate_dataset
 from tasks.generation import batch as batch_module
@@ -142,6 +143,17 @@ def test_run_resumes_from_its_checkpoint_when_the_folder_is_gone(
     again = generate_dataset(GREETINGS, 1200, out, batch_size=100, seed=4, checkpoint=target)
     assert again.resumed_batches == 12  # nothing regenerated: all batches came from the checkpoint
     assert parquet_bytes(out) == expected
+
+    # The Hub unreachable while the resume reads the checkpoint's state: the run fails, and the checkpoint stays
+    # (taken for "no checkpoint", its batches would have gone with the first commit).
+    shutil.rmtree(out)
+    hub.faults.add("resolve", status=503, count=None, repo=repo_id)  # type: ignore[attr-defined]
+    with fast_client_backoff(), pytest.raises(LocalEntryNotFoundError):
+        generate_dataset(GREETINGS, 1200, out, batch_size=100, seed=4, checkpoint=target)
+    hub.faults.clear()  # type: ignore[attr-defined]
+    assert files <= set(HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt"))
+    shutil.rmtree(out, ignore_errors=True)
+    assert generate_dataset(GREETINGS, 1200, out, batch_size=100, seed=4, checkpoint=target).resumed_batches == 12
 
     # A different run on the same branch replaces the checkpoint instead of mixing with it.
     other = generate_dataset(GREETINGS, 300, tmp_path / "other", batch_size=100, seed=9, checkpoint=target)

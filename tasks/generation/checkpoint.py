@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from huggingface_hub import HfApi
 from huggingface_hub.errors import (
-    EntryNotFoundError,
+    RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -198,7 +198,12 @@ class Checkpointer:
         return self.target.branch
 
     def read_remote_state(self) -> GenerationState | None:
-        """The state file on the checkpoint branch, or None."""
+        """The state file on the checkpoint branch, or None when the branch has none.
+
+        Raises:
+            huggingface_hub.errors.LocalEntryNotFoundError: the Hub could not be reached. Not "no checkpoint":
+                that would schedule the branch's batches for deletion.
+        """
         try:
             with downloaded(
                 self.api,
@@ -209,7 +214,7 @@ class Checkpointer:
                 token=None,  # the checkpointer's client has it
             ) as path:
                 return GenerationState.model_validate_json(path.read_text())
-        except (EntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError, ValueError):
+        except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError, ValueError):
             return None
 
     def prepare(self) -> GenerationState | None:
@@ -277,6 +282,7 @@ class Checkpointer:
                     repo_type="dataset",
                     revision=self._revision(),
                     local_dir=staging,
+                    cache_dir=staging / ".hub-cache",  # not huggingface_hub's (HF_HOME may be read-only)
                     allow_patterns=[self._repo_path(rel) for rels in wanted.values() for rel in rels],
                 )
             except Exception as exc:  # the batches can always be generated again
