@@ -396,3 +396,23 @@ def test_commit_titles_are_used_trimmed() -> None:
         == "Nightly conversations"
     )
     assert commit_message("card", {}) == "Upload dataset card"
+
+
+@pytest.mark.parametrize(
+    ("messages", "fragment"),
+    [
+        (
+            {"mettadata": "Nightly metadata"},
+            "title for 'mettadata', which is not a stage; the stages are card, data",
+        ),
+        ({"data": "  "}, r"commit_messages\['data'\] = '  ': a commit title is one non-empty line"),
+        ({"card": "Card\n\nwith a body"}, "one non-empty line .*default: 'Upload dataset card'"),
+        ({"data": "{name}"}, "one non-empty line"),  # only a processor has a name to fill in
+    ],
+)
+def test_commit_messages_are_checked_before_any_request(messages: dict[str, str], fragment: str) -> None:
+    with pytest.raises(InvalidParameterError, match=fragment):
+        check_push_parameters("alice/ds", "A dataset.", commit_messages=messages)
+    check_push_parameters(
+        "alice/ds", "A dataset.", commit_messages={"processors": "{name}", "card": "Nightly card"}
+    )
