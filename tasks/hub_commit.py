@@ -191,10 +191,12 @@ def _is_our_commit(
     added: dict[str, FileDigest],
     deleted: list[str],
     token: str,
+    description: str = "",
 ) -> bool:
-    """Whether commit ``oid`` is the one we asked for: our message, our files, none of the deleted paths."""
+    """Whether commit ``oid`` is the one we asked for: our title and description, our files, none of the deleted
+    paths."""
     latest = api.list_repo_commits(target.repo_id, revision=oid, repo_type=target.repo_type, token=token)
-    if not latest or latest[0].title != message:
+    if not latest or latest[0].title != message or description not in (latest[0].message or ""):
         return False
     present = paths_info(api, target, oid, list(added) + deleted, token)
     if any(p in present for p in deleted):
@@ -211,12 +213,14 @@ def _landed_commit(
     added: dict[str, FileDigest],
     deleted: list[str],
     token: str,
+    description: str = "",
 ) -> str | None:
     """After a commit request failed without an answer: the oid of our commit if the Hub applied it."""
     new_head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
     if not new_head or new_head == old_head:
         return None
-    return new_head if _is_our_commit(api, target, new_head, message, added, deleted, token) else None
+    ours = _is_our_commit(api, target, new_head, message, added, deleted, token, description)
+    return new_head if ours else None
 
 
 def _pull_requests(api: HfApi, target: HubTarget, token: str) -> dict[str, str]:
@@ -225,19 +229,19 @@ def _pull_requests(api: HfApi, target: HubTarget, token: str) -> dict[str, str]:
     return {ref.ref: ref.target_commit for ref in refs.pull_requests or []}
 
 
-def _opened_pull_request(
+def _our_pull_request(
     api: HfApi,
     target: HubTarget,
-    before: dict[str, str],
+    pull_requests: dict[str, str],
     message: str,
     added: dict[str, FileDigest],
     deleted: list[str],
     token: str,
+    description: str = "",
 ) -> tuple[str, str] | None:
-    """After a request to open a pull request failed without an answer: ``(refs/pr/N, oid)`` of the pull request
-    it opened, if the Hub applied it (a pull request that was not there ``before``, holding our commit)."""
-    for ref, oid in sorted(_pull_requests(api, target, token).items()):
-        if ref not in before and _is_our_commit(api, target, oid, message, added, deleted, token):
+    """``(refs/pr/N, oid)`` of the first of ``pull_requests`` (``refs/pr/N`` → its head) whose head is our commit."""
+    for ref, oid in sorted(pull_requests.items(), key=lambda item: int(item[0].rsplit("/", 1)[-1])):
+        if _is_our_commit(api, target, oid, message, added, deleted, token, description):
             return ref, oid
     return None
 
@@ -358,6 +362,7 @@ def commit_plan(
     head_hint: str | None = None,
     delete_folders: Iterable[str] = (),
     progress: ProgressFn | None = None,
+    description: str = "",
 ) -> CommitOutcome:
     """Make the Hub hold exactly what ``plan`` says, in as few commits as the limit allows.
 
@@ -375,6 +380,8 @@ def commit_plan(
             the branch head, read then. Ignored when ``head`` is given or the commit opens a pull request.
         delete_folders: Extra repo folders to delete in this commit (outputs of processors that vanished).
         progress: Called with (bytes done, bytes total) while large files upload.
+        description: The commits' description. When it names what made them (the stages: the flow run), a
+            commit whose answer was lost, or a pull request an earlier attempt opened, is recognised by it.
 
     Returns:
         The commits made, and counts of files added, deleted and unchanged.
@@ -384,11 +391,11 @@ def commit_plan(
     if head is None and head_hint is not None and not _opens_pr(target, revision):
         try:
             return _commit_plan_at(
-                api, target, plan, token, revision, head_hint, delete_folders, progress, hinted=True
+                api, target, plan, token, revision, head_hint, delete_folders, progress, description, hinted=True
             )
         except _StaleHint:
             logger.info("%s: the branch moved since %s; comparing again at its head.", plan.label, head_hint[:8])
-    return _commit_plan_at(api, target, plan, token, revision, head, delete_folders, progress)
+    return _commit_plan_at(api, target, plan, token, revision, head, delete_folders, progress, description)
 
 
 class _StaleHint(Exception):
@@ -404,6 +411,7 @@ def _commit_plan_at(
     head: str | None,
     delete_folders: Iterable[str],
     progress: ProgressFn | None,
+    description: str,
     *,
     hinted: bool = False,
 ) -> CommitOutcome:
@@ -452,6 +460,7 @@ def _commit_plan_at(
                 added={f.path_in_repo: digests[f.path_in_repo] for f in chunk},
                 deleted=removals,
                 token=token,
+                description=description,
             )
         except HfHubHTTPError as exc:
             if hinted and index == 1 and http_status(exc) == 412:  # nothing committed yet: compare again
@@ -481,17 +490,38 @@ def _commit_once(
     added: dict[str, FileDigest],
     deleted: list[str],
     token: str,
+    description: str = "",
 ) -> CommitRecord:
     bytes_sent = sum(d.size for d in added.values())
+
+    def found(oid: str, pr_revision: str | None, why: str) -> CommitRecord:
+        logger.warning("%s: %s (%s).", message, why, oid)
+        return CommitRecord(
+            oid=oid,
+            url=commit_url(api, target.repo_id, oid),
+            message=message,
+            files_added=len(added),
+            files_deleted=len(deleted),
+            bytes_sent=bytes_sent,
+            recovered=True,
+            pr_revision=pr_revision,
+        )
+
     # Opening a pull request: note the open ones, so that a lost answer can tell whether ours was opened (a retry
-    # would open a second one).
+    # would open a second one). One that an earlier attempt of this run opened without learning it (cancelled, or
+    # answered too late) is taken up again: only this run's commits carry its ``description``.
     pull_requests = _pull_requests(api, target, token) if create_pr else {}
+    if create_pr and description:
+        earlier = _our_pull_request(api, target, pull_requests, message, added, deleted, token, description)
+        if earlier:
+            return found(earlier[1], earlier[0], f"an earlier attempt of this run opened {earlier[0]}")
     started = time.monotonic()
     try:
         info = api.create_commit(
             target.repo_id,
             operations,
             commit_message=message,
+            commit_description=description or None,
             revision=revision,
             repo_type=target.repo_type,
             create_pr=create_pr,
@@ -505,25 +535,18 @@ def _commit_once(
         for wait in (0.0, *LANDED_RECHECK_WAITS) if timed_out(exc) else (0.0,):
             time.sleep(wait)
             if create_pr:
-                opened = _opened_pull_request(api, target, pull_requests, message, added, deleted, token)
-                pr_revision, landed = opened if opened else (None, None)
+                opened = {
+                    ref: oid for ref, oid in _pull_requests(api, target, token).items() if ref not in pull_requests
+                }
+                found_pr = _our_pull_request(api, target, opened, message, added, deleted, token, description)
+                pr_revision, landed = found_pr if found_pr else (None, None)
             else:
-                landed = _landed_commit(api, target, revision, head, message, added, deleted, token)
+                landed = _landed_commit(api, target, revision, head, message, added, deleted, token, description)
             if landed is not None:
                 break
         if landed is None:
             raise
-        logger.warning("%s: the commit answer was lost, but the commit is on the Hub (%s).", message, landed)
-        return CommitRecord(
-            oid=landed,
-            url=commit_url(api, target.repo_id, landed),
-            message=message,
-            files_added=len(added),
-            files_deleted=len(deleted),
-            bytes_sent=bytes_sent,
-            recovered=True,
-            pr_revision=pr_revision,
-        )
+        return found(landed, pr_revision, "the commit answer was lost, but the commit is on the Hub")
     logger.info("%s: committed %s in %.1f s.", message, info.oid, time.monotonic() - started)
     return CommitRecord(
         oid=info.oid,

@@ -58,6 +58,9 @@ from tasks.retry_policy import describe_failure, retry_options, wait_before_retr
 from tasks.stage_cache import stage_cache_key
 from tasks.stage_plan import CommitPlan, StageName, plan_content_stage, plan_files_stage
 
+# Every stage commit names the flow run that made it (a git-style trailer in the commit's description): the Hub's
+# history leads back to the run, and a Retry recognises what an earlier attempt of the run committed.
+RUN_TRAILER = "Prefect-Flow-Run"
 STAGE_TASK_OPTIONS: dict[str, Any] = {**retry_options(), "persist_result": True, "cache_key_fn": stage_cache_key}
 
 
@@ -174,6 +177,7 @@ def _run_plans(
                 head_hint=hint,
                 delete_folders=(delete_folders or {}).get(plan.label, ()),
                 progress=progress,
+                description=f"{RUN_TRAILER}: {job.run_key}" if job.run_key else "",
             )
         except Exception as exc:
             wait_before_retry(exc)
