@@ -31,6 +31,7 @@ from typing import Literal
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.hf_api import RepoFile
+from huggingface_hub.utils import build_hf_headers, paginate
 from pydantic import BaseModel, Field
 
 from tasks.file_digest import FileDigest, bytes_digest, shared_digest_cache
@@ -195,8 +196,10 @@ def _is_our_commit(
 ) -> bool:
     """Whether commit ``oid`` is the one we asked for: our title and description, our files, none of the deleted
     paths."""
-    latest = api.list_repo_commits(target.repo_id, revision=oid, repo_type=target.repo_type, token=token)
-    if not latest or latest[0].title != message or description not in (latest[0].message or ""):
+    # The commit itself only: the first item of its history (``list_repo_commits`` would read every page of it).
+    url = f"{api.endpoint}/api/{target.repo_type}s/{target.repo_id}/commits/{oid}"
+    commit = next(iter(paginate(url, params={}, headers=build_hf_headers(token=token))), None)
+    if commit is None or commit["title"] != message or description not in (commit.get("message") or ""):
         return False
     present = paths_info(api, target, oid, list(added) + deleted, token)
     if any(p in present for p in deleted):
