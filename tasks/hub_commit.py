@@ -192,14 +192,13 @@ def _is_our_commit(
     added: dict[str, FileDigest],
     deleted: list[str],
     token: str,
-    description: str = "",
 ) -> bool:
-    """Whether commit ``oid`` is the one we asked for: our title and description, our files, none of the deleted
-    paths."""
+    """Whether commit ``oid`` is the one we asked for: our title, our files, none of the deleted paths. (Not the
+    description: whether the Hub keeps it in the commit is not something to depend on.)"""
     # The commit itself only: the first item of its history (``list_repo_commits`` would read every page of it).
     url = f"{api.endpoint}/api/{target.repo_type}s/{target.repo_id}/commits/{oid}"
     commit = next(iter(paginate(url, params={}, headers=build_hf_headers(token=token))), None)
-    if commit is None or commit["title"] != message or description not in (commit.get("message") or ""):
+    if commit is None or commit["title"] != message:
         return False
     present = paths_info(api, target, oid, list(added) + deleted, token)
     if any(p in present for p in deleted):
@@ -216,14 +215,12 @@ def _landed_commit(
     added: dict[str, FileDigest],
     deleted: list[str],
     token: str,
-    description: str = "",
 ) -> str | None:
     """After a commit request failed without an answer: the oid of our commit if the Hub applied it."""
     new_head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
     if not new_head or new_head == old_head:
         return None
-    ours = _is_our_commit(api, target, new_head, message, added, deleted, token, description)
-    return new_head if ours else None
+    return new_head if _is_our_commit(api, target, new_head, message, added, deleted, token) else None
 
 
 def _pull_requests(api: HfApi, target: HubTarget, token: str) -> dict[str, str]:
@@ -232,19 +229,19 @@ def _pull_requests(api: HfApi, target: HubTarget, token: str) -> dict[str, str]:
     return {ref.ref: ref.target_commit for ref in refs.pull_requests or []}
 
 
-def _our_pull_request(
+def _opened_pull_request(
     api: HfApi,
     target: HubTarget,
-    pull_requests: dict[str, str],
+    before: dict[str, str],
     message: str,
     added: dict[str, FileDigest],
     deleted: list[str],
     token: str,
-    description: str = "",
 ) -> tuple[str, str] | None:
-    """``(refs/pr/N, oid)`` of the first of ``pull_requests`` (``refs/pr/N`` → its head) whose head is our commit."""
-    for ref, oid in sorted(pull_requests.items(), key=lambda item: int(item[0].rsplit("/", 1)[-1])):
-        if _is_our_commit(api, target, oid, message, added, deleted, token, description):
+    """After a request to open a pull request failed without an answer: ``(refs/pr/N, oid)`` of the pull request
+    it opened, if the Hub applied it (a pull request that was not there ``before``, holding our commit)."""
+    for ref, oid in sorted(_pull_requests(api, target, token).items()):
+        if ref not in before and _is_our_commit(api, target, oid, message, added, deleted, token):
             return ref, oid
     return None
 
@@ -383,8 +380,7 @@ def commit_plan(
             the branch head, read then. Ignored when ``head`` is given or the commit opens a pull request.
         delete_folders: Extra repo folders to delete in this commit (outputs of processors that vanished).
         progress: Called with (bytes done, bytes total) while large files upload.
-        description: The commits' description. When it names what made them (the stages: the flow run), a
-            commit whose answer was lost, or a pull request an earlier attempt opened, is recognised by it.
+        description: The commits' description (the stages name the flow run that made them).
 
     Returns:
         The commits made, and counts of files added, deleted and unchanged.
@@ -496,28 +492,9 @@ def _commit_once(
     description: str = "",
 ) -> CommitRecord:
     bytes_sent = sum(d.size for d in added.values())
-
-    def found(oid: str, pr_revision: str | None, why: str) -> CommitRecord:
-        logger.warning("%s: %s (%s).", message, why, oid)
-        return CommitRecord(
-            oid=oid,
-            url=commit_url(api, target.repo_id, oid),
-            message=message,
-            files_added=len(added),
-            files_deleted=len(deleted),
-            bytes_sent=bytes_sent,
-            recovered=True,
-            pr_revision=pr_revision,
-        )
-
     # Opening a pull request: note the open ones, so that a lost answer can tell whether ours was opened (a retry
-    # would open a second one). One that an earlier attempt of this run opened without learning it (cancelled, or
-    # answered too late) is taken up again: only this run's commits carry its ``description``.
+    # would open a second one).
     pull_requests = _pull_requests(api, target, token) if create_pr else {}
-    if create_pr and description:
-        earlier = _our_pull_request(api, target, pull_requests, message, added, deleted, token, description)
-        if earlier:
-            return found(earlier[1], earlier[0], f"an earlier attempt of this run opened {earlier[0]}")
     started = time.monotonic()
     try:
         info = api.create_commit(
@@ -538,18 +515,25 @@ def _commit_once(
         for wait in (0.0, *LANDED_RECHECK_WAITS) if timed_out(exc) else (0.0,):
             time.sleep(wait)
             if create_pr:
-                opened = {
-                    ref: oid for ref, oid in _pull_requests(api, target, token).items() if ref not in pull_requests
-                }
-                found_pr = _our_pull_request(api, target, opened, message, added, deleted, token, description)
-                pr_revision, landed = found_pr if found_pr else (None, None)
+                opened = _opened_pull_request(api, target, pull_requests, message, added, deleted, token)
+                pr_revision, landed = opened if opened else (None, None)
             else:
-                landed = _landed_commit(api, target, revision, head, message, added, deleted, token, description)
+                landed = _landed_commit(api, target, revision, head, message, added, deleted, token)
             if landed is not None:
                 break
         if landed is None:
             raise
-        return found(landed, pr_revision, "the commit answer was lost, but the commit is on the Hub")
+        logger.warning("%s: the commit answer was lost, but the commit is on the Hub (%s).", message, landed)
+        return CommitRecord(
+            oid=landed,
+            url=commit_url(api, target.repo_id, landed),
+            message=message,
+            files_added=len(added),
+            files_deleted=len(deleted),
+            bytes_sent=bytes_sent,
+            recovered=True,
+            pr_revision=pr_revision,
+        )
     logger.info("%s: committed %s in %.1f s.", message, info.oid, time.monotonic() - started)
     return CommitRecord(
         oid=info.oid,

@@ -58,8 +58,8 @@ from tasks.retry_policy import describe_failure, retry_options, wait_before_retr
 from tasks.stage_cache import stage_cache_key
 from tasks.stage_plan import CommitPlan, StageName, plan_content_stage, plan_files_stage
 
-# Every stage commit names the flow run that made it (a git-style trailer in the commit's description): the Hub's
-# history leads back to the run, and a Retry recognises what an earlier attempt of the run committed.
+# Every stage commit names the flow run that made it (a git-style trailer in the commit's description, the outermost
+# run: kept by a Retry), so the Hub's history leads back to the run.
 RUN_TRAILER = "Prefect-Flow-Run"
 STAGE_TASK_OPTIONS: dict[str, Any] = {**retry_options(), "persist_result": True, "cache_key_fn": stage_cache_key}
 

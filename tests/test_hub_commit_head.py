@@ -87,25 +87,3 @@ def test_nothing_to_change_at_a_current_hint_makes_no_commit(hub: Any, api: HfAp
     outcome = commit_plan(api, target, plan, token, head_hint=head)
     assert outcome.commits == [] and outcome.head == head
     assert "commit" not in _routes(hub)
-
-
-def test_a_pull_request_an_earlier_attempt_of_the_run_opened_is_taken_up_not_opened_again(
-    api: HfApi, repo: str
-) -> None:
-    """A run cancelled (or answered too late) while its commit opened a pull request never learnt of it; its Retry
-    finds the pull request by the run named in the commit's description. Another run opens its own."""
-    target = HubTarget(repo_id=repo, create_pr=True)
-    plan = _plan("notes", {"notes.txt": b"contributed"})
-    token = str(api.token)
-    first = commit_plan(api, target, plan, token, description="Prefect-Flow-Run: run-1")
-    again = commit_plan(api, target, plan, token, description="Prefect-Flow-Run: run-1")  # the Retry
-    assert [c.pr_revision for c in first.commits] == ["refs/pr/1"]
-    assert [(c.pr_revision, c.oid, c.recovered) for c in again.commits] == [
-        ("refs/pr/1", first.commits[0].oid, True)
-    ]
-    commits = api.list_repo_commits(repo, repo_type="dataset", revision="refs/pr/1")
-    assert "Prefect-Flow-Run: run-1" in commits[0].message  # the Hub's history names the run
-    other = commit_plan(api, target, plan, token, description="Prefect-Flow-Run: run-2")  # a new run
-    assert [c.pr_revision for c in other.commits] == ["refs/pr/2"]
-    refs = api.list_repo_refs(repo, repo_type="dataset", include_pull_requests=True)
-    assert sorted(r.ref for r in refs.pull_requests or []) == ["refs/pr/1", "refs/pr/2"]

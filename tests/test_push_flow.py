@@ -171,9 +171,13 @@ def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> 
     ]
     head = HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).sha
     assert rows[-1]["commit"] == head
-    # Each commit on the Hub names the flow run that made it.
-    commits = HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)
-    assert all(f"Prefect-Flow-Run: {flow_run_id}" in c.message for c in commits[:4])
+    # Each stage commit on the Hub names the flow run that made it.
+    messages = {
+        c.commit_id: c.message for c in HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)
+    }
+    stage_commits = [r["commit"] for r in rows if len(r["commit"]) == 40]
+    assert len(stage_commits) == 4
+    assert all(f"Prefect-Flow-Run: {flow_run_id}" in messages[oid] for oid in stage_commits)
     link = next(a for a in arts if a.key == f"{slug}-data-commit")
     assert f"/datasets/{repo_id}/commit/" in str(link.data)
 
