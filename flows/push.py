@@ -38,7 +38,7 @@ from tasks.preupload import PreuploadResult, head_start_done, start_preuploads
 from tasks.redaction import redact_secrets
 from tasks.retry_policy import describe_failure
 from tasks.stage_cache import digest_files, fingerprint
-from tasks.stage_plan import DEFAULT_MESSAGES, STAGES, StageName, parts, plan_files_stage
+from tasks.stage_plan import STAGES, StageName, check_commit_messages, parts, plan_files_stage
 from tasks.stages import STAGE_TASKS, StageJob, StageResult, render_folder_card, table_row
 from tasks.validation import (
     InvalidParameterError,
@@ -99,23 +99,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)
-
-
-def _check_commit_messages(messages: Mapping[str, str] | None) -> None:
-    """A commit title per stage name: a mistyped stage would silently keep the default title."""
-    for stage, title in (messages or {}).items():
-        if stage not in STAGES:
-            raise InvalidParameterError(
-                f"commit_messages has a title for {stage!r}, which is not a stage; the stages are "
-                f"{', '.join(STAGES)}."
-            )
-        # ``{name}`` is filled with the processor's name, and with nothing for the other stages
-        filled = title.replace("{name}", "" if stage != "processors" else "x") if isinstance(title, str) else ""
-        if not filled.strip() or "\n" in filled or "\r" in filled:
-            raise InvalidParameterError(
-                f"commit_messages[{stage!r}] = {title!r}: a commit title is one non-empty line "
-                f"(default: {DEFAULT_MESSAGES[stage]!r})."
-            )
 
 
 def _select_stages(stages: list[str] | None) -> list[StageName]:
@@ -212,7 +195,7 @@ def check_push_parameters(
         create_pr=create_pr,
         max_files_per_commit=max_files_per_commit,
     )
-    _check_commit_messages(commit_messages)
+    check_commit_messages(commit_messages)
     if card_template and not Path(card_template).is_file():
         raise InvalidParameterError(
             f"card_template {card_template!r} is not a file: pass the path of a Jinja2 template."

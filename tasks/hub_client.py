@@ -21,6 +21,7 @@ backend) run in their own client, with their own timeouts.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -42,7 +43,6 @@ CONNECT_TIMEOUT_S = 30.0
 
 _install_lock = threading.Lock()
 _BOUNDED = "_hfds_bounded"  # marks the factory this module installed (each process installs it once)
-_warned: list[bool] = []  # the warning that no bound could be installed, once per process
 
 
 def request_timeout() -> float | None:
@@ -91,6 +91,11 @@ def _bounded(factory: Callable[[], httpx2.Client]) -> Callable[[], httpx2.Client
     return make_client
 
 
+@functools.cache  # once per process
+def _warn_unbounded() -> None:
+    logger.warning("This huggingface_hub has no client factory to extend: Hub requests have no timeout.")
+
+
 def bound_hub_requests() -> None:
     """Make the requests of huggingface_hub's clients in this process time out (see the module docstring).
 
@@ -101,11 +106,7 @@ def bound_hub_requests() -> None:
         # huggingface_hub; without it the client is left as it is, and said so.
         current = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None)
         if current is None:
-            if not _warned:
-                logger.warning(
-                    "This huggingface_hub has no client factory to extend: Hub requests have no timeout."
-                )
-                _warned.append(True)
+            _warn_unbounded()
             return
         if not getattr(current, _BOUNDED, False):
             set_client_factory(_bounded(current))  # also closes the current client: the next one has the hook

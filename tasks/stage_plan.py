@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from tasks.dataset_folder import DatasetFolder
 from tasks.repo_layout import BUILDER_CONFIG, DATA_FOLDER, IMAGES_FOLDER, METADATA, README, repo_path
+from tasks.validation import InvalidParameterError
 
 StageName = Literal["card", "data", "images", "processors", "builder_config", "metadata"]
 STAGES: tuple[StageName, ...] = ("card", "data", "images", "processors", "builder_config", "metadata")
@@ -80,6 +81,27 @@ def commit_message(stage: StageName, messages: Mapping[str, str] | None, name: s
     # Stripped: the Hub stores titles trimmed, and a lost answer is recognised by the title
     template = ((messages or {}).get(stage) or "").strip() or DEFAULT_MESSAGES[stage]
     return template.replace("{name}", name)
+
+
+def check_commit_messages(messages: Mapping[str, str] | None) -> None:
+    """Check the user's commit titles before any request: a mistyped stage would silently keep the default title.
+
+    Raises:
+        InvalidParameterError: a title for no stage, or one that is not one non-empty line once ``{name}`` is
+            filled (with the processor's name; with nothing for the other stages).
+    """
+    for stage, title in (messages or {}).items():
+        if stage not in STAGES:
+            raise InvalidParameterError(
+                f"commit_messages has a title for {stage!r}, which is not a stage; the stages are "
+                f"{', '.join(STAGES)}."
+            )
+        filled = title.replace("{name}", "x" if stage == "processors" else "") if isinstance(title, str) else ""
+        if not filled.strip() or "\n" in filled or "\r" in filled:
+            raise InvalidParameterError(
+                f"commit_messages[{stage!r}] = {title!r}: a commit title is one non-empty line "
+                f"(default: {DEFAULT_MESSAGES[stage]!r})."
+            )
 
 
 def plan_files_stage(

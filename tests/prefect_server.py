@@ -103,6 +103,15 @@ def flow_run_count(flow_name: str) -> int:
     return int(response.json())
 
 
+def events_named(name: str) -> list[dict[str, Any]]:
+    """The latest 50 events called ``name`` that the current Prefect API holds, newest first."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        response = client._client.post("/events/filter", json={"filter": {"event": {"name": [name]}}, "limit": 50})
+    return list(response.json()["events"])
+
+
 def final_task_runs(
     client: Any, flow_run_ids: list[Any], timeout: float = 15.0, expect: Iterable[str] = ()
 ) -> list[Any]:

@@ -13,7 +13,6 @@ import datasets
 import pytest
 from conftest import ALICE_TOKEN
 from huggingface_hub import HfApi
-from prefect import get_client
 from pydantic import SecretStr
 
 from flows.generate_and_push import generate_and_push
@@ -23,15 +22,10 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multilingual_greet
 datasets.config.USE_PARQUET_EXPORT = False
 
 
-def _events(name: str) -> list[dict[str, Any]]:
-    """The latest events of that name, newest first, through the Prefect API."""
-    with get_client(sync_client=True) as client:
-        response = client._client.post("/events/filter", json={"filter": {"event": {"name": [name]}}, "limit": 50})
-    return list(response.json()["events"])
-
-
 @pytest.mark.usefixtures("prefect_api", "hub")
 def test_generate_then_push_in_one_flow(tmp_path: Path, repo_id: str) -> None:
+    from prefect_server import events_named  # here: test_prefect_ops registers the module as a plugin later
+
     result = generate_and_push(
         EXAMPLE,
         repo_id,
@@ -61,9 +55,9 @@ def test_generate_then_push_in_one_flow(tmp_path: Path, repo_id: str) -> None:
     deadline = time.monotonic() + 30
     pushed: list[dict[str, Any]] = []
     while not pushed and time.monotonic() < deadline:
-        pushed = [e for e in _events("hf.dataset.pushed") if e["payload"].get("repo_id") == repo_id]
+        pushed = [e for e in events_named("hf.dataset.pushed") if e["payload"].get("repo_id") == repo_id]
         time.sleep(0.5)
-    generated = [e for e in _events("hf.dataset.generated") if str(tmp_path / "out") in str(e["payload"])]
+    generated = [e for e in events_named("hf.dataset.generated") if str(tmp_path / "out") in str(e["payload"])]
     assert pushed and generated
     assert generated[0]["occurred"] <= pushed[0]["occurred"]
 

@@ -26,7 +26,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterParentFlowRunId,
 )
 from prefect.states import AwaitingRetry
-from prefect_server import final_task_runs, flow_run_count, task_run_base_name
+from prefect_server import events_named, final_task_runs, flow_run_count, task_run_base_name
 from pydantic import SecretStr
 from reliability_support import assert_same_as_reference, child_env, client_timeout, repo_files, titles
 
@@ -204,11 +204,7 @@ def _pushed_events(repo_id: str, count: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30
     while len(events) < count and time.monotonic() < deadline:
-        with get_client(sync_client=True) as client:
-            response = client._client.post(
-                "/events/filter", json={"filter": {"event": {"name": ["hf.dataset.pushed"]}}, "limit": 50}
-            )
-        events = [e for e in response.json()["events"] if e["payload"].get("repo_id") == repo_id]
+        events = [e for e in events_named("hf.dataset.pushed") if e["payload"].get("repo_id") == repo_id]
         time.sleep(0.2)
     return sorted(events, key=lambda e: str(e["occurred"]))
 
