@@ -3,8 +3,8 @@
 Each flow unpacks its model and runs the project's flow *inline* (``push_dataset.fn``, ...), so the stage tasks
 are task runs of the deployment's own flow run. That is what makes the UI's Retry resume a push: a retried run
 keeps its id, the stage cache keys include the flow run id (``tasks.stage_cache``), and the stages that had
-committed come back ``Cached``. (As a subflow, a failed push would be re-created under a fresh run id on Retry and
-every stage would run again.) It also puts every stage's artifacts on the run page of the deployment's run.
+committed come back ``Cached``. (A subflow would resume too, since the cache keys use the root run, but its
+artifacts would sit on the subflow's page.) Inline, every stage's artifacts are on the deployment run's page.
 
 The token is never a parameter: it comes from ``HF_TOKEN`` in the environment of the process that runs the flow
 (the serve process, or the worker), or from a saved ``HuggingFaceCredentials`` block named in the parameters.

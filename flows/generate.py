@@ -12,8 +12,9 @@ the ephemeral mode), and need the environment variables that LLM provider keys r
 
 CLI::
 
-    python -m flows.generate CONFIG --num-records N --output DIR [--batch-size B] [--seed S]
-        [--checkpoint-repo NS/NAME [--checkpoint-branch B] [--checkpoint-interval SECONDS]] [--no-resume]
+    python -m flows.generate CONFIG --num-records N --output DIR [--batch-size B] [--seed S] ...
+
+(``--help`` lists every option: batches in flight, checkpoints, resume.)
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Generate a dataset from a config, then push it to the Hub in stages: one flow, one deployment.
 
-    python -m flows.generate_and_push CONFIG REPO_ID --num-records N --description TEXT
-        [--batch-size B] [--seed S] [--output DIR] [--private] [--tag T ...] [--revision R]
-        [--checkpoint-branch BRANCH] [--local-hub DIR]
+    python -m flows.generate_and_push CONFIG REPO_ID --num-records N --description TEXT [--local-hub DIR] ...
+
+(``--help`` lists every option: the generation's and the push's.)
 
 ``--local-hub DIR`` runs the whole job against the embedded Hub (``localhub``) keeping its repos in DIR: no
 Hugging Face account needed.
@@ -11,7 +11,6 @@ Hugging Face account needed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from tasks.credentials import HuggingFaceCredentials, hide_token_parameter, reso
 from tasks.generation.checkpoint import CheckpointTarget
 from tasks.generation.config import BuilderConfig
 from tasks.generation.source import from_config
+from tasks.local_dirs import work_dir
 from tasks.retry_policy import describe_failure
 from tasks.stage_plan import StageName
 from tasks.validation import InvalidParameterError, validate_revision
@@ -42,10 +42,7 @@ from tasks.validation import InvalidParameterError, validate_revision
 
 def default_output_dir(repo_id: str) -> Path:
     """Where a run writes its folder when none is given; stable per repo so a rerun resumes its batches."""
-    base = os.environ.get("HFDS_WORK_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "prefect-hf-datasets", "runs"
-    )
-    return Path(base) / artifact_slug(repo_id)
+    return work_dir() / artifact_slug(repo_id)
 
 
 @flow(name="generate-and-push")

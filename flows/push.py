@@ -2,8 +2,9 @@
 
 Run it from Python (also as a subflow), from a deployment, or from the command line:
 
-    python -m flows.push DATASET_DIR REPO_ID --description TEXT [--private] [--tag T ...]
-        [--stages card,data,...] [--revision R] [--create-pr] [--dry-run]
+    python -m flows.push DATASET_DIR REPO_ID --description TEXT [--private] [--stages card,data,...] [--dry-run] ...
+
+(``--help`` lists every option: the card's tags, license, languages and template, the revision, pull requests.)
 
 Everything that can be checked without the network is checked first (repo id, description, the folder, the
 token's presence); then the token is checked with the Hub; then the stages run in order, each its own commit.

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tasks.file_digest import cache_dir
+from tasks.local_dirs import cache_dir
 
 CARD_PACKAGE = Path(__file__).resolve().parent / "card"
 

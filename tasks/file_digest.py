@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from tasks.local_dirs import cache_dir
+
 _RACY_SECONDS = 2.0
 _CHUNK = 1 << 20
 
@@ -27,14 +29,6 @@ class FileDigest(BaseModel):
     sha256: str
     git_sha1: str
     size: int
-
-
-def cache_dir() -> Path:
-    """The project's local cache (``HFDS_CACHE_DIR``, default ``~/.cache/prefect-hf-datasets``)."""
-    base = os.environ.get("HFDS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "prefect-hf-datasets"
-    )
-    return Path(base)
 
 
 def _default_db_path() -> Path:

@@ -51,8 +51,11 @@ def check_token_with_hub(api: HfApi, token: str) -> str:
         raise
 
 
-def create_repo_and_branch(api: HfApi, target: HubTarget, private: bool, token: str) -> str:
-    """Create the repo if needed, apply ``private=True`` to an existing repo, create the branch; return its URL."""
+def create_repo_and_branch(api: HfApi, target: HubTarget, private: bool, token: str | None) -> str:
+    """Create the repo if needed, apply ``private=True`` to an existing repo, create the branch; return its URL.
+
+    ``token=None`` uses the client's own token.
+    """
     url = api.create_repo(
         target.repo_id, repo_type=target.repo_type, private=private or None, exist_ok=True, token=token
     )

@@ -401,3 +401,16 @@ def test_an_interrupted_generation_stops_without_a_final_checkpoint(
     history = HfApi(token=ALICE_TOKEN).list_repo_commits(repo_id, repo_type="dataset", revision="ckpt")
     assert not [c.title for c in history if c.title.startswith("Checkpoint:")]
     assert len(list((out / "parquet-files").glob("batch_*.parquet"))) >= 2  # kept for the rerun
+
+
+def test_private_checkpoints_make_an_existing_public_repo_private_before_any_batch(
+    hub: object, repo_id: str, tmp_path: Path
+) -> None:
+    # A repo created public by an earlier push: private=True must hold before the first batch is sent.
+    api = HfApi(token=ALICE_TOKEN)
+    api.create_repo(repo_id, repo_type="dataset", private=False)
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", private=True, token=SecretStr(ALICE_TOKEN))
+    Checkpointer(target, tmp_path, state).prepare()
+    assert api.repo_info(repo_id, repo_type="dataset").private
+    assert "ckpt" in {b.name for b in api.list_repo_refs(repo_id, repo_type="dataset").branches}

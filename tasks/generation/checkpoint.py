@@ -44,7 +44,8 @@ from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.hub_client import downloaded, hub_api
-from tasks.hub_commit import commit_url
+from tasks.hub_commit import HubTarget, commit_url
+from tasks.prepare_repo import create_repo_and_branch
 from tasks.retry_policy import (
     describe_failure,
     max_rate_limit_wait,
@@ -83,7 +84,8 @@ class CheckpointTarget(BaseModel):
         path_in_repo: Folder of the checkpoint inside the repo (default: the repo root).
         interval_seconds: Minimum time between two checkpoint commits, and from the start to the first periodic
             one (a final flush need not wait for it).
-        private: Visibility of a repo created for checkpoints (None: the Hub default).
+        private: ``True`` makes the repo private, also when it exists already (before the first checkpoint
+            commit); otherwise a repo created for checkpoints gets the Hub's default visibility.
         token: Hugging Face token (else ``credentials_block``, ``HF_TOKEN``, the cached login).
         credentials_block: Name of a saved ``HuggingFaceCredentials`` block.
         final_flush: Commit what is left when the run ends (one interval after the previous commit at the
@@ -224,11 +226,9 @@ class Checkpointer:
             The remote state when it is a checkpoint of this same run, else None (its files are then deleted by
             the first checkpoint commit, so the branch never mixes two runs).
         """
-        self.api.create_repo(self.target.repo_id, repo_type="dataset", exist_ok=True, private=self.target.private)
-        if self.target.branch != "main":
-            self.api.create_branch(
-                self.target.repo_id, branch=self.target.branch, repo_type="dataset", exist_ok=True
-            )
+        # As the push does: private=True also makes an existing public repo private, before any batch is sent.
+        hub = HubTarget(repo_id=self.target.repo_id, revision=self.target.branch)
+        create_repo_and_branch(self.api, hub, bool(self.target.private), token=None)  # the client has the token
         files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._revision()))
         remote = self.read_remote_state()
         if remote is not None and remote.same_run(self.state):
