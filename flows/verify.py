@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_key
-from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
+from tasks.credentials import HuggingFaceCredentials, optional_token
 from tasks.hub_client import downloaded, hub_api
 from tasks.read_dataset import list_configs, read_pushed_dataset
 from tasks.retry_policy import retry_transient_only
@@ -63,13 +63,6 @@ class VerificationResult(BaseModel):
     def records(self) -> int:
         """Rows of the main config (``data``)."""
         return next((c.rows for c in self.configs if c.config == MAIN_CONFIG), 0)
-
-
-def _token(credentials: HuggingFaceCredentials | None) -> SecretStr | None:
-    try:
-        return SecretStr(resolve_token(None, credentials))
-    except MissingTokenError:
-        return None  # anonymous: enough for a public repo
 
 
 @task(
@@ -144,7 +137,8 @@ def verify_pushed_dataset(
     logger = get_run_logger()
     validate_repo_id(repo_id)
     validate_revision(revision)
-    token = _token(credentials)
+    found = optional_token(None, credentials)  # none: anonymous, enough for a public repo
+    token = SecretStr(found) if found else None
     commit, configs, metadata = resolve_revision(repo_id, revision, token)
     logger.info("Verifying %s@%s (commit %s): configs %s.", repo_id, revision, commit[:12], ", ".join(configs))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from huggingface_hub import get_token
 from prefect import get_client
 from prefect.blocks.core import Block
@@ -16,6 +14,10 @@ MASKED = "**********"
 
 class MissingTokenError(ValueError):
     """No Hugging Face token was found where the push looks for one."""
+
+
+class InvalidTokenError(ValueError):
+    """The token found cannot be a Hugging Face token (it could not even be sent in a request header)."""
 
 
 class HuggingFaceCredentials(Block):
@@ -46,40 +48,62 @@ class HuggingFaceCredentials(Block):
     )
 
 
+def _clean(value: str | None) -> str | None:
+    """A token as huggingface_hub reads one: without line breaks and surrounding spaces (a secret mounted from a
+    file or pasted from a ``.env`` often ends with a newline, which no HTTP header may hold)."""
+    return (value or "").replace("\r", "").replace("\n", "").strip() or None
+
+
+def _checked(value: str, source: str) -> str:
+    # A character no HTTP header may hold fails the first request with an error that quotes the header, token and
+    # all, and is taken for a network failure and retried: refuse it here, without echoing the token.
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        raise InvalidTokenError(
+            f"The Hugging Face token from {source} holds characters a token cannot have (spaces, control or "
+            "non-ASCII characters). Copy it again from https://huggingface.co/settings/tokens."
+        )
+    return value
+
+
 def resolve_token(
     token: str | SecretStr | None = None,
     credentials: HuggingFaceCredentials | None = None,
 ) -> str:
     """Find the token to use, in the documented order, without any network call.
 
-    Order: the explicit ``token``, then ``credentials``, then the ``HF_TOKEN`` environment variable, then the
-    token cached by ``hf auth login``.
+    Order: the explicit ``token``, then ``credentials``, then what huggingface_hub's ``get_token`` finds: the
+    ``HF_TOKEN`` environment variable, the token saved by ``hf auth login`` (an OAuth login's token refreshed when
+    due), or a Trusted Publishers token when ``HF_OIDC_RESOURCE`` is set. Line breaks and surrounding spaces are
+    removed, as huggingface_hub does.
 
     Raises:
         MissingTokenError: when none of them holds a token; the message says how to provide one.
+        InvalidTokenError: the token found holds characters no token has; the message names where it came from.
     """
     if isinstance(token, SecretStr):
         token = token.get_secret_value()
     if token == MASKED:  # a retried run gets the recorded parameter back, masked: the token itself is gone
         token = None
-    if token:
-        return token
-    if credentials is not None:
-        value = credentials.token.get_secret_value()
-        if value:
-            return value
-    env_token = os.environ.get("HF_TOKEN")
-    if env_token:
-        return env_token
-    cached = get_token()
-    if cached:
-        return cached
+    if explicit := _clean(token):
+        return _checked(explicit, "token=")
+    if credentials is not None and (saved := _clean(credentials.token.get_secret_value())):
+        return _checked(saved, "the HuggingFaceCredentials block")
+    if found := get_token():
+        return _checked(found, "HF_TOKEN or the saved login")
     raise MissingTokenError(
         "No Hugging Face token found. Pass token=..., or a HuggingFaceCredentials block "
         "(HuggingFaceCredentials(token='hf_...').save('hf-writer')), or set HF_TOKEN, or run `hf auth login`. "
         "The token needs write access to the target repo. (A token passed to a flow as a parameter is recorded "
         "masked, so a retried run does not have it: use a block or HF_TOKEN for runs that may be retried.)"
     )
+
+
+def optional_token(token: str | SecretStr | None, credentials: HuggingFaceCredentials | None) -> str | None:
+    """The token by ``resolve_token``'s order, or None when there is none: reads of public repos need none."""
+    try:
+        return resolve_token(token, credentials)
+    except MissingTokenError:
+        return None
 
 
 def hide_token_parameter(name: str = "token") -> None:

@@ -43,7 +43,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
-from tasks.credentials import HuggingFaceCredentials, MissingTokenError, resolve_token
+from tasks.credentials import HuggingFaceCredentials, optional_token
 from tasks.hub_client import bound_hub_requests, downloaded, hub_api
 from tasks.retry_policy import retry_transient_only
 
@@ -115,14 +115,6 @@ class ResolvedConfig:
     def urls(self) -> list[str]:
         """``hf://`` URLs of the files, pinned to the commit (for ``datasets``, pandas, dask, DuckDB)."""
         return [f"hf://{path}" for path in self.fs_paths()]
-
-
-def _token(token: str | SecretStr | None, credentials: HuggingFaceCredentials | None) -> str | None:
-    """The token by the project's lookup order, or None for an anonymous read (public repos)."""
-    try:
-        return resolve_token(token, credentials)
-    except MissingTokenError:
-        return None
 
 
 def _filesystem(token: str | None) -> HfFileSystem:
@@ -221,7 +213,7 @@ def list_configs(
     credentials: HuggingFaceCredentials | None = None,
 ) -> list[str]:
     """The config names that the dataset card of ``repo_id`` declares, in card order."""
-    secret = _token(token, credentials)
+    secret = optional_token(token, credentials)
     commit = hub_api().dataset_info(repo_id, revision=revision, token=secret).sha
     if commit is None:
         raise DatasetCardError(f"The Hub did not tell the commit of {repo_id}@{revision}.")
@@ -246,7 +238,7 @@ def resolve_config(
         huggingface_hub.errors.RepositoryNotFoundError: no such repo, or a private one without a valid token.
         huggingface_hub.errors.RevisionNotFoundError: no such revision.
     """
-    secret = _token(token, credentials)
+    secret = optional_token(token, credentials)
     commit = hub_api().dataset_info(repo_id, revision=revision, token=secret).sha
     if commit is None:
         raise DatasetCardError(f"The Hub did not tell the commit of {repo_id}@{revision}.")
@@ -315,7 +307,7 @@ def iter_record_batches(
     Batches come in file order (sorted repo paths) and are conformed to one schema (``schema``, default the
     files' unified schema), so they can feed a ``pyarrow.RecordBatchReader`` or a parquet writer.
     """
-    fs = _filesystem(_token(token, credentials))
+    fs = _filesystem(optional_token(token, credentials))
     if resolved.kind == "images":
         yield from _image_batches(fs, resolved, min(batch_size, IMAGE_BATCH_SIZE), columns)
         return
@@ -552,7 +544,7 @@ def read_dataset(
     """
     if as_ not in FORMATS:
         raise ValueError(f"as_={as_!r} is not one of {', '.join(FORMATS)}.")
-    secret = _token(token, credentials)
+    secret = optional_token(token, credentials)
     resolved = resolve_config(repo_id, config, split=split, revision=revision, token=secret)
     if as_ == "datasets":
         dataset = _datasets(resolved, secret, streaming)

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from flows.push import check_push_parameters
 from tasks.card.options import CardOptions
-from tasks.credentials import MASKED, MissingTokenError, resolve_token
+from tasks.credentials import MASKED, HuggingFaceCredentials, InvalidTokenError, MissingTokenError, resolve_token
 from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
 from tasks.file_digest import DigestCache, compute_digest
 from tasks.hub_commit import preupload_groups
@@ -208,6 +208,30 @@ def test_a_masked_token_parameter_falls_back_to_the_next_source(monkeypatch: pyt
     monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", "/nonexistent/token")  # no cached login either
     with pytest.raises(MissingTokenError, match="recorded masked, so a retried run does not have it"):
         resolve_token(MASKED)
+
+
+def test_tokens_lose_line_breaks_and_spaces_around_them_as_huggingface_hub_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A secret mounted from a file or a .env line often ends with a newline, which no HTTP header may hold.
+    monkeypatch.setenv("HF_TOKEN", " hf_from_the_environment\r\n")
+    assert resolve_token() == "hf_from_the_environment"
+    assert resolve_token(SecretStr("hf_explicit\n")) == "hf_explicit"
+    assert resolve_token(None, HuggingFaceCredentials(token=SecretStr("  hf_block \n"))) == "hf_block"
+    assert resolve_token(" \n", HuggingFaceCredentials(token=SecretStr("\n"))) == "hf_from_the_environment"
+
+
+@pytest.mark.parametrize("bad", ["hf_two words", "hf_tab\there", "hf_caf\u00e9", "hf_del\x7fx"])
+def test_a_token_no_header_can_hold_is_refused_without_being_echoed(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    with pytest.raises(InvalidTokenError, match="from token=") as explicit:
+        resolve_token(SecretStr(bad))
+    monkeypatch.setenv("HF_TOKEN", bad)
+    with pytest.raises(InvalidTokenError, match="from HF_TOKEN or the saved login") as from_env:
+        resolve_token()
+    for error in (explicit, from_env):
+        assert bad not in str(error.value) and bad[3:] not in str(error.value)
 
 
 def test_redaction_keeps_counters_and_env_var_names() -> None:

@@ -31,7 +31,7 @@ from reliability_support import (
     titles,
 )
 
-from tasks.credentials import MissingTokenError
+from tasks.credentials import InvalidTokenError, MissingTokenError
 from tasks.dataset_folder import DatasetFolderError
 from tasks.generation.errors import ConfigError, TemplateSecurityError, UnsupportedConfigError
 from tasks.generation.llm import MissingAPIKeyError
@@ -193,6 +193,14 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
     ("repo id with a space", good, {"repo_id": "alice/my data"}, InvalidParameterError, "letters, digits", NONE),
     ("empty description", good, {"description": "  \n "}, InvalidParameterError, "description is empty", NONE),
     ("no token anywhere", good, {"token": None}, MissingTokenError, "No Hugging Face token found", NONE),
+    (
+        "token with a character no header may hold",
+        good,
+        {"token": SecretStr("hf_pasted\twith_a_tab")},
+        InvalidTokenError,
+        "holds characters a token cannot have",
+        NONE,
+    ),
     (
         "invalid token",
         good,
