@@ -82,16 +82,22 @@ def may_have_landed(exc: BaseException) -> bool:
 
 
 def timed_out(exc: BaseException) -> bool:
-    """True when the client gave up waiting (a timeout): the Hub may still be working on the request."""
+    """True when someone gave up waiting: the client (a timeout), or a gateway in front of the Hub (504, as
+    huggingface.co answers a commit that takes longer than its limit). The Hub may still be working on it."""
     return any(
-        isinstance(e, httpx2.TimeoutException | httpx.TimeoutException | TimeoutError) for e in _causes(exc)
+        isinstance(e, httpx2.TimeoutException | httpx.TimeoutException | TimeoutError) or http_status(e) == 504
+        for e in _causes(exc)
     )
 
 
 def retry_after_seconds(exc: BaseException) -> float | None:
-    """The wait a 429 asks for, from ``RateLimit`` (``"api";r=0;t=N``) or ``Retry-After`` headers."""
-    status = http_status(exc)
-    return rate_limit_wait(status, exc.response.headers) if status == 429 else None  # type: ignore[attr-defined]
+    """The wait a 429 asks for, from ``RateLimit`` (``"api";r=0;t=N``) or ``Retry-After`` headers (of the first
+    Hub answer in the cause chain: a stage wraps some failures)."""
+    for error in _causes(exc):
+        status = http_status(error)
+        if status is not None:
+            return rate_limit_wait(status, error.response.headers) if status == 429 else None  # type: ignore[attr-defined]
+    return None
 
 
 def rate_limit_wait(status: int | None, headers: Mapping[str, str]) -> float | None:
@@ -136,9 +142,15 @@ def retry_options() -> dict[str, Any]:
 
 
 def retry_transient_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry a stage only for transient Hub failures."""
+    """Prefect ``retry_condition_fn``: retry a task only for transient Hub failures, after the wait a 429 asks.
+
+    Prefect asks only while the task has retries left, so a 429 on the last attempt fails at once.
+    """
     try:
         exc = state.result(raise_on_failure=False)
     except Exception as read_error:  # a result that cannot be read is not worth a retry
         exc = read_error
-    return isinstance(exc, BaseException) and is_transient(exc)
+    transient = isinstance(exc, BaseException) and is_transient(exc)
+    if transient:
+        wait_before_retry(exc)
+    return transient

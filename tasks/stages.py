@@ -54,7 +54,7 @@ from tasks.hub_commit import (
 from tasks.hub_metadata import hub_metadata, json_bytes
 from tasks.redaction import redact_secrets
 from tasks.repo_layout import DATA_FOLDER, METADATA
-from tasks.retry_policy import describe_failure, retry_options, wait_before_retry
+from tasks.retry_policy import describe_failure, retry_options
 from tasks.stage_cache import stage_cache_key
 from tasks.stage_plan import CommitPlan, StageName, plan_content_stage, plan_files_stage
 
@@ -180,7 +180,6 @@ def _run_plans(
                 description=f"{RUN_TRAILER}: {job.run_key}" if job.run_key else "",
             )
         except Exception as exc:
-            wait_before_retry(exc)
             if isinstance(exc, HfHubHTTPError) or exc.__cause__ is None:  # its own message says it all
                 raise
             # e.g. huggingface_hub's RuntimeError("Error while uploading ...") around a 503: say what the Hub said.

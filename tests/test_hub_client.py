@@ -162,3 +162,23 @@ def test_the_checkpoint_worker_gives_up_on_a_commit_the_hub_never_answers(
         worker.kill()
         worker.wait()
     assert answer["error"] == "ReadTimeout", answer
+
+
+@pytest.mark.parametrize(("status", "someone_gave_up"), [(504, True), (500, False), (503, False), (429, False)])
+def test_a_gateway_timeout_counts_as_giving_up_waiting_like_a_client_timeout(
+    status: int, someone_gave_up: bool
+) -> None:
+    # huggingface.co answers 504 for a commit that outlasts its gateway, and may finish the commit behind it: the
+    # lost-answer check then looks again for a while, as after a client timeout.
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from tasks.retry_policy import timed_out
+
+    request = httpx2.Request("POST", f"{HUB_URL}/api/datasets/alice/x/commit/main")
+    error = HfHubHTTPError("gateway", response=httpx2.Response(status, request=request))  # type: ignore[arg-type]
+    assert timed_out(error) is someone_gave_up
+    assert timed_out(RuntimeError("wrapped")) is False
+    wrapped = RuntimeError("Error while uploading")
+    wrapped.__cause__ = error
+    assert timed_out(wrapped) is someone_gave_up
+    assert timed_out(httpx2.ReadTimeout("read", request=request))

@@ -476,6 +476,20 @@ def test_a_transient_failure_before_the_first_stage_is_retried(tmp_path: Path, r
     assert [r.status for r in hub.requests if r.route == "repo-create"] == [503, 200]
 
 
+def test_a_rate_limited_repo_creation_waits_as_long_as_the_hub_asks(
+    tmp_path: Path, repo_id: str, hub: Any
+) -> None:
+    # Every task that calls the Hub waits out a 429's Retry-After before its retry, not only the stages (the
+    # stage retry delay here is 0.1 s: a retry sooner than 2 s would be refused again on huggingface.co).
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, processor_dir=None, processor_file=None, images=0)
+    hub.clear_requests()
+    hub.faults.add("repo-create", status=429, retry_after=2, count=1)
+    _push(folder, repo_id)
+    creates = [r for r in hub.requests if r.route == "repo-create"]
+    assert [r.status for r in creates] == [429, 200]
+    assert creates[1].time - creates[0].time >= 2.0, "the retry did not wait for Retry-After"
+
+
 def test_transient_faults_in_data_stage_are_retried(tmp_path: Path, repo_id: str, hub: Any) -> None:
     folder = make_dataset_folder(tmp_path / "ds", batches=2, processor_file=None, images=0)
     clean_repo = repo_id + "-clean"
