@@ -143,7 +143,13 @@ def _dry_run_plan(
         elif stage == "builder_config":
             if folder.builder_config is None:
                 plan.append(
-                    PlannedStage(stage=stage, commits=0, files=0, bytes=0, note="skipped: no builder_config.json")
+                    PlannedStage(
+                        stage=stage,
+                        commits=0,
+                        files=0,
+                        bytes=0,
+                        note="none in the folder: deletes the Hub's, if any",
+                    )
                 )
             else:
                 size = len(json_bytes(redact_secrets(folder.builder_config)))
@@ -156,7 +162,7 @@ def _dry_run_plan(
                     commits=sum(parts(len(c.files), target.max_files_per_commit) for c in commits),
                     files=sum(len(c.files) for c in commits),
                     bytes=sum(c.size for c in commits),
-                    note="" if commits else f"skipped: no {stage}",
+                    note="" if commits else "none in the folder: deletes what an earlier push left, if any",
                 )
             )
     return plan

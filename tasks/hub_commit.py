@@ -145,7 +145,7 @@ def paths_info(api: HfApi, target: HubTarget, head: str, paths: list[str], token
 def remote_files(api: HfApi, target: HubTarget, head: str, plan: CommitPlan, token: str) -> dict[str, RepoFile]:
     """Files the plan owns, as they are at ``head``: everything under its folder, or its exact paths."""
     if plan.scope is None:
-        return paths_info(api, target, head, [f.path_in_repo for f in plan.files], token)
+        return paths_info(api, target, head, [*(f.path_in_repo for f in plan.files), *plan.removes], token)
     try:
         entries = list(
             api.list_repo_tree(
@@ -280,7 +280,8 @@ def _compare(
         for f in plan.files
         if f.path_in_repo not in remote or not _is_same(remote[f.path_in_repo], digests[f.path_in_repo])
     ]
-    deletions = sorted(p for p in remote if p not in digests) if plan.scope is not None else []
+    owned = remote if plan.scope is not None else {p: remote[p] for p in plan.removes if p in remote}
+    deletions = sorted(p for p in owned if p not in digests)
     return _Comparison(head=head, digests=digests, changed=changed, deletions=deletions)
 
 

@@ -29,6 +29,11 @@ DEFAULT_MESSAGES: dict[StageName, str] = {
     "builder_config": "Upload builder_config.json",
     "metadata": "Upload metadata.json",
 }
+# Titles of the commits that only delete what an earlier push left (the folder has none of it any more).
+REMOVAL_MESSAGES: dict[StageName, str] = {
+    "images": "Remove images no longer in the dataset",
+    "builder_config": "Remove builder_config.json, no longer in the dataset",
+}
 
 
 class PlannedFile(BaseModel):
@@ -61,6 +66,7 @@ class CommitPlan(BaseModel):
         files: Files to add or update.
         scope: Repo folder owned by this commit: remote files under it that are not in ``files`` are deleted.
             None for single-file stages (only the listed paths are touched).
+        removes: Repo files to delete when the Hub has them: a single file the folder no longer has.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -70,6 +76,7 @@ class CommitPlan(BaseModel):
     message: str
     files: tuple[PlannedFile, ...]
     scope: str | None = None
+    removes: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -147,6 +154,22 @@ def plan_files_stage(
             return []
         raise ValueError("the builder config is generated content: use plan_content_stage")
     raise ValueError(f"stage {stage!r} is not made of folder files")
+
+
+def plan_removal(stage: StageName) -> CommitPlan:
+    """The commit of a stage the folder has nothing for (no images, no builder config): it deletes what an earlier
+    push left on the Hub, and is made only when there is something to delete (re-push updates, never pollutes)."""
+    if stage == "images":
+        return CommitPlan(stage=stage, label=stage, message=REMOVAL_MESSAGES[stage], files=(), scope=IMAGES_FOLDER)
+    if stage == "builder_config":
+        return CommitPlan(
+            stage=stage,
+            label="builder-config",
+            message=REMOVAL_MESSAGES[stage],
+            files=(),
+            removes=(BUILDER_CONFIG,),
+        )
+    raise ValueError(f"stage {stage!r} is never empty or removes per processor")
 
 
 def plan_content_stage(stage: StageName, content: bytes, messages: Mapping[str, str] | None = None) -> CommitPlan:

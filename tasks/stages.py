@@ -56,7 +56,7 @@ from tasks.redaction import redact_secrets
 from tasks.repo_layout import DATA_FOLDER, METADATA
 from tasks.retry_policy import describe_failure, retry_options
 from tasks.stage_cache import stage_cache_key
-from tasks.stage_plan import CommitPlan, StageName, plan_content_stage, plan_files_stage
+from tasks.stage_plan import CommitPlan, StageName, plan_content_stage, plan_files_stage, plan_removal
 
 # Every stage commit names the flow run that made it (a git-style trailer in the commit's description, the outermost
 # run: kept by a Retry), so the Hub's history leads back to the run.
@@ -133,7 +133,7 @@ class StageResult(BaseModel):
         def row(stage: str, commit: str, unchanged: int = 0, made: CommitRecord | None = None) -> dict[str, Any]:
             return table_row(stage, commit, unchanged=unchanged, made=made, seconds=self.seconds)
 
-        if not self.outcomes:
+        if not self.outcomes or self.skipped:
             return [row(self.stage, "skipped (nothing to push)" if self.skipped else "")]
         rows = []
         for outcome in self.outcomes:
@@ -193,6 +193,8 @@ def _run_plans(
         made = ", ".join(c.oid[:8] for c in outcome.commits) or "no commit, unchanged"
         logger.info("Stage %s (%s): %s.", stage, plan.label, made)
     result.seconds = time.monotonic() - started
+    # A plan that only deletes leftovers and found none: the folder had nothing for this stage.
+    result.skipped = not result.commits and all(not p.files for p in plans)
     return result
 
 
@@ -230,8 +232,9 @@ def push_data(job: StageJob) -> StageResult:
 
 @task(name="push-images", **STAGE_TASK_OPTIONS)
 def push_images(job: StageJob) -> StageResult:
-    """Stage 3: ``images/`` as is; skipped when the folder has no images."""
-    return _run_plans("images", job, plan_files_stage("images", job.folder, job.messages), progress_label="images")
+    """Stage 3: ``images/`` as is; with no images in the folder, only deletes those an earlier push left."""
+    plans = plan_files_stage("images", job.folder, job.messages) or [plan_removal("images")]
+    return _run_plans("images", job, plans, progress_label="images")
 
 
 def previous_processors(api: HfApi, target: HubTarget, revision: str, token: str) -> list[str]:
@@ -278,9 +281,10 @@ def push_processors(job: StageJob) -> StageResult:
 
 @task(name="push-builder-config", **STAGE_TASK_OPTIONS)
 def push_builder_config(job: StageJob) -> StageResult:
-    """Stage 5: ``builder_config.json`` with credentials redacted; skipped when the folder has none."""
+    """Stage 5: ``builder_config.json`` with credentials redacted; with none in the folder, only deletes the one an
+    earlier push left (it would describe another generation)."""
     if job.folder.builder_config is None:
-        return _run_plans("builder_config", job, [])
+        return _run_plans("builder_config", job, [plan_removal("builder_config")])
     clean = redact_secrets(job.folder.builder_config, [job.token.get_secret_value()])
     return _run_plans(
         "builder_config", job, [plan_content_stage("builder_config", json_bytes(clean), job.messages)]

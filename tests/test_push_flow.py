@@ -259,6 +259,29 @@ def test_vanished_processor_loses_its_folder_and_private_applies(tmp_path: Path,
         HfApi().repo_info(repo_id, repo_type="dataset", token=BOB_TOKEN)
 
 
+def test_images_and_builder_config_gone_from_the_folder_go_from_the_hub(tmp_path: Path, repo_id: str) -> None:
+    # A stale builder_config.json would recreate another pipeline; stale images would still be read back.
+    _push(make_dataset_folder(tmp_path / "a"), repo_id)
+    assert "builder_config.json" in repo_files(repo_id) and any(
+        p.startswith("images/") for p in repo_files(repo_id)
+    )
+    result = _push(make_dataset_folder(tmp_path / "b", images=0, builder_config=False), repo_id)
+    files = repo_files(repo_id)
+    assert "builder_config.json" not in files and not any(p.startswith("images/") for p in files)
+    history = titles(repo_id)
+    assert history[-3:] == [  # the card lost its link to the builder config; metadata.json is unchanged
+        "Upload dataset card",
+        "Remove images no longer in the dataset",
+        "Remove builder_config.json, no longer in the dataset",
+    ]
+    assert sorted(c.files_deleted for c in result.commits if c.message.startswith("Remove")) == [1, 3]
+    # Nothing left to delete: the stages are skipped again, with no commit.
+    again = _push(make_dataset_folder(tmp_path / "b", images=0, builder_config=False), repo_id)
+    assert again.commits == [] and titles(repo_id) == history
+    skipped = {s.stage: s.skipped for s in again.stages}
+    assert skipped["images"] and skipped["builder_config"]
+
+
 def test_split_commits_and_pull_request(tmp_path: Path, repo_id: str) -> None:
     folder = make_dataset_folder(tmp_path / "ds", batches=5, rows_per_batch=3, images=0, processor_file=None)
     _push(folder, repo_id, max_files_per_commit=2, stages=["data"])
