@@ -86,6 +86,8 @@ def resolve_token(
         token = None
     if explicit := _clean(token):
         return _checked(explicit, "token=")
+    if credentials is not None and credentials.token.get_secret_value() == MASKED:
+        credentials = _saved_block_of_this_run()  # a block passed as a parameter comes back masked, like a token
     if credentials is not None and (saved := _clean(credentials.token.get_secret_value())):
         return _checked(saved, "the HuggingFaceCredentials block")
     if found := get_token():
@@ -96,6 +98,22 @@ def resolve_token(
         "The token needs write access to the target repo. (A token passed to a flow as a parameter is recorded "
         "masked, so a retried run does not have it: use a block or HF_TOKEN for runs that may be retried.)"
     )
+
+
+def _saved_block_of_this_run() -> HuggingFaceCredentials | None:
+    """The saved block that the running flow run's recorded parameters name, loaded again.
+
+    Prefect records a block parameter with its secret masked (and its name, when it was saved): a run started
+    through a deployment (``run_deployment``, a trigger) or retried from the UI gets that masked copy. The saved
+    block still holds the token.
+    """
+    context = FlowRunContext.get()
+    recorded = context.flow_run.parameters.values() if context and context.flow_run else ()
+    slug = HuggingFaceCredentials.get_block_type_slug()
+    for value in recorded:
+        if isinstance(value, dict) and value.get("block_type_slug") == slug and value.get("_block_document_name"):
+            return HuggingFaceCredentials.load(value["_block_document_name"])  # type: ignore[return-value]
+    return None  # an unsaved block: its token is gone, as a plain token parameter's is
 
 
 def optional_token(token: str | SecretStr | None, credentials: HuggingFaceCredentials | None) -> str | None:

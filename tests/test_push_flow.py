@@ -129,6 +129,30 @@ def test_a_plain_string_token_is_masked_in_the_runs_parameters(tmp_path: Path, r
     assert parameters["token"] == MASKED and ALICE_TOKEN not in json.dumps(parameters)
 
 
+def test_a_saved_block_passed_to_a_deployment_run_is_loaded_again(tmp_path: Path, repo_id: str) -> None:
+    # run_deployment (or a trigger) records a block parameter with its token masked: the run, as a worker starts
+    # it, and a Retry of it, load the saved block again by the name Prefect recorded beside the mask.
+    from prefect.deployments import run_deployment
+    from prefect.flow_engine import run_flow
+
+    from tasks.credentials import HuggingFaceCredentials
+
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, processor_dir=None, processor_file=None, images=0)
+    HuggingFaceCredentials(token=SecretStr(ALICE_TOKEN)).save("alice-writer", overwrite=True)
+    push_dataset.to_deployment(name="with-a-block").apply()
+    parameters = {"dataset": str(folder), "repo_id": repo_id, "description": "Pushed with a saved block."}
+    parameters["credentials"] = HuggingFaceCredentials.load("alice-writer")
+    started = run_deployment("push-dataset/with-a-block", parameters=parameters, timeout=0)
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(started.id)
+    assert flow_run.parameters["credentials"]["token"] == MASKED
+    state = run_flow(push_dataset, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+    assert state.is_completed(), state.message
+    assert "data/batch_00000.parquet" in repo_files(repo_id)
+    retried = _retry_like_the_ui(push_dataset, started.id, flow_run.parameters)
+    assert retried.is_completed(), retried.message
+
+
 def test_artifacts_event_and_no_token_anywhere(tmp_path: Path, repo_id: str) -> None:
     # A processor name may hold what an artifact key may not (Prefect: lowercase letters, digits, dashes).
     folder = make_dataset_folder(
