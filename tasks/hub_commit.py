@@ -364,6 +364,7 @@ def commit_plan(
     delete_folders: Iterable[str] = (),
     progress: ProgressFn | None = None,
     description: str = "",
+    on_pull_request: Callable[[str], None] | None = None,
 ) -> CommitOutcome:
     """Make the Hub hold exactly what ``plan`` says, in as few commits as the limit allows.
 
@@ -382,6 +383,8 @@ def commit_plan(
         delete_folders: Extra repo folders to delete in this commit (outputs of processors that vanished).
         progress: Called with (bytes done, bytes total) while large files upload.
         description: The commits' description (the stages name the flow run that made them).
+        on_pull_request: Called with ``refs/pr/N`` as soon as a commit opened the pull request (before the
+            plan's later parts, which may fail).
 
     Returns:
         The commits made, and counts of files added, deleted and unchanged.
@@ -391,11 +394,23 @@ def commit_plan(
     if head is None and head_hint is not None and not _opens_pr(target, revision):
         try:
             return _commit_plan_at(
-                api, target, plan, token, revision, head_hint, delete_folders, progress, description, hinted=True
+                api,
+                target,
+                plan,
+                token,
+                revision,
+                head_hint,
+                delete_folders,
+                progress,
+                description,
+                on_pull_request,
+                hinted=True,
             )
         except _StaleHint:
             logger.info("%s: the branch moved since %s; comparing again at its head.", plan.label, head_hint[:8])
-    return _commit_plan_at(api, target, plan, token, revision, head, delete_folders, progress, description)
+    return _commit_plan_at(
+        api, target, plan, token, revision, head, delete_folders, progress, description, on_pull_request
+    )
 
 
 class _StaleHint(Exception):
@@ -412,6 +427,7 @@ def _commit_plan_at(
     delete_folders: Iterable[str],
     progress: ProgressFn | None,
     description: str,
+    on_pull_request: Callable[[str], None] | None,
     *,
     hinted: bool = False,
 ) -> CommitOutcome:
@@ -474,6 +490,8 @@ def _commit_plan_at(
         head = record.oid
         if record.pr_revision:  # later parts go to the pull request the first part opened
             revision, create_pr = record.pr_revision, False
+            if on_pull_request is not None:
+                on_pull_request(record.pr_revision)
     outcome.head = head
     return outcome
 

@@ -52,6 +52,7 @@ from tasks.hub_commit import (
     parquet_files_at,
 )
 from tasks.hub_metadata import hub_metadata, json_bytes
+from tasks.opened_pull_request import opened_pull_request, remember_pull_request
 from tasks.redaction import redact_secrets
 from tasks.repo_layout import DATA_FOLDER, METADATA
 from tasks.retry_policy import describe_failure, retry_options
@@ -160,6 +161,14 @@ def _run_plans(
     if not plans:
         logger.info("Stage %s: nothing to push, skipped.", stage)
         return result
+    if target.create_pr and not job.revision.startswith("refs/pr/") and job.run_key:
+        # This stage may have opened the run's pull request before it failed, or before its content changed.
+        result.revision = opened_pull_request(job.run_key, target) or job.revision
+
+    def note_pull_request(pr_revision: str) -> None:
+        if job.run_key:
+            remember_pull_request(job.run_key, target, pr_revision)
+
     api = hub_api()
     hint = job.head
     for plan in plans:
@@ -178,6 +187,7 @@ def _run_plans(
                 delete_folders=(delete_folders or {}).get(plan.label, ()),
                 progress=progress,
                 description=f"{RUN_TRAILER}: {job.run_key}" if job.run_key else "",
+                on_pull_request=note_pull_request,
             )
         except Exception as exc:
             if isinstance(exc, HfHubHTTPError) or exc.__cause__ is None:  # its own message says it all

@@ -32,6 +32,7 @@ from reliability_support import assert_same_as_reference, child_env, client_time
 
 from flows.push import PushResult, push_dataset
 from tasks.credentials import MASKED
+from tasks.file_digest import compute_digest
 from tasks.folder_lock import FolderInUseError, generating_into
 from tasks.stages import StageError
 from tasks.validation import InvalidParameterError
@@ -127,6 +128,47 @@ def test_a_plain_string_token_is_masked_in_the_runs_parameters(tmp_path: Path, r
     with get_client(sync_client=True) as client:
         parameters = client.read_flow_run(state.state_details.flow_run_id).parameters
     assert parameters["token"] == MASKED and ALICE_TOKEN not in json.dumps(parameters)
+
+
+def _pull_requests(repo_id: str) -> list[str]:
+    refs = HfApi().list_repo_refs(repo_id, repo_type="dataset", include_pull_requests=True, token=ALICE_TOKEN)
+    return sorted(r.ref for r in refs.pull_requests or [])
+
+
+def test_a_split_stage_retried_after_opening_the_pull_request_commits_into_it(
+    tmp_path: Path, repo_id: str, hub: Any
+) -> None:
+    _push(make_dataset_folder(tmp_path / "owner", batches=1, images=0, processor_file=None), repo_id)
+    contribution = make_dataset_folder(tmp_path / "c", batches=3, images=0, processor_file=None, seed=7)
+    # Part 1 of the data commit opens the pull request; part 2 is refused once: the task's retry goes on in it.
+    hub.faults.add("commit", status=500, count=1, skip=1, repo=repo_id)
+    result = _push(contribution, repo_id, create_pr=True, stages=["data"], max_files_per_commit=1)
+    assert _pull_requests(repo_id) == ["refs/pr/1"] and result.revision == "refs/pr/1"
+    on_pr = repo_files(repo_id, "refs/pr/1")
+    assert sorted(p for p in on_pr if p.startswith("data/")) == [f"data/batch_0000{i}.parquet" for i in range(3)]
+
+
+def test_a_retry_whose_first_stage_changed_goes_on_in_the_runs_pull_request(
+    tmp_path: Path, repo_id: str, hub: Any
+) -> None:
+    _push(make_dataset_folder(tmp_path / "owner", batches=1, images=0, processor_file=None), repo_id)
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, images=0, processor_file=None, seed=7)
+    hub.faults.add("commit", status=403, skip=2, count=None, repo=repo_id)  # card (opens it), data; then refused
+    parameters = {"dataset": folder, "repo_id": repo_id, "description": "Contribution.", "create_pr": True}
+    parameters["token"] = SecretStr(ALICE_TOKEN)
+    state = push_dataset(**parameters, return_state=True)
+    assert state.is_failed() and _pull_requests(repo_id) == ["refs/pr/1"]
+    hub.faults.clear()
+    # The user regenerates a batch before pressing Retry: the card's and the data's content changed.
+    fresh = make_dataset_folder(tmp_path / "fresh", batches=2, images=0, processor_file=None, seed=9)
+    shutil.copy(fresh / "parquet-files" / "batch_00001.parquet", folder / "parquet-files" / "batch_00001.parquet")
+    retried = _retry_like_the_ui(push_dataset, state.state_details.flow_run_id, parameters)
+    assert retried.is_completed() and retried.result().revision == "refs/pr/1"
+    assert _pull_requests(repo_id) == ["refs/pr/1"]
+    assert (
+        repo_files(repo_id, "refs/pr/1")["data/batch_00001.parquet"]
+        == compute_digest(folder / "parquet-files" / "batch_00001.parquet").sha256
+    )
 
 
 def test_a_saved_block_passed_to_a_deployment_run_is_loaded_again(tmp_path: Path, repo_id: str) -> None:
