@@ -38,7 +38,11 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="The staged push, card statistics and generation measured side by side with one upload_folder, "
+        "Data Designer 0.9.6 and datasets, on one machine, in one run.",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds: a smoke run of a few minutes")
     parser.add_argument("--out", type=Path, help="write every figure as JSON to this file")
     parser.add_argument("--repeats", type=int, help="rounds per scenario (default 3, --quick 2)")
@@ -71,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hfds-bench-"))
     (work / "logs").mkdir()
     ctx = Context(work=work, quick=quick, repeats=repeats, log=_log)
-    command = "python -m bench" + (" --quick" if quick else "") + (f" --repeats {args.repeats}" if args.repeats else "")
+    command = (
+        "python -m bench" + (" --quick" if quick else "") + (f" --repeats {args.repeats}" if args.repeats else "")
+    )
     command += f" --only {args.only}" if args.only else ""
     raw: dict[str, Any] = {
         "meta": {
@@ -108,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         if "uplink" in only:
             _log("scenario 1c: push and re-push over a slow uplink ...")
             raw["uplink"] = push_scenarios.uplink_scenario(ctx, folder)
-            raw["meta"]["uplink"] = {**push_scenarios.LINK, "upload_bytes_per_s": push_scenarios.UPLINK_BYTES_PER_S}
+            raw["meta"]["uplink"] = {
+                **push_scenarios.LINK,
+                "upload_bytes_per_s": push_scenarios.UPLINK_BYTES_PER_S,
+            }
         if "retry" in only:
             _log("scenario 3: retry after a failure at the processors stage ...")
             raw["retry"] = push_scenarios.retry_scenario(ctx, folder, info)

@@ -35,7 +35,7 @@ from tasks.generation.result import GeneratedDataset
 from tasks.hub_commit import HubTarget
 from tasks.hub_metadata import hub_metadata, json_bytes
 from tasks.prepare_repo import prepare_repo
-from tasks.preupload import PreuploadResult, head_start_done, start_preuploads
+from tasks.preupload import PreuploadResult, start_preuploads, wait_for_preupload
 from tasks.redaction import redact_secrets
 from tasks.retry_policy import describe_failure
 from tasks.stage_cache import digest_files, fingerprint
@@ -347,7 +347,7 @@ def push_dataset(
         preuploads: list[PreuploadResult] = []
         started = time.monotonic()
         for stage in selected:
-            head_start = head_start_done(ahead.get(stage), stage)
+            head_start = wait_for_preupload(ahead.get(stage), stage)
             preuploads += [head_start] if head_start else []
             stage_job = job(
                 stage, current_revision, head_start is not None and head_start.error is None, current_head

@@ -31,7 +31,7 @@ from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, optional_token
 from tasks.hub_client import downloaded, hub_api
 from tasks.read_dataset import list_configs, read_pushed_dataset
-from tasks.retry_policy import retry_transient_only
+from tasks.retry_policy import describe_failure, retry_transient_only
 from tasks.validation import validate_repo_id, validate_revision
 
 MAIN_CONFIG = "data"
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         with terminal_run():
             result = verify_pushed_dataset(args.repo_id, args.revision, args.expected_records)
     except Exception as exc:
-        print(f"verification failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"verification failed: {describe_failure(exc)}", file=sys.stderr)
         return 1
     for check in result.configs:
         print(f"{check.config}: {check.rows} rows, columns {', '.join(check.columns)}")

@@ -41,11 +41,6 @@ class BodyReader:
     def exhausted(self) -> bool:
         return self._eof
 
-    @property
-    def declared_remaining(self) -> int | None:
-        """Bytes still to come according to Content-Length (None when chunked)."""
-        return None if self.chunked else self._remaining
-
     def _next_chunk(self) -> None:
         """Chunked encoding: read the next chunk-size line (and the trailers after the last chunk)."""
         line = self._rfile.readline(1024)

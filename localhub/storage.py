@@ -40,7 +40,6 @@ from .errors import HubError, bad_request, conflict, entry_not_found, forbidden,
 from .gitobjects import MODE_DIR, MODE_FILE, Commit, LfsPointer, TreeEntry, decode_commit, encode_tree
 from .objectstore import LfsStore, LooseObjectStore, write_atomic
 
-REPO_TYPES = ("model", "dataset", "space")
 DEFAULT_BRANCH = "main"
 SYSTEM_AUTHOR = "system"
 

@@ -67,7 +67,6 @@ class DatasetFolder(BaseModel):
     builder_config: dict[str, Any] | None
     metadata: dict[str, Any] | None
     num_records: int
-    schema_names: tuple[str, ...]
 
     def relative(self, path: Path) -> str:
         """The POSIX path of ``path`` relative to the folder root."""
@@ -234,7 +233,7 @@ def scan_dataset_folder(path: str | os.PathLike[str]) -> DatasetFolder:
     if not data_files:
         raise DatasetFolderError(f"{root / DATA_DIR} holds no .parquet files: nothing to push.")
     _check_flat(root, data_files, data_dir)
-    schema, num_records = _check_batches(root, data_files, DATA_DIR)
+    _, num_records = _check_batches(root, data_files, DATA_DIR)
 
     processors: list[ProcessorOutput] = []
     proc_root = root / PROCESSORS_DIR
@@ -270,5 +269,4 @@ def scan_dataset_folder(path: str | os.PathLike[str]) -> DatasetFolder:
         builder_config=_read_json(root, BUILDER_CONFIG),
         metadata=_read_json(root, METADATA),
         num_records=num_records,
-        schema_names=tuple(schema.names),
     )

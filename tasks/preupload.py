@@ -104,7 +104,7 @@ def start_preuploads(
     stages: list[StageName], job_of: Callable[[StageName], StageJob]
 ) -> dict[StageName, PrefectFuture[PreuploadResult]]:
     """Submit the pre-uploads of ``stages`` that have files, chained so that one stage uploads at a time (the
-    first to commit first). None when ``HFDS_UPLOAD_AHEAD=0``. Call from a flow."""
+    first to commit first). Empty when ``HFDS_UPLOAD_AHEAD=0``. Call from a flow."""
     futures: dict[StageName, PrefectFuture[PreuploadResult]] = {}
     if not upload_ahead_enabled():
         return futures
@@ -118,7 +118,7 @@ def start_preuploads(
     return futures
 
 
-def head_start_done(future: PrefectFuture[PreuploadResult] | None, stage: StageName) -> PreuploadResult | None:
+def wait_for_preupload(future: PrefectFuture[PreuploadResult] | None, stage: StageName) -> PreuploadResult | None:
     """Wait for a stage's pre-upload; its result, or None when there was none or its task run did not complete
     (crashed or cancelled). Either way a stage uploads whatever is still missing itself."""
     if future is None:

@@ -114,9 +114,9 @@ def check_commit_messages(messages: Mapping[str, str] | None) -> None:
 def plan_files_stage(
     stage: StageName, folder: DatasetFolder, messages: Mapping[str, str] | None = None
 ) -> list[CommitPlan]:
-    """Commits of the stages whose content is files of the folder: data, images, processors, builder config.
+    """Commits of the stages whose content is files of the folder: data, images, processors.
 
-    An empty list means the stage is skipped (no images, no processors, no builder config).
+    An empty list means the folder has nothing for the stage (no images, no processors).
     """
 
     def files_of(paths: tuple[Path, ...]) -> tuple[PlannedFile, ...]:
@@ -149,10 +149,6 @@ def plan_files_stage(
             )
             for proc in folder.processors
         ]
-    if stage == "builder_config":
-        if folder.builder_config is None:
-            return []
-        raise ValueError("the builder config is generated content: use plan_content_stage")
     raise ValueError(f"stage {stage!r} is not made of folder files")
 
 

@@ -122,7 +122,6 @@ class StageResult(BaseModel):
     skipped: bool = False
     revision: str = "main"  # where later stages commit (``refs/pr/N`` once a pull request is open)
     head: str = ""  # the branch head the stage left (its last commit, or the head it found unchanged)
-    card_text: str | None = None
 
     @property
     def commits(self) -> list[CommitRecord]:
@@ -230,7 +229,6 @@ def push_card(job: StageJob, card: CardOptions) -> StageResult:
     text = cached_card(job.content_key, lambda: render_folder_card(job.folder, card))  # stats once per content
     result = _run_plans("card", job, [plan_content_stage("card", text.encode("utf-8"), job.messages)])
     artifacts.record_card(job.target.repo_id, text)
-    result.card_text = text
     return result
 
 
