@@ -45,7 +45,12 @@ DD_CONFIG: dict[str, Any] = {
                 "params": {"start": "2024-01-01", "end": "2024-02-01", "unit": "D"},
                 "convert_to": "%Y-%m-%d",
             },
-            {"name": "x", "column_type": "sampler", "sampler_type": "gaussian", "params": {"mean": 0, "stddev": 1}},
+            {
+                "name": "x",
+                "column_type": "sampler",
+                "sampler_type": "gaussian",
+                "params": {"mean": 0, "stddev": 1},
+            },
             {"name": "label", "column_type": "expression", "expr": "{{ topic }}-{{ sub }}", "dtype": "str"},
             {
                 "name": "answer",
@@ -120,6 +125,33 @@ def test_env_var_reference_is_kept_and_secret_headers_redacted() -> None:
     assert out["model_providers"][0]["extra_headers"] == {"X-Api-Key": "<redacted>", "X-Team": "data"}
 
 
+def test_config_hash_ignores_how_requests_are_sent_but_not_what_is_generated() -> None:
+    def changed(edit: Any) -> str:
+        raw = copy.deepcopy(DD_CONFIG)
+        edit(raw["data_designer"]["model_configs"][0], raw["model_providers"][0], raw)
+        return parse_config(raw).config_hash()
+
+    base = parse_config(copy.deepcopy(DD_CONFIG)).config_hash()
+    # Lowering parallelism after 429s, or rotating how the key is given, must not discard finished batches.
+    transport = [
+        lambda m, p, r: m["inference_parameters"].update(max_parallel_requests=1, timeout=300),
+        lambda m, p, r: p.update(max_retries=9, retry_backoff_seconds=5, max_backoff_seconds=99),
+        lambda m, p, r: p.update(api_key="OTHER_KEY_VAR", api_key_secret="block"),
+        lambda m, p, r: p.update(extra_headers={"Authorization": "Bearer x"}),
+        lambda m, p, r: m.update(skip_health_check=True),
+        lambda m, p, r: r.update(library_version="0.9.7"),
+    ]
+    assert {changed(edit) for edit in transport} == {base}
+    data = [
+        lambda m, p, r: m["inference_parameters"].update(temperature=0.9),
+        lambda m, p, r: m.update(model="other"),
+        lambda m, p, r: p.update(endpoint="http://127.0.0.1:10/v1"),
+        lambda m, p, r: p.update(extra_headers={"X-Model-Version": "2"}),
+        lambda m, p, r: r["data_designer"]["columns"][4].update(expr="{{ topic }}"),
+    ]
+    assert len({changed(edit) for edit in data} | {base}) == len(data) + 1
+
+
 def test_shorthand_without_data_designer_key() -> None:
     config = parse_config({"columns": DD_CONFIG["data_designer"]["columns"][:1]})
     assert [c.name for c in config.columns] == ["topic"]
@@ -131,7 +163,13 @@ def test_every_unsupported_item_is_listed_before_generation() -> None:
         {"name": "who", "column_type": "sampler", "sampler_type": "person", "params": {}},
         {"name": "code", "column_type": "llm-code", "prompt": "x", "model_alias": "writer", "code_lang": "python"},
         {"name": "j", "column_type": "llm-judge", "prompt": "x", "model_alias": "writer", "scores": []},
-        {"name": "t", "column_type": "llm-text", "prompt": "x", "model_alias": "writer", "with_trace": "all_messages"},
+        {
+            "name": "t",
+            "column_type": "llm-text",
+            "prompt": "x",
+            "model_alias": "writer",
+            "with_trace": "all_messages",
+        },
     ]
     raw["data_designer"]["processors"].append({"name": "p", "processor_type": "json_document_score"})
     raw["data_designer"]["seed_config"] = {"source": {"path": "x.parquet"}}
@@ -159,7 +197,12 @@ def test_every_unsupported_item_is_listed_before_generation() -> None:
 def test_field_errors_name_the_column() -> None:
     raw = {
         "columns": [
-            {"name": "w", "column_type": "sampler", "sampler_type": "category", "params": {"values": ["a"], "weights": [1, 2]}},
+            {
+                "name": "w",
+                "column_type": "sampler",
+                "sampler_type": "category",
+                "params": {"values": ["a"], "weights": [1, 2]},
+            },
             {"name": "u", "column_type": "sampler", "sampler_type": "uniform", "params": {"low": 2, "high": 1}},
             {"name": "b", "column_type": "sampler", "sampler_type": "bernoulli", "params": {"p": 2}},
         ]
@@ -200,11 +243,24 @@ def test_plan_reports_every_semantic_problem() -> None:
         "columns": [
             {"name": "a", "column_type": "expression", "expr": "{{ missing }}"},
             {"name": "b", "column_type": "llm-text", "prompt": "hi", "model_alias": "nope"},
-            {"name": "sub", "column_type": "sampler", "sampler_type": "subcategory",
-             "params": {"category": "a", "values": {"x": ["y"]}}},
-            {"name": "cat", "column_type": "sampler", "sampler_type": "category", "params": {"values": ["p", "q"]}},
-            {"name": "sub2", "column_type": "sampler", "sampler_type": "subcategory",
-             "params": {"category": "cat", "values": {"p": ["y"]}}},
+            {
+                "name": "sub",
+                "column_type": "sampler",
+                "sampler_type": "subcategory",
+                "params": {"category": "a", "values": {"x": ["y"]}},
+            },
+            {
+                "name": "cat",
+                "column_type": "sampler",
+                "sampler_type": "category",
+                "params": {"values": ["p", "q"]},
+            },
+            {
+                "name": "sub2",
+                "column_type": "sampler",
+                "sampler_type": "subcategory",
+                "params": {"category": "cat", "values": {"p": ["y"]}},
+            },
         ],
         "processors": [
             {"name": "data", "processor_type": "schema_transform", "template": {"t": "{{ nothing }}"}},
@@ -214,8 +270,15 @@ def test_plan_reports_every_semantic_problem() -> None:
     with pytest.raises(ConfigError) as info:
         build_plan(parse_config(raw))
     text = str(info.value)
-    for needle in ("'missing'", "'nope'", "must be a category sampler", "['q']", "invalid name", "['nothing']",
-                   "cannot drop ['zzz']"):
+    for needle in (
+        "'missing'",
+        "'nope'",
+        "must be a category sampler",
+        "['q']",
+        "invalid name",
+        "['nothing']",
+        "cannot drop ['zzz']",
+    ):
         assert needle in text, (needle, text)
 
 
@@ -256,7 +319,12 @@ def test_sandbox_escape_fails_before_generation_with_the_column_named(template: 
     config = parse_config(
         {
             "columns": [
-                {"name": "name", "column_type": "sampler", "sampler_type": "category", "params": {"values": ["a"]}},
+                {
+                    "name": "name",
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": ["a"]},
+                },
                 {"name": "evil", "column_type": "expression", "expr": template},
             ]
         }
@@ -283,8 +351,11 @@ def test_processor_template_escape_is_rejected() -> None:
         {
             "columns": [{"name": "a", "column_type": "sampler", "sampler_type": "uuid", "params": {}}],
             "processors": [
-                {"name": "p", "processor_type": "schema_transform",
-                 "template": {"m": [{"content": "{{ a.__class__ }}"}]}}
+                {
+                    "name": "p",
+                    "processor_type": "schema_transform",
+                    "template": {"m": [{"content": "{{ a.__class__ }}"}]},
+                }
             ],
         }
     )
@@ -314,3 +385,93 @@ def test_sandbox_limits_loops_and_huge_values() -> None:
     with pytest.raises(TemplateSecurityError, match="over the limit"):
         compile_template("{{ 9 ** n }}", "column 'pow'").render({"n": 10**8})
     assert compile_template("{{ '!' * n }}", "column 'ok'").render({"n": 3}) == "!!!"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ('a' * 5000)|replace('a', 'a' * 5000) }}",
+        "{{ 'x'|center(30000000) }}",
+        "{{ 'a b'|indent(10000000) }}",
+        "{{ ('a' * 10)|wordwrap(1, wrapstring='y' * 200000) }}",
+        "{{ '%09999999d'|format(1) }}",
+        "{{ '%0999999999d' % 1 }}",
+        "{{ '{:>999999999}'.format(1) }}",
+        "{{ 'x'.ljust(n) }}",
+        "{{ range(1000)|map('string')|join('x' * 5000) }}",
+        "{{ ['a' * 1000] * 2000 }}",
+        "{{ ('a' * 900000) + ('b' * 900000) }}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+        "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
+    ],
+)
+def test_sandbox_bounds_what_filters_methods_and_concatenation_produce(template: str) -> None:
+    from tasks.generation.templates import compile_template
+
+    with pytest.raises(TemplateSecurityError, match=r"column 'big'.*over the limit"):
+        compile_template(template, "column 'big'").render({"n": 10**9})
+
+
+def test_sandbox_limits_leave_ordinary_templates_alone() -> None:
+    from tasks.generation.templates import compile_template
+
+    cases = {
+        "{{ 'a-b'|replace('-', ' ') }}|{{ 'x'|center(5) }}|{{ 'a\nb'|indent(2) }}": "a b|  x  |a\n  b",
+        "{{ '%.2f %5s'|format(1.234, 'ab') }}|{{ '%d' % 7 }}|{{ '{:08.3f}'.format(3.14159) }}": "1.23    ab|7|0003.142",
+        "{{ [1, 2]|join(', ') }}|{{ 'x' ~ 1 }}|{{ 1 + 2 }}|{{ [1] + [2] }}|{{ 'ab'.zfill(4) }}": "1, 2|x1|3|[1, 2]|00ab",
+    }
+    for template, expected in cases.items():
+        assert compile_template(template, "column 'ok'").render({}) == expected
+
+
+def _expression_plan(expr: str, **extra: Any) -> Any:
+    return build_plan(
+        parse_config(
+            {
+                "columns": [
+                    {"name": "n", "column_type": "sampler", "sampler_type": "poisson", "params": {"mean": 3}},
+                    {"name": "pick", "column_type": "expression", "expr": expr},
+                    *extra.get("columns", []),
+                ],
+                "processors": [{"name": "p", "processor_type": "schema_transform", "template": {"x": expr}}],
+            }
+        )
+    )
+
+
+def test_the_random_filter_is_seeded_by_the_run_not_by_python() -> None:
+    import random
+
+    from tasks.generation.batch import generate_tables
+
+    plan = _expression_plan("{{ range(1000)|random }}-{{ range(1000)|random }}")
+
+    def batch(index: int, python_seed: int) -> list[Any]:
+        random.seed(python_seed)  # the global generator must not matter
+        main, outputs = generate_tables(plan, seed=7, batch_index=index, num_rows=20)
+        return main["pick"].to_pylist() + outputs["p"]["x"].to_pylist()
+
+    first = batch(0, python_seed=1)
+    assert batch(0, python_seed=2) == first
+    assert batch(1, python_seed=1) != first
+    assert len(set(first)) > 15  # still random across rows and draws
+
+
+def test_lipsum_is_refused_at_config_check_time() -> None:
+    with pytest.raises(ConfigError, match=r"column 'pick': lipsum\(\).*use a sampler column for randomness"):
+        _expression_plan("{{ lipsum(1) }}")
+
+
+@pytest.mark.parametrize("name", ["namespace", "range", "dict", "lipsum", "cycler", "joiner"])
+def test_a_column_named_like_a_jinja_global_is_read_as_that_column(name: str) -> None:
+    from tasks.generation.batch import generate_tables
+
+    column = {"name": name, "column_type": "sampler", "sampler_type": "category", "params": {"values": ["team"]}}
+    plan = _expression_plan(f"Hello from {{{{ {name} }}}}", columns=[column])
+    assert [c.name for c in plan.columns].index(name) < [c.name for c in plan.columns].index("pick")
+    main, outputs = generate_tables(plan, seed=0, batch_index=0, num_rows=2)
+    assert main["pick"].to_pylist() == outputs["p"]["x"].to_pylist() == ["Hello from team"] * 2
+    # Without such a column, the name is Jinja's global again, not a missing column.
+    assert build_plan(
+        parse_config({"columns": [{"name": "r", "column_type": "expression", "expr": "{{ range(2)|list }}"}]})
+    )

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from fake_llm import FakeLLM, answer_for
 
+from tasks.generation.batch import generate_tables
 from tasks.generation.config import ModelProvider
 from tasks.generation.errors import ConfigError
 from tasks.generation.llm import ChatCompletionsClient, LLMError, RetryPolicy, parse_retry_after, resolve_api_key
+from tasks.generation.plan import get_plan
+from tasks.generation.source import from_config
 
 FAST = RetryPolicy(max_retries=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
 
@@ -113,3 +116,27 @@ def test_api_key_from_a_prefect_secret_block(prefect_api: None) -> None:
     assert "sk-from-block" not in provider.model_dump_json()
     with pytest.raises(ConfigError, match="Secret block 'missing-key' not found"):
         resolve_api_key(ModelProvider(name="p", endpoint="http://h", api_key_secret="missing-key"))
+
+
+def _one_llm_column(endpoint: str, **provider: Any) -> dict[str, Any]:
+    return {
+        "columns": [{"name": "q", "column_type": "llm-text", "prompt": "hi", "model_alias": "m"}],
+        "model_configs": [{"alias": "m", "model": "x", "provider": "p"}],
+        "model_providers": [{"name": "p", "endpoint": endpoint, **provider}],
+    }
+
+
+def test_configs_differing_only_in_an_auth_header_each_send_their_own(llm: FakeLLM) -> None:
+    # The header is redacted in config_hash; the process-wide plan cache must still tell the configs apart.
+    for token in ("ALICE-TOKEN", "BOB-TOKEN"):
+        config = from_config(_one_llm_column(llm.endpoint, extra_headers={"Authorization": f"Bearer {token}"}))
+        generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)
+        assert llm.chat_requests[-1].authorization == f"Bearer {token}"
+
+
+def test_a_rotated_api_key_is_used_by_the_next_batch(llm: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = from_config(_one_llm_column(llm.endpoint, api_key_env="ROTATED_FAKE_LLM_KEY"))
+    for key in ("sk-old", "sk-new"):
+        monkeypatch.setenv("ROTATED_FAKE_LLM_KEY", key)
+        generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)
+        assert llm.chat_requests[-1].authorization == f"Bearer {key}"

@@ -15,7 +15,7 @@ import yaml
 
 from tasks.generation.batch import generate_batch, generate_tables
 from tasks.generation.config import parse_config
-from tasks.generation.errors import TemplateRenderError
+from tasks.generation.errors import ConfigError, TemplateRenderError
 from tasks.generation.plan import build_plan
 from tasks.generation.samplers import column_rng, sample_column
 
@@ -53,7 +53,9 @@ def test_numeric_samplers_and_convert_to() -> None:
     pois = sample_column(_column({"sampler_type": "poisson", "params": {"mean": 3}}), column_rng(0, 0, 0), 8000)  # type: ignore[arg-type]
     assert pois.type == pa.int64() and 2.9 < np.mean(pois.to_numpy()) < 3.1
     uni = sample_column(
-        _column({"sampler_type": "uniform", "params": {"low": 1, "high": 2, "decimal_places": 1}, "convert_to": "str"}),  # type: ignore[arg-type]
+        _column(
+            {"sampler_type": "uniform", "params": {"low": 1, "high": 2, "decimal_places": 1}, "convert_to": "str"}
+        ),  # type: ignore[arg-type]
         column_rng(0, 0, 0),
         100,
     )
@@ -68,19 +70,28 @@ def test_uuid_is_seeded_and_well_formed() -> None:
     parsed = uuid.UUID(values[0].removeprefix("id-"))
     assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
     short = sample_column(
-        _column({"sampler_type": "uuid", "params": {"short_form": True, "uppercase": True}}), column_rng(0, 0, 0), 5  # type: ignore[arg-type]
+        _column({"sampler_type": "uuid", "params": {"short_form": True, "uppercase": True}}),
+        column_rng(0, 0, 0),
+        5,  # type: ignore[arg-type]
     ).to_pylist()
     assert all(re.fullmatch(r"[0-9A-F]{8}", v) for v in short)
 
 
 def test_datetime_range_unit_and_format() -> None:
-    col = _column({"sampler_type": "datetime", "params": {"start": "2024-01-01", "end": "2024-01-03", "unit": "h"}})
+    col = _column(
+        {"sampler_type": "datetime", "params": {"start": "2024-01-01", "end": "2024-01-03", "unit": "h"}}
+    )
     values = sample_column(col, column_rng(0, 0, 0), 2000).to_pylist()  # type: ignore[arg-type]
     assert min(values) >= datetime(2024, 1, 1) and max(values) < datetime(2024, 1, 3)
     assert all(v.minute == 0 and v.second == 0 for v in values) and len(set(values)) == 48
     formatted = sample_column(
-        _column({"sampler_type": "datetime", "params": {"start": "2020-01-01", "end": "2021-01-01", "unit": "M"},
-                 "convert_to": "%Y/%m"}),  # type: ignore[arg-type]
+        _column(
+            {
+                "sampler_type": "datetime",
+                "params": {"start": "2020-01-01", "end": "2021-01-01", "unit": "M"},
+                "convert_to": "%Y/%m",
+            }
+        ),  # type: ignore[arg-type]
         column_rng(0, 0, 0),
         500,
     ).to_pylist()
@@ -91,9 +102,18 @@ def test_subcategory_follows_its_parent() -> None:
     config = parse_config(
         {
             "columns": [
-                {"name": "lang", "column_type": "sampler", "sampler_type": "category", "params": {"values": ["en", "fr"]}},
-                {"name": "word", "column_type": "sampler", "sampler_type": "subcategory",
-                 "params": {"category": "lang", "values": {"en": ["Hi", "Hello"], "fr": ["Salut"]}}},
+                {
+                    "name": "lang",
+                    "column_type": "sampler",
+                    "sampler_type": "category",
+                    "params": {"values": ["en", "fr"]},
+                },
+                {
+                    "name": "word",
+                    "column_type": "sampler",
+                    "sampler_type": "subcategory",
+                    "params": {"category": "lang", "values": {"en": ["Hi", "Hello"], "fr": ["Salut"]}},
+                },
             ]
         }
     )
@@ -135,7 +155,10 @@ def test_expression_dtypes_and_render_errors_name_the_row() -> None:
 def test_batch_task_writes_cdc_parquet_with_page_index(tmp_path: Path) -> None:
     config = parse_config(yaml.safe_load(EXAMPLE.read_text()))
     result = generate_batch.fn(config, str(tmp_path), batch_index=3, num_rows=200, seed=5)
-    assert result.files == ["processors-files/conversations/batch_00003.parquet", "parquet-files/batch_00003.parquet"]
+    assert result.files == [
+        "processors-files/conversations/batch_00003.parquet",
+        "parquet-files/batch_00003.parquet",
+    ]
     main = tmp_path / "parquet-files" / "batch_00003.parquet"
     meta = pq.read_metadata(main)
     assert meta.num_rows == 200
@@ -163,3 +186,58 @@ def test_reusable_batches_between_runs() -> None:
     assert smaller.reusable_from(old) == {0}  # batch 1 now holds 5 rows; batch 2 is gone
     assert old.model_copy(update={"seed": 2}).reusable_from(old) == set()
     assert old.model_copy(update={"config_hash": "x"}).reusable_from(old) == set()
+
+
+def test_convert_to_int_rounds_half_to_even_as_data_designer() -> None:
+    def ints(spec: dict, n: int = 2000) -> list[int]:
+        return sample_column(_column({**spec, "convert_to": "int"}), column_rng(0, 0, 0), n).to_pylist()  # type: ignore[arg-type]
+
+    assert set(ints({"sampler_type": "category", "params": {"values": [0.5, 1.5, 2.5, 2.7]}})) == {0, 2, 3}
+    assert set(ints({"sampler_type": "category", "params": {"values": ["2.5", "3.5", "-0.6"]}})) == {2, 4, -1}
+    assert set(ints({"sampler_type": "uniform", "params": {"low": 1, "high": 5}})) == {1, 2, 3, 4, 5}
+    # The int is made before decimal_places applies: 3.46 gives 3, not round(3.5) = 4.
+    spec = {"sampler_type": "uniform", "params": {"low": 0, "high": 10, "decimal_places": 1}}
+    assert ints(spec) == np.round(column_rng(0, 0, 0).uniform(0, 10, 2000)).astype(int).tolist()
+
+
+def test_datetime_convert_to_int_counts_units_of_the_sampler_since_1970() -> None:
+    def ints(start: str, end: str, unit: str) -> set[int]:
+        params = {"start": start, "end": end, "unit": unit}
+        col = _column({"sampler_type": "datetime", "params": params, "convert_to": "int"})
+        return set(sample_column(col, column_rng(0, 0, 0), 500).to_pylist())  # type: ignore[arg-type]
+
+    assert ints("2024-01-01", "2024-01-03", "D") == {19723, 19724}
+    assert ints("2020-01-01", "2021-01-01", "M") == set(range(600, 612))
+    assert ints("1970-01-01T05:00", "1970-01-01T07:00", "h") == {5, 6}
+
+
+def test_uuid_has_data_designer_form_and_no_repeats_within_a_batch() -> None:
+    col = _column({"sampler_type": "uuid", "params": {"prefix": "id-"}})
+    values = sample_column(col, column_rng(0, 0, 0), 100).to_pylist()  # type: ignore[arg-type]
+    assert all(re.fullmatch(r"id-[0-9a-f]{32}", v) for v in values)  # uuid4().hex: no hyphens
+    # 8 hex digits repeat about 5 times in 200,000 draws; repeats are drawn again, reproducibly.
+    short = _column({"sampler_type": "uuid", "params": {"short_form": True}})
+    ids = sample_column(short, column_rng(0, 0, 0), 200_000).to_pylist()  # type: ignore[arg-type]
+    assert len(set(ids)) == 200_000
+    assert ids == sample_column(short, column_rng(0, 0, 0), 200_000).to_pylist()  # type: ignore[arg-type]
+
+
+def test_a_float_or_converted_category_parent_feeds_its_subcategory() -> None:
+    def run(parent: dict, values: dict) -> list[dict]:
+        config = parse_config(
+            {
+                "columns": [
+                    {"name": "dose", "column_type": "sampler", "sampler_type": "category", **parent},
+                    {"name": "label", "column_type": "sampler", "sampler_type": "subcategory",
+                     "params": {"category": "dose", "values": values}},
+                ]
+            }
+        )  # fmt: skip
+        return generate_tables(build_plan(config), seed=0, batch_index=0, num_rows=50)[0].to_pylist()
+
+    rows = run({"params": {"values": [0.5, 1.0]}}, {"0.5": ["half"], "1.0": ["full"]})
+    assert {(r["dose"], r["label"]) for r in rows} == {(0.5, "half"), (1.0, "full")}
+    rows = run({"params": {"values": [1.2, 2.0]}, "convert_to": "int"}, {"1": ["one"], "2": ["two"]})
+    assert {(r["dose"], r["label"]) for r in rows} == {(1, "one"), (2, "two")}
+    with pytest.raises(ConfigError, match=r"no subcategory values for 'dose' keys \['1.0'\]"):
+        run({"params": {"values": [0.5, 1.0]}}, {"0.5": ["half"], "1": ["full"]})

@@ -29,6 +29,16 @@ class _Handler(SimpleHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"#" * 5000)
             return
+        if self.path.startswith("/trickle"):  # every read returns in time, the whole body does not
+            body = b'{"columns": [{"name": "n", "column_type": "sampler", "sampler_type": "poisson"}]}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(0, len(body), 10):
+                self.wfile.write(body[i : i + 10])
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
         if self.path.startswith("/slow"):
             time.sleep(2)
         if self.path.startswith("/redirect"):
@@ -131,3 +141,11 @@ def test_url_fetch_redirect_size_cap_timeout_and_errors(served: tuple[str, Path]
     (folder / "slow").write_text("{}")
     with pytest.raises(ConfigError, match="timed out"):
         from_config(f"{base}/slow", timeout=0.3)
+
+
+def test_url_fetch_timeout_bounds_the_whole_body_not_each_read(served: tuple[str, Path]) -> None:
+    base, _ = served
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"timed out after 0\.5 s"):
+        from_config(f"{base}/trickle", timeout=0.5)
+    assert time.monotonic() - started < 1.2  # the body takes 1.8 s; at most one more read may wait

@@ -67,9 +67,10 @@ def _cast(texts: list[str], dtype: str, name: str) -> pa.Array:
 
 def _llm_column(column: PlannedColumn, rows: list[dict[str, Any]], seed: int, batch_index: int) -> pa.Array:
     assert column.template is not None and column.model is not None and column.provider is not None
-    prompts = column.template.render_rows(rows)
+    stream = (seed, batch_index)
+    prompts = column.template.render_rows(rows, stream)
     systems: list[str | None] = (
-        list(column.system_template.render_rows(rows)) if column.system_template else [None] * len(rows)
+        list(column.system_template.render_rows(rows, stream)) if column.system_template else [None] * len(rows)
     )
     # One request seed per row, from the column's own stream: answers do not depend on arrival order.
     seeds = column_rng(seed, batch_index, column.index).integers(0, 2**31 - 1, len(rows))
@@ -112,7 +113,8 @@ def generate_tables(
             array = _llm_column(column, ensure_rows(), seed, batch_index)
         else:
             assert column.template is not None
-            array = _cast(column.template.render_rows(ensure_rows()), config.dtype, config.name)  # type: ignore[union-attr]
+            texts = column.template.render_rows(ensure_rows(), (seed, batch_index))
+            array = _cast(texts, config.dtype, config.name)  # type: ignore[union-attr]
         arrays[column.name] = array
         if rows is not None:
             for row, value in zip(rows, array.to_pylist(), strict=True):
@@ -121,7 +123,7 @@ def generate_tables(
     outputs: dict[str, pa.Table] = {}
     for step in plan.steps:
         if isinstance(step, SchemaTransform):
-            outputs[step.name] = step.run(ensure_rows())
+            outputs[step.name] = step.run(ensure_rows(), (seed, batch_index))
         else:
             assert isinstance(step, DropColumnsProcessor)  # applied through plan.output_columns
     main = pa.Table.from_arrays([arrays[name] for name in plan.output_columns], schema=plan.schema)

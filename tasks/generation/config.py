@@ -47,6 +47,16 @@ SUPPORTED_PROCESSOR_TYPES = ("schema_transform", "drop_columns")
 # Data Designer settings that change what is generated; accepted only when empty.
 _UNSUPPORTED_DESIGNER_KEYS = ("seed_config", "constraints", "profilers", "tool_configs", "record_selection")
 _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
+# Fields that change how requests are sent, not what is generated: left out of config_hash.
+_TRANSPORT_INFERENCE_FIELDS = ("max_parallel_requests", "timeout")
+_TRANSPORT_PROVIDER_FIELDS = (
+    "api_key_env",
+    "api_key_secret",
+    "api_key",
+    "max_retries",
+    "retry_backoff_seconds",
+    "max_backoff_seconds",
+)
 
 Scalar = bool | str | int | float
 
@@ -459,8 +469,29 @@ class BuilderConfig(_Lenient):
         return json.dumps(self.to_builder_dict(), indent=2, ensure_ascii=False) + "\n"
 
     def config_hash(self) -> str:
-        """A stable hash of everything that determines the generated data (secrets excluded)."""
-        canonical = json.dumps(self.to_builder_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        """A stable hash of everything that determines the generated data.
+
+        Settings that only change how requests are sent (parallelism, timeouts, retries, where the key comes
+        from, auth-like headers) and the ``library_version`` label are left out, so a run resumed after, say,
+        lowering ``max_parallel_requests`` keeps its finished batches.
+        """
+        data = self.to_builder_dict()
+        data.pop("library_version", None)
+        for model in data["data_designer"].get("model_configs") or []:
+            model.pop("skip_health_check", None)
+            for name in _TRANSPORT_INFERENCE_FIELDS:
+                model.get("inference_parameters", {}).pop(name, None)
+        for provider in data.get("model_providers") or []:
+            for name in _TRANSPORT_PROVIDER_FIELDS:
+                provider.pop(name, None)
+            headers = {
+                k: v
+                for k, v in (provider.pop("extra_headers", None) or {}).items()
+                if not _SECRET_HEADER.search(k)
+            }
+            if headers:  # other headers may select a model version or behaviour: they stay
+                provider["extra_headers"] = headers
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property

@@ -10,6 +10,7 @@ environment variable or a Prefect ``Secret`` block) and are never logged, put in
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import os
 import random
@@ -213,13 +214,14 @@ _clients_lock = threading.Lock()
 
 
 def get_client(provider: ModelProvider, model: ModelConfig) -> ChatCompletionsClient:
-    """The process-wide client for a provider and model alias (created, and its key resolved, on first use)."""
+    """The process-wide client for a provider, model alias and API key (the key is resolved on every call, so a
+    rotated key reaches a long-lived worker)."""
     params = model.inference_parameters
+    api_key = resolve_api_key(provider)
     key = (
         provider.name,
         provider.endpoint,
-        provider.key_env_var,
-        provider.api_key_secret,
+        hashlib.sha256(api_key.encode()).hexdigest() if api_key else None,  # the value, not where it is kept
         model.alias,
         params.max_parallel_requests,
         params.timeout,
@@ -227,14 +229,13 @@ def get_client(provider: ModelProvider, model: ModelConfig) -> ChatCompletionsCl
         provider.retry_backoff_seconds,
         provider.max_backoff_seconds,
         tuple(sorted((provider.extra_headers or {}).items())),
-        provider.literal_api_key,
     )
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             client = ChatCompletionsClient(
                 provider.endpoint,
-                api_key=resolve_api_key(provider),
+                api_key=api_key,
                 max_parallel_requests=params.max_parallel_requests,
                 timeout=params.timeout if params.timeout is not None else 120.0,
                 retry=RetryPolicy(

@@ -6,6 +6,8 @@ before any batch runs. Batches then only execute the plan.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -26,8 +28,8 @@ from tasks.generation.config import (
 from tasks.generation.dependencies import order_columns
 from tasks.generation.errors import ConfigError, TemplateSecurityError
 from tasks.generation.processors import SchemaTransform
-from tasks.generation.samplers import sampler_type
-from tasks.generation.templates import CompiledTemplate, compile_template
+from tasks.generation.samplers import category_keys, sampler_type
+from tasks.generation.templates import CompiledTemplate, column_references, compile_template
 
 EXPRESSION_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
@@ -163,11 +165,11 @@ def build_plan(config: BuilderConfig) -> Plan:
                     isinstance(parent, SamplerColumn) and isinstance(parent.params, CategoryParams)
                 ):
                     problems.append(f"{label}: subcategory parent {parent_name!r} must be a category sampler")
-                elif parent is not None and isinstance(parent.params, CategoryParams):
-                    keys = set(column.params.values)
-                    missing = [v for v in parent.params.values if _key(v) not in keys]
+                elif parent is not None and isinstance(parent, SamplerColumn):
+                    expected = category_keys(parent)  # what the sampler looks up: the same key function
+                    missing = [k for k in dict.fromkeys(expected) if k not in column.params.values]
                     if missing:
-                        problems.append(f"{label}: no subcategory values for {parent_name!r} value(s) {missing}")
+                        problems.append(f"{label}: no subcategory values for {parent_name!r} keys {missing}")
             item.type = sampler_type(column)
         elif isinstance(column, ExpressionColumn):
             item.template = _compile(column.expr, label, problems, security)
@@ -183,7 +185,7 @@ def build_plan(config: BuilderConfig) -> Plan:
                 problems.extend(f"{label}: {p}" for p in exc.problems)
         for template in (item.template, item.system_template):
             if template is not None:
-                refs |= template.references
+                refs |= column_references(template.references, by_name)
         planned[column.name] = item
         deps[column.name] = sorted(refs)
 
@@ -218,7 +220,7 @@ def build_plan(config: BuilderConfig) -> Plan:
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        unknown = sorted(transform.references - visible)
+        unknown = sorted(column_references(transform.references, by_name) - visible)
         if unknown:
             problems.append(f"{label}: template reads {unknown}, which are not columns (or were dropped)")
         steps.append(transform)
@@ -249,20 +251,21 @@ def build_plan(config: BuilderConfig) -> Plan:
     )
 
 
-def _key(value: object) -> str:
-    # Subcategory mappings are JSON objects: their keys are the parent values as strings.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-_plans: dict[tuple[str, tuple[str | None, ...]], Plan] = {}
+_plans: dict[str, Plan] = {}
 _plans_lock = threading.Lock()
+
+
+def _cache_key(config: BuilderConfig) -> str:
+    # Everything, secrets included: config_hash leaves out transport settings and redacts auth headers, and
+    # the cached plan carries the providers requests are sent with. Kept in memory only, never logged.
+    secrets = [(p.literal_api_key, p.extra_headers) for p in config.model_providers or []]
+    canonical = json.dumps([config.to_builder_dict(), secrets], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def get_plan(config: BuilderConfig) -> Plan:
     """:func:`build_plan`, memoised per process (batches of one run share the compiled templates)."""
-    key = (config.config_hash(), tuple(p.literal_api_key for p in config.model_providers or []))
+    key = _cache_key(config)
     with _plans_lock:
         plan = _plans.get(key)
     if plan is None:

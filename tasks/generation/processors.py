@@ -22,7 +22,7 @@ class _Node:
     type: pa.DataType
     references: frozenset[str]
 
-    def values(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    def values(self, rows: Sequence[dict[str, Any]], stream: tuple[int, int]) -> list[Any]:
         raise NotImplementedError
 
 
@@ -32,7 +32,7 @@ class _Const(_Node):
     type: pa.DataType
     references: frozenset[str] = frozenset()
 
-    def values(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    def values(self, rows: Sequence[dict[str, Any]], stream: tuple[int, int]) -> list[Any]:
         return [self.value] * len(rows)
 
 
@@ -45,8 +45,8 @@ class _Template(_Node):
     def references(self) -> frozenset[str]:  # type: ignore[override]
         return self.template.references
 
-    def values(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
-        return self.template.render_rows(list(rows))
+    def values(self, rows: Sequence[dict[str, Any]], stream: tuple[int, int]) -> list[Any]:
+        return self.template.render_rows(list(rows), stream)
 
 
 @dataclass
@@ -55,9 +55,9 @@ class _Struct(_Node):
     type: pa.DataType
     references: frozenset[str]
 
-    def values(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    def values(self, rows: Sequence[dict[str, Any]], stream: tuple[int, int]) -> list[Any]:
         keys = [k for k, _ in self.fields]
-        columns = [node.values(rows) for _, node in self.fields]
+        columns = [node.values(rows, stream) for _, node in self.fields]
         return (
             [dict(zip(keys, vals, strict=True)) for vals in zip(*columns, strict=True)]
             if columns
@@ -71,10 +71,10 @@ class _List(_Node):
     type: pa.DataType
     references: frozenset[str]
 
-    def values(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    def values(self, rows: Sequence[dict[str, Any]], stream: tuple[int, int]) -> list[Any]:
         if not self.items:
             return [[] for _ in rows]
-        columns = [node.values(rows) for node in self.items]
+        columns = [node.values(rows, stream) for node in self.items]
         return [list(vals) for vals in zip(*columns, strict=True)]
 
 
@@ -136,7 +136,7 @@ class SchemaTransform:
         self.schema = pa.schema([(key, node.type) for key, node in self._columns])
         self.references = frozenset().union(*(node.references for _, node in self._columns))
 
-    def run(self, rows: Sequence[dict[str, Any]]) -> pa.Table:
-        """The processor output for a batch, one output row per input row."""
-        arrays = [pa.array(node.values(rows), type=node.type) for _, node in self._columns]
+    def run(self, rows: Sequence[dict[str, Any]], stream: tuple[int, int] = (0, 0)) -> pa.Table:
+        """The processor output for a batch, one output row per input row (``stream``: run seed, batch index)."""
+        arrays = [pa.array(node.values(rows, stream), type=node.type) for _, node in self._columns]
         return pa.Table.from_arrays(arrays, schema=self.schema)

@@ -55,6 +55,21 @@ def _scalar_str(value: Scalar) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
+def subcategory_key(value: Scalar) -> str:
+    """The key a parent value has in a subcategory's ``values`` (a JSON object: its keys are strings).
+
+    The one rule for both the config check and the sampler: ``1.0`` is ``"1.0"``, ``True`` is ``"true"``.
+    """
+    return _scalar_str(value)
+
+
+def category_keys(column: SamplerColumn) -> list[str]:
+    """The subcategory keys of a ``category`` column's values, as generated (after its ``convert_to``)."""
+    assert isinstance(column.params, CategoryParams)
+    values = convert(_values_array(column.params.values), column.convert_to, column.name)
+    return [subcategory_key(v) for v in values.to_pylist()]
+
+
 def sampler_type(column: SamplerColumn, parent_type: pa.DataType | None = None) -> pa.DataType:
     """The Arrow type a sampler column has after ``convert_to``, known before any value is drawn."""
     params = column.params
@@ -94,10 +109,15 @@ def sample_column(
         if parent is None:
             raise ValueError(f"column {column.name!r}: subcategory sampler needs its parent column")
         values = _subcategory(column.name, params, rng, n, parent)
-    elif isinstance(params, UniformParams):
-        values = pa.array(_round(rng.uniform(params.low, params.high, n), params.decimal_places))
-    elif isinstance(params, GaussianParams):
-        values = pa.array(_round(rng.normal(params.mean, params.stddev, n), params.decimal_places))
+    elif isinstance(params, UniformParams | GaussianParams):
+        drawn = (
+            rng.uniform(params.low, params.high, n)
+            if isinstance(params, UniformParams)
+            else rng.normal(params.mean, params.stddev, n)
+        )
+        if column.convert_to == "int":  # Data Designer makes the int before applying decimal_places
+            drawn = np.round(drawn)
+        values = pa.array(_round(drawn, params.decimal_places))
     elif isinstance(params, BernoulliParams):
         values = pa.array((rng.random(n) < params.p).astype(np.int64))
     elif isinstance(params, PoissonParams):
@@ -105,7 +125,10 @@ def sample_column(
     elif isinstance(params, UUIDParams):
         values = pa.array(_uuids(params, rng, n), pa.string())
     else:
-        values = _datetimes(params, rng, n)
+        stamps = _datetimes(params, rng, n)
+        if column.convert_to == "int":  # the time in units of the sampler's unit since 1970
+            return pa.array(stamps.astype(np.int64))
+        values = pa.array(stamps.astype("datetime64[us]"), pa.timestamp("us"))
     return convert(values, column.convert_to, column.name)
 
 
@@ -117,21 +140,32 @@ def _subcategory(
     name: str, params: SubcategoryParams, rng: np.random.Generator, n: int, parent: pa.Array
 ) -> pa.Array:
     keys = list(params.values)
-    if not pa.types.is_string(parent.type):
-        parent = pc.cast(parent, pa.string())
-    group = pc.index_in(parent, value_set=pa.array(keys, pa.string()))
-    if group.null_count:
-        missing = sorted(set(pc.filter(parent, pc.is_null(group)).to_pylist()), key=str)
+    position = {key: i for i, key in enumerate(keys)}
+    # Keys are looked up once per distinct parent value, with the same rule as the config check.
+    distinct = pc.unique(parent)
+    groups = [position.get(subcategory_key(v)) for v in distinct.to_pylist()]
+    missing = sorted((v for v, g in zip(distinct.to_pylist(), groups, strict=True) if g is None), key=str)
+    if missing:
         raise TemplateRenderError(f"column {name!r}: no subcategories for parent value(s) {missing}")
     flat: list[Scalar] = [v for k in keys for v in params.values[k]]
     sizes = np.array([len(params.values[k]) for k in keys], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    g = group.to_numpy(zero_copy_only=False).astype(np.int64)
+    which = pc.index_in(parent, value_set=distinct).to_numpy(zero_copy_only=False)
+    g = np.asarray(groups, dtype=np.int64)[which]
     idx = offsets[g] + np.floor(rng.random(n) * sizes[g]).astype(np.int64)
     return _values_array(flat).take(pa.array(idx))
 
 
 def _uuids(params: UUIDParams, rng: np.random.Generator, n: int) -> list[str]:
+    """As Data Designer: ``uuid4().hex`` (32 characters, or the first 8 in short form), unique within the batch
+    (a repeat is drawn again, from the same generator, so reruns still reproduce it)."""
+    unique: dict[str, None] = {}
+    while len(unique) < n:
+        unique.update(dict.fromkeys(_uuid_draws(params, rng, n - len(unique))))
+    return list(unique)
+
+
+def _uuid_draws(params: UUIDParams, rng: np.random.Generator, n: int) -> list[str]:
     raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
@@ -139,25 +173,21 @@ def _uuids(params: UUIDParams, rng: np.random.Generator, n: int) -> list[str]:
     if params.uppercase:
         hexes = hexes.upper()
     prefix = params.prefix or ""
-    if params.short_form:
-        return [prefix + hexes[i : i + 8] for i in range(0, 32 * n, 32)]
-    return [
-        f"{prefix}{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-        for h in (hexes[i : i + 32] for i in range(0, 32 * n, 32))
-    ]
+    width = 8 if params.short_form else 32
+    return [prefix + hexes[i : i + width] for i in range(0, 32 * n, 32)]
 
 
-def _datetimes(params: DatetimeParams, rng: np.random.Generator, n: int) -> pa.Array:
+def _datetimes(params: DatetimeParams, rng: np.random.Generator, n: int) -> np.ndarray:
     unit = params.unit
     start = np.datetime64(parse_datetime(params.start), "us").astype(f"datetime64[{unit}]")
     end = np.datetime64(parse_datetime(params.end), "us").astype(f"datetime64[{unit}]")
     span = max(int((end - start).astype(np.int64)), 1)  # end is exclusive
-    stamps = (start + rng.integers(0, span, n)).astype("datetime64[us]")
-    return pa.array(stamps, pa.timestamp("us"))
+    return start + rng.integers(0, span, n)
 
 
 def convert(values: pa.Array, convert_to: str | None, name: str) -> pa.Array:
-    """Apply a sampler's ``convert_to``: ``int`` (truncates), ``float``, ``str``, or a ``strftime`` format."""
+    """Apply a sampler's ``convert_to``: ``int`` (rounds half to even, as Data Designer's ``round().astype(int)``),
+    ``float``, ``str``, or a ``strftime`` format."""
     if convert_to is None:
         return values
     try:
@@ -173,7 +203,9 @@ def _convert(values: pa.Array, convert_to: str) -> pa.Array:
     if values.type == target:
         return values
     if pa.types.is_string(values.type) and target != pa.string():
-        return pc.cast(pc.cast(values, pa.float64()), target, safe=False)
+        values = pc.cast(values, pa.float64())
+    if pa.types.is_floating(values.type) and target == pa.int64():
+        values = pc.round(values)  # half to even, like numpy and pandas
     if pa.types.is_timestamp(values.type) and target == pa.string():
         return pa.array([str(v) for v in values.to_pylist()], pa.string())
     if pa.types.is_floating(values.type) and target == pa.string():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -67,6 +68,9 @@ def fetch_text(
 ) -> str:
     """GET a text file over http(s), following redirects, within a timeout and a size cap.
 
+    ``timeout`` bounds the whole fetch, not only each read: a server trickling bytes cannot hold a flow for
+    longer (at most one more read timeout, for a read already waiting).
+
     ``token`` is sent only to Hub hosts (httpx drops it on redirects to another host).
 
     Raises:
@@ -80,6 +84,7 @@ def fetch_text(
         token = os.environ.get("HF_TOKEN")
     if token and urlsplit(url).netloc.lower() in _hub_hosts():
         headers["Authorization"] = f"Bearer {token}"
+    deadline = time.monotonic() + timeout
     try:
         with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as response:
             if response.status_code >= 400:
@@ -93,6 +98,8 @@ def fetch_text(
                 size += len(chunk)
                 if size > max_bytes:
                     raise ConfigError(f"{url} is over the {max_bytes}-byte limit for configs")
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"GET {url} timed out after {timeout} s")
                 chunks.append(chunk)
     except httpx.TimeoutException:
         raise ConfigError(f"GET {url} timed out after {timeout} s") from None

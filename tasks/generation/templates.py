@@ -4,16 +4,35 @@ Configs come from URLs and other people's repos, so templates run in ``Immutable
 private attributes, no mutation of values, bounded ``range``) with ``StrictUndefined`` (a misspelt column is an
 error, not an empty string). On top of the sandbox's runtime checks, templates are checked statically when the
 config is loaded, so an escape attempt (``__class__``, ``__subclasses__``, ``mro``...) fails before generation
-starts, with the column named.
+starts, with the column named. Operations that can build a large value from a short template (``*``, ``+``,
+``~``, ``%``, ``replace``, ``center``, ``indent``, ``wordwrap``, ``format``, ``join``, str methods) are checked
+before they run, and so is the rendered text, against :data:`MAX_VALUE_SIZE`.
+
+Templates are reproducible: the ``random`` filter draws from a generator seeded by (seed, batch, template, row),
+and ``lipsum()``, whose text comes from Python's global generator, is not available.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import random
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from string import Formatter
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import (
+    StrictUndefined,
+    TemplateSyntaxError,
+    meta,
+    nodes,
+    pass_context,
+    pass_environment,
+    pass_eval_context,
+)
+from jinja2 import filters as jinja_filters
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tasks.generation.errors import ConfigError, TemplateRenderError, TemplateSecurityError
@@ -22,27 +41,222 @@ from tasks.generation.errors import ConfigError, TemplateRenderError, TemplateSe
 _BLOCKED_NAMES = frozenset({"mro", "func_globals", "f_globals", "f_locals", "gi_frame", "cr_frame", "tb_frame"})
 _BLOCKED_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
-MAX_SEQUENCE_PRODUCT = 1_000_000  # 'ab' * n, [x] * n
+MAX_VALUE_SIZE = 1_000_000  # characters (or items) one operation ('ab' * n, replace...) or one render may produce
 MAX_EXPONENT = 10_000
+_RANDOM = "__row_random__"  # context name of the row's generator; templates cannot name it (leading "_")
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+_SEQUENCES = (str, bytes, list, tuple)
+
+
+def _size(value: Any) -> int:
+    """How large ``value`` renders, roughly: characters of strings, plus one per item of a list, tuple or dict and
+    the size of each item (shared items count every time). Counting stops once over the limit."""
+    total, stack = 0, [value]
+    while stack and total <= MAX_VALUE_SIZE:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, list | tuple):
+            total += len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(item.values())
+    return total
+
+
+def _limit(size: int, what: str) -> None:
+    if size > MAX_VALUE_SIZE:
+        raise SecurityError(
+            f"{what} would make a value of {size:,} characters, over the limit of {MAX_VALUE_SIZE:,}"
+        )
+
+
+def _collect(
+    items: Iterable[Any], separator: int, what: str, convert: Callable[[Any], Any] | None = None
+) -> list[Any]:
+    """``items`` as a list, stopping as soon as joining them with a ``separator``-long string would be too large."""
+    out: list[Any] = []
+    size = 0
+    for item in items:
+        if convert is not None:
+            item = convert(item)
+        size += (len(item) if isinstance(item, str | bytes) else 0) + (separator if out else 0)
+        _limit(size, what)
+        out.append(item)
+    return out
+
+
+def _replaced_size(text: Any, old: Any, new: Any, count: Any) -> int:
+    if not isinstance(text, bytes):  # the filter takes any value and replaces in its text
+        text, old, new = str(text), str(old), str(new)
+    hits = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        hits = min(hits, count)
+    return len(text) + hits * (len(new) - len(old))
+
+
+def _check_printf(fmt: str, args: Any) -> None:
+    # Widths and precisions pad: '%0999999999d' % 1 is a gigabyte. '*' takes them from the arguments.
+    specs = _PRINTF_SPEC.findall(fmt)
+    numbers = [int(n) for spec in specs for n in spec if n.isdigit()]
+    if any("*" in spec for spec in specs):
+        numbers += [a for a in (args if isinstance(args, tuple) else (args,)) if isinstance(a, int)]
+    _limit(max(numbers, default=0), "a format width")
+
+
+def _check_format(fmt: str, values: Iterable[Any]) -> None:
+    # As _check_printf, for str.format: '{:>999999999}'; nested fields ('{:{w}}') take widths from the values.
+    numbers: list[int] = []
+    nested = False
+    for _, _, spec, _ in Formatter().parse(fmt):
+        if spec:
+            numbers += map(int, re.findall(r"\d+", spec))
+            nested = nested or "{" in spec
+    if nested:
+        numbers += [v for v in values if isinstance(v, int)]
+    _limit(max(numbers, default=0), "a format width")
+
+
+class _RowRandom:
+    """The generator of one row of one template, made on first use (most templates never draw)."""
+
+    __slots__ = ("_key", "_rng")
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self._rng: random.Random | None = None
+
+    def get(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random(self._key)  # a str seed is hashed with SHA-512: same in every process
+        return self._rng
+
+
+@pass_context
+def _random(context: Context, seq: Any) -> Any:
+    """Jinja's ``random`` filter, drawing from the row's seeded generator instead of Python's global one."""
+    rng = context.get(_RANDOM)  # absent only when the filter is named by data (map(name)): a fixed generator
+    try:
+        return (rng.get() if isinstance(rng, _RowRandom) else random.Random(0)).choice(seq)
+    except IndexError:
+        return context.environment.undefined("No random item, sequence was empty.")
+
+
+@pass_eval_context
+def _replace(eval_ctx: Any, s: Any, old: Any, new: Any, count: int | None = None) -> str:
+    _limit(_replaced_size(s, old, new, count), "replace")
+    return jinja_filters.do_replace(eval_ctx, s, old, new, count)
+
+
+def _center(value: Any, width: int = 80) -> str:
+    _limit(width if isinstance(width, int) else 0, "center")
+    return jinja_filters.do_center(value, width)
+
+
+def _indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    text = str(s)
+    pad = width if isinstance(width, int) else len(str(width))
+    _limit(len(text) + (text.count("\n") + 1) * max(pad, 0), "indent")
+    return jinja_filters.do_indent(s, width, first, blank)
+
+
+@pass_environment
+def _wordwrap(
+    environment: Any,
+    s: Any,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> str:
+    text = str(s)
+    wrap = environment.newline_sequence if wrapstring is None else str(wrapstring)
+    # Two consecutive lines hold more than `width` characters, so there are at most 2 * len / width lines.
+    lines = 2 * len(text) // max(width if isinstance(width, int) else 1, 1) + text.count("\n") + 1
+    _limit(len(text) + lines * len(wrap), "wordwrap")
+    return jinja_filters.do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+def _format(value: Any, *args: Any, **kwargs: Any) -> str:
+    _check_printf(str(value), kwargs or args)
+    return jinja_filters.do_format(value, *args, **kwargs)
+
+
+@pass_eval_context
+def _join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: str | int | None = None) -> str:
+    if attribute is not None:
+        value = map(jinja_filters.make_attrgetter(eval_ctx.environment, attribute), value)
+    return jinja_filters.do_join(eval_ctx, _collect(value, len(str(d)), "join", str), d)
+
+
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator, with ``~`` concatenations joined by :meth:`_Sandbox.concat_values`."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.concat_values((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus limits on the operators that can exhaust memory or CPU in one expression."""
+    """The immutable sandbox, plus limits on the operations that can exhaust memory or CPU in one expression."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "+":  # the common case, kept short: it runs for every addition of numbers too
+            if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
+                _limit(_size(left) + _size(right), "'+'")
+            return left + right
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(times, int)
-                    and len(seq) * times > MAX_SEQUENCE_PRODUCT
-                ):
+                if isinstance(seq, _SEQUENCES) and isinstance(times, int) and _size(seq) * times > MAX_VALUE_SIZE:
                     raise SecurityError(f"repeating a sequence {times} times is over the limit")
+        if operator == "%" and isinstance(left, str):
+            _check_printf(left, right)
         if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
             raise SecurityError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
         return super().call_binop(context, operator, left, right)
+
+    def concat_values(self, values: tuple[Any, ...]) -> str:
+        """``a ~ b``: the parts as text, joined if the result stays within the limit."""
+        return "".join(_collect(values, 0, "'~'", str))
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        # str methods that build a value larger than their arguments: checked before they run.
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, str | bytes):
+            name = getattr(obj, "__name__", "")
+            if name in _WIDTH_METHODS:
+                width = args[0] if args else kwargs.get("width", 0)
+                _limit(width if isinstance(width, int) else 0, f"str.{name}")
+            elif name == "replace" and len(args) >= 2:
+                _limit(_replaced_size(owner, args[0], args[1], args[2] if len(args) > 2 else -1), "str.replace")
+            elif name == "expandtabs":
+                tabsize = args[0] if args else kwargs.get("tabsize", 8)
+                tabs = owner.count(b"\t") if isinstance(owner, bytes) else owner.count("\t")
+                _limit(len(owner) + tabs * max(tabsize, 0), f"str.{name}")
+            elif name == "join" and len(args) == 1:
+                args = (_collect(args[0], len(owner), "str.join"),)
+        return super().call(context, obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt: str = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            mapping = args[0] if value.__name__ == "format_map" and args else kwargs
+            _check_format(fmt, [*args, *(mapping.values() if isinstance(mapping, Mapping) else ())])
+            return wrapped(*args, **kwargs)
+
+        return checked
 
 
 ENVIRONMENT = _Sandbox(
@@ -50,6 +264,31 @@ ENVIRONMENT = _Sandbox(
     autoescape=False,
     keep_trailing_newline=True,
 )
+ENVIRONMENT.filters.update(
+    random=_random,
+    replace=_replace,
+    center=_center,
+    indent=_indent,
+    wordwrap=_wordwrap,
+    format=_format,
+    join=_join,
+)
+del ENVIRONMENT.globals["lipsum"]  # its text comes from Python's global, unseeded generator
+
+
+class _NameTracker(meta.TrackingCodeGenerator):
+    """Collects every name a template looks up from its context, Jinja's globals included (Jinja's own
+    ``find_undeclared_variables`` leaves those out, but a column may be named ``range`` or ``namespace``)."""
+
+    def enter_frame(self, frame: Frame) -> None:
+        CodeGenerator.enter_frame(self, frame)
+        self.undeclared_identifiers.update(p for action, p in frame.symbols.loads.values() if action == "resolve")
+
+
+def column_references(references: Iterable[str], columns: Collection[str]) -> set[str]:
+    """The names of ``references`` that are columns: all but Jinja's globals (``range``, ``namespace``...) that
+    no column is named after (a column of that name hides the global, so it is read like any column)."""
+    return {name for name in references if name in columns or name not in ENVIRONMENT.globals}
 
 
 def _security_problems(ast: nodes.Template) -> list[str]:
@@ -89,10 +328,21 @@ class CompiledTemplate:
     Attributes:
         source: The template text.
         where: What the template belongs to, for messages (``"column 'greeting'"``).
-        references: Names the template reads from the row.
+        references: Names the template reads: columns, and Jinja globals such as ``range`` (see
+            :func:`column_references`).
     """
 
-    __slots__ = ("_blocks", "_globals", "_name", "_new_context", "_root", "references", "source", "where")
+    __slots__ = (
+        "_blocks",
+        "_draws",
+        "_globals",
+        "_name",
+        "_new_context",
+        "_root",
+        "references",
+        "source",
+        "where",
+    )
 
     def __init__(self, source: str, where: str) -> None:
         self.source = source
@@ -104,7 +354,14 @@ class CompiledTemplate:
         problems = _security_problems(ast)
         if problems:
             raise TemplateSecurityError([f"{where}: {p} (template: {source!r})" for p in dict.fromkeys(problems)])
-        self.references = frozenset(meta.find_undeclared_variables(ast) - set(ENVIRONMENT.globals))
+        if any(isinstance(c.node, nodes.Name) and c.node.name == "lipsum" for c in ast.find_all(nodes.Call)):
+            raise ConfigError(
+                f"{where}: lipsum() is not available (its text is not reproducible from the seed): use a sampler "
+                "column for randomness"
+            )
+        tracker = _NameTracker(ENVIRONMENT)
+        tracker.visit(ast)
+        self.references = frozenset(tracker.undeclared_identifiers)
         template = ENVIRONMENT.from_string(source)
         # Skip Template.render's argument copying and traceback rewriting: this is the per-row hot path.
         self._root: Callable[[Any], Iterator[str]] = template.root_render_func
@@ -113,16 +370,20 @@ class CompiledTemplate:
         self._globals = dict(template.globals)
         self._name = template.name
         self._blocks = template.blocks
+        # Only a template that names the filter draws; others skip the per-row generator (the hot path).
+        self._draws = "random" in source
 
-    def render(self, row: Mapping[str, Any], index: int | None = None) -> str:
-        """Render with the row's values.
+    def render(self, row: Mapping[str, Any], index: int | None = None, stream: tuple[int, int] = (0, 0)) -> str:
+        """Render with the row's values (``stream``: the run seed and batch index, which seed ``random``).
 
         Raises:
             TemplateSecurityError: the sandbox stopped an unsafe operation.
             TemplateRenderError: any other failure, naming the template's owner and the row.
         """
         try:
-            return "".join(self._root(self._new_context(dict(row))))
+            seeded = _RowRandom(f"{stream[0]}/{stream[1]}/{self.where}/{index or 0}")
+            context = self._new_context({**row, _RANDOM: seeded})
+            return _joined_output(self._root(context))
         except SecurityError as exc:
             raise TemplateSecurityError(f"{self.where}: {exc} (template: {self.source!r})") from None
         except UndefinedError as exc:
@@ -130,16 +391,21 @@ class CompiledTemplate:
         except Exception as exc:
             raise TemplateRenderError(f"{self.where}{_row(index)}: {type(exc).__name__}: {exc}") from None
 
-    def render_rows(self, rows: list[dict[str, Any]]) -> list[str]:
-        """Render every row (the batch hot path: no per-row copy of the mapping)."""
+    def render_rows(self, rows: list[dict[str, Any]], stream: tuple[int, int] = (0, 0)) -> list[str]:
+        """Render every row (the batch hot path: no per-row copy of the mapping).
+
+        ``stream`` is the run seed and the batch index: with the template and the row, they seed ``random``.
+        """
         out: list[str] = []
         root, context = self._root, ENVIRONMENT.context_class
         env, name, blocks, globals_ = ENVIRONMENT, self._name, self._blocks, self._globals
+        key, draws = f"{stream[0]}/{stream[1]}/{self.where}/", self._draws
         append = out.append
         i = 0
         try:
-            for i, row in enumerate(rows):  # noqa: B007 - i is read in the error handlers
-                append("".join(root(context(env, {**globals_, **row}, name, blocks))))
+            for i, row in enumerate(rows):
+                variables = {**globals_, **row, _RANDOM: _RowRandom(f"{key}{i}")} if draws else {**globals_, **row}
+                append(_joined_output(root(context(env, variables, name, blocks))))
         except SecurityError as exc:
             raise TemplateSecurityError(f"{self.where}: {exc} (template: {self.source!r})") from None
         except UndefinedError as exc:
@@ -147,6 +413,18 @@ class CompiledTemplate:
         except Exception as exc:
             raise TemplateRenderError(f"{self.where}{_row(i)}: {type(exc).__name__}: {exc}") from None
         return out
+
+
+def _joined_output(pieces: Iterator[str]) -> str:
+    # A loop can emit a large value many times over: the text is counted as it is produced.
+    out: list[str] = []
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        if size > MAX_VALUE_SIZE:
+            _limit(size, "the rendered template")
+        out.append(piece)
+    return "".join(out)
 
 
 def _row(index: int | None) -> str:
