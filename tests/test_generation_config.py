@@ -275,7 +275,7 @@ def test_plan_reports_every_semantic_problem() -> None:
         "'nope'",
         "must be a category sampler",
         "['q']",
-        "invalid name",
+        "reserved repo path",
         "['nothing']",
         "cannot drop ['zzz']",
     ):
@@ -475,3 +475,23 @@ def test_a_column_named_like_a_jinja_global_is_read_as_that_column(name: str) ->
     assert build_plan(
         parse_config({"columns": [{"name": "r", "column_type": "expression", "expr": "{{ range(2)|list }}"}]})
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("processors-files", "folder of the dataset layout"),
+        ("README.md", "reserved repo path"),
+        (".git", "reserved repo path"),
+        ("-dash", "names may only use letters"),
+        ("two words", "names may only use letters"),
+    ],
+)
+def test_processor_names_follow_the_pushs_rule(name: str, reason: str) -> None:
+    # What the push would refuse is refused before any batch is generated.
+    raw = {
+        "columns": [{"name": "a", "column_type": "expression", "expr": "x"}],
+        "processors": [{"name": name, "processor_type": "schema_transform", "template": {"t": "{{ a }}"}}],
+    }
+    with pytest.raises(ConfigError, match=reason):
+        build_plan(parse_config(raw))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from tasks.dataset_folder import DATA_DIR, PROCESSORS_DIR, DatasetFolderError, check_processor_name
 from tasks.generation.config import (
     BuilderConfig,
     CategoryParams,
@@ -37,20 +37,8 @@ EXPRESSION_TYPES: dict[str, pa.DataType] = {
     "float": pa.float64(),
     "bool": pa.bool_(),
 }
-# Names a processor may not take: they are repo paths of the pushed dataset (product.md §3).
-RESERVED_PROCESSOR_NAMES = frozenset(
-    {
-        "readme.md",
-        "data",
-        "images",
-        ".gitattributes",
-        "metadata.json",
-        "builder_config.json",
-        "parquet-files",
-        "processors-files",
-    }
-)
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+# Besides the names the push refuses (repo paths of the other stages), the folders of the local layout.
+_LOCAL_LAYOUT_NAMES = frozenset({DATA_DIR, PROCESSORS_DIR})
 
 
 @dataclass
@@ -196,11 +184,14 @@ def build_plan(config: BuilderConfig) -> Plan:
     processor_names: list[str] = []
     for processor in config.processors:
         label = f"processor {processor.name!r}"
-        if not _SAFE_NAME.match(processor.name) or processor.name.lower() in RESERVED_PROCESSOR_NAMES:
-            problems.append(
-                f"{label}: invalid name (letters, digits, '.', '_', '-'; not a reserved repo path such as "
-                f"{', '.join(sorted(RESERVED_PROCESSOR_NAMES))})"
-            )
+        try:  # the push's own rule, so that what is generated can be pushed
+            check_processor_name(processor.name)
+            if processor.name.lower() in _LOCAL_LAYOUT_NAMES:
+                problems.append(
+                    f"{label}: {processor.name!r} is a folder of the dataset layout; rename the processor"
+                )
+        except DatasetFolderError as exc:
+            problems.append(str(exc))
         if processor.name in processor_names:
             problems.append(f"{label}: duplicate processor name")
         processor_names.append(processor.name)

@@ -15,14 +15,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
+from tasks.dataset_folder import DATA_DIR, IMAGES_DIR, PROCESSORS_DIR
 from tasks.generation.batch_writer import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = ".generation-state.json"
-DATA_DIR = "parquet-files"
-PROCESSORS_DIR = "processors-files"
-IMAGES_DIR = "images"  # never written by this generator; a push would publish what is there
 _BATCH_FILE = re.compile(r"batch_\d{5,}\.parquet")  # what batch_name writes
 
 
