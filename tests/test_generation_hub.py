@@ -414,3 +414,25 @@ def test_private_checkpoints_make_an_existing_public_repo_private_before_any_bat
     Checkpointer(target, tmp_path, state).prepare()
     assert api.repo_info(repo_id, repo_type="dataset").private
     assert "ckpt" in {b.name for b in api.list_repo_refs(repo_id, repo_type="dataset").branches}
+
+
+def test_a_private_repos_config_url_is_fetched_with_the_saved_login(
+    hub: object, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    from tasks.generation.errors import ConfigError
+
+    api = HfApi(token=ALICE_TOKEN)
+    api.create_repo(repo_id, repo_type="dataset", private=True)
+    api.upload_file(
+        path_or_fileobj=GREETINGS.read_bytes(), path_in_repo="config.yaml", repo_id=repo_id, repo_type="dataset"
+    )
+    url = f"{HUB_URL}/datasets/{repo_id}/resolve/main/config.yaml"
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-login"))
+    with pytest.raises(ConfigError):  # anonymous: the private repo is not found
+        from_config(url)
+    (tmp_path / "token").write_text(ALICE_TOKEN + "\n")  # what `hf auth login` saves
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "token"))
+    assert from_config(url).to_builder_dict() == from_config(GREETINGS).to_builder_dict()

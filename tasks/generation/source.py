@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import yaml
 
+from tasks.credentials import optional_token
 from tasks.generation.config import BuilderConfig, parse_config
 from tasks.generation.errors import ConfigError
 
@@ -81,7 +82,7 @@ def fetch_text(
         raise ConfigError(f"only http and https URLs are fetched, not {scheme!r}: {url}")
     headers = {"Accept": "application/json, application/yaml, text/plain, */*"}
     if token is None and urlsplit(url).netloc.lower() in _hub_hosts():
-        token = os.environ.get("HF_TOKEN")
+        token = optional_token(None, None)  # HF_TOKEN or the saved login: a private repo's config
     if token and urlsplit(url).netloc.lower() in _hub_hosts():
         headers["Authorization"] = f"Bearer {token}"
     deadline = time.monotonic() + timeout
