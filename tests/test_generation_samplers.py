@@ -81,9 +81,14 @@ def test_datetime_range_unit_and_format() -> None:
     col = _column(
         {"sampler_type": "datetime", "params": {"start": "2024-01-01", "end": "2024-01-03", "unit": "h"}}
     )
-    values = sample_column(col, column_rng(0, 0, 0), 2000).to_pylist()  # type: ignore[arg-type]
+    drawn = sample_column(col, column_rng(0, 0, 0), 2000)  # type: ignore[arg-type]
+    # Without convert_to, ISO-8601 text to the second, as Data Designer writes datetime samplers.
+    assert drawn.type == pa.string() and all(
+        re.fullmatch(r"2024-01-0[12]T\d\d:00:00", v) for v in drawn.to_pylist()
+    )
+    values = [datetime.fromisoformat(v) for v in drawn.to_pylist()]
     assert min(values) >= datetime(2024, 1, 1) and max(values) < datetime(2024, 1, 3)
-    assert all(v.minute == 0 and v.second == 0 for v in values) and len(set(values)) == 48
+    assert len(set(values)) == 48
     formatted = sample_column(
         _column(
             {
@@ -241,3 +246,23 @@ def test_a_float_or_converted_category_parent_feeds_its_subcategory() -> None:
     assert {(r["dose"], r["label"]) for r in rows} == {(1, "one"), (2, "two")}
     with pytest.raises(ConfigError, match=r"no subcategory values for 'dose' keys \['1.0'\]"):
         run({"params": {"values": [0.5, 1.0]}}, {"0.5": ["half"], "1": ["full"]})
+
+
+def test_a_data_designer_template_slicing_a_datetime_reads_its_iso_text() -> None:
+    # Data Designer hands expressions ISO strings: '{{ sent_at[:10] }}' is the date there, and must be here.
+    config = parse_config(
+        {
+            "columns": [
+                {
+                    "name": "sent_at",
+                    "column_type": "sampler",
+                    "sampler_type": "datetime",
+                    "params": {"start": "2024-05-01", "end": "2024-05-02", "unit": "s"},
+                },
+                {"name": "day", "column_type": "expression", "expr": "{{ sent_at[:10] }}"},
+            ]
+        }
+    )
+    main, _ = generate_tables(build_plan(config), seed=0, batch_index=0, num_rows=20)
+    assert set(main.column("day").to_pylist()) == {"2024-05-01"}
+    assert all(re.fullmatch(r"2024-05-01T\d\d:\d\d:\d\d", v) for v in main.column("sent_at").to_pylist())

@@ -70,6 +70,11 @@ def category_keys(column: SamplerColumn) -> list[str]:
     return [subcategory_key(v) for v in values.to_pylist()]
 
 
+# How a datetime sampler's values are written without a ``convert_to`` format: text, as Data Designer does
+# (``2024-01-15T09:30:00``), so templates and the output see the same values as there.
+ISO_DATETIME = "%Y-%m-%dT%H:%M:%S"
+
+
 def sampler_type(column: SamplerColumn, parent_type: pa.DataType | None = None) -> pa.DataType:
     """The Arrow type a sampler column has after ``convert_to``, known before any value is drawn."""
     params = column.params
@@ -86,7 +91,7 @@ def sampler_type(column: SamplerColumn, parent_type: pa.DataType | None = None) 
         base = pa.string()
     else:
         base = pa.timestamp("us")
-    conv = column.convert_to
+    conv = column.convert_to or (ISO_DATETIME if isinstance(params, DatetimeParams) else None)
     if conv is None:
         return base
     return {"int": pa.int64(), "float": pa.float64()}.get(conv, pa.string())
@@ -129,6 +134,7 @@ def sample_column(
         if column.convert_to == "int":  # the time in units of the sampler's unit since 1970
             return pa.array(stamps.astype(np.int64))
         values = pa.array(stamps.astype("datetime64[us]"), pa.timestamp("us"))
+        return convert(values, column.convert_to or ISO_DATETIME, column.name)  # text, as Data Designer writes
     return convert(values, column.convert_to, column.name)
 
 
@@ -197,8 +203,8 @@ def convert(values: pa.Array, convert_to: str | None, name: str) -> pa.Array:
 
 
 def _convert(values: pa.Array, convert_to: str) -> pa.Array:
-    if "%" in convert_to:
-        return pc.strftime(values, format=convert_to)
+    if "%" in convert_to:  # in whole seconds (the finest unit), so that %S is two digits, as in Python
+        return pc.strftime(pc.cast(values, pa.timestamp("s"), safe=False), format=convert_to)
     target = {"int": pa.int64(), "float": pa.float64(), "str": pa.string()}[convert_to]
     if values.type == target:
         return values
