@@ -69,9 +69,10 @@ class DigestCache:
             try:
                 self.db_path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.db_path, timeout=10, check_same_thread=False)
+                # ctime too, as git's index does: a copy that keeps the mtime (cp -p, rsync -t) changes it.
                 conn.execute(
-                    "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
-                    "ino INTEGER, sha256 TEXT, git_sha1 TEXT)"
+                    "CREATE TABLE IF NOT EXISTS file_digests (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+                    "ctime_ns INTEGER, ino INTEGER, sha256 TEXT, git_sha1 TEXT)"
                 )
                 self._conn = conn
             except (sqlite3.Error, OSError):  # OSError: a cache folder that cannot be made (read-only home)
@@ -85,7 +86,7 @@ class DigestCache:
     def digest_many(self, paths: list[Path]) -> list[FileDigest]:
         """Digests of ``paths``, in order; new entries are stored in one transaction."""
         results: list[FileDigest] = []
-        fresh: list[tuple[str, int, int, int, str, str]] = []
+        fresh: list[tuple[str, int, int, int, int, str, str]] = []
         now = time.time()
         with self._lock:
             conn = self._connect()
@@ -99,21 +100,22 @@ class DigestCache:
                 row = None
                 if conn is not None:
                     row = conn.execute(
-                        "SELECT sha256, git_sha1 FROM digests WHERE path=? AND size=? AND mtime_ns=? AND ino=?",
-                        (real, st.st_size, st.st_mtime_ns, st.st_ino),
+                        "SELECT sha256, git_sha1 FROM file_digests "
+                        "WHERE path=? AND size=? AND mtime_ns=? AND ctime_ns=? AND ino=?",
+                        identity,
                     ).fetchone()
                 if row:
                     results.append(FileDigest(sha256=row[0], git_sha1=row[1], size=st.st_size))
                     continue
                 digest = compute_digest(Path(real))
                 results.append(digest)
-                if now - st.st_mtime_ns / 1e9 > _RACY_SECONDS:
-                    fresh.append((real, st.st_size, st.st_mtime_ns, st.st_ino, digest.sha256, digest.git_sha1))
+                if now - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > _RACY_SECONDS:
+                    fresh.append((*identity, digest.sha256, digest.git_sha1))
                 else:
                     self._memo[identity] = digest  # too fresh for the table; kept for this process only
             if fresh and conn is not None:
                 try:
-                    conn.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)", fresh)
+                    conn.executemany("INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?, ?, ?, ?)", fresh)
                     conn.commit()
                 except sqlite3.Error:
                     pass  # caching is an optimisation; a locked or full database only costs a re-read

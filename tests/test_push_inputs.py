@@ -323,9 +323,15 @@ def test_digest_cache_detects_same_size_edits(tmp_path: Path) -> None:
     assert first == compute_digest(path)
     path.write_bytes(b"b" * 100)  # same size; new mtime
     assert cache.digest(path).sha256 == compute_digest(path).sha256 != first.sha256
+    # Rewritten in place with its old mtime put back (cp -p, rsync -t): the ctime tells.
+    os.utime(path, (old, old))
+    assert cache.digest(path).sha256 == compute_digest(path).sha256
+    path.write_bytes(b"c" * 100)
+    os.utime(path, (old, old))
+    assert cache.digest(path).sha256 == compute_digest(path).sha256 != first.sha256
     from huggingface_hub.utils.sha import git_hash
 
-    assert compute_digest(path).git_sha1 == git_hash(b"b" * 100)
+    assert compute_digest(path).git_sha1 == git_hash(b"c" * 100)
 
 
 def test_card_cache_renders_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
