@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import constants
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run as current_flow_run
@@ -223,6 +224,7 @@ def check_push_parameters(
         task_categories=validate_task_categories(task_categories),
         pretty_name=pretty_name,
         template=Path(card_template) if card_template else None,
+        hub_url=constants.ENDPOINT,  # the Hub pushed to (HF_ENDPOINT): a self-hosted Hub's card cites itself
     )
     return target, card, _select_stages(list(stages) if stages else None)
 

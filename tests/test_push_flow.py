@@ -15,7 +15,7 @@ from typing import Any
 import datasets
 import pytest
 import yaml
-from conftest import ALICE_TOKEN, BOB_TOKEN
+from conftest import ALICE_TOKEN, BOB_TOKEN, HUB_URL
 from factories import make_dataset_folder
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from prefect import flow, get_client
@@ -346,6 +346,13 @@ def test_images_and_builder_config_gone_from_the_folder_go_from_the_hub(tmp_path
     assert again.commits == [] and titles(repo_id) == history
     skipped = {s.stage: s.skipped for s in again.stages}
     assert skipped["images"] and skipped["builder_config"]
+
+
+def test_the_card_cites_the_hub_it_was_pushed_to(tmp_path: Path, repo_id: str) -> None:
+    # A self-hosted Hub (HF_ENDPOINT) is where readers find the dataset, not huggingface.co.
+    _push(make_dataset_folder(tmp_path / "ds", batches=1, processor_file=None, images=0), repo_id)
+    card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", token=ALICE_TOKEN)).read_text()
+    assert f"\\url{{{HUB_URL}/datasets/{repo_id}}}" in card and "huggingface.co/datasets" not in card
 
 
 def test_split_commits_and_pull_request(tmp_path: Path, repo_id: str) -> None:
