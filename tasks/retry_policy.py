@@ -7,6 +7,7 @@ input) fails at once with the Hub's message: retrying cannot fix it.
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import os
 import re
@@ -107,10 +108,24 @@ def rate_limit_wait(status: int | None, headers: Mapping[str, str]) -> float | N
     info = parse_ratelimit_headers(headers)
     if info is not None and info.remaining == 0:
         return float(info.reset_in_seconds)
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is not None and str(value).strip().replace(".", "", 1).isdigit():
-        return float(value)
-    return None
+    return parse_retry_after(next((v for k, v in headers.items() if k.lower() == "retry-after"), None))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 and seconds == seconds else None  # not negative, not NaN
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def max_rate_limit_wait() -> float:

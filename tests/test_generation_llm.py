@@ -13,9 +13,10 @@ from fake_llm import FakeLLM, answer_for
 from tasks.generation.batch import generate_tables
 from tasks.generation.config import ModelProvider
 from tasks.generation.errors import ConfigError
-from tasks.generation.llm import ChatCompletionsClient, LLMError, RetryPolicy, parse_retry_after, resolve_api_key
+from tasks.generation.llm import ChatCompletionsClient, LLMError, RetryPolicy, resolve_api_key
 from tasks.generation.plan import get_plan
 from tasks.generation.source import from_config
+from tasks.retry_policy import parse_retry_after
 
 FAST = RetryPolicy(max_retries=3, backoff_seconds=0.01, max_backoff_seconds=0.05)
 
@@ -95,6 +96,20 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("garbage") is None
     assert 0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 1  # type: ignore[operator]
+    assert parse_retry_after("-1") is None and parse_retry_after("nan") is None
+
+
+def test_the_hubs_rate_limit_wait_reads_both_retry_after_forms() -> None:
+    # One parser for the Hub's 429s and the LLM endpoints': RFC 9110 allows an HTTP date as well as seconds.
+    import email.utils
+    import time
+
+    from tasks.retry_policy import rate_limit_wait
+
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= rate_limit_wait(429, {"Retry-After": later}) <= 30  # type: ignore[operator]
+    assert rate_limit_wait(429, {"retry-after": "7"}) == 7.0
+    assert rate_limit_wait(503, {"Retry-After": "7"}) is None
 
 
 def test_api_key_resolution(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,6 @@ environment variable or a Prefect ``Secret`` block) and are never logged, put in
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import logging
 import os
@@ -25,6 +24,7 @@ import httpx
 
 from tasks.generation.config import ModelConfig, ModelProvider
 from tasks.generation.errors import ConfigError
+from tasks.retry_policy import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -84,21 +84,6 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
         base = min(self.backoff_seconds * (2**attempt), self.max_backoff_seconds)
         return base * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 def _server_message(response: httpx.Response) -> str:
