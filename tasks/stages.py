@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -160,19 +161,15 @@ def _run_plans(
     if not plans:
         logger.info("Stage %s: nothing to push, skipped.", stage)
         return result
+    note_pull_request = functools.partial(remember_pull_request, job.run_key, target) if job.run_key else None
     if target.create_pr and not job.revision.startswith("refs/pr/") and job.run_key:
         # This stage may have opened the run's pull request before it failed, or before its content changed.
         result.revision = opened_pull_request(job.run_key, target) or job.revision
-
-    def note_pull_request(pr_revision: str) -> None:
-        if job.run_key:
-            remember_pull_request(job.run_key, target, pr_revision)
-
     api = hub_api()
     hint = job.head
     for plan in plans:
         progress = None
-        if progress_label and not job.preuploaded:
+        if progress_label and plan.files and not job.preuploaded:
             progress = artifacts.UploadProgress(target.repo_id, progress_label)
         try:
             outcome = commit_plan(
