@@ -26,7 +26,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import quote
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
@@ -184,6 +185,16 @@ def commit_url(api: HfApi, repo_id: str, oid: str) -> str:
     return f"{api.endpoint.rstrip('/')}/datasets/{repo_id}/commit/{oid}"
 
 
+def latest_commit(
+    api: HfApi, repo_type: str, repo_id: str, revision: str, token: str | None
+) -> dict[str, Any] | None:
+    """The commit ``revision`` points at (``id``, ``title``, ...), or None: the first item of its history only
+    (``list_repo_commits`` would read every page of it). ``token=None``: the client's own."""
+    url = f"{api.endpoint}/api/{repo_type}s/{repo_id}/commits/{quote(revision, safe='')}"
+    headers = build_hf_headers(token=token if token is not None else api.token)
+    return next(iter(paginate(url, params={}, headers=headers)), None)
+
+
 def _is_our_commit(
     api: HfApi,
     target: HubTarget,
@@ -195,9 +206,7 @@ def _is_our_commit(
 ) -> bool:
     """Whether commit ``oid`` is the one we asked for: our title, our files, none of the deleted paths. (Not the
     description: whether the Hub keeps it in the commit is not something to depend on.)"""
-    # The commit itself only: the first item of its history (``list_repo_commits`` would read every page of it).
-    url = f"{api.endpoint}/api/{target.repo_type}s/{target.repo_id}/commits/{oid}"
-    commit = next(iter(paginate(url, params={}, headers=build_hf_headers(token=token))), None)
+    commit = latest_commit(api, target.repo_type, target.repo_id, oid, token)
     if commit is None or commit["title"] != message:
         return False
     present = paths_info(api, target, oid, list(added) + deleted, token)

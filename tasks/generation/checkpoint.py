@@ -44,7 +44,7 @@ from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.hub_client import downloaded, hub_api
-from tasks.hub_commit import HubTarget, commit_url
+from tasks.hub_commit import HubTarget, commit_url, latest_commit
 from tasks.prepare_repo import create_repo_and_branch
 from tasks.retry_policy import (
     describe_failure,
@@ -539,14 +539,12 @@ class Checkpointer:
     def _latest_commit(self, message: str) -> dict[str, Any]:
         """``oid`` and ``url`` of the branch's latest commit if it is ours (``message``); else empty."""
         try:
-            latest = self.api.list_repo_commits(
-                self.target.repo_id, repo_type="dataset", revision=self._revision()
-            )
+            latest = latest_commit(self.api, "dataset", self.target.repo_id, self._revision(), None)
         except Exception:
             return {}
-        if not latest or latest[0].title != message:
+        if not latest or latest.get("title") != message:
             return {}
-        oid = latest[0].commit_id
+        oid = str(latest["id"])
         return {"oid": oid, "url": commit_url(self.api, self.target.repo_id, oid)}
 
     def _landed(self, state: GenerationState) -> bool:
