@@ -30,7 +30,7 @@ from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, optional_token
 from tasks.hub_client import downloaded, hub_api
-from tasks.read_dataset import list_configs, read_pushed_dataset
+from tasks.read_dataset import commit_of, configs_at, read_pushed_dataset
 from tasks.retry_policy import describe_failure, retry_transient_only
 from tasks.validation import validate_repo_id, validate_revision
 
@@ -78,10 +78,8 @@ def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tu
     Everything afterwards is read at that commit, so a push landing meanwhile cannot mix two versions.
     """
     secret = token.get_secret_value() if token else None
-    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret).sha
-    if not commit:
-        raise DatasetVerificationError(f"The Hub did not tell which commit {repo_id}@{revision} is.")
-    configs = list_configs(repo_id, revision=commit, token=secret)
+    commit = commit_of(repo_id, revision, secret)
+    configs = configs_at(repo_id, commit, secret)  # at the commit read once: list_configs would read it again
     try:
         with downloaded(
             hub_api(), repo_id, "metadata.json", repo_type="dataset", revision=commit, token=secret

@@ -226,8 +226,8 @@ def _landed_commit(
     token: str,
 ) -> str | None:
     """After a commit request failed without an answer: the oid of our commit if the Hub applied it."""
-    new_head = api.repo_info(target.repo_id, revision=revision, repo_type=target.repo_type, token=token).sha
-    if not new_head or new_head == old_head:
+    new_head = branch_head(api, target, revision, token)
+    if new_head == old_head:
         return None
     return new_head if _is_our_commit(api, target, new_head, message, added, deleted, token) else None
 
@@ -265,7 +265,7 @@ class _Comparison:
     deletions: list[str]
 
 
-def _opens_pr(target: HubTarget, revision: str) -> bool:
+def opens_pr(target: HubTarget, revision: str) -> bool:
     """Whether a commit to ``revision`` opens a pull request (once open, later commits go to ``refs/pr/N``)."""
     return target.create_pr and not revision.startswith("refs/pr/")
 
@@ -354,7 +354,7 @@ def preupload_plan(
         The bytes of the files that differ from the repo (uploaded now, or found stored already).
     """
     revision = revision or target.revision
-    create_pr = _opens_pr(target, revision)
+    create_pr = opens_pr(target, revision)
     compared = _compare(api, target, plan, token, revision, None)
     total = sum(compared.digests[f.path_in_repo].size for f in compared.changed)
     additions = [_addition(f, compared.digests[f.path_in_repo]) for f in compared.changed]
@@ -400,7 +400,7 @@ def commit_plan(
     """
     revision = revision or target.revision
     # A pull request opens on the head read here, never on a hint.
-    if head is None and head_hint is not None and not _opens_pr(target, revision):
+    if head is None and head_hint is not None and not opens_pr(target, revision):
         try:
             return _commit_plan_at(
                 api,
@@ -442,7 +442,7 @@ def _commit_plan_at(
 ) -> CommitOutcome:
     """``commit_plan`` at ``head`` (read if ``None``). With ``hinted``, ``_StaleHint`` when the branch is found
     elsewhere before anything was committed: the first commit refused (412), or nothing to do at ``head``."""
-    create_pr = _opens_pr(target, revision)
+    create_pr = opens_pr(target, revision)
     compared = _compare(api, target, plan, token, revision, head)
     head, digests, changed, deletions = compared.head, compared.digests, compared.changed, compared.deletions
     folder_deletions = [d for d in delete_folders if folder_exists(api, target, head, d, token)]

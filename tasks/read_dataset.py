@@ -214,10 +214,21 @@ def list_configs(
 ) -> list[str]:
     """The config names that the dataset card of ``repo_id`` declares, in card order."""
     secret = optional_token(token, credentials)
-    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret).sha
+    return configs_at(repo_id, commit_of(repo_id, revision, secret), secret)
+
+
+def commit_of(repo_id: str, revision: str, token: str | None) -> str:
+    """The commit ``revision`` of dataset ``repo_id`` points at: what a reader pins, so that a push landing
+    meanwhile cannot mix two versions."""
+    commit = hub_api().dataset_info(repo_id, revision=revision, token=token).sha
     if commit is None:
         raise DatasetCardError(f"The Hub did not tell the commit of {repo_id}@{revision}.")
-    return [str(c["config_name"]) for c in _card_configs(repo_id, commit, secret)]
+    return commit
+
+
+def configs_at(repo_id: str, commit: str, token: str | None) -> list[str]:
+    """The config names the dataset card declares at ``commit``, in card order."""
+    return [str(c["config_name"]) for c in _card_configs(repo_id, commit, token)]
 
 
 def resolve_config(
@@ -239,9 +250,7 @@ def resolve_config(
         huggingface_hub.errors.RevisionNotFoundError: no such revision.
     """
     secret = optional_token(token, credentials)
-    commit = hub_api().dataset_info(repo_id, revision=revision, token=secret).sha
-    if commit is None:
-        raise DatasetCardError(f"The Hub did not tell the commit of {repo_id}@{revision}.")
+    commit = commit_of(repo_id, revision, secret)
     configs = _card_configs(repo_id, commit, secret)
     names = tuple(str(c["config_name"]) for c in configs)
     entry = next((c for c in configs if c["config_name"] == config), None)

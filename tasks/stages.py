@@ -50,6 +50,7 @@ from tasks.hub_commit import (
     HubTarget,
     branch_head,
     commit_plan,
+    opens_pr,
     parquet_files_at,
 )
 from tasks.hub_metadata import hub_metadata, json_bytes
@@ -161,10 +162,12 @@ def _run_plans(
     if not plans:
         logger.info("Stage %s: nothing to push, skipped.", stage)
         return result
-    note_pull_request = functools.partial(remember_pull_request, job.run_key, target) if job.run_key else None
-    if target.create_pr and not job.revision.startswith("refs/pr/") and job.run_key:
-        # This stage may have opened the run's pull request before it failed, or before its content changed.
-        result.revision = opened_pull_request(job.run_key, target) or job.revision
+    note_pull_request = None
+    if job.run_key:
+        note_pull_request = functools.partial(remember_pull_request, job.run_key, target)
+        if opens_pr(target, job.revision):
+            # This stage may have opened the run's pull request before it failed, or before its content changed.
+            result.revision = opened_pull_request(job.run_key, target) or job.revision
     api = hub_api()
     hint = job.head
     for plan in plans:

@@ -47,27 +47,22 @@ def values_type(values: list[Scalar]) -> pa.DataType:
 def _values_array(values: list[Scalar]) -> pa.Array:
     vtype = values_type(values)
     if vtype == pa.string():
-        return pa.array([v if isinstance(v, str) else _scalar_str(v) for v in values], pa.string())
+        return pa.array([v if isinstance(v, str) else scalar_text(v) for v in values], pa.string())
     return pa.array(values, vtype)
 
 
-def _scalar_str(value: Scalar) -> str:
+def scalar_text(value: Scalar) -> str:
+    """A value as text, as JSON writes it (``True`` is ``"true"``, ``1.0`` is ``"1.0"``): also the key a parent
+    value has in a subcategory's ``values`` (a JSON object: its keys are strings), the one rule for both the config
+    check and the sampler."""
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
-def subcategory_key(value: Scalar) -> str:
-    """The key a parent value has in a subcategory's ``values`` (a JSON object: its keys are strings).
-
-    The one rule for both the config check and the sampler: ``1.0`` is ``"1.0"``, ``True`` is ``"true"``.
-    """
-    return _scalar_str(value)
 
 
 def category_keys(column: SamplerColumn) -> list[str]:
     """The subcategory keys of a ``category`` column's values, as generated (after its ``convert_to``)."""
     assert isinstance(column.params, CategoryParams)
     values = convert(_values_array(column.params.values), column.convert_to, column.name)
-    return [subcategory_key(v) for v in values.to_pylist()]
+    return [scalar_text(v) for v in values.to_pylist()]
 
 
 # How a datetime sampler's values are written without a ``convert_to`` format: text, as Data Designer does
@@ -149,7 +144,7 @@ def _subcategory(
     position = {key: i for i, key in enumerate(keys)}
     # Keys are looked up once per distinct parent value, with the same rule as the config check.
     distinct = pc.unique(parent)
-    groups = [position.get(subcategory_key(v)) for v in distinct.to_pylist()]
+    groups = [position.get(scalar_text(v)) for v in distinct.to_pylist()]
     missing = sorted((v for v, g in zip(distinct.to_pylist(), groups, strict=True) if g is None), key=str)
     if missing:
         raise TemplateRenderError(f"column {name!r}: no subcategories for parent value(s) {missing}")
@@ -217,5 +212,5 @@ def _convert(values: pa.Array, convert_to: str) -> pa.Array:
     if pa.types.is_floating(values.type) and target == pa.string():
         return pa.array([repr(v) for v in values.to_pylist()], pa.string())
     if pa.types.is_boolean(values.type) and target == pa.string():
-        return pa.array([_scalar_str(v) for v in values.to_pylist()], pa.string())
+        return pa.array([scalar_text(v) for v in values.to_pylist()], pa.string())
     return pc.cast(values, target, safe=False)

@@ -381,15 +381,10 @@ class CompiledTemplate:
             TemplateRenderError: any other failure, naming the template's owner and the row.
         """
         try:
-            seeded = _RowRandom(f"{stream[0]}/{stream[1]}/{self.where}/{index or 0}")
-            context = self._new_context({**row, _RANDOM: seeded})
+            context = self._new_context({**row, _RANDOM: _RowRandom(self._row_key(stream, index or 0))})
             return _joined_output(self._root(context))
-        except SecurityError as exc:
-            raise TemplateSecurityError(f"{self.where}: {exc} (template: {self.source!r})") from None
-        except UndefinedError as exc:
-            raise TemplateRenderError(f"{self.where}{_row(index)}: {exc.message}") from None
         except Exception as exc:
-            raise TemplateRenderError(f"{self.where}{_row(index)}: {type(exc).__name__}: {exc}") from None
+            raise self._failure(exc, index) from None
 
     def render_rows(self, rows: list[dict[str, Any]], stream: tuple[int, int] = (0, 0)) -> list[str]:
         """Render every row (the batch hot path: no per-row copy of the mapping).
@@ -399,20 +394,30 @@ class CompiledTemplate:
         out: list[str] = []
         root, context = self._root, ENVIRONMENT.context_class
         env, name, blocks, globals_ = ENVIRONMENT, self._name, self._blocks, self._globals
-        key, draws = f"{stream[0]}/{stream[1]}/{self.where}/", self._draws
+        draws = self._draws
         append = out.append
         i = 0
         try:
             for i, row in enumerate(rows):
-                variables = {**globals_, **row, _RANDOM: _RowRandom(f"{key}{i}")} if draws else {**globals_, **row}
+                variables = {**globals_, **row}
+                if draws:
+                    variables[_RANDOM] = _RowRandom(self._row_key(stream, i))
                 append(_joined_output(root(context(env, variables, name, blocks))))
-        except SecurityError as exc:
-            raise TemplateSecurityError(f"{self.where}: {exc} (template: {self.source!r})") from None
-        except UndefinedError as exc:
-            raise TemplateRenderError(f"{self.where}{_row(i)}: {exc.message}") from None
         except Exception as exc:
-            raise TemplateRenderError(f"{self.where}{_row(i)}: {type(exc).__name__}: {exc}") from None
+            raise self._failure(exc, i) from None
         return out
+
+    def _row_key(self, stream: tuple[int, int], index: int) -> str:
+        """What seeds a row's ``random``: the run seed, the batch, this template's owner and the row."""
+        return f"{stream[0]}/{stream[1]}/{self.where}/{index}"
+
+    def _failure(self, exc: Exception, index: int | None) -> Exception:
+        """The error to raise for a render that failed: the template's owner and the row named."""
+        if isinstance(exc, SecurityError):
+            return TemplateSecurityError(f"{self.where}: {exc} (template: {self.source!r})")
+        if isinstance(exc, UndefinedError):
+            return TemplateRenderError(f"{self.where}{_row(index)}: {exc.message}")
+        return TemplateRenderError(f"{self.where}{_row(index)}: {type(exc).__name__}: {exc}")
 
 
 def _joined_output(pieces: Iterator[str]) -> str:
