@@ -6,7 +6,7 @@ import math
 import statistics
 
 from bench.measure import paired_slowdown
-from bench.report import checkpoint_cost_cell, derive, flatten
+from bench.report import checkpoint_cost_cell, derive, flatten, targets
 
 
 def test_slowdown_is_the_ratio_of_medians_and_its_interval_holds_it() -> None:
@@ -69,3 +69,32 @@ def test_report_of_results_without_runs_keeps_the_rounds_median() -> None:
     derived = derive(flatten(raw), raw)
     assert derived["generation.100000.checkpoint_slowdown_pct"] == 12.0
     assert checkpoint_cost_cell(derived, 100000) == "12.0"
+
+
+def test_report_gives_the_background_hub_cost_its_own_figures_and_target() -> None:
+    rounds: list[dict[str, object]] = [
+        {
+            "records_per_s": 1.0,
+            "plain_runs": [2.0, 2.0, 2.0],
+            "checkpoint_runs": [2.4, 2.4, 2.4],
+            "checkpoint_bg_hub_runs": [2.1, 2.1, 2.1],
+        }
+    ]
+    raw = _raw(rounds)
+    figures = flatten(raw)
+    derived = derive(figures, raw)
+    assert math.isclose(derived["generation.100000.checkpoint_slowdown_pct"], 20.0)
+    assert math.isclose(derived["generation.100000.checkpoint_bg_hub_slowdown_pct"], 5.0)
+    assert checkpoint_cost_cell(derived, 100000, "checkpoint_bg_hub").startswith("5.0 (90 % interval ")
+    met = {t["name"]: t["met"] for t in targets(figures, derived, raw)}
+    assert met["generation.100000.checkpoint"] is False
+    assert met["generation.100000.checkpoint_bg_hub"] is True
+
+
+def test_results_from_before_the_background_hub_have_no_such_target() -> None:
+    raw = _raw([{"records_per_s": 1.0, "plain_runs": [2.0], "checkpoint_runs": [2.1]}])
+    figures = flatten(raw)
+    derived = derive(figures, raw)
+    assert "generation.100000.checkpoint_bg_hub_slowdown_pct" not in derived
+    assert checkpoint_cost_cell(derived, 100000, "checkpoint_bg_hub") == "n/a"
+    assert "generation.100000.checkpoint_bg_hub" not in {t["name"] for t in targets(figures, derived, raw)}

@@ -4,7 +4,9 @@ Designer 0.9.6 on the same config, records/s; and what checkpointing to the Hub 
 Ours is measured by ``bench/generation.py`` (the generation team's benchmark), run as a child:
 ``python -m bench.generation --records N --batch-size 1000 --interval 1 --repeat 9 --json FILE``. It warms Prefect's
 ephemeral API up, then times whole flow runs: ``plain``, ``checkpoint`` (a commit at most every second to a
-branch of its own embedded Hub) and ``checkpoint+flush``, plus the engine alone (no Prefect).
+branch of its own embedded Hub), ``checkpoint-bg-hub`` (the same to a second embedded Hub that runs in the
+background, niceness +10: its work takes only the CPU the run leaves, as on huggingface.co, where the Hub's work is
+not on the user's cores) and ``checkpoint+flush``, plus the engine alone (no Prefect).
 
 Data Designer runs ``DataDesigner.create`` on the very same YAML (it is Data Designer's builder-config format)
 in its own venv, with its default buffer of 1,000 records; ``op_s`` is the ``create`` call (its profiling
@@ -52,15 +54,18 @@ def generation_scenario(ctx: Context, sizes: list[int], repeats_by_size: dict[in
                 "engine_s": row["engine_s"],
                 "checkpoint_s": row["checkpoint_s"],
                 "flush_s": row["flush_s"],
+                "checkpoint_bg_hub_s": row["checkpoint_bg_hub_s"],
                 "checkpoint_commits": row["commits"],
                 "records_per_s": n / row["plain_s"],
                 "engine_records_per_s": n / row["engine_s"],
                 "checkpoint_records_per_s": n / row["checkpoint_s"],
                 "checkpoint_slowdown_pct": 100 * (row["checkpoint_s"] / row["plain_s"] - 1),
                 "flush_slowdown_pct": 100 * (row["flush_s"] / row["plain_s"] - 1),
+                "checkpoint_bg_hub_slowdown_pct": 100 * (row["checkpoint_bg_hub_s"] / row["plain_s"] - 1),
                 # every run, in the order they alternated: the report pools them over the rounds (bench.report)
                 "plain_runs": row["runs"]["plain"],
                 "checkpoint_runs": row["runs"]["checkpoint"],
+                "checkpoint_bg_hub_runs": row["runs"]["checkpoint-bg-hub"],
             }
 
         def data_designer(round_no: int, n: int = n) -> dict[str, Any]:
