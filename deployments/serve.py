@@ -125,6 +125,10 @@ def build_deployments(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m deployments.serve``: build the three deployments from the command line and serve them.
+
+    Blocks while serving (the flows run in child processes); returns the exit status.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m deployments.serve",
         description="Serve the scheduled generate-then-push, the push-only and the chained verify deployments.",

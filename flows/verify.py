@@ -170,6 +170,11 @@ def verify_pushed_dataset(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.verify``: run :func:`verify_pushed_dataset` once and print each config's rows and columns.
+
+    Returns:
+        0 when the dataset verified; 1 when it did not, with the reason on stderr.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m flows.verify", description="Load every config of a pushed dataset back from the Hub."
     )

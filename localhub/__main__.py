@@ -19,6 +19,10 @@ def _user(spec: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m localhub``: serve a hub until SIGTERM or SIGINT, then stop it cleanly; returns the exit status.
+
+    Prints the URL once listening (``--port 0``, the default, picks a free port).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m localhub",
         description="Serve a Hugging Face Hub-compatible API on 127.0.0.1. Clients need HF_ENDPOINT=<printed URL> "

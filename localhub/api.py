@@ -81,14 +81,17 @@ class Request:
     base_url: str  # "http://<Host header>", so URLs handed back use the host the client used
 
     def arg(self, name: str, default: str | None = None) -> str | None:
+        """Query parameter ``name`` (the last one when repeated), or ``default`` when absent."""
         values = self.query.get(name)
         return values[-1] if values else default
 
     def flag(self, name: str) -> bool:
+        """Whether query parameter ``name`` is ``1``, ``true`` or ``yes`` (any case); False when absent."""
         return (self.arg(name) or "").lower() in ("1", "true", "yes")
 
     @property
     def params(self) -> dict[str, str]:
+        """What the router decoded from the path: ``rev``, ``path``, or ``oid``/``ticket``/``part``."""
         return self.route.params
 
 
@@ -110,6 +113,10 @@ def _sanitize_header(text: str) -> str:
 
 
 def error_response(error: HubError) -> Response:
+    """The Hub's error answer: the error's JSON body and headers, ``X-Error-Message``, ``X-Error-Code`` when set.
+
+    The header message is flattened to one latin-1 line of at most 1000 characters.
+    """
     headers = {"X-Error-Message": _sanitize_header(error.message), **error.headers}
     if error.code:
         headers["X-Error-Code"] = error.code
@@ -140,6 +147,10 @@ class HubApi:
         return user
 
     def handle(self, req: Request) -> Response:
+        """Call the route's endpoint (``ep_<endpoint>``); a :class:`HubError` it raises becomes its error answer.
+
+        Other exceptions propagate: the server answers them with a 500.
+        """
         endpoint: Callable[[Request], Response] = getattr(self, f"ep_{req.route.endpoint}")
         try:
             return endpoint(req)
@@ -171,6 +182,7 @@ class HubApi:
         return repo
 
     def repo_url(self, req: Request, repo_type: str, repo_id: str) -> str:
+        """The repo's web URL on the host the client used: ``<base>/<prefix><id>`` (no prefix for models)."""
         return f"{req.base_url}/{URL_PREFIXES[repo_type]}{repo_id}"
 
     def _require_user(self, req: Request) -> str:
@@ -192,20 +204,34 @@ class HubApi:
     # --- misc --------------------------------------------------------------------------------------------------
 
     def ep_not_found(self, req: Request) -> Response:
+        """Any path the router does not know (and the ``datasets-server.`` host): 404 ``Not Found``.
+
+        Without ``X-Error-Code``, so a client cannot mistake it for a missing repo, revision or file.
+        """
         return error_response(HubError(404, "Not Found"))
 
     def ep_method_not_allowed(self, req: Request) -> Response:
+        """A known path with a method it does not serve: 405 (HEAD is served wherever GET is)."""
         return error_response(HubError(405, f"Method {req.method} not allowed here"))
 
     def ep_agent_harnesses(self, req: Request) -> Response:
+        """``GET /api/agent-harnesses``: an empty registry (``huggingface_hub`` fetches it to detect AI agents)."""
         return Response.json({"standardEnvVars": [], "harnesses": {}})
 
     def ep_xet_token(self, req: Request) -> Response:
+        """``GET /api/{type}s/{repo_id}/xet-{read,write}-token/{rev}``: always 400, with advice.
+
+        localhub stores LFS objects only: clients must run with ``HF_HUB_DISABLE_XET=1``.
+        """
         raise bad_request(
             "Xet storage is not supported by localhub: set HF_HUB_DISABLE_XET=1 before importing huggingface_hub"
         )
 
     def ep_whoami(self, req: Request) -> Response:
+        """``GET /api/whoami-v2``: the caller's account, shaped as the Hub's answer for a write-role token.
+
+        A stable 24-hex ``id`` derived from the name, no orgs, an ``@localhub.invalid`` e-mail. 401 when anonymous.
+        """
         user = req.user
         if user is None:
             raise unauthorized()
@@ -230,6 +256,12 @@ class HubApi:
         )
 
     def ep_validate_yaml(self, req: Request) -> Response:
+        """``POST /api/validate-yaml``: check a README's front matter (body ``{"content": <README text>}``).
+
+        Answers ``{"errors": [...], "warnings": [...]}`` of ``{"message"}`` objects: 400 when there are errors (or
+        ``content`` is not a string), 200 otherwise, as ``RepoCard.validate`` reads it. Checks what ``datasets``
+        relies on (``configs``) and the Hub's license list.
+        """
         body = req.body.json()
         content = body.get("content") if isinstance(body, dict) else None
         if not isinstance(content, str):
@@ -255,6 +287,13 @@ class HubApi:
         return repo_type, namespace, name
 
     def ep_repo_create(self, req: Request) -> Response:
+        """``POST /api/repos/create``: create a repo with the Hub's initial commit (a ``.gitattributes``).
+
+        The body has ``name`` (maybe ``ns/name``), optional ``organization``, ``type`` (default ``model``) and
+        ``private`` or ``visibility`` (anything but ``public`` is private). Answers ``{"url", "name", "id"}``. 401
+        when anonymous; 403 outside the caller's own namespace (no organisations) or in a reserved one; 400 for an
+        invalid type or name; 409 when the repo exists in any letter case, with its ``url`` in the body.
+        """
         user = self._require_user(req)
         body = req.body.json()
         repo_type, namespace, name = self._repo_spec(body, user)
@@ -276,12 +315,23 @@ class HubApi:
         return Response.json({"url": url, "name": repo.id, "id": repo.meta.uid})
 
     def ep_repo_delete(self, req: Request) -> Response:
+        """``DELETE /api/repos/delete``: delete the repo the body names (``name``, ``organization``, ``type``).
+
+        Answers ``{}``. 401 when anonymous, RepoNotFound when it does not exist or is hidden, 403 when not the
+        owner.
+        """
         user = self._require_user(req)
         repo_type, namespace, name = self._repo_spec(req.body.json(), user)
         self.storage.delete(self.repo_for(req, write=True, target=(repo_type, f"{namespace}/{name}")))
         return Response.json({})
 
     def ep_repo_settings(self, req: Request) -> Response:
+        """``PUT /api/{type}s/{repo_id}/settings``: change visibility and gating; answers ``{}``.
+
+        Body: ``private`` (bool) or ``visibility`` (``public``, ``private``, ``protected``; wins over ``private``)
+        and ``gated`` (false, ``"auto"``, ``"manual"``). Gating is stored and reported by repo info, never
+        enforced. Owner only (403); 400 for an unknown value.
+        """
         repo = self.repo_for(req, write=True)
         body = req.body.json()
         if not isinstance(body, dict):
@@ -298,6 +348,13 @@ class HubApi:
         return Response.json({})
 
     def ep_repo_info(self, req: Request) -> Response:
+        """``GET /api/{type}s/{repo_id}[/revision/{rev}]``: repo info at ``rev`` (default ``main``).
+
+        ``sha`` is the resolved commit; ``siblings`` lists every file (with ``blobId``, ``size`` and ``lfs`` when
+        ``blobs=1``); ``cardData`` is the README's front matter when it parses. ``expand``/``expand[]`` keep only
+        the keys named (plus ``_id`` and ``id``). Downloads and likes are always 0. RevisionNotFound for an unknown
+        ``rev``. Read by ``HfApi.repo_info``.
+        """
         repo = self.repo_for(req)
         rev = req.params.get("rev") or DEFAULT_BRANCH
         sha = repo.resolve(rev)
@@ -342,6 +399,17 @@ class HubApi:
     # --- uploads -----------------------------------------------------------------------------------------------
 
     def ep_preupload(self, req: Request) -> Response:
+        """``POST /api/{type}s/{repo_id}/preupload/{rev}``: how the client must upload each file of ``files``.
+
+        Per file: ``uploadMode`` ``lfs`` when ``.gitattributes`` tracks the path (the body's ``gitAttributes``,
+        else the revision's file), the file is 10 MiB or more, or its base64 ``sample`` looks binary (§4.3),
+        ``regular`` otherwise and always for empty files; ``shouldIgnore`` from ``.gitignore`` (same rule); and the
+        current ``oid`` of a file already at that path (sha256 for LFS, git blob oid otherwise). ``commitOid`` is
+        the head it was computed at.
+
+        Write access needed (read access with ``create_pr=1``, where ``rev`` may be any revision; otherwise it must
+        be a branch or ``refs/pr/N``: RevisionNotFound). 400 for a malformed ``files`` list.
+        """
         create_pr = req.flag("create_pr")
         rev = req.params.get("rev") or DEFAULT_BRANCH
         repo = self.repo_for(req, write=True, create_pr=create_pr, revision=rev)
@@ -377,6 +445,15 @@ class HubApi:
         return Response.json({"files": answers, "commitOid": head})
 
     def ep_lfs_batch(self, req: Request) -> Response:
+        """``POST /{prefix}{repo_id}.git/info/lfs/objects/batch``: git-lfs batch API (upload, basic transfer).
+
+        Per object: no ``actions`` when this repo already has it (the client skips it); otherwise an ``upload``
+        action whose ``href`` carries a signed ticket (it needs no token) and a ``verify`` action. Objects larger
+        than ``lfs_multipart_threshold`` get one URL per part and ``chunk_size`` in the upload's ``header``. An
+        invalid oid or size is a per-object 422 error. Without a ``ref`` (uploads for a new pull request), read
+        access and a token suffice; with one, write access to that ref. 400 without an ``objects`` list or for a
+        download.
+        """
         body = req.body.json()
         if not isinstance(body, dict) or not isinstance(body.get("objects"), list):
             raise bad_request("Expected a git-lfs batch request with an 'objects' list")
@@ -429,12 +506,22 @@ class HubApi:
         return repo, token, ticket
 
     def ep_lfs_upload(self, req: Request) -> Response:
+        """``PUT /lfs-upload/{oid}/{ticket}``: receive a whole LFS object and link it to the ticket's repo.
+
+        The ticket authorises it (no token). Answers ``{}``. 403 for a forged or expired ticket, RepoNotFound when
+        the repo is gone, 400 when the size or sha256 of the body does not match (nothing is kept).
+        """
         repo, _, ticket = self._upload_target(req)
         self.storage.lfs.receive(req.body, ticket.oid, ticket.size)
         repo.link_lfs(ticket.oid)
         return Response.json({})
 
     def ep_lfs_upload_part(self, req: Request) -> Response:
+        """``PUT /lfs-upload/{oid}/{ticket}/part/{n}``: stage part ``n`` (1-based) of a multipart upload.
+
+        Answers 200 with an ``ETag`` header (the part's sha256, quoted) and no body. 400 for a part number out of
+        range, a ticket of a basic upload, or a part of the wrong length.
+        """
         _, token, ticket = self._upload_target(req)
         try:
             number = int(req.params["part"])
@@ -444,12 +531,23 @@ class HubApi:
         return Response(200, {"ETag": etag})
 
     def ep_lfs_complete(self, req: Request) -> Response:
+        """``POST /lfs-upload/{oid}/{ticket}``: complete a multipart upload (assemble, check, store, link).
+
+        Body ``{"parts": [{"partNumber", "etag"}, ...]}`` listing every part once. Answers ``{}``, also to a
+        retried completion whose first attempt succeeded. 400 for a missing or mismatched part, or a wrong size or
+        sha256.
+        """
         repo, token, ticket = self._upload_target(req)
         self.multipart.complete(token, ticket, req.body.json())
         repo.link_lfs(ticket.oid)
         return Response.json({}, content_type=LFS_CONTENT_TYPE)
 
     def ep_lfs_verify(self, req: Request) -> Response:
+        """``POST /{prefix}{repo_id}.git/info/lfs/objects/verify``: git-lfs' check after an upload.
+
+        ``{}`` when this repo has object ``oid`` with exactly ``size`` bytes, 404 otherwise. Read access and a
+        token needed (401 when anonymous).
+        """
         repo = self.repo_for(req)
         self._require_user(req)
         body = req.body.json()
@@ -461,6 +559,18 @@ class HubApi:
     # --- commits -----------------------------------------------------------------------------------------------
 
     def ep_commit(self, req: Request) -> Response:
+        """``POST /api/{type}s/{repo_id}/commit/{rev}``: one commit from an NDJSON payload (``create_commit``).
+
+        Lines: a ``header`` (``summary``, ``description``, ``parentCommit``), then ``file`` (base64 content),
+        ``lfsFile`` (an object uploaded through this repo), ``deletedFile`` and ``deletedFolder``; applied all or
+        nothing. ``parentCommit``, when given, must be the branch head (412 otherwise). ``create_pr=1`` opens a
+        pull request ``refs/pr/N`` instead (read access suffices; ``parentCommit`` may then be any commit to start
+        from) and adds ``pullRequestUrl`` to the answer's ``commitOid`` and ``commitUrl``. A pull request's author
+        may commit to its ``refs/pr/N``.
+
+        400 for a malformed payload or an unknown LFS object, RevisionNotFound for an unknown branch, EntryNotFound
+        for deleting a missing path, 422 for an invalid path or a file/directory clash.
+        """
         create_pr = req.flag("create_pr")
         rev = req.params.get("rev") or DEFAULT_BRANCH
         repo = self.repo_for(req, write=True, create_pr=create_pr, revision=rev)
@@ -571,6 +681,13 @@ class HubApi:
         return page, headers
 
     def ep_tree(self, req: Request) -> Response:
+        """``GET /api/{type}s/{repo_id}/tree/{rev}[/{path}]``: a directory's entries (``list_repo_tree``).
+
+        ``recursive=1`` lists all descendants. Directories first, then files, each by path; LFS files carry ``lfs``
+        and their real size. ``expand=1`` adds each entry's ``lastCommit`` (and a scan status for files) and pages
+        by at most 50. Paged by ``cursor``: ``Link: rel="next"`` names the resolved commit, so a branch moving
+        between pages cannot shift the listing. EntryNotFound when ``path`` is not a directory.
+        """
         repo = self.repo_for(req)
         head = repo.resolve(req.params["rev"])
         path = req.params["path"].strip("/")
@@ -588,6 +705,11 @@ class HubApi:
         return Response.json([self._entry_json(repo, head, e, expand) for e in page], headers=headers)
 
     def ep_paths_info(self, req: Request) -> Response:
+        """``POST /api/{type}s/{repo_id}/paths-info/{rev}``: entries of the listed paths (``get_paths_info``).
+
+        Body: a form (``paths`` repeated, ``expand=true``) or JSON. Missing paths and duplicates are left out, and
+        so is the repo root. 413 for more than 1000 paths, as the real Hub.
+        """
         repo = self.repo_for(req)
         head = repo.resolve(req.params["rev"])
         raw = req.body.read_all(16 * 1024 * 1024)
@@ -610,6 +732,11 @@ class HubApi:
         return Response.json([self._entry_json(repo, head, e, expand) for e in entries if e.path])
 
     def ep_commits(self, req: Request) -> Response:
+        """``GET /api/{type}s/{repo_id}/commits/{rev}``: first-parent history, newest first.
+
+        As ``list_repo_commits`` reads it. Paged by ``p`` (``X-Total-Count``; ``Link: rel="next"`` names the
+        resolved commit). ``expand[]=formatted`` adds an HTML-escaped ``formatted`` title and message.
+        """
         repo = self.repo_for(req)
         head = repo.resolve(req.params["rev"])
         history = list(repo.history(head))
@@ -632,6 +759,10 @@ class HubApi:
         return Response.json(items, headers=headers)
 
     def ep_refs(self, req: Request) -> Response:
+        """``GET /api/{type}s/{repo_id}/refs``: branches (``main`` first), tags, pull requests (``include_prs=1``).
+
+        As ``list_repo_refs`` reads it; ``converts`` is always empty.
+        """
         repo = self.repo_for(req)
         refs = repo.refs()
         branches = sorted(refs.branches.items(), key=lambda kv: (kv[0] != DEFAULT_BRANCH, kv[0]))
@@ -652,6 +783,11 @@ class HubApi:
     # --- branches and tags -------------------------------------------------------------------------------------
 
     def ep_create_branch(self, req: Request) -> Response:
+        """``POST /api/{type}s/{repo_id}/branch/{branch}``: create a branch at the body's ``startingPoint``.
+
+        ``startingPoint`` is any revision, ``main`` by default. Owner only. Answers ``{}``; 400 for an invalid
+        name, 409 when it exists, RevisionNotFound for an unknown start.
+        """
         repo = self.repo_for(req, write=True)
         body = req.body.json()
         start = body.get("startingPoint") if isinstance(body, dict) else None
@@ -659,11 +795,16 @@ class HubApi:
         return Response.json({})
 
     def ep_delete_branch(self, req: Request) -> Response:
+        """``DELETE /api/{type}s/{repo_id}/branch/{branch}``: owner only; 403 for ``main``, 404 if absent."""
         repo = self.repo_for(req, write=True)
         self.storage.delete_branch(repo, req.params["rev"])
         return Response.json({})
 
     def ep_create_tag(self, req: Request) -> Response:
+        """``POST /api/{type}s/{repo_id}/tag/{rev}``: tag revision ``rev`` (``main`` if empty) as ``tag``.
+
+        Owner only. Answers ``{}``; 400 without ``tag`` or for an invalid name, 409 when the tag exists.
+        """
         repo = self.repo_for(req, write=True)
         body = req.body.json()
         tag = body.get("tag") if isinstance(body, dict) else None
@@ -673,6 +814,7 @@ class HubApi:
         return Response.json({})
 
     def ep_delete_tag(self, req: Request) -> Response:
+        """``DELETE /api/{type}s/{repo_id}/tag/{tag}``: owner only; RevisionNotFound when the tag is absent."""
         repo = self.repo_for(req, write=True)
         self.storage.delete_tag(repo, req.params["rev"])
         return Response.json({})
@@ -680,6 +822,12 @@ class HubApi:
     # --- downloads ---------------------------------------------------------------------------------------------
 
     def ep_resolve(self, req: Request) -> Response:
+        """``GET``/``HEAD /{prefix}{repo_id}/resolve/{rev}/{path}``: a file's content (``hf_hub_download``).
+
+        Streamed directly (no redirect), LFS files included, with the Hub's headers: ``X-Repo-Commit``, ``ETag``
+        (sha256 for LFS files, git blob oid otherwise) and, for LFS files, ``X-Linked-Etag``/``X-Linked-Size``. One
+        ``Range`` gets a 206 (416 when it starts past the end). EntryNotFound for a missing path or a directory.
+        """
         repo = self.repo_for(req)
         head = repo.resolve(req.params["rev"])
         path = req.params["path"]

@@ -70,9 +70,11 @@ class FaultRule:
 
     @property
     def exhausted(self) -> bool:
+        """Whether the rule has fired ``count`` times (never, for ``count=None``); it then matches nothing."""
         return self.count is not None and self.applied >= self.count
 
     def matches(self, route: str, method: str, repo: str | None) -> bool:
+        """Whether the rule applies: same route (or ``*``), method and repo (any case) if set; not exhausted."""
         return (
             not self.exhausted
             and self.route in (route, ANY_ROUTE)
@@ -81,6 +83,7 @@ class FaultRule:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The rule as JSON for the admin API, plus ``remaining`` firings (None: unlimited)."""
         data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
         data["remaining"] = None if self.count is None else max(0, self.count - self.applied)
         return data
@@ -156,16 +159,19 @@ class FaultInjector:
             raise ValueError(str(e)) from None
 
     def remove(self, rule_id: str) -> bool:
+        """Remove rule ``rule_id``; whether there was one."""
         with self._lock:
             before = len(self._rules)
             self._rules = [r for r in self._rules if r.id != rule_id]
             return len(self._rules) != before
 
     def clear(self) -> None:
+        """Remove every rule, fired or not."""
         with self._lock:
             self._rules.clear()
 
     def list(self) -> list[dict[str, Any]]:
+        """Every rule in the order added, as :meth:`FaultRule.to_dict` (with ``applied``/``seen`` so far)."""
         with self._lock:
             return [r.to_dict() for r in self._rules]
 
@@ -201,6 +207,7 @@ class RequestRecord:
     request_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict (``GET /_localhub/requests``)."""
         return asdict(self)
 
 
@@ -230,10 +237,12 @@ class RequestLog:
                 self._records[index] = replace(self._records[index], **changes)
 
     def snapshot(self) -> list[RequestRecord]:
+        """A copy of the records, in arrival order."""
         with self._lock:
             return list(self._records)
 
     def clear(self) -> None:
+        """Forget every record; a request still being sent then leaves no record (see :meth:`finish`)."""
         with self._lock:
             self._records.clear()
             self._generation += 1

@@ -48,6 +48,7 @@ class LfsPointer:
     size: int
 
     def encode(self) -> bytes:
+        """The pointer file's bytes, exactly as git-lfs writes them (version, oid and size lines)."""
         return f"version {LFS_POINTER_VERSION}\noid sha256:{self.oid}\nsize {self.size}\n".encode()
 
     @property
@@ -77,6 +78,7 @@ class TreeEntry:
 
     @property
     def is_dir(self) -> bool:
+        """Whether the entry is a subdirectory (mode 40000)."""
         return self.mode == MODE_DIR
 
 
@@ -121,10 +123,12 @@ class Commit:
 
     @property
     def message(self) -> str:
+        """The git message: title, then a blank line and the description if any; newline-terminated."""
         # Hub convention (§4.1): summary, then a blank line and the description if any, then a newline.
         return self.title + (f"\n\n{self.description}" if self.description else "") + "\n"
 
     def encode(self) -> bytes:
+        """The commit object's body; author and committer are the same identity, in UTC (``+0000``)."""
         ident = f"{self.author} <{self.email}> {self.timestamp} +0000"
         lines = [
             f"tree {self.tree}",

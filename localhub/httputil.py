@@ -39,6 +39,7 @@ class BodyReader:
 
     @property
     def exhausted(self) -> bool:
+        """Whether the whole body has been read (at once for an empty body)."""
         return self._eof
 
     def _next_chunk(self) -> None:
@@ -112,6 +113,7 @@ class BodyReader:
         return b"".join(parts)
 
     def json(self) -> Any:
+        """The body as JSON (any JSON value; ``{}`` when empty); 400 when invalid, 413 beyond 64 MiB."""
         raw = self.read_all()
         if not raw.strip():
             return {}
@@ -150,6 +152,7 @@ class Response:
 
     @property
     def content_length(self) -> int:
+        """The ``Content-Length`` to announce: ``length`` for a streamed body, else ``len(body)``."""
         return self.length if self.length is not None else len(self.body)
 
     @classmethod
@@ -160,6 +163,7 @@ class Response:
         headers: dict[str, str] | None = None,
         content_type: str = "application/json; charset=utf-8",
     ) -> Response:
+        """A JSON answer, UTF-8 with non-ASCII kept; values JSON cannot encode are written as ``str()``."""
         body = json.dumps(obj, default=str, ensure_ascii=False).encode()
         return cls(status, {"Content-Type": content_type, **(headers or {})}, body)
 

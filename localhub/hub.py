@@ -91,14 +91,17 @@ class LocalHub:
 
     @property
     def running(self) -> bool:
+        """Whether the hub is serving: between :meth:`start` and :meth:`stop`."""
         return self._server is not None
 
     @property
     def port(self) -> int:
+        """The port served; with ``port=0``, the one the system picked, known after :meth:`start`."""
         return self._port
 
     @property
     def url(self) -> str:
+        """Base URL for clients (``HF_ENDPOINT``): ``http://host:port``, 127.0.0.1 for a wildcard host."""
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         return f"http://{host}:{self._port}"
 
@@ -106,6 +109,7 @@ class LocalHub:
 
     @property
     def page_size(self) -> int:
+        """Page size of tree and commit listings; settable while serving (at least 1)."""
         return self.config.page_size
 
     @page_size.setter

@@ -41,9 +41,11 @@ class Ticket:
 
     @property
     def part_count(self) -> int:
+        """Number of parts: ``ceil(size / chunk_size)``, or 1 for a basic upload."""
         return -(-self.size // self.chunk_size) if self.chunk_size else 1
 
     def part_length(self, number: int) -> int:
+        """Length in bytes of part ``number`` (1-based): ``chunk_size``, the last part the remainder."""
         return min(self.chunk_size, self.size - (number - 1) * self.chunk_size)
 
 
@@ -71,6 +73,10 @@ class UploadTickets:
         return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()[:40]
 
     def issue(self, repo_type: str, repo_id: str, oid: str, size: int, chunk_size: int) -> str:
+        """A signed ticket to upload object ``oid`` of ``size`` bytes to one repo, valid ``ttl`` seconds.
+
+        ``chunk_size`` is 0 for a basic upload, else the size of every part but the last.
+        """
         ticket = Ticket(repo_type, repo_id, oid, size, chunk_size, int(time.time() + self.ttl))
         payload = _b64(json.dumps(asdict(ticket), separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}"
@@ -84,6 +90,7 @@ class UploadTickets:
             return None
 
     def verify(self, token: str, oid: str) -> Ticket:
+        """The claims of ``token`` if it is validly signed, for object ``oid`` and unexpired; 403 otherwise."""
         payload, _, signature = token.partition(".")
         ticket = self.peek(token)
         if ticket is None or not hmac.compare_digest(signature, self._sign(payload)) or ticket.oid != oid:

@@ -59,6 +59,7 @@ class LooseObjectStore:
         return self.root / oid[:2] / oid[2:]
 
     def exists(self, oid: str) -> bool:
+        """Whether object ``oid`` is stored (of any kind)."""
         return self._path(oid).is_file()
 
     def write(self, kind: str, body: bytes) -> str:
@@ -139,12 +140,15 @@ class LfsStore:
         self.tmp = tmp
 
     def path(self, oid: str) -> Path:
+        """Where object ``oid`` is (or would be) stored: ``<root>/ab/cd/<oid>``."""
         return self.root / oid[:2] / oid[2:4] / oid
 
     def has(self, oid: str) -> bool:
+        """Whether object ``oid`` is stored (then complete: objects appear by rename)."""
         return self.path(oid).is_file()
 
     def size(self, oid: str) -> int | None:
+        """Size in bytes of stored object ``oid``, or None when it is not stored."""
         try:
             return self.path(oid).stat().st_size
         except FileNotFoundError:

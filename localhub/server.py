@@ -93,16 +93,19 @@ class HubHTTPServer(ThreadingHTTPServer):
         super().__init__(address, HubRequestHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """Remember the connection (for :meth:`close_connections`), then serve it on its thread."""
         with self._connections_lock:
             self._connections.add(request)
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
+        """Forget the connection, then close it."""
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
 
     def close_connections(self) -> None:
+        """Shut down every open connection (both ways): clients idle or mid-request see the hub go away."""
         with self._connections_lock:
             connections = list(self._connections)
         for conn in connections:
@@ -122,16 +125,19 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     server: HubHTTPServer
 
     def do_GET(self) -> None:
+        """Every method goes to :meth:`serve`; the router answers 405 where a path does not take it."""
         self.serve()
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:
+        """``http.server``'s access and error lines go to the ``localhub`` logger at DEBUG, not stderr."""
         logger.debug("%s - %s", self.address_string(), format % args)
 
     # --- the request path ------------------------------------------------------------------------------------
 
     def serve(self) -> None:
+        """Serve one request: admin route, or route, fault, API call, response, log (see the module docstring)."""
         state = self.server.state
         started = time.time()
         raw_path, _, query = self.path.partition("?")

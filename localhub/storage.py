@@ -80,6 +80,10 @@ def validate_path(path: str) -> str:
 
 
 def validate_ref_name(name: str, what: str) -> None:
+    """Check a new branch or tag name (``git check-ref-format``, simplified); 400 when invalid.
+
+    Full ref names (``refs/...``) and ``HEAD`` are refused; ``what`` (``branch``, ``tag``) names it in the message.
+    """
     if not name or name.startswith("refs/") or name == "HEAD" or _BAD_REF.search(name):
         raise bad_request(f"Invalid reference for a {what}: '{name}'")
 
@@ -104,11 +108,14 @@ class RepoMeta:
 
 @dataclass(frozen=True)
 class Refs:
+    """Every ref of a repo to its commit oid: branches and tags by short name, pull requests by number."""
+
     branches: dict[str, str]
     tags: dict[str, str]
     prs: dict[int, str]
 
     def as_packed(self) -> dict[str, str]:
+        """The refs by full name (``refs/heads/main``, ``refs/pr/1``...), as ``packed-refs`` lists them."""
         return {
             **{f"refs/heads/{b}": o for b, o in self.branches.items()},
             **{f"refs/tags/{t}": o for t, o in self.tags.items()},
@@ -130,12 +137,16 @@ class Entry:
 # Commit operations, as parsed from the NDJSON payload. Regular file content is already stored as a blob.
 @dataclass(frozen=True)
 class AddFile:
+    """Add or replace a regular (non-LFS) file whose content is already stored as blob ``blob``."""
+
     path: str
     blob: str
 
 
 @dataclass(frozen=True)
 class AddLfsFile:
+    """Add or replace an LFS file: ``oid`` is the sha256 of an object uploaded through this repo."""
+
     path: str
     oid: str
     size: int | None  # None for copies: taken from the stored object
@@ -143,6 +154,8 @@ class AddLfsFile:
 
 @dataclass(frozen=True)
 class DeletePath:
+    """Delete the file or folder at ``path``: ``deletedFile`` naming a folder deletes it, as on the real Hub."""
+
     path: str
     folder: bool  # deletedFolder (prefix) rather than deletedFile (file, or folder as on the real Hub)
 
@@ -152,6 +165,8 @@ Operation = AddFile | AddLfsFile | DeletePath
 
 @dataclass(frozen=True)
 class CommitResult:
+    """A new commit's oid, and the number of the pull request it opened, if it opened one."""
+
     oid: str
     pr_num: int | None = None
 
@@ -174,15 +189,18 @@ class Repo:
 
     @property
     def id(self) -> str:
+        """The canonical ``namespace/name``, in the letter case it was created with."""
         return self.meta.id
 
     @property
     def type(self) -> str:
+        """``model``, ``dataset`` or ``space``."""
         return self.meta.type
 
     # refs ------------------------------------------------------------------------------------------------------
 
     def refs(self) -> Refs:
+        """The refs as ``packed-refs`` holds them now (read at every call: writers replace it)."""
         refs = Refs({}, {}, {})
         try:
             text = (self.path / "packed-refs").read_text()
@@ -239,6 +257,7 @@ class Repo:
     # objects -----------------------------------------------------------------------------------------------------
 
     def is_commit(self, oid: str) -> bool:
+        """Whether ``oid`` names a stored commit (False for a missing object or another kind)."""
         try:
             self.read_commit(oid)
             return True
@@ -383,6 +402,7 @@ class Repo:
         return (self.path / "lfs" / oid).exists() and self.lfs.has(oid)
 
     def link_lfs(self, oid: str) -> None:
+        """Record that this repo may reference LFS object ``oid`` (it was uploaded through this repo)."""
         marker = self.path / "lfs" / oid
         marker.parent.mkdir(exist_ok=True)
         marker.touch()
@@ -526,6 +546,10 @@ class Storage:
             return repo
 
     def delete(self, repo: Repo) -> None:
+        """Delete ``repo``: it vanishes at once (renamed into ``tmp/``), its files are removed afterwards.
+
+        Writers still holding its handle get RepoNotFound. Its LFS objects stay in the shared store.
+        """
         trash = self.tmp / f"deleted-{uuid.uuid4().hex}"
         with self.writing(repo):
             with self._lock:
@@ -538,6 +562,7 @@ class Storage:
         write_atomic(repo.path / "localhub.json", json.dumps(asdict(repo.meta), indent=1).encode())
 
     def update_settings(self, repo: Repo, *, private: bool | None = None, gated: str | bool | None = None) -> None:
+        """Change visibility and/or gating (None leaves it), under the repo's write lock."""
         with self.writing(repo):
             if private is not None:
                 repo.meta.private = private
@@ -646,6 +671,7 @@ class Storage:
     # branches and tags ---------------------------------------------------------------------------------------------
 
     def create_branch(self, repo: Repo, name: str, start: str) -> None:
+        """Branch ``name`` at revision ``start``; 400 (bad name), 409 (it exists), 404 (unknown ``start``)."""
         validate_ref_name(name, "branch")
         with self.writing(repo):
             refs = repo.refs()
@@ -655,6 +681,7 @@ class Storage:
             repo.write_refs(refs)
 
     def delete_branch(self, repo: Repo, name: str) -> None:
+        """Delete branch ``name``; 404 (RevisionNotFound) when absent, 403 for the default branch."""
         with self.writing(repo):
             refs = repo.refs()
             if name not in refs.branches:
@@ -665,6 +692,7 @@ class Storage:
             repo.write_refs(refs)
 
     def create_tag(self, repo: Repo, name: str, revision: str) -> None:
+        """Tag revision ``revision`` as ``name``; 400 for an invalid name, 409 when the tag exists."""
         validate_ref_name(name, "tag")
         with self.writing(repo):
             refs = repo.refs()
@@ -674,6 +702,7 @@ class Storage:
             repo.write_refs(refs)
 
     def delete_tag(self, repo: Repo, name: str) -> None:
+        """Delete tag ``name``; 404 (RevisionNotFound) when absent."""
         with self.writing(repo):
             refs = repo.refs()
             if name not in refs.tags:

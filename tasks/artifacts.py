@@ -66,6 +66,11 @@ class UploadProgress:
         self._last = -1.0
 
     def __call__(self, done: int, total: int) -> None:
+        """Report ``done`` of ``total`` bytes uploaded (100 % when ``total`` is 0).
+
+        The first call creates the artifact; a later one updates it when the percentage is at least one point above
+        the previous call's, or at 100 %.
+        """
         percent = 100.0 if total <= 0 else round(100.0 * done / total, 1)
         if self._id is None:
             self._id = create_progress_artifact(percent, key=self._key, description="Upload progress")  # type: ignore[assignment]

@@ -53,6 +53,7 @@ class PlannedFile(BaseModel):
 
     @property
     def size(self) -> int:
+        """Size in bytes: of ``content``, or of the local file as it is on disk now."""
         return len(self.content) if self.content is not None else self.local_path.stat().st_size  # type: ignore[union-attr]
 
 
@@ -80,6 +81,7 @@ class CommitPlan(BaseModel):
 
     @property
     def size(self) -> int:
+        """Total size in bytes of ``files`` (deletions count nothing)."""
         return sum(f.size for f in self.files)
 
 

@@ -127,6 +127,7 @@ class StageResult(BaseModel):
 
     @property
     def commits(self) -> list[CommitRecord]:
+        """Every commit the stage made, over all its commit plans, in order."""
         return [c for o in self.outcomes for c in o.commits]
 
     def rows(self) -> list[dict[str, Any]]:

@@ -226,6 +226,11 @@ class HyperLogLog:
             self.add_hashes(hash64(values.slice(offset, SLICE_ROWS)))
 
     def merge(self, other: HyperLogLog) -> None:
+        """Fold ``other`` in (register-wise max): the sketch then estimates the union of both inputs.
+
+        Raises:
+            ValueError: the sketches differ in precision.
+        """
         if other.precision != self.precision:
             raise ValueError("cannot merge sketches of different precision")
         self.registers = bytearray(max(a, b) for a, b in zip(self.registers, other.registers, strict=True))
@@ -235,6 +240,7 @@ class HyperLogLog:
         return [self.registers.count(k) for k in range(self.q + 2)]
 
     def estimate(self) -> float:
+        """Distinct values added so far, by Ertl's improved raw estimator (unrounded; 0.0 for an empty sketch)."""
         m, q = self.m, self.q
         counts = self.histogram()
         z = m * _tau(1.0 - counts[q + 1] / m)

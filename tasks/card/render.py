@@ -59,6 +59,8 @@ _LLM_TOKEN_FIELDS = (
 
 
 class RenderedCard(BaseModel):
+    """A rendered dataset card: the README text, its front matter, its configs and the statistics shown."""
+
     text: str  # the full README.md
     front_matter: dict[str, Any]  # the data dumped as YAML at the top of ``text``
     configs: list[str]  # config names in order: "data", then processors

@@ -108,6 +108,12 @@ class TokenStatistics(BaseModel):
 
 
 class ColumnStatistics(BaseModel):
+    """One column's statistics over all files; a statistic that failed is None, its reason in ``errors``.
+
+    ``arrow_type`` is the type unified over the files (the types seen, joined by " | ", when they do not unify);
+    ``unique_exact`` is False once ``unique_count`` is a HyperLogLog estimate; ``tokens`` is for text columns only.
+    """
+
     name: str
     arrow_type: str
     is_text: bool = False
@@ -120,6 +126,12 @@ class ColumnStatistics(BaseModel):
 
 
 class DatasetStatistics(BaseModel):
+    """A dataset's statistics, as :func:`compute_statistics` returns them, with the settings the card quotes.
+
+    ``num_records`` sums the parquet footers' row counts (None when a file cannot be read); ``columns`` come in
+    order of first appearance over the files.
+    """
+
     num_records: int | None
     columns: list[ColumnStatistics]
     num_files: int = 0
@@ -130,9 +142,11 @@ class DatasetStatistics(BaseModel):
 
     @property
     def num_columns(self) -> int:
+        """Number of columns over all files (one missing from some files still counts)."""
         return len(self.columns)
 
     def column(self, name: str) -> ColumnStatistics | None:
+        """The statistics of column ``name``, or None when no file has it."""
         return next((c for c in self.columns if c.name == name), None)
 
 
