@@ -22,7 +22,8 @@ from prefect.runtime import flow_run
 
 from deployments.parameters import CardParameters, GenerateAndPushParameters, PushParameters, VerifyParameters
 from flows.generate_and_push import generate_and_push
-from flows.push import PushResult, push_dataset
+from flows.push import push_dataset
+from flows.push_result import PushResult
 from flows.verify import VerificationResult, verify_pushed_dataset
 from tasks.credentials import HuggingFaceCredentials
 

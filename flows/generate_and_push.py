@@ -19,15 +19,10 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from pydantic import SecretStr
 
+from flows.card_arguments import add_card_arguments, card_arguments
 from flows.generate import generate_dataset
-from flows.push import (
-    PushResult,
-    add_card_arguments,
-    card_arguments,
-    check_push_parameters,
-    format_table,
-    push_dataset,
-)
+from flows.push import push_dataset
+from flows.push_result import PushResult, format_table
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_slug
 from tasks.credentials import HuggingFaceCredentials, hide_token_parameter, resolve_token
@@ -35,6 +30,7 @@ from tasks.generation.checkpoint import CheckpointTarget
 from tasks.generation.config import BuilderConfig
 from tasks.generation.source import from_config
 from tasks.local_dirs import work_dir
+from tasks.push_parameters import check_push_parameters
 from tasks.retry_policy import describe_failure
 from tasks.stage_plan import StageName
 from tasks.validation import InvalidParameterError, validate_revision

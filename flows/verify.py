@@ -29,8 +29,9 @@ from pydantic import BaseModel, Field, SecretStr
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, optional_token
+from tasks.dataset_configs import commit_of, configs_at
 from tasks.hub_client import downloaded, hub_api
-from tasks.read_dataset import commit_of, configs_at, read_pushed_dataset
+from tasks.read_dataset import read_pushed_dataset
 from tasks.retry_policy import describe_failure, retry_transient_only
 from tasks.validation import validate_repo_id, validate_revision
 

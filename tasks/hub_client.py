@@ -1,5 +1,6 @@
-"""The Hub client every task uses: ``HfApi``, with a bound on how long one request may wait, and downloads of
-small files that need no writable ``HF_HOME`` (`downloaded`).
+"""The Hub client every task uses: ``HfApi`` (and ``HfFileSystem`` for the reader, `hub_filesystem`), with a
+bound on how long one request may wait, and downloads of small files that need no writable ``HF_HOME``
+(`downloaded`).
 
 huggingface_hub 2.x creates its shared HTTP client with ``timeout=None``, and some of its calls pass
 ``timeout=None`` explicitly (``repo_info``, the paginated listings ``list_repo_tree``/``list_repo_commits``). A
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, HfFileSystem
 from huggingface_hub.utils import _http, set_client_factory
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,15 @@ def hub_api(endpoint: str | None = None, token: str | None = None) -> HfApi:
     request_timeout()  # a bad HFDS_HTTP_TIMEOUT fails here, before any request
     bound_hub_requests()
     return HfApi(endpoint=endpoint, token=token)
+
+
+def hub_filesystem(token: str | None) -> HfFileSystem:
+    """An ``HfFileSystem`` whose requests time out (`bound_hub_requests`), for reading a repo's files.
+
+    A fresh instance each time: a cached one may remember that a repo or revision did not exist a moment ago.
+    """
+    bound_hub_requests()  # its reads go through huggingface_hub's shared client
+    return HfFileSystem(token=token if token else None, skip_instance_cache=True)
 
 
 @contextmanager

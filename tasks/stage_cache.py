@@ -1,8 +1,8 @@
 """Cache keys of the stage tasks: what makes a finished stage safe to skip when a run is retried.
 
 A stage's key covers the target (repo, type, revision, PR mode, split limit), the stage and commit messages,
-and the *content* it would push (digests of its files, or of the generated card/metadata inputs), plus the
-root flow run id (the push's own run, or the run of the flow it is nested in). So:
+and the *content* it would push (`content_keys`: digests of its files, or of the generated card/metadata
+inputs), plus the root flow run id (the push's own run, or the run of the flow it is nested in). So:
 
 - a run retried from the UI (same run id) takes finished stages from the cache (`Cached`), and runs a stage
   again if its files changed since; this also holds when the push is a subflow (generate-then-push): Prefect
@@ -22,7 +22,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tasks.card.options import CardOptions
+from tasks.dataset_folder import DatasetFolder
 from tasks.file_digest import shared_digest_cache
+from tasks.hub_metadata import hub_metadata
 
 CACHE_VERSION = "stage-cache-v1"
 
@@ -52,3 +55,24 @@ def stage_cache_key(context: Any, parameters: Mapping[str, Any]) -> str:
         job.messages,
         job.content_key,
     )
+
+
+def content_keys(folder: DatasetFolder, card: CardOptions) -> dict[str, str]:
+    """Per-stage content fingerprints, by stage name: each stage job's ``content_key``.
+
+    The card's covers the data it describes (its statistics change with the data).
+    """
+    data = digest_files(folder.data_files)
+    procs = {p.name: digest_files(p.files) for p in folder.processors}
+    images = digest_files(folder.images)
+    template = card.template.read_text(encoding="utf-8") if card.template else None
+    return {
+        "card": fingerprint(
+            card.model_dump(mode="json"), template, data, procs, folder.builder_config, folder.metadata
+        ),
+        "data": fingerprint(data),
+        "images": fingerprint(images),
+        "processors": fingerprint(procs),
+        "builder_config": fingerprint(folder.builder_config),
+        "metadata": fingerprint(hub_metadata(folder), data, procs),
+    }

@@ -30,7 +30,8 @@ from prefect_server import events_named, final_task_runs, flow_run_count, task_r
 from pydantic import SecretStr
 from reliability_support import assert_same_as_reference, child_env, client_timeout, repo_files, titles
 
-from flows.push import PushResult, push_dataset
+from flows.push import push_dataset
+from flows.push_result import PushResult
 from tasks.credentials import MASKED
 from tasks.file_digest import compute_digest
 from tasks.folder_lock import FolderInUseError, generating_into

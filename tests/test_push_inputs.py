@@ -16,13 +16,13 @@ from huggingface_hub import CommitOperationAdd
 from huggingface_hub import constants as hf_constants
 from pydantic import SecretStr
 
-from flows.push import check_push_parameters
 from tasks.card.options import CardOptions
 from tasks.credentials import MASKED, HuggingFaceCredentials, InvalidTokenError, MissingTokenError, resolve_token
 from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
 from tasks.file_digest import DigestCache, compute_digest
 from tasks.hub_commit import preupload_groups
 from tasks.hub_metadata import hub_metadata
+from tasks.push_parameters import check_push_parameters
 from tasks.redaction import REDACTED, redact_secrets
 from tasks.repo_layout import repo_path
 from tasks.stage_plan import STAGES, commit_message, parts, plan_content_stage, plan_files_stage

@@ -31,15 +31,14 @@ from prefect import flow
 from pydantic import SecretStr
 
 from flows.push import push_dataset
-from tasks.read_dataset import (
+from tasks.dataset_configs import (
     ConfigNotFoundError,
     DatasetCardError,
     _split_patterns,
     list_configs,
-    read_dataset,
-    read_pushed_dataset,
     resolve_config,
 )
+from tasks.read_dataset import read_dataset, read_pushed_dataset
 
 pytestmark = pytest.mark.usefixtures("hub")
 datasets.config.USE_PARQUET_EXPORT = False  # no datasets-server probe against the embedded Hub
