@@ -69,11 +69,13 @@ class UploadProgress:
         """Report ``done`` of ``total`` bytes uploaded (100 % when ``total`` is 0).
 
         The first call creates the artifact; a later one updates it when the percentage is at least one point above
-        the previous call's, or at 100 %.
+        the one it shows, or reaches 100 % (many small steps still move it, one API call per point at most).
         """
         percent = 100.0 if total <= 0 else round(100.0 * done / total, 1)
         if self._id is None:
             self._id = create_progress_artifact(percent, key=self._key, description="Upload progress")  # type: ignore[assignment]
-        elif percent - self._last >= 1.0 or percent >= 100.0:
+        elif percent - self._last >= 1.0 or (percent >= 100.0 > self._last):
             update_progress_artifact(self._id, percent)
-        self._last = percent
+        else:
+            return
+        self._last = percent  # what the artifact shows

@@ -19,9 +19,11 @@ from conftest import ALICE_TOKEN, BOB_TOKEN, HUB_URL
 from factories import make_dataset_folder
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from prefect import flow, get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
 )
@@ -32,6 +34,7 @@ from reliability_support import assert_same_as_reference, child_env, client_time
 
 from flows.push import push_dataset
 from flows.push_result import PushResult
+from tasks.artifacts import UploadProgress
 from tasks.credentials import MASKED
 from tasks.file_digest import compute_digest
 from tasks.folder_lock import FolderInUseError, generating_into
@@ -274,6 +277,31 @@ def _pushed_events(repo_id: str, count: int) -> list[dict[str, Any]]:
         events = [e for e in events_named("hf.dataset.pushed") if e["payload"].get("repo_id") == repo_id]
         time.sleep(0.2)
     return sorted(events, key=lambda e: str(e["occurred"]))
+
+
+def test_upload_progress_moves_by_small_steps(repo_id: str) -> None:
+    """Uploads that each add less than a point (many small files) still move the artifact, by whole points."""
+    only_this = ArtifactFilter(key=ArtifactFilterKey(any_=[f"{repo_id.replace('/', '-')}-data-upload"]))
+
+    def shown(client: SyncPrefectClient) -> float:
+        (artifact,) = client.read_artifacts(artifact_filter=only_this)
+        return float(artifact.data)  # type: ignore[arg-type]
+
+    @flow
+    def upload() -> tuple[list[float], float]:
+        progress = UploadProgress(repo_id, "data")
+        along: list[float] = []
+        with get_client(sync_client=True) as client:
+            for done in range(0, 1001, 3):  # 0.3 % per call, as many small files give
+                progress(done, 1000)
+                if done % 150 == 0:
+                    along.append(shown(client))
+            progress(1000, 1000)
+            return along, shown(client)
+
+    along, last = upload()
+    assert all(s <= done / 10 <= s + 1.0 for s, done in zip(along, range(0, 1001, 150), strict=True)), along
+    assert last == 100.0
 
 
 def test_repush_identical_then_smaller(tmp_path: Path, repo_id: str) -> None:
