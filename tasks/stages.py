@@ -100,9 +100,13 @@ class StageJob(BaseModel):
 
 
 def table_row(
-    stage: str, commit: str, *, unchanged: int = 0, made: CommitRecord | None = None, seconds: float = 0.0
+    stage: str, commit: str, *, unchanged: int = 0, made: CommitRecord | None = None, seconds: float | None = 0.0
 ) -> dict[str, Any]:
-    """One row of a run's stage table (its table artifact): a commit made, or a stage's state in ``commit``."""
+    """One row of a run's stage table (its table artifact): a commit made, or a stage's state in ``commit``.
+
+    ``seconds`` is the whole stage's time, on its first row; ``None`` (an empty cell) on its other rows, so that
+    the column adds up to the push's time.
+    """
     return {
         "stage": stage,
         "commit": commit,
@@ -110,7 +114,7 @@ def table_row(
         "deleted": made.files_deleted if made else 0,
         "unchanged": unchanged,
         "bytes sent": made.bytes_sent if made else 0,
-        "seconds": round(seconds, 2),
+        "seconds": "" if seconds is None else round(seconds, 2),
         "url": made.url if made else "",
     }
 
@@ -131,18 +135,23 @@ class StageResult(BaseModel):
         return [c for o in self.outcomes for c in o.commits]
 
     def rows(self) -> list[dict[str, Any]]:
-        """Rows of the run's stage table: one per commit, or one for a stage or commit plan without commit."""
-
-        def row(stage: str, commit: str, unchanged: int = 0, made: CommitRecord | None = None) -> dict[str, Any]:
-            return table_row(stage, commit, unchanged=unchanged, made=made, seconds=self.seconds)
-
+        """Rows of the run's stage table: one per commit, or one for a stage or commit plan without commit; the
+        stage's seconds on its first row only."""
         if not self.outcomes or self.skipped:
-            return [row(self.stage, "skipped (nothing to push)" if self.skipped else "")]
-        rows = []
-        for outcome in self.outcomes:
-            if not outcome.commits:
-                rows.append(row(outcome.label, "unchanged (no commit)", outcome.files_unchanged))
-            rows += [row(outcome.label, c.oid, outcome.files_unchanged, c) for c in outcome.commits]
+            rows = [table_row(self.stage, "skipped (nothing to push)" if self.skipped else "", seconds=None)]
+        else:
+            rows = []
+            for outcome in self.outcomes:
+                unchanged = outcome.files_unchanged
+                if not outcome.commits:
+                    rows.append(
+                        table_row(outcome.label, "unchanged (no commit)", unchanged=unchanged, seconds=None)
+                    )
+                rows += [
+                    table_row(outcome.label, c.oid, unchanged=unchanged, made=c, seconds=None)
+                    for c in outcome.commits
+                ]
+        rows[0]["seconds"] = round(self.seconds, 2)
         return rows
 
 

@@ -20,13 +20,13 @@ from tasks.card.options import CardOptions
 from tasks.credentials import MASKED, HuggingFaceCredentials, InvalidTokenError, MissingTokenError, resolve_token
 from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
 from tasks.file_digest import DigestCache, compute_digest
-from tasks.hub_commit import preupload_groups
+from tasks.hub_commit import CommitOutcome, CommitRecord, preupload_groups
 from tasks.hub_metadata import hub_metadata
 from tasks.push_parameters import check_push_parameters
 from tasks.redaction import REDACTED, redact_secrets
 from tasks.repo_layout import repo_path
 from tasks.stage_plan import STAGES, commit_message, parts, plan_content_stage, plan_files_stage
-from tasks.stages import render_folder_card
+from tasks.stages import StageResult, render_folder_card
 from tasks.validation import InvalidParameterError, validate_description, validate_repo_id
 
 
@@ -446,3 +446,17 @@ def test_commit_messages_are_checked_before_any_request(messages: dict[str, str]
     check_push_parameters(
         "alice/ds", "A dataset.", commit_messages={"processors": "{name}", "card": "Nightly card"}
     )
+
+
+def test_stage_table_gives_a_split_stage_its_time_once() -> None:
+    """A stage of several commits shows its time on its first row: the column adds up to the push's time."""
+    made = [
+        CommitRecord(oid=f"c{i}", url=f"u{i}", message="m", files_added=1, files_deleted=0, bytes_sent=10)
+        for i in range(3)
+    ]
+    data = StageResult(stage="data", seconds=4.2, outcomes=[CommitOutcome(label="data", commits=made)])
+    card = StageResult(stage="card", seconds=0.5, outcomes=[CommitOutcome(label="card", files_unchanged=1)])
+    skipped = StageResult(stage="images", seconds=0.01, skipped=True)
+    rows = [r for stage in (card, data, skipped) for r in stage.rows()]
+    assert [r["commit"] for r in rows] == ["unchanged (no commit)", "c0", "c1", "c2", "skipped (nothing to push)"]
+    assert [r["seconds"] for r in rows] == [0.5, 4.2, "", "", 0.01]
