@@ -290,14 +290,18 @@ class HubApi:
         """``POST /api/repos/create``: create a repo with the Hub's initial commit (a ``.gitattributes``).
 
         The body has ``name`` (maybe ``ns/name``), optional ``organization``, ``type`` (default ``model``) and
-        ``private`` or ``visibility`` (anything but ``public`` is private). Answers ``{"url", "name", "id"}``. 401
-        when anonymous; 403 outside the caller's own namespace (no organisations) or in a reserved one; 400 for an
-        invalid type or name; 409 when the repo exists in any letter case, with its ``url`` in the body.
+        ``private`` or ``visibility`` (``public``, ``private`` or ``protected``; all but ``public`` are private).
+        Answers ``{"url", "name", "id"}``. 401 when anonymous; 403 outside the caller's own namespace (no
+        organisations) or in a reserved one; 400 for an invalid type, name or visibility; 409 when the repo exists
+        in any letter case, with its ``url`` in the body.
         """
         user = self._require_user(req)
         body = req.body.json()
         repo_type, namespace, name = self._repo_spec(body, user)
-        private = body.get("visibility", "private" if body.get("private") else "public") != "public"
+        visibility = body.get("visibility", "private" if body.get("private") else "public")
+        if visibility not in ("private", "public", "protected"):  # as the settings endpoint
+            raise bad_request(f"Invalid visibility '{visibility}'")
+        private = visibility != "public"
         if namespace != user or namespace in RESERVED_NAMESPACES:
             raise forbidden(f"You don't have the rights to create a repo under the namespace '{namespace}'")
         url = self.repo_url(req, repo_type, f"{namespace}/{name}")
@@ -718,9 +722,13 @@ class HubApi:
                 body = json.loads(raw or b"{}")
             except ValueError:
                 raise bad_request("Invalid JSON body") from None
+            if not isinstance(body, dict):
+                raise bad_request("Invalid JSON body: expected an object")
             paths, expand = body.get("paths") or [], bool(body.get("expand"))
             if isinstance(paths, str):
                 paths = [paths]
+            if not isinstance(paths, list):
+                raise bad_request("'paths' must be a path or a list of paths")
         else:
             form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
             paths, expand = form.get("paths", []), (form.get("expand", ["false"])[-1].lower() == "true")

@@ -30,6 +30,7 @@ class BodyReader:
             raise bad_request(f"Invalid Content-Length: {length!r}")
         self._remaining = 0 if self.chunked else int(length)
         self._eof = not self.chunked and self._remaining == 0
+        self._broken = False  # the framing failed: the rest of the body cannot be found, nor skipped
         self.bytes_read = 0
 
     @classmethod
@@ -46,13 +47,23 @@ class BodyReader:
         """Chunked encoding: read the next chunk-size line (and the trailers after the last chunk)."""
         line = self._rfile.readline(1024)
         if not line:
-            raise bad_request("Truncated chunked request body")
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            raise self._framing_error("Truncated chunked request body")
+        try:
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        except ValueError:
+            raise self._framing_error("Invalid chunk size in chunked request body") from None
+        if size < 0:  # int() takes a sign; a chunk size has none
+            raise self._framing_error("Invalid chunk size in chunked request body")
         if size == 0:
             while self._rfile.readline(1024).strip():  # trailers, up to the blank line
                 pass
             self._eof = True
         self._remaining = size
+
+    def _framing_error(self, message: str) -> HubError:
+        """A 400 for a body whose framing failed; the body is then given up (``drain`` answers False)."""
+        self._broken = True
+        return bad_request(message)
 
     def _available(self) -> int:
         """Bytes readable without crossing a chunk boundary (0 at the end of the body)."""
@@ -81,7 +92,7 @@ class BodyReader:
             return b""
         data = self._rfile.read(min(n, available))
         if not data:
-            raise bad_request("Truncated request body")
+            raise self._framing_error("Truncated request body")
         return self._consumed(data)
 
     def readline(self) -> bytes:
@@ -90,7 +101,7 @@ class BodyReader:
         while (available := self._available()) > 0:
             data = self._rfile.readline(available)
             if not data:
-                raise bad_request("Truncated request body")
+                raise self._framing_error("Truncated request body")
             parts.append(self._consumed(data))
             if data.endswith(b"\n"):
                 break
@@ -112,15 +123,19 @@ class BodyReader:
             parts.append(data)
         return b"".join(parts)
 
-    def json(self) -> Any:
-        """The body as JSON (any JSON value; ``{}`` when empty); 400 when invalid, 413 beyond 64 MiB."""
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object (every JSON endpoint takes one; ``{}`` when empty); 400 when it is invalid
+        JSON or another JSON value, 413 beyond 64 MiB."""
         raw = self.read_all()
         if not raw.strip():
             return {}
         try:
-            return json.loads(raw)
+            body = json.loads(raw)
         except ValueError as e:
             raise bad_request(f"Invalid JSON body: {e}") from None
+        if not isinstance(body, dict):
+            raise bad_request(f"Invalid JSON body: expected an object, got {type(body).__name__}")
+        return body
 
     def drain(self, limit: int) -> bool:
         """Discard the rest of the body if it is at most ``limit`` bytes; whether the body is now fully read.
@@ -129,11 +144,14 @@ class BodyReader:
         """
         if self._eof:
             return True
-        if not self.chunked and self._remaining > limit:
+        if self._broken or (not self.chunked and self._remaining > limit):
             return False
         seen = 0
         while seen <= limit:
-            data = self.read()
+            try:
+                data = self.read()
+            except HubError:  # the framing failed while skipping: the connection closes
+                return False
             if not data:
                 return True
             seen += len(data)

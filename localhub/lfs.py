@@ -128,8 +128,11 @@ class MultipartUploads:
             if received != expected:
                 raise bad_request(f"Part {number} must be {expected} bytes, received {received}")
             etag = f'"{digest.hexdigest()}"'
-            (directory / f"{number}.etag").write_text(etag)
+            # The ETag file says "part stored": it goes first and comes last, so a crash in between leaves the
+            # part "not uploaded" (the client sends it again), never an ETag of other bytes.
+            (directory / f"{number}.etag").unlink(missing_ok=True)
             os.replace(tmp, directory / str(number))
+            (directory / f"{number}.etag").write_text(etag)
             return etag
         finally:
             Path(tmp).unlink(missing_ok=True)

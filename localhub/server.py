@@ -284,7 +284,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def _serve_admin(self, raw_path: str) -> None:
         """``/_localhub/{faults,requests,stats,config}``: the HTTP twin of the ``LocalHub`` Python API."""
         state = self.server.state
-        body = BodyReader(self.rfile, self.headers)  # type: ignore[arg-type]
+        try:
+            body = BodyReader(self.rfile, self.headers)  # type: ignore[arg-type]
+        except HubError as e:  # unusable framing: answer and close, as for the Hub's routes
+            self.close_connection = True
+            self._send(error_response(e), BodyReader.empty(), uuid.uuid4().hex)
+            return
         host = self.client_address[0] if isinstance(self.client_address, tuple) else ""
         what = raw_path.removeprefix("/_localhub").strip("/")
         result: Any
@@ -324,11 +329,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         config = self.server.state.api.config
         if not isinstance(changes, dict):
             raise ValueError("Expected a JSON object")
-        for key, value in changes.items():
+        for key, value in changes.items():  # all checked before any is applied: a refused change changes nothing
             if key not in SETTINGS:
                 raise ValueError(f"Unknown setting {key!r}")
             least = 0 if key == "upload_bytes_per_s" else 1  # 0: no limit
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{key} must be an integer >= {least}")
+        for key, value in changes.items():
             setattr(config, key, value)
         return {key: getattr(config, key) for key in SETTINGS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from pathlib import Path
 
 import httpx
@@ -291,3 +292,47 @@ def test_lfs_upload_urls_are_bound_to_their_object(hub: LocalHub, repo: str) -> 
         verify, json={"oid": oid, "size": len(data)}, headers={"authorization": f"Bearer {ALICE_TOKEN}"}
     )
     assert ok.status_code == 200
+
+
+def _raw_exchange(hub: LocalHub, request: bytes) -> bytes:
+    """Send ``request`` on a fresh connection and read until the server closes it (10 s at most)."""
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_broken_framing_is_answered_400_and_the_connection_closed(hub: LocalHub) -> None:
+    """A chunk size that is not hex, or a Content-Length that is not a number (also on the admin routes): a 400
+    and a closed connection, not a dead handler thread and a client left waiting."""
+    for request in (
+        b"POST /api/validate-yaml HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n",
+        b"PUT /_localhub/config HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n{}",
+    ):
+        status_line, _, rest = _raw_exchange(hub, request).partition(b"\r\n")
+        assert status_line.split()[1] == b"400", (request, status_line)
+        assert b"Connection: close" in rest
+
+
+def test_json_bodies_must_be_objects_and_fields_well_typed(hub: LocalHub, repo: str) -> None:
+    auth = {"authorization": f"Bearer {ALICE_TOKEN}"}
+    paths_info = f"{hub.url}/api/datasets/{repo}/paths-info/main"
+    for body in ([1], "file.txt", {"paths": 5}):
+        answer = httpx.post(paths_info, json=body, headers=auth)
+        assert answer.status_code == 400, (body, answer.text)
+    assert httpx.post(paths_info, json={"paths": "file.txt"}, headers=auth).json()[0]["path"] == "file.txt"
+    create = f"{hub.url}/api/repos/create"
+    refused = httpx.post(
+        create, json={"name": "bogus-vis", "type": "dataset", "visibility": "bogus"}, headers=auth
+    )
+    assert refused.status_code == 400 and "visibility" in refused.json()["error"]
+    assert httpx.post(create, json=["name"], headers=auth).status_code == 400
+
+
+def test_a_refused_config_change_changes_nothing(hub: LocalHub) -> None:
+    config_url = f"{hub.url}/_localhub/config"
+    before = httpx.get(config_url).json()
+    assert httpx.put(config_url, json={"page_size": 7, "bogus": 1}).status_code == 400
+    assert httpx.get(config_url).json() == before

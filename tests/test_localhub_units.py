@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 from email.message import Message
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import localhub.lfs as lfs_module
 from localhub.attributes import GitAttributes, GitIgnore, default_gitattributes, lfs_attributes_line
 from localhub.cards import card_data, validate_card
 from localhub.errors import HubError
@@ -26,7 +28,8 @@ from localhub.gitobjects import (
     parse_lfs_pointer,
 )
 from localhub.httputil import BodyReader, parse_range
-from localhub.lfs import UploadTickets
+from localhub.lfs import MultipartUploads, Ticket, UploadTickets
+from localhub.objectstore import LfsStore
 from localhub.routes import match
 
 
@@ -133,6 +136,44 @@ def test_chunked_body_reader() -> None:
     assert body.read() == b"" and body.exhausted
     assert body.bytes_read == 15
     assert stream.read() == b"NEXT REQUEST"  # nothing of the next request was consumed
+
+
+@pytest.mark.parametrize("size_line", [b"zz", b"-5", b""])
+def test_chunked_body_with_broken_framing_is_400_and_not_skipped(size_line: bytes) -> None:
+    """A chunk size that is not one (or a body cut short) is a 400; the rest of the body cannot be found, so
+    ``drain`` says the connection must close instead of reading on (or raising) while the answer waits."""
+    headers = Message()
+    headers["Transfer-Encoding"] = "chunked"
+    body = BodyReader(io.BytesIO(size_line + (b"\r\nhello\r\n0\r\n\r\n" if size_line else b"")), headers)
+    with pytest.raises(HubError) as raised:
+        body.read()
+    assert raised.value.status == 400
+    assert body.drain(1 << 20) is False
+
+
+def test_a_part_stored_again_is_never_left_with_the_etag_of_other_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash while storing a part again (here: the rename fails) leaves it "not uploaded", not with an ETag of
+    bytes that are not the part's."""
+    uploads = MultipartUploads(tmp_path / "multipart", LfsStore(tmp_path / "lfs", tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    first, second = b"a" * 8, b"b" * 8
+    ticket = Ticket("dataset", "alice/ds", hashlib.sha256(second).hexdigest(), 8, 8, 2**40)
+    uploads.put_part("token", ticket, 1, [first])
+
+    def crash(*args: object) -> None:
+        raise OSError("disk gone")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(lfs_module.os, "replace", crash)
+        with pytest.raises(OSError):
+            uploads.put_part("token", ticket, 1, [second])
+    etag = f'"{hashlib.sha256(second).hexdigest()}"'
+    with pytest.raises(HubError, match="Part 1 was not uploaded"):
+        uploads.complete("token", ticket, {"parts": [{"partNumber": 1, "etag": etag}]})
+    assert uploads.put_part("token", ticket, 1, [second]) == etag  # sent again, it completes
+    uploads.complete("token", ticket, {"parts": [{"partNumber": 1, "etag": etag}]})
 
 
 def test_upload_tickets(tmp_path: Path) -> None:
