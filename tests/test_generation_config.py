@@ -388,6 +388,53 @@ def test_sandbox_limits_loops_and_huge_values() -> None:
 
 
 @pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        # a loop calling a macro that loops: 1,000,000 turns, no output
+        (
+            "{% macro m() %}{% for i in range(1000) %}{% endfor %}{% endmacro %}"
+            "{% for j in range(1000) %}{{ m() }}{% endfor %}",
+            "turn more than 100,000 times",
+        ),
+        # a large value built on every turn and thrown away: 20,000,000 characters, no output
+        ("{% for i in range(200) %}{% set s = 'x' * 100000 %}{% endfor %}", "builds more than 10,000,000"),
+        ("{% for i in range(200) %}{% set s = 'x'|center(width) %}{% endfor %}", "builds more than 10,000,000"),
+    ],
+)
+def test_sandbox_bounds_the_work_of_one_render(template: str, reason: str) -> None:
+    """Work without output (the rendered text's limit never trips) is bounded per render, so a config from
+    someone else's repo cannot keep a nightly run busy for hours."""
+    from tasks.generation.templates import compile_template
+
+    compiled = compile_template(template, "column 'busy'")
+    with pytest.raises(TemplateSecurityError, match=rf"column 'busy'.*{reason}"):
+        compiled.render({"width": 100_000})
+    with pytest.raises(TemplateSecurityError, match=rf"column 'busy'.*{reason}"):
+        compiled.render_rows([{"width": 100_000}])
+
+
+def test_the_render_budget_is_per_row_and_leaves_loops_alone() -> None:
+    from tasks.generation.templates import compile_template
+
+    # 60,000 turns per row: within the budget of each row, over it for the three rows together
+    counting = compile_template("{% for i in range(60000) %}{% endfor %}{{ n }}", "column 'rows'")
+    assert counting.render_rows([{"n": 1}, {"n": 2}, {"n": 3}]) == ["1", "2", "3"]
+    listing = compile_template(
+        "{% for item in items %}{{ item }}{{ ',' if not loop.last }}{% else %}none{% endfor %} ({{ items|length }})",
+        "column 'list'",
+    )
+    assert listing.render_rows([{"items": ["a", "b", "c"]}, {"items": []}]) == ["a,b,c (3)", "none (0)"]
+    assert (
+        compile_template("{% for x in xs %}{{ loop.index }}/{{ loop.length }} {% endfor %}", "c").render(
+            {"xs": "ab"}
+        )
+        == "1/2 2/2 "
+    )
+    with pytest.raises(TemplateSecurityError, match="recursive loops are not allowed"):
+        compile_template("{% for x in tree recursive %}{{ loop(x.children) }}{% endfor %}", "column 'tree'")
+
+
+@pytest.mark.parametrize(
     "template",
     [
         "{{ ('a' * 5000)|replace('a', 'a' * 5000) }}",

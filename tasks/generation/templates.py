@@ -6,7 +6,9 @@ error, not an empty string). On top of the sandbox's runtime checks, templates a
 config is loaded, so an escape attempt (``__class__``, ``__subclasses__``, ``mro``...) fails before generation
 starts, with the column named. Operations that can build a large value from a short template (``*``, ``+``,
 ``~``, ``%``, ``replace``, ``center``, ``indent``, ``wordwrap``, ``format``, ``join``, str methods) are checked
-before they run, and so is the rendered text, against :data:`MAX_VALUE_SIZE`.
+before they run, and so is the rendered text, against :data:`MAX_VALUE_SIZE`. A template with loops also has a
+budget per render (:data:`MAX_LOOP_ITERATIONS`, :data:`MAX_BUILT_CHARACTERS`): a loop that calls a macro that
+loops, or that builds a large value and throws it away on every turn, stops instead of running for hours.
 
 Templates are reproducible: the ``random`` filter draws from a generator seeded by (seed, batch, template, row),
 and ``lipsum()``, whose text comes from Python's global generator, is not available.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from string import Formatter
 from typing import Any
 
@@ -43,6 +46,10 @@ _BLOCKED_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
 MAX_VALUE_SIZE = 1_000_000  # characters (or items) one operation ('ab' * n, replace...) or one render may produce
 MAX_EXPONENT = 10_000
+# Per render (one row) of a template with loops: loop turns, and characters built by the checked operations.
+# One loop over the sandbox's largest range fits, and ten values of the largest size.
+MAX_LOOP_ITERATIONS = 100_000
+MAX_BUILT_CHARACTERS = 10 * MAX_VALUE_SIZE
 _RANDOM = "__row_random__"  # context name of the row's generator; templates cannot name it (leading "_")
 _PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
@@ -66,11 +73,41 @@ def _size(value: Any) -> int:
     return total
 
 
-def _limit(size: int, what: str) -> None:
+class _RenderWork:
+    """What one render of a template with loops has done so far; over budget, it stops (a ``SecurityError``)."""
+
+    __slots__ = ("built", "turns")
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.built = 0
+
+    def turn(self) -> None:
+        self.turns += 1
+        if self.turns > MAX_LOOP_ITERATIONS:
+            raise SecurityError(f"the template's loops turn more than {MAX_LOOP_ITERATIONS:,} times in one render")
+
+    def build(self, size: int) -> None:
+        self.built += size
+        if self.built > MAX_BUILT_CHARACTERS:
+            raise SecurityError(
+                f"the template builds more than {MAX_BUILT_CHARACTERS:,} characters in one render, over the limit"
+            )
+
+
+# The budget of the render running in this thread: set by CompiledTemplate for templates with loops only (one
+# without loops does a bounded amount of work: each operation is bounded, and so is their number).
+_WORK: ContextVar[_RenderWork | None] = ContextVar("template_render_work", default=None)
+
+
+def _limit(size: int, what: str, *, built: bool = True) -> None:
+    """Refuse a value over :data:`MAX_VALUE_SIZE`; ``built``: charge it to the render's budget, if any."""
     if size > MAX_VALUE_SIZE:
         raise SecurityError(
             f"{what} would make a value of {size:,} characters, over the limit of {MAX_VALUE_SIZE:,}"
         )
+    if built and (work := _WORK.get()) is not None:
+        work.build(size)
 
 
 def _collect(
@@ -83,8 +120,9 @@ def _collect(
         if convert is not None:
             item = convert(item)
         size += (len(item) if isinstance(item, str | bytes) else 0) + (separator if out else 0)
-        _limit(size, what)
+        _limit(size, what, built=False)
         out.append(item)
+    _limit(size, what)  # charged once, at its final size
     return out
 
 
@@ -215,13 +253,25 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             return left + right
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, _SEQUENCES) and isinstance(times, int) and _size(seq) * times > MAX_VALUE_SIZE:
-                    raise SecurityError(f"repeating a sequence {times} times is over the limit")
+                if isinstance(seq, _SEQUENCES) and isinstance(times, int):
+                    if _size(seq) * times > MAX_VALUE_SIZE:
+                        raise SecurityError(f"repeating a sequence {times} times is over the limit")
+                    _limit(_size(seq) * times, "'*'")
         if operator == "%" and isinstance(left, str):
             _check_printf(left, right)
         if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
             raise SecurityError(f"exponent {right} is over the limit of {MAX_EXPONENT}")
         return super().call_binop(context, operator, left, right)
+
+    def loop_turns(self, iterable: Any) -> Iterator[Any]:
+        """A ``for`` loop's items, each turn charged to the render's budget (every loop iterates through this)."""
+        work = _WORK.get()
+        if work is None:
+            yield from iterable
+            return
+        for item in iterable:
+            work.turn()
+            yield item
 
     def concat_values(self, values: tuple[Any, ...]) -> str:
         """``a ~ b``: the parts as text, joined if the result stays within the limit."""
@@ -305,11 +355,13 @@ def _security_problems(ast: nodes.Template) -> list[str]:
                 problems.append(f"access to item {key.value!r} is not allowed")
         elif isinstance(node, nodes.Name) and node.name.startswith("_"):
             problems.append(f"name {node.name!r} is not allowed")
-    # Loops are bounded by the sandbox's range limit; nested loops would multiply those bounds.
+    # Loops are bounded by the sandbox's range limit; nested loops would multiply those bounds. (A macro that loops,
+    # called in a loop, is bounded by the render's budget; a recursive loop's inner turns would escape it.)
     for loop in ast.find_all(nodes.For):
+        if loop.recursive:
+            problems.append("recursive loops are not allowed")
         if next(loop.find_all(nodes.For), None) is not None:
             problems.append("nested for loops are not allowed")
-            break
     # Filters that look attributes up by name (attr, map, selectattr, sort, groupby...): constant names only.
     for call in ast.find_all((nodes.Filter, nodes.Test)):
         for arg in [*call.args, *(kw.value for kw in call.kwargs)]:
@@ -336,6 +388,7 @@ class CompiledTemplate:
         "_blocks",
         "_draws",
         "_globals",
+        "_loops",
         "_name",
         "_new_context",
         "_root",
@@ -362,7 +415,13 @@ class CompiledTemplate:
         tracker = _NameTracker(ENVIRONMENT)
         tracker.visit(ast)
         self.references = frozenset(tracker.undeclared_identifiers)
-        template = ENVIRONMENT.from_string(source)
+        loops = list(ast.find_all(nodes.For))
+        for loop in loops:  # every turn of every loop is charged to the render's budget
+            loop.iter = nodes.Call(
+                nodes.EnvironmentAttribute("loop_turns"), [loop.iter], [], None, None, lineno=loop.lineno
+            )
+        self._loops = bool(loops)
+        template = ENVIRONMENT.from_string(ast)
         # Skip Template.render's argument copying and traceback rewriting: this is the per-row hot path.
         self._root: Callable[[Any], Iterator[str]] = template.root_render_func
         self._new_context = template.new_context
@@ -380,11 +439,14 @@ class CompiledTemplate:
             TemplateSecurityError: the sandbox stopped an unsafe operation.
             TemplateRenderError: any other failure, naming the template's owner and the row.
         """
+        work = _WORK.set(_RenderWork() if self._loops else None)
         try:
             context = self._new_context({**row, _RANDOM: _RowRandom(self._row_key(stream, index or 0))})
             return _joined_output(self._root(context))
         except Exception as exc:
             raise self._failure(exc, index) from None
+        finally:
+            _WORK.reset(work)
 
     def render_rows(self, rows: list[dict[str, Any]], stream: tuple[int, int] = (0, 0)) -> list[str]:
         """Render every row (the batch hot path: no per-row copy of the mapping).
@@ -394,17 +456,22 @@ class CompiledTemplate:
         out: list[str] = []
         root, context = self._root, ENVIRONMENT.context_class
         env, name, blocks, globals_ = ENVIRONMENT, self._name, self._blocks, self._globals
-        draws = self._draws
+        draws, loops = self._draws, self._loops
         append = out.append
         i = 0
+        work = _WORK.set(None)
         try:
             for i, row in enumerate(rows):
                 variables = {**globals_, **row}
                 if draws:
                     variables[_RANDOM] = _RowRandom(self._row_key(stream, i))
+                if loops:  # a fresh budget per row
+                    _WORK.set(_RenderWork())
                 append(_joined_output(root(context(env, variables, name, blocks))))
         except Exception as exc:
             raise self._failure(exc, i) from None
+        finally:
+            _WORK.reset(work)
         return out
 
     def _row_key(self, stream: tuple[int, int], index: int) -> str:
