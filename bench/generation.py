@@ -28,8 +28,8 @@ Flow runs are made as ``python -m flows.generate`` makes them (``flows.terminal_
 With heartbeats (``--heartbeats``, what a flow called from Python does), Prefect joins its heartbeat thread,
 which sleeps in whole seconds, at the end of the run: a 3-4 s run then measures as a whole number of seconds
 after the heartbeat's start, and a 0.1 s difference can show up as 0 or as 1 s (33 %). ``--repeat N`` runs the
-four modes N times, interleaved (plain, checkpoint, checkpoint-bg-hub, flush, plain, ...), and reports medians; each row also
-holds every run and, per checkpoint commit, its duration in the committer thread.
+four modes N times, interleaved (plain, checkpoint, checkpoint-bg-hub, flush, plain, ...), and reports medians;
+each row also holds every run and, per checkpoint commit, its duration in the committer thread.
 """
 
 from __future__ import annotations
@@ -121,14 +121,13 @@ def _child(args: argparse.Namespace) -> int:
         engine = time.perf_counter() - started
         shutil.rmtree(engine_dir)
 
-        modes = MODES
-        results: dict[str, list[float]] = {mode: [] for mode in modes}
-        commits: dict[str, list[int]] = {mode: [] for mode in modes}
-        commit_s: dict[str, list[list[float]]] = {mode: [] for mode in modes}
-        cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}  # (this process, the Hub)
-        waits: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}  # (prepare, close) in the flow
+        results: dict[str, list[float]] = {mode: [] for mode in MODES}
+        commits: dict[str, list[int]] = {mode: [] for mode in MODES}
+        commit_s: dict[str, list[list[float]]] = {mode: [] for mode in MODES}
+        cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}  # (this process, the Hub)
+        waits: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}  # (prepare, close) in the flow
         for round_no in range(args.repeat):
-            for mode in modes:
+            for mode in MODES:
                 out = work / f"{mode.replace('+', '-')}-{n}"
                 checkpoint = None
                 url, hub_pid = hubs[mode]
@@ -165,7 +164,7 @@ def _child(args: argparse.Namespace) -> int:
                     f"prepare/close waits (s) {waits[mode][-1]}, commits (s) {commit_s[mode][-1]}",
                     file=sys.stderr,
                 )
-        median = {mode: statistics.median(results[mode]) for mode in modes}
+        median = {mode: statistics.median(results[mode]) for mode in MODES}
         rows.append(
             {
                 "records": n,
