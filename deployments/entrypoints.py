@@ -12,6 +12,7 @@ The token is never a parameter: it comes from ``HF_TOKEN`` in the environment of
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, Literal
 from uuid import UUID
@@ -89,7 +90,9 @@ def run_seed(seed: int | Literal["per-run"], run_id: str | None) -> int:
         return seed
     if not run_id:
         raise ValueError('seed "per-run" needs a flow run: call the deployment, or pass an integer seed.')
-    return int(UUID(run_id).hex[:8], 16)
+    # A hash of the whole id: Prefect's run ids are UUIDv7, whose leading digits are a timestamp in milliseconds,
+    # the same for the runs the scheduler creates in one pass.
+    return int.from_bytes(hashlib.sha256(str(UUID(run_id)).encode()).digest()[:4], "big")
 
 
 @flow(name="generate-then-push", flow_run_name=_run_name("generate-push", "repo"), log_prints=True)

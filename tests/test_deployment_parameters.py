@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
+from prefect._internal.uuid7 import uuid7
 from pydantic import ValidationError
 
 from deployments.entrypoints import run_seed
@@ -19,10 +19,14 @@ BASE = {"config": "examples/multilingual_greetings.yaml", "records": 10, "repo":
 
 
 def test_a_per_run_seed_comes_from_the_run_id_and_an_integer_seed_is_kept() -> None:
-    first, second = str(uuid.uuid4()), str(uuid.uuid4())
-    assert run_seed("per-run", first) == int(uuid.UUID(first).hex[:8], 16)
+    # Prefect's run ids are UUIDv7: the scheduler creates the next nights' runs within the same millisecond, so
+    # their ids share their leading (timestamp) digits. Each run must still get its own seed.
+    scheduled = [str(uuid7()) for _ in range(3)]
+    seeds = [run_seed("per-run", run_id) for run_id in scheduled]
+    assert len(set(seeds)) == 3 and all(0 <= seed < 2**32 for seed in seeds), seeds
+    first = scheduled[0]
     assert run_seed("per-run", first) == run_seed("per-run", first)  # a Retry keeps the run id, so the seed
-    assert run_seed("per-run", first) != run_seed("per-run", second)
+    assert run_seed("per-run", first.upper()) == run_seed("per-run", first)  # the id, not its spelling
     assert run_seed(7, first) == 7 and run_seed(0, None) == 0
     with pytest.raises(ValueError, match="needs a flow run"):
         run_seed("per-run", None)
