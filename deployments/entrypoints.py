@@ -100,7 +100,8 @@ def generate_then_push(params: GenerateAndPushParameters) -> PushResult:
     """Generate ``records`` records from ``config`` and push them to ``repo`` (the scheduled deployment's flow).
 
     Generation and push run as subflows of this run (see ``flows.generate_and_push``). A retried run resumes
-    generation from its complete batch files; the push re-checks every stage and commits only what the Hub lacks.
+    generation from its complete batch files, and its push takes the stages that committed from the cache
+    (``Cached``) and runs the others.
     """
     seed = run_seed(params.seed, flow_run.id)
     if params.seed == "per-run":

@@ -21,7 +21,6 @@ from typing import Any
 
 from prefect import flow
 from prefect.logging import get_run_logger
-from prefect.runtime import flow_run as current_flow_run
 from pydantic import SecretStr
 
 from flows.card_arguments import add_card_arguments, card_arguments
@@ -37,6 +36,7 @@ from tasks.generation.result import GeneratedDataset
 from tasks.prepare_repo import prepare_repo
 from tasks.preupload import PreuploadResult, start_preuploads, wait_for_preupload
 from tasks.push_parameters import check_push_parameters
+from tasks.push_run_key import push_run_key
 from tasks.retry_policy import describe_failure
 from tasks.stage_cache import content_keys
 from tasks.stage_plan import STAGES, StageName
@@ -142,7 +142,7 @@ def push_dataset(
         # 3. The stages, in order; each commits on its own and is cached for a retry of this run. The large files of
         # the data, images and processors stages upload in the background meanwhile (tasks.preupload).
         keys = content_keys(folder, card)
-        run_key = str(current_flow_run.root_flow_run_id)  # kept by a Retry, also of a parent flow
+        run = push_run_key()  # kept by a Retry, also of a parent flow; two pushes in one parent run differ
 
         def job(stage: StageName, revision: str, preuploaded: bool = False, head: str | None = None) -> StageJob:
             return StageJob(
@@ -152,7 +152,8 @@ def push_dataset(
                 revision=revision,
                 messages=commit_messages,
                 content_key=keys[stage],
-                run_key=run_key,
+                run_key=run.key,
+                root_run=run.root,
                 preuploaded=preuploaded,
                 head=head,
             )

@@ -725,6 +725,31 @@ def test_retry_of_a_parent_flow_keeps_the_pushs_finished_stages(tmp_path: Path, 
     assert titles(repo_id).count("Upload main dataset files") == 1
 
 
+@flow(name="publish-twice")
+def _push_twice(folder: Path, repo_id: str, token: SecretStr) -> tuple[PushResult, PushResult]:
+    """A user's flow that pushes the same folder twice, with the repo edited in between."""
+    first = push_dataset(folder, repo_id, "Greetings in five languages, for tests.", token=token)
+    HfApi(token=ALICE_TOKEN).delete_file("README.md", repo_id, repo_type="dataset")
+    second = push_dataset(folder, repo_id, "Greetings in five languages, for tests.", token=token)
+    return first, second
+
+
+def test_two_pushes_in_one_parent_run_are_two_pushes(tmp_path: Path, repo_id: str) -> None:
+    """The second push is not the first one's Retry: it checks the Hub, and puts back the card deleted since."""
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0)
+    state = _push_twice(folder, repo_id, SecretStr(ALICE_TOKEN), return_state=True)
+    first, second = state.result()
+    assert "README.md" in repo_files(repo_id)
+    assert [c.message for c in second.commits] == ["Upload dataset card"]
+    assert not {c.oid for c in second.commits} & {c.oid for c in first.commits}
+    # Both pushes' commits name the outermost run, the user's flow.
+    messages = {
+        c.commit_id: c.message for c in HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)
+    }
+    parent = state.state_details.flow_run_id
+    assert all(f"Prefect-Flow-Run: {parent}" in messages[c.oid] for c in [*first.commits, *second.commits])
+
+
 def test_copy_of_folder_is_pushed_from_generated_result(tmp_path: Path, repo_id: str) -> None:
     from tasks.generation.result import GeneratedDataset
 
