@@ -36,6 +36,9 @@ RESERVED_REPO_NAMES = frozenset(
         ".git",
     }
 )
+# ``datasets`` takes a config of this name as a default config: with the data config marked default, it refuses
+# to load any config of the repo.
+DEFAULT_CONFIG_NAME = "default"
 _PROCESSOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
 _MAX_REPO_PATH_BYTES = 1000
 _MAX_NAME_BYTES = 255
@@ -151,22 +154,43 @@ def _check_flat(root: Path, files: list[Path], folder: Path) -> None:
 
 def _check_batches(root: Path, files: list[Path], what: str) -> tuple[pa.Schema, int]:
     """The batches' common schema and their row count. Batches must have the same columns, of the same types;
-    a column that is all null in a batch (Arrow type ``null``, as pandas writes it) or nullable in one batch and
-    not in another still matches, as it does for ``datasets`` and the Hub's viewer."""
+    a column that is all null in a later batch (Arrow type ``null``, as pandas writes it) or nullable in one batch
+    and not in another still matches, as it does for ``datasets`` and the Hub's viewer. ``datasets`` takes the
+    column types from the first batch, so a column all null there but typed later, or a batch without rows, would
+    make the config unloadable: both are refused."""
     schema: pa.Schema | None = None
+    first: pa.Schema | None = None
     total = 0
     for path in files:
         batch, rows = _parquet_schema(root, path)
         rel = path.relative_to(root).as_posix()
         if len(batch) == 0:
             raise DatasetFolderError(f"{rel} has no columns.")
-        if schema is None:
-            schema = batch.remove_metadata()
+        if rows == 0:
+            raise DatasetFolderError(
+                f"{rel} has no rows: `datasets` cannot load a config holding an empty parquet file. Delete the "
+                "file (it holds no data), then push again."
+            )
+        if schema is None or first is None:
+            schema = first = batch.remove_metadata()
         else:
             schema = _merged(schema, batch.remove_metadata(), f"{rel} in {what}", files[0].relative_to(root))
         total += rows
-    assert schema is not None
+    assert schema is not None and first is not None
+    _check_first_batch_types(files[0].relative_to(root).as_posix(), first, schema)
     return schema, total
+
+
+def _check_first_batch_types(rel: str, first: pa.Schema, schema: pa.Schema) -> None:
+    """Refuse a column that is all null (type ``null``) in the first batch (``rel``) and typed in a later one."""
+    for ours, merged in zip(first, schema, strict=True):
+        if pa.types.is_null(ours.type) and not pa.types.is_null(merged.type):
+            raise DatasetFolderError(
+                f"{rel}: column {ours.name!r} is all null (Arrow type null) in "
+                f"this first batch but {merged.type} in later ones: `datasets` reads the types from the first "
+                f"file and could not load the others. Write this batch with the column typed (e.g. "
+                f"table.cast(...) to {merged.type}), then push again."
+            )
 
 
 def _merged(schema: pa.Schema, batch: pa.Schema, where: str, first: Path) -> pa.Schema:
@@ -197,6 +221,11 @@ def check_processor_name(name: str) -> str:
     if name.lower() in RESERVED_REPO_NAMES:
         raise DatasetFolderError(
             f"processor {name!r} would overwrite the reserved repo path {name!r}; rename the processor."
+        )
+    if name == DEFAULT_CONFIG_NAME:
+        raise DatasetFolderError(
+            f"processor {name!r}: `datasets` takes a config named {name!r} as the default one, besides the data "
+            "config, and then loads none of them; rename the processor."
         )
     if not _PROCESSOR_NAME.match(name):
         raise DatasetFolderError(

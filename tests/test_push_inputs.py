@@ -130,20 +130,42 @@ def test_folder_problems_are_named(tmp_path: Path) -> None:
     (nested / "parquet-files" / "batch_00001.parquet").rename(nested / "parquet-files" / "retry" / "b.parquet")
     _expect_folder_error(nested, "parquet-files/retry/b.parquet is in a subfolder of parquet-files/")
 
-    # A column all null in one batch (Arrow type null, as pandas writes it) matches the other batches' type;
-    # a real type conflict names the column and both types.
+    # A column all null in a later batch (Arrow type null, as pandas writes it) matches the other batches' type;
+    # all null in the first batch, whose types `datasets` reads, it is refused; a real type conflict names the
+    # column and both types.
     nulls = make_dataset_folder(tmp_path / "nulls", batches=2, processor_dir=None, processor_file=None)
     first = pq.read_table(nulls / "parquet-files" / "batch_00000.parquet")
+    second = pq.read_table(nulls / "parquet-files" / "batch_00001.parquet")
     column = first.schema.names[1]
-    all_null = first.set_column(1, column, pa.nulls(len(first)))
-    pq.write_table(all_null, nulls / "parquet-files" / "batch_00000.parquet")
+    pq.write_table(
+        second.set_column(1, column, pa.nulls(len(second))), nulls / "parquet-files" / "batch_00001.parquet"
+    )
     scanned = scan_dataset_folder(nulls)
     card = render_folder_card(scanned, CardOptions(repo_id="alice/nulls", description="Nulls."))
     assert f"| `{column}` | `{first.schema.field(column).type}` |" in card  # the batches' type, not null
     assert "| 20 (50.0%) |" in card  # the null batch's 20 rows counted as nulls
-    as_ints = first.set_column(1, column, pa.array(range(len(first))))
-    pq.write_table(as_ints, nulls / "parquet-files" / "batch_00000.parquet")
+    pq.write_table(second, nulls / "parquet-files" / "batch_00001.parquet")
+    pq.write_table(
+        first.set_column(1, column, pa.nulls(len(first))), nulls / "parquet-files" / "batch_00000.parquet"
+    )
+    _expect_folder_error(
+        nulls, f"batch_00000.parquet: column {column!r} is all null (Arrow type null) in this first"
+    )
+    pq.write_table(
+        first.set_column(1, column, pa.array(range(len(first)))), nulls / "parquet-files" / "batch_00000.parquet"
+    )
     _expect_folder_error(nulls, f"column {column!r} is {first.schema.field(column).type}, but int64")
+
+    # An empty batch (data or processor) would make its config unloadable.
+    empty = make_dataset_folder(tmp_path / "empty", batches=2, processor_dir=None, processor_file=None)
+    pq.write_table(first.slice(0, 0), empty / "parquet-files" / "batch_00001.parquet")
+    _expect_folder_error(empty, "parquet-files/batch_00001.parquet has no rows")
+
+    # A processor named "default" would be a second default config besides the data config.
+    default = make_dataset_folder(tmp_path / "default", processor_dir=None, processor_file=None)
+    (default / "processors-files" / "default").mkdir(parents=True)
+    pq.write_table(pa.table({"a": [1]}), default / "processors-files" / "default" / "batch_00000.parquet")
+    _expect_folder_error(default, "takes a config named 'default' as the default one")
 
     bad_json = make_dataset_folder(tmp_path / "badjson")
     (bad_json / "metadata.json").write_text("{not json")
