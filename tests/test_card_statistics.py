@@ -257,6 +257,17 @@ def test_count_distinct_across_chunks_exact_then_estimated() -> None:
     assert count_distinct(words + words) == (n, True)
 
 
+def test_an_estimated_distinct_count_stays_within_what_is_known() -> None:
+    """All 100,000 values distinct: the sketch alone says about 100,241 (over 100 % on the card); the count is
+    at most the values, and over the exact limit it went past."""
+    n = 100_000
+    unique = [pa.array([f"id-{i:08d}" for i in range(start, start + 10_000)]) for start in range(0, n, 10_000)]
+    estimate, exact = count_distinct(unique, exact_limit=1_000)
+    assert not exact and 1_001 <= estimate <= n
+    few = [pa.array([f"v{i}" for i in range(1_001)])]  # just past the limit: never estimated below it
+    assert count_distinct(few, exact_limit=1_000)[0] >= 1_001
+
+
 def test_a_failing_statistic_is_na_for_that_column_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -309,10 +309,13 @@ class _DistinctCounter:
         self.pending: list[pa.Array] = []
         self.pending_len = 0
         self.sketch: HyperLogLog | None = None
+        self.at_most = 0  # the sum of the batches' distinct counts: no estimate may exceed it
 
     def add(self, keys: pa.Array) -> None:
+        """Count the distinct keys of one batch (each key once: see ``canonical_keys``)."""
         if len(keys) == 0:
             return
+        self.at_most += len(keys)
         if self.sketch is not None:
             self.sketch.add_hashes(_key_hashes(keys))
             return
@@ -338,11 +341,13 @@ class _DistinctCounter:
                 self.exact = merged
 
     def result(self) -> tuple[int, bool]:
+        """``(count, exact)``; an estimate is kept within what is known: over ``limit`` (the exact count went
+        past it), at most the sum of the batches' distinct counts (so never over 100 % of the values)."""
         if self.sketch is None:
             self._consolidate()
         if self.sketch is None:
             return (len(self.exact) if self.exact is not None else 0), True
-        return round(self.sketch.estimate()), False
+        return min(max(round(self.sketch.estimate()), self.limit + 1), self.at_most), False
 
 
 def count_distinct(chunks: Iterable[pa.Array], *, exact_limit: int = EXACT_DISTINCT_LIMIT) -> tuple[int, bool]:
