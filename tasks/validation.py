@@ -45,12 +45,57 @@ def validate_repo_id(repo_id: str) -> str:
 
 
 def validate_description(description: str | None) -> str:
-    """Return the stripped dataset description, refusing an empty one (the card needs it)."""
+    """Return the stripped dataset description, refusing an empty one (the card needs it) and one that opens a
+    Markdown block it does not close (the rest of the card would disappear into it)."""
     if description is None or not str(description).strip():
         raise InvalidParameterError(
             "description is empty: pass a sentence or more describing the dataset; it opens the dataset card."
         )
-    return str(description).strip()
+    text = str(description).strip()
+    unclosed = _unclosed_block(text)
+    if unclosed:
+        raise InvalidParameterError(
+            f"description opens {unclosed} and does not close it: the rest of the dataset card would be hidden "
+            "in it. Close it in the description."
+        )
+    return text
+
+
+# Markdown blocks that run to their closing line, or to the end of the document (CommonMark: fenced code, and the
+# HTML blocks that end at a closing tag or at '-->').
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_HTML_BLOCKS = (
+    (re.compile(r"^ {0,3}<!--"), "-->", "an HTML comment (<!--)"),
+    *(
+        (re.compile(rf"^ {{0,3}}<{tag}(?:[\s>]|$)", re.IGNORECASE), f"</{tag}>", f"a <{tag}> block")
+        for tag in ("pre", "script", "style", "textarea")
+    ),
+)
+
+
+def _unclosed_block(text: str) -> str | None:
+    """What ``text`` opens and leaves open at its end (a code fence, an HTML comment or raw block), or None."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE.match(line)
+        if fence:
+            mark = fence.group(1)
+            closing = re.compile(rf"^ {{0,3}}{re.escape(mark[0])}{{{len(mark)},}}\s*$")
+            end = next((j for j in range(i + 1, len(lines)) if closing.match(lines[j])), None)
+            if end is None:
+                return f"a code block ({mark})"
+            i = end + 1
+            continue
+        for start, end_mark, what in _HTML_BLOCKS:
+            if start.match(line):
+                rest = "\n".join(lines[i:])[line.index("<") + 4 :]
+                if end_mark.lower() not in rest.lower():
+                    return what
+                break
+        i += 1
+    return None
 
 
 def validate_revision(revision: str) -> str:
@@ -67,7 +112,9 @@ def validate_revision(revision: str) -> str:
 # license written as its full name or a language written out.
 # The patterns are also the deployments' JSON-schema patterns, which the Prefect server checks.
 LICENSE_PATTERN = r"^[a-z0-9][a-z0-9.+-]*$"
-LANGUAGE_PATTERN = r"^(?:multilingual|[a-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*)$"  # "multilingual": a card value
+# An ISO 639 code (2 or 3 letters), optionally with BCP-47 subtags (zh-Hans, en-US); "multilingual" and "code"
+# (programming languages) are card values too. A name written out ("english") is not a code.
+LANGUAGE_PATTERN = r"^(?:multilingual|code|[a-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*)$"
 TASK_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _LICENSE_ID, _LANGUAGE_CODE, _TASK_ID = (
     re.compile(p) for p in (LICENSE_PATTERN, LANGUAGE_PATTERN, TASK_ID_PATTERN)

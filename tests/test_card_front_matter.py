@@ -88,6 +88,7 @@ def test_size_categories_cover_every_hub_label() -> None:
 def test_tags_defaults_first_deduplicated_order_kept() -> None:
     assert merge_tags(None) == ["synthetic", "datadesigner"]
     assert merge_tags(["b", "synthetic", "a", "b", "", "  ", "A"]) == ["synthetic", "datadesigner", "b", "a", "A"]
+    assert merge_tags(["chat", " chat", "chat ", " synthetic"]) == ["synthetic", "datadesigner", "chat"]
 
 
 def test_configs_are_exactly_what_load_dataset_reads() -> None:
@@ -137,7 +138,8 @@ def test_hostile_strings_round_trip_and_never_break_the_block() -> None:
     )
     text = dump_front_matter(data)
     assert yaml.safe_load(text) == data
-    assert yaml.safe_load(text)["tags"] == ["synthetic", "datadesigner", *HOSTILE_TAGS]
+    stripped = dict.fromkeys(t.strip() for t in HOSTILE_TAGS if t.strip())  # surrounding spaces are dropped
+    assert yaml.safe_load(text)["tags"] == ["synthetic", "datadesigner", *stripped]
     # every value on one line, so no line can close the front matter
     assert all(line.strip() not in ("---", "...") for line in text.splitlines())
     assert len(text.splitlines()) == len(text.split("\n")) - 1

@@ -59,11 +59,32 @@ def test_good_repo_id_and_description() -> None:
 
 
 @pytest.mark.parametrize(
+    ("description", "opened"),
+    [
+        ("Greetings.\n<!-- never closed", "an HTML comment"),
+        ("Greetings.\n<pre>", "a <pre> block"),
+        ("Greetings.\n```\nprint('hi')", "a code block"),
+        ("Greetings.\n~~~~\ncode\n~~~", "a code block"),  # a shorter fence does not close it
+    ],
+)
+def test_a_description_that_would_hide_the_rest_of_the_card_is_refused(description: str, opened: str) -> None:
+    with pytest.raises(InvalidParameterError, match=f"description opens {opened}.* would be hidden"):
+        validate_description(description)
+
+
+def test_a_description_with_closed_blocks_is_kept() -> None:
+    text = "Greetings.\n\n```python\nprint('hi')\n```\n<!-- a note -->\n<pre>x</pre>\nInline `code` <!-- too."
+    assert validate_description(text) == text
+
+
+@pytest.mark.parametrize(
     ("field", "value", "fragment"),
     [
         ("license", "MIT", "license 'MIT' is not a Hub license identifier"),
         ("license", "Apache 2.0", "lowercase, with '-' for spaces"),
         ("language", ["en", "English"], "language 'English' is not a language code"),
+        ("language", ["english"], "language 'english' is not a language code"),
+        ("language", ["chinese"], "language 'chinese' is not a language code"),
         ("language", ["en us"], "ISO 639 codes"),
         ("task_categories", ["Text Generation"], "not a Hub task id: .* \\(perhaps 'text-generation'\\)"),
         ("task_categories", ["text_generation"], "perhaps 'text-generation'"),

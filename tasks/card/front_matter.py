@@ -66,12 +66,9 @@ def size_category(num_records: int) -> str:
 
 
 def merge_tags(user_tags: Iterable[str] | None) -> list[str]:
-    """The default tags, then the user's: verbatim, blank ones dropped, duplicates dropped (first one kept)."""
-    merged: list[str] = []
-    for tag in (*DEFAULT_TAGS, *(user_tags or ())):
-        if tag.strip() and tag not in merged:
-            merged.append(tag)
-    return merged
+    """The default tags, then the user's: stripped (as languages and task categories are), blank ones dropped,
+    duplicates dropped (first one kept)."""
+    return list(dict.fromkeys(t.strip() for t in (*DEFAULT_TAGS, *(user_tags or ())) if t.strip()))
 
 
 def validate_processor_name(name: str) -> str:
