@@ -49,6 +49,8 @@ VERIFY_FROM_EVENT: dict[str, Any] = {
         "repo_id": "{{ event.payload.repo_id }}",
         "revision": "{{ (event.payload.commit or event.payload.revision) }}",
         "expected_records": "{{ event.payload.records }}",
+        # the block the push used (a name; null without one): a private repo is read with the same credentials
+        "credentials_block": "{{ event.payload.credentials_block }}",
     }
 }
 

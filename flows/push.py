@@ -191,7 +191,16 @@ def push_dataset(
         )
         artifacts.record_stage_table(repo_id, push.table())
         # The commit the push left the branch at (the last stage's, or the head it found unchanged).
-        emit_dataset_pushed(repo_id, current_revision, current_head, len(push.commits), folder.num_records, url)
+        block = getattr(credentials, "_block_document_name", None) if credentials is not None else None
+        emit_dataset_pushed(
+            repo_id,
+            current_revision,
+            current_head,
+            len(push.commits),
+            folder.num_records,
+            url,
+            credentials_block=block,
+        )
         logger.info("Pushed %s in %.1f s: %d commit(s).", repo_id, time.monotonic() - started, len(push.commits))
         return push
 

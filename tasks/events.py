@@ -14,7 +14,13 @@ DATASET_GENERATED = "hf.dataset.generated"
 
 
 def emit_dataset_pushed(
-    repo_id: str, revision: str, commit: str | None, commits: int, records: int, url: str
+    repo_id: str,
+    revision: str,
+    commit: str | None,
+    commits: int,
+    records: int,
+    url: str,
+    credentials_block: str | None = None,
 ) -> None:
     """Emit ``hf.dataset.pushed`` with the repo as the event's resource.
 
@@ -26,6 +32,8 @@ def emit_dataset_pushed(
         commits: How many commits the push made; 0 for a push that found everything on the Hub already.
         records: Records in the dataset pushed.
         url: The repo's URL.
+        credentials_block: The name of the saved ``HuggingFaceCredentials`` block the push used, if any (a name,
+            never a token): a chained flow reading a private repo can use the same block.
 
     Deployment triggers can match ``{"hf.repo.id": "<repo>"}``, and ``{"hf.dataset.changed": "true"}`` to skip
     pushes that changed nothing; they template parameters from ``{{ event.payload.repo_id }}``,
@@ -39,6 +47,7 @@ def emit_dataset_pushed(
         "changed": commits > 0,
         "records": records,
         "url": url,
+        "credentials_block": credentials_block,
     }
     emit_event(
         event=DATASET_PUSHED,

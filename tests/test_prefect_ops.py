@@ -26,7 +26,10 @@ from conftest import ALICE_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub import HfApi, hf_hub_download
 from prefect_server import RETRIED_FROM_PROCESSORS
+from pydantic import SecretStr
 from reliability_support import repo_files, titles
+
+from tasks.credentials import HuggingFaceCredentials
 
 if TYPE_CHECKING:
     from prefect_server import PrefectServer, ServedDeployments
@@ -127,6 +130,7 @@ def test_served_deployments_register_with_schedule_schema_and_trigger(
             "repo_id": "{{ event.payload.repo_id }}",
             "revision": "{{ (event.payload.commit or event.payload.revision) }}",
             "expected_records": "{{ event.payload.records }}",
+            "credentials_block": "{{ event.payload.credentials_block }}",
         }
     }
 
@@ -249,9 +253,16 @@ def test_push_failing_mid_stage_is_resumed_by_ui_retry(
 def test_push_event_starts_the_chained_verify_deployment(
     served_deployments: ServedDeployments, prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     folder = make_dataset_folder(tmp_path / "ds", batches=2, rows_per_batch=15)
     repo_id = f"{served_deployments.CHAIN_PREFIX}{uuid.uuid4().hex[:8]}"
-    push = prefect_server.run_deployment("push-folder/push-only", push_params(folder, repo_id))
+    block = f"chain-{uuid.uuid4().hex[:8]}"  # the push's credentials reach the chained run by name
+    with temporary_settings({PREFECT_API_URL: prefect_server.api_url}):
+        HuggingFaceCredentials(token=SecretStr(ALICE_TOKEN)).save(block)
+    push = prefect_server.run_deployment(
+        "push-folder/push-only", {**push_params(folder, repo_id), "credentials_block": block}
+    )
     assert prefect_server.wait_for_final_state(push).state.is_completed(), served_deployments.log_tail()
 
     verify = served_deployments.deployments["verify-after-push/on-push"]
@@ -265,7 +276,9 @@ def test_push_event_starts_the_chained_verify_deployment(
     )
     # It reads the commit the push left, not the branch (which a later push may have moved).
     head = HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).sha
-    assert run.parameters == {"params": {"repo_id": repo_id, "revision": head, "expected_records": 30}}
+    assert run.parameters == {
+        "params": {"repo_id": repo_id, "revision": head, "expected_records": 30, "credentials_block": block}
+    }
     final = prefect_server.wait_for_final_state(run.id)
     assert final.state.is_completed(), served_deployments.log_tail()
     table = next(a for a in prefect_server.artifacts(run.id) if a.key.endswith("-verification"))
