@@ -16,14 +16,16 @@ IMAGES_FOLDER = "images"
 BUILDER_CONFIG = "builder_config.json"
 METADATA = "metadata.json"
 
-# Matches the folder layout inside any path string, absolute or relative (Data Designer may write either).
-_LOCAL = re.compile(r"(?:^|.*/)(parquet-files|processors-files|images)/(.+)$")
+# The layout folder is the path's first segment: a layout folder's name further in is part of a file's name
+# (``images/parquet-files/a.png`` is an image), and a URL or another folder's path is no file of the dataset.
+_LOCAL = re.compile(r"^(parquet-files|processors-files|images)/(.+)$")
 
 
 def repo_path(local_relative: str) -> str | None:
-    """The repo path for a file given by its path in the dataset folder, or None if it is not pushed.
+    """The repo path for a file given by its path relative to the dataset folder, or None if it is not pushed.
 
-    Also accepts absolute paths or paths with a prefix, as found in ``metadata.json``.
+    ``\\`` separators (a path written on Windows) are read as ``/``. Absolute paths are not accepted: strip the
+    dataset folder first (``hub_metadata`` does).
 
     Examples:
         >>> repo_path("parquet-files/batch_00001.parquet")

@@ -236,10 +236,16 @@ def test_non_utf8_and_long_names(tmp_path: Path) -> None:
 
 def test_repo_layout() -> None:
     assert repo_path("parquet-files/batch_00003.parquet") == "data/batch_00003.parquet"
-    assert repo_path("/abs/run/processors-files/conv/batch_00000.parquet") == "conv/batch_00000.parquet"
+    assert repo_path("processors-files/conv/batch_00000.parquet") == "conv/batch_00000.parquet"
+    assert repo_path("processors-files\\conv\\batch_00000.parquet") == "conv/batch_00000.parquet"
     assert repo_path("processors-files/summary.parquet") == "summary/summary.parquet"
     assert repo_path("images/avatar/a.png") == "images/avatar/a.png"
     assert repo_path("builder_config.json") is None
+    # Paths are relative to the dataset folder: the layout folder is the first segment, never one further in (an
+    # image column named like a layout folder stays an image; a URL or another folder's path is not a file here).
+    assert repo_path("images/parquet-files/a.png") == "images/parquet-files/a.png"
+    assert repo_path("thumbnails/images/a.jpg") is None
+    assert repo_path("https://example.com/images/cat.png") is None
 
 
 def test_a_masked_token_parameter_falls_back_to_the_next_source(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,6 +337,92 @@ def test_hub_metadata_rewrites_paths_and_keeps_unknown_keys(tmp_path: Path) -> N
     assert out["some_future_key"] == {"kept": True}
     assert out["api_key"] == REDACTED
     assert (root / "metadata.json").read_bytes() == before
+
+
+def test_hub_metadata_uploads_no_path_of_the_users_machine(tmp_path: Path) -> None:
+    root = make_dataset_folder(tmp_path / "ds", batches=1)
+    here = scan_dataset_folder(root).root  # the resolved folder, as the push sees it
+    image = next((here / "images" / "avatar").iterdir())
+    shouted = image.with_suffix(".PNG")
+    image.rename(shouted)
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["run"] = {
+        "dataset_path": str(here),
+        "dataset_dir": f"{here}/",
+        "log": str(here / "generation.log"),
+        "first_batch": str(here / "parquet-files" / "batch_00000.parquet"),
+        "image": str(shouted),
+        "seed_file": "/home/me/elsewhere/foo.parquet",
+        "artifact_path": str(here.parent),
+        "windows": "C:\\Users\\me\\elsewhere\\foo.parquet",
+    }
+    (root / "metadata.json").write_text(json.dumps(meta))
+    out = hub_metadata(scan_dataset_folder(root))
+    outside = "<local path outside the dataset>"
+    assert out["run"] == {
+        "dataset_path": ".",
+        "dataset_dir": ".",
+        "log": "generation.log",
+        "first_batch": "data/batch_00000.parquet",
+        "image": f"images/avatar/{shouted.name}",
+        "seed_file": outside,
+        "artifact_path": outside,
+        "windows": outside,
+    }
+    text = json.dumps(out)
+    assert str(tmp_path) not in text and str(here) not in text and "/home/me" not in text and "Users" not in text
+
+
+def test_hub_metadata_file_paths_list_only_what_the_push_uploads(tmp_path: Path) -> None:
+    # Newer Data Designer, with preserve_dropped_columns, also lists dropped-columns-parquet-files/: not pushed.
+    root = make_dataset_folder(tmp_path / "ds", batches=1, processor_file=None)
+    (root / "dropped-columns-parquet-files").mkdir()
+    pq.write_table(pa.table({"x": [1]}), root / "dropped-columns-parquet-files" / "batch_00000.parquet")
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["preserve_dropped_columns"] = True
+    meta["file_paths"]["dropped-columns-parquet-files"] = ["dropped-columns-parquet-files/batch_00000.parquet"]
+    image = sorted((root / "images" / "avatar").iterdir())[0]
+    meta["file_paths"]["images"] = [str(image), "images/avatar/deleted-since.png"]  # a key listing pushed files
+    (root / "metadata.json").write_text(json.dumps(meta))
+    folder = scan_dataset_folder(root)
+    on_hub = {"data": ["data/batch_00000.parquet"], "conversations": ["conversations/batch_00000.parquet"]}
+    for out in (hub_metadata(folder), hub_metadata(folder, repo_files=on_hub)):
+        assert out["file_paths"] == {
+            "parquet-files": ["data/batch_00000.parquet"],
+            "processor-files": {"conversations": ["conversations/batch_00000.parquet"]},
+            "images": [f"images/avatar/{image.name}"],  # an entry naming a pushed file is kept, in the repo layout
+        }
+        assert out["preserve_dropped_columns"] is True  # the key is kept: it says how the data was made
+
+
+def test_hub_metadata_rewrites_paths_not_text(tmp_path: Path) -> None:
+    root = make_dataset_folder(tmp_path / "ds", batches=1)
+    meta = json.loads((root / "metadata.json").read_text())
+    text = [
+        "Photo of a cat: https://example.com/images/cat.png",
+        "https://example.com/images/cat.png",
+        "thumbnails/images/a.jpg",
+        "see parquet-files/batch_00000.parquet",
+        "/imagine a cat on the moon",
+        "first line\n/home/me/elsewhere/foo.parquet",
+        "",
+    ]
+    meta["column_statistics"][0]["sample_values"] = text
+    meta["column_statistics"][0]["sources"] = [
+        "parquet-files/batch_00000.parquet",
+        "processors-files\\conversations\\batch_00000.parquet",
+        "processors-files/summary.parquet",
+        "images/avatar/00000000-0000-4000-8000-000000000000.png",
+    ]
+    (root / "metadata.json").write_text(json.dumps(meta))
+    out = hub_metadata(scan_dataset_folder(root))
+    assert out["column_statistics"][0]["sample_values"] == text
+    assert out["column_statistics"][0]["sources"] == [
+        "data/batch_00000.parquet",
+        "conversations/batch_00000.parquet",
+        "summary/summary.parquet",
+        "images/avatar/00000000-0000-4000-8000-000000000000.png",
+    ]
 
 
 def test_stage_plans(tmp_path: Path) -> None:
