@@ -33,6 +33,8 @@ from tasks.dry_run_plan import dry_run_plan
 from tasks.events import emit_dataset_pushed
 from tasks.folder_lock import pushing
 from tasks.generation.result import GeneratedDataset
+from tasks.hub_client import hub_api
+from tasks.hub_commit import HubTarget, branch_head
 from tasks.prepare_repo import prepare_repo
 from tasks.preupload import PreuploadResult, start_preuploads, wait_for_preupload
 from tasks.push_parameters import check_push_parameters
@@ -180,6 +182,8 @@ def push_dataset(
                 raise
             current_revision, current_head = stage_result.revision, stage_result.head or current_head
             results.append(stage_result)
+        if current_head is None:  # every selected stage was skipped: the event still names the commit
+            current_head = _head_or_none(target, current_revision, secret)
 
         push = PushResult(
             repo_id=repo_id,
@@ -203,6 +207,14 @@ def push_dataset(
         )
         logger.info("Pushed %s in %.1f s: %d commit(s).", repo_id, time.monotonic() - started, len(push.commits))
         return push
+
+
+def _head_or_none(target: HubTarget, revision: str, token: SecretStr) -> str | None:
+    """The commit ``revision`` points at, or None when the Hub cannot say now (the push itself is done)."""
+    try:
+        return branch_head(hub_api(), target, revision, token.get_secret_value())
+    except Exception:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,8 @@ def emit_dataset_pushed(
         repo_id: The dataset repo.
         revision: The branch (or ``refs/pr/N``) pushed to.
         commit: The commit the push left ``revision`` at: a chained flow that reads at it sees exactly this push,
-            even if another push lands meanwhile. None only when no selected stage had anything to push.
+            even if another push lands meanwhile. None only when the Hub could not be asked where the branch is
+            after a push whose selected stages all had nothing to push.
         commits: How many commits the push made; 0 for a push that found everything on the Hub already.
         records: Records in the dataset pushed.
         url: The repo's URL.

@@ -279,6 +279,16 @@ def _pushed_events(repo_id: str, count: int) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: str(e["occurred"]))
 
 
+def test_a_push_whose_stages_were_all_skipped_still_names_the_commit(tmp_path: Path, repo_id: str) -> None:
+    """The event's ``commit`` is where the branch is, also when no selected stage had anything to push."""
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_dir=None, processor_file=None)
+    _push(folder, repo_id)
+    result = _push(folder, repo_id, stages=["processors"])  # the folder has none: skipped
+    assert [s.skipped for s in result.stages] == [True] and not result.commits
+    head = HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).sha
+    assert _pushed_events(repo_id, 2)[-1]["payload"]["commit"] == head
+
+
 def test_upload_progress_moves_by_small_steps(repo_id: str) -> None:
     """Uploads that each add less than a point (many small files) still move the artifact, by whole points."""
     only_this = ArtifactFilter(key=ArtifactFilterKey(any_=[f"{repo_id.replace('/', '-')}-data-upload"]))
