@@ -407,3 +407,11 @@ def test_citation_and_determinism(folder: Path) -> None:
 def test_reserved_processor_name_is_refused(folder: Path) -> None:
     with pytest.raises(ValueError, match="reserved"):
         render(folder, processors={"data": inputs(folder)["processors"]["summary"]})
+
+
+def test_code_spans_escape_pipes_only_inside_tables() -> None:
+    from tasks.card.render import md_code
+
+    assert md_code("m|x") == "`m\\|x`"  # in a table cell, an unescaped pipe would end the cell
+    assert md_code("m|x", table=False) == "`m|x`"  # elsewhere the backslash would show
+    assert md_code("a`b\nc", table=False) == "``a`b c``"

@@ -100,9 +100,12 @@ def fmt_pct(part: int | None, whole: int | None) -> str:
     return f"{pct:.1f}%"
 
 
-def md_code(value: Any) -> str:
-    """``value`` as an inline code span that is safe in a Markdown table cell."""
-    text = " ".join(str(value).split("\n")).replace("\r", " ").replace("|", "\\|")
+def md_code(value: Any, table: bool = True) -> str:
+    """``value`` as an inline code span on one line; ``table``: safe in a Markdown table cell (``|`` escaped, which
+    only a table reads as a pipe; elsewhere the backslash would show)."""
+    text = " ".join(str(value).split("\n")).replace("\r", " ")
+    if table:
+        text = text.replace("|", "\\|")
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
