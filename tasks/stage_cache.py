@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.card.options import CardOptions
+from tasks.card.template_sources import template_sources
 from tasks.dataset_folder import DatasetFolder
 from tasks.file_digest import shared_digest_cache
 from tasks.hub_metadata import hub_metadata
@@ -65,7 +66,7 @@ def content_keys(folder: DatasetFolder, card: CardOptions) -> dict[str, str]:
     data = digest_files(folder.data_files)
     procs = {p.name: digest_files(p.files) for p in folder.processors}
     images = digest_files(folder.images)
-    template = card.template.read_text(encoding="utf-8") if card.template else None
+    template = template_sources(card.template) if card.template else None  # with the templates it includes
     return {
         "card": fingerprint(
             card.model_dump(mode="json"), template, data, procs, folder.builder_config, folder.metadata

@@ -595,3 +595,21 @@ def test_stage_table_gives_a_split_stage_its_time_once() -> None:
     rows = [r for stage in (card, data, skipped) for r in stage.rows()]
     assert [r["commit"] for r in rows] == ["unchanged (no commit)", "c0", "c1", "c2", "skipped (nothing to push)"]
     assert [r["seconds"] for r in rows] == [0.5, 4.2, "", "", 0.01]
+
+
+def test_the_cards_content_key_covers_the_templates_it_includes(tmp_path: Path) -> None:
+    """A cached card is not served after an included template changed (it hashed the top template only)."""
+    from tasks.stage_cache import content_keys
+
+    folder = scan_dataset_folder(make_dataset_folder(tmp_path / "ds", processor_dir=None, processor_file=None))
+    (tmp_path / "tpl").mkdir()
+    template, part = tmp_path / "tpl" / "card.md.j2", tmp_path / "tpl" / "part.j2"
+    template.write_text('{% include "part.j2" %}\n{% include "dataset_card.md.j2" %}')  # own, then shipped
+    part.write_text("VERSION-ONE")
+    card = CardOptions(repo_id="alice/ds", description="A dataset.", template=template)
+    before = content_keys(folder, card)["card"]
+    assert content_keys(folder, card)["card"] == before  # same templates: same key (the cache works)
+    part.write_text("VERSION-TWO")
+    assert content_keys(folder, card)["card"] != before
+    template.write_text("{% include pretty_name %}")  # a name known only when rendering: never cached
+    assert content_keys(folder, card)["card"] != content_keys(folder, card)["card"]

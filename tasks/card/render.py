@@ -37,13 +37,13 @@ from pydantic import BaseModel
 from tasks.card.front_matter import build_configs, build_front_matter, dump_front_matter, size_category
 from tasks.card.options import CardOptions
 from tasks.card.statistics import ColumnStatistics, DatasetStatistics, compute_statistics
+from tasks.card.template_sources import TEMPLATES_DIR
 
 __all__ = ["DEFAULT_TEMPLATE", "NA", "NOT_APPLICABLE", "CardOptions", "RenderedCard", "render_card"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 DEFAULT_TEMPLATE = TEMPLATES_DIR / "dataset_card.md.j2"
 NA = "n/a"  # a statistic that could not be computed
 NOT_APPLICABLE = "—"  # a statistic that does not apply (e.g. a percentage of zero values)
