@@ -9,9 +9,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import jinja2
-from jinja2 import meta as jinja2_meta
-
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"  # the shipped templates
 
 
@@ -21,6 +18,9 @@ def template_sources(user_template: Path) -> list[tuple[str, str]]:
     computed at render time cannot be followed: the result then holds a one-off value, so such a card is never
     taken from a cache. The shipped templates are the code's, not part of it.
     """
+    import jinja2  # here, not at the top: the push loads this module, and needs Jinja only for a custom card
+    from jinja2 import meta as jinja2_meta
+
     root = Path(user_template).resolve()
     folder = root.parent
     parser = jinja2.Environment(autoescape=False)  # noqa: S701  parsed only, never rendered
