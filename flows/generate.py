@@ -240,6 +240,9 @@ def generate_dataset(
         removed = remove_stale_files(root, state, keep=completed)
         if removed:
             logger.info("removed %d files of an earlier, different generation in %s", len(removed), root)
+        # This run's state before anything else lands in the folder (batches restored from a checkpoint): killed
+        # from here on, the folder is this run's, never an earlier run's with other batches in it.
+        write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
 
         checkpointer: Checkpointer | None = None
         if checkpoint is not None:
@@ -255,69 +258,75 @@ def generate_dataset(
         if resumed:
             logger.info("resuming: %d of %d batches already complete", resumed, total)
         write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
-        if checkpointer is not None:
-            checkpointer.start()
-            for index in sorted(completed - checkpointer.remote_batches):
-                checkpointer.add(batch_files(index, state.processors), index)
-
-        todo = [i for i in range(total) if i not in completed]
-        logger.info(
-            "generating %d batches of up to %d records (%d records total)", len(todo), batch_size, num_records
-        )
-
-        def parameters(index: int, config: Any = builder) -> dict[str, Any]:
-            return {
-                "config": config,
-                "output_dir": str(root),
-                "batch_index": index,
-                "num_rows": state.rows_in(index),
-                "seed": seed,
-            }
-
-        progress = _Progress(logger, root.name, len(completed), total)
-
-        def run(submit: Callable[[int], PrefectFuture[BatchResult]], runner: TaskRunner[Any] | None) -> None:
-            in_flight = max_in_flight or default_max_in_flight(plan, runner)
-            for result in _run_batches(todo, submit, in_flight):
-                completed.add(result.batch_index)
-                if checkpointer is not None:
-                    checkpointer.add(result.files, result.batch_index)
-                progress.add(result.num_records)
-
+        closed = False
         try:
-            if task_runner == "dask":
-                from prefect_dask import DaskTaskRunner  # optional dependency: imported only when asked for
-
-                with DaskTaskRunner(address=dask_address) as runner:
-                    run(lambda i: runner.submit(generate_batch, parameters=parameters(i)), runner)
-            else:
-                context = FlowRunContext.get()
-                flow_runner = context.task_runner if context else None
-                # quote: else Prefect walks the whole config model (looking for futures) at every batch. Threads
-                # only: a quote does not survive pickling to another process (the task would get a tuple).
-                passed: Any = quote(builder) if isinstance(flow_runner, ThreadPoolTaskRunner) else builder
-                run(lambda i: generate_batch.submit(**parameters(i, passed)), flow_runner)
-        except BaseException as exc:
-            write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
             if checkpointer is not None:
+                checkpointer.start()
+                for index in sorted(completed - checkpointer.remote_batches):
+                    checkpointer.add(batch_files(index, state.processors), index)
+
+            todo = [i for i in range(total) if i not in completed]
+            logger.info(
+                "generating %d batches of up to %d records (%d records total)", len(todo), batch_size, num_records
+            )
+
+            def parameters(index: int, config: Any = builder) -> dict[str, Any]:
+                return {
+                    "config": config,
+                    "output_dir": str(root),
+                    "batch_index": index,
+                    "num_rows": state.rows_in(index),
+                    "seed": seed,
+                }
+
+            progress = _Progress(logger, root.name, len(completed), total)
+
+            def run(submit: Callable[[int], PrefectFuture[BatchResult]], runner: TaskRunner[Any] | None) -> None:
+                in_flight = max_in_flight or default_max_in_flight(plan, runner)
+                for result in _run_batches(todo, submit, in_flight):
+                    completed.add(result.batch_index)
+                    if checkpointer is not None:
+                        checkpointer.add(result.files, result.batch_index)
+                    progress.add(result.num_records)
+
+            try:
+                if task_runner == "dask":
+                    from prefect_dask import DaskTaskRunner  # optional dependency: imported only when asked for
+
+                    with DaskTaskRunner(address=dask_address) as runner:
+                        run(lambda i: runner.submit(generate_batch, parameters=parameters(i)), runner)
+                else:
+                    context = FlowRunContext.get()
+                    flow_runner = context.task_runner if context else None
+                    # quote: else Prefect walks the whole config model (looking for futures) at every batch. Threads
+                    # only: a quote does not survive pickling to another process (the task would get a tuple).
+                    passed: Any = quote(builder) if isinstance(flow_runner, ThreadPoolTaskRunner) else builder
+                    run(lambda i: generate_batch.submit(**parameters(i, passed)), flow_runner)
+            except BaseException:
+                write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
+                raise
+
+            progress.add(0, final=True)
+            done = sorted(completed)
+            write_state(root, state.model_copy(update={"completed_batches": done}))
+            write_builder_config(root, plan)
+            metadata = build_metadata(root, plan, state, dataset_name=root.name, completed=done)
+            write_metadata(root, metadata)
+            commits: list[str] = []
+            if checkpointer is not None:
+                checkpointer.add(["builder_config.json", "metadata.json"])
+                commits = [c.oid for c in checkpointer.close()]
+                closed = True
+                if checkpointer.error and not commits:
+                    logger.warning("no checkpoint commit succeeded: %s", checkpointer.error)
+        except BaseException as exc:
+            if checkpointer is not None and not closed:
                 # A failed run's completed batches still reach the checkpoint (what a resume elsewhere needs), even
-                # without the final flush. An interrupted one (Ctrl-C, cancellation) stops at once: its batches
-                # stay in the folder, from which a rerun resumes.
+                # without the final flush, also when it failed after its batches (writing the metadata, the
+                # progress artifact); an interrupted one (Ctrl-C, cancellation) stops at once: its batches stay in
+                # the folder, from which a rerun resumes. Either way the committer and its worker stop.
                 checkpointer.close(flush=isinstance(exc, Exception))
             raise
-
-        progress.add(0, final=True)
-        done = sorted(completed)
-        write_state(root, state.model_copy(update={"completed_batches": done}))
-        write_builder_config(root, plan)
-        metadata = build_metadata(root, plan, state, dataset_name=root.name, completed=done)
-        write_metadata(root, metadata)
-        commits: list[str] = []
-        if checkpointer is not None:
-            checkpointer.add(["builder_config.json", "metadata.json"])
-            commits = [c.oid for c in checkpointer.close()]
-            if checkpointer.error and not commits:
-                logger.warning("no checkpoint commit succeeded: %s", checkpointer.error)
 
         result = GeneratedDataset(
             path=root,

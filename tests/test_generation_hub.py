@@ -369,6 +369,58 @@ def test_a_failed_run_checkpoints_its_completed_batches_even_without_final_flush
     ]
 
 
+def test_a_run_failing_after_its_batches_still_checkpoints_them_and_stops_its_committer(
+    prefect_api: None, hub: object, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the batch loop (here: the disk fills while the metadata is written) still sends the
+    completed batches to the checkpoint, and leaves no committer thread or worker process behind."""
+    import threading
+
+    import flows.generate as generate_module
+
+    def disk_full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(generate_module, "write_metadata", disk_full)
+    target = CheckpointTarget(
+        repo_id=repo_id, branch="ckpt", interval_seconds=60, token=SecretStr(ALICE_TOKEN), final_flush=False
+    )
+    with pytest.raises(OSError, match="No space left"):
+        generate_dataset(GREETINGS, 300, tmp_path / "out", batch_size=100, checkpoint=target)
+    files = HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt")
+    assert sorted(f for f in files if f.startswith("parquet-files/")) == [
+        f"parquet-files/batch_{i:05d}.parquet" for i in range(3)
+    ]
+    assert not any(t.name == "checkpoint-committer" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_run_killed_right_after_restoring_from_a_checkpoint_leaves_its_own_state(
+    prefect_api: None, hub: object, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run Y restores its batches from the checkpoint into a folder that held run X, and is killed at once: the
+    folder's state file must say Y, or a later run of X takes Y's batches (same row counts) as its own."""
+    out = tmp_path / "out"
+    generate_dataset(GREETINGS, 300, tmp_path / "clean-x", batch_size=100, seed=1)
+    generate_dataset(GREETINGS, 300, out, batch_size=100, seed=1)  # the folder holds run X
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    generate_dataset(GREETINGS, 300, tmp_path / "y", batch_size=100, seed=2, checkpoint=target)  # run Y's checkpoint
+
+    real_download = Checkpointer.download
+
+    def download_then_killed(self: Checkpointer, indices: set[int]) -> set[int]:
+        real_download(self, indices)
+        raise RuntimeError("killed right after the download")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Checkpointer, "download", download_then_killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            generate_dataset(GREETINGS, 300, out, batch_size=100, seed=2, checkpoint=target)
+    again = generate_dataset(GREETINGS, 300, out, batch_size=100, seed=1)  # run X again, resuming
+    assert again.resumed_batches == 0
+    batches = [batch_files(i, [])[0] for i in range(3)]
+    assert [(out / b).read_bytes() for b in batches] == [(tmp_path / "clean-x" / b).read_bytes() for b in batches]
+
+
 def test_an_interrupted_generation_stops_without_a_final_checkpoint(
     prefect_api: None, hub: Any, repo_id: str, tmp_path: Path
 ) -> None:
