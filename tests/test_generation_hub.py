@@ -403,7 +403,8 @@ def test_a_run_killed_right_after_restoring_from_a_checkpoint_leaves_its_own_sta
     generate_dataset(GREETINGS, 300, tmp_path / "clean-x", batch_size=100, seed=1)
     generate_dataset(GREETINGS, 300, out, batch_size=100, seed=1)  # the folder holds run X
     target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
-    generate_dataset(GREETINGS, 300, tmp_path / "y", batch_size=100, seed=2, checkpoint=target)  # run Y's checkpoint
+    # run Y, checkpointed
+    generate_dataset(GREETINGS, 300, tmp_path / "y", batch_size=100, seed=2, checkpoint=target)
 
     real_download = Checkpointer.download
 
