@@ -43,7 +43,7 @@ from tasks.generation.batch import BatchResult, generate_batch
 from tasks.generation.batch_writer import remove_temp_files
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
 from tasks.generation.config import BuilderConfig
-from tasks.generation.errors import ConfigError, OutputFolderError
+from tasks.generation.errors import CheckpointRefusedError, ConfigError, OutputFolderError
 from tasks.generation.llm import resolve_api_key
 from tasks.generation.metadata import build_metadata, write_builder_config, write_metadata
 from tasks.generation.plan import Plan, get_plan
@@ -317,6 +317,8 @@ def generate_dataset(
                 checkpointer.add(["builder_config.json", "metadata.json"])
                 commits = [c.oid for c in checkpointer.close()]
                 closed = True
+                if checkpointer.refused is not None:  # the batches are in the folder; a rerun resumes from them
+                    raise CheckpointRefusedError(checkpointer.refused)
                 if checkpointer.error and not commits:
                     logger.warning("no checkpoint commit succeeded: %s", checkpointer.error)
         except BaseException as exc:

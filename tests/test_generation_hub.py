@@ -92,6 +92,43 @@ def test_failed_checkpoint_commits_are_retried_and_never_duplicated(
     assert remote is not None and remote.completed_batches == [0, 1]
 
 
+def test_a_commit_that_landed_unseen_does_not_block_the_later_ones(hub: Any, repo_id: str, tmp_path: Path) -> None:
+    """The first commit of a new run deletes the earlier run's files. It lands, but its answer is lost and the
+    landed check cannot read the state file (503s): the retry must not ask to delete those files again, which
+    the Hub refuses (404) at every attempt, leaving the run without any checkpoint."""
+    import pyarrow as pa
+
+    def run(root: Path, config_hash: str, batches: int, interval: float) -> Checkpointer:
+        state = GenerationState(config_hash=config_hash, seed=0, batch_size=1, num_records=batches, processors=[])
+        target = CheckpointTarget(
+            repo_id=repo_id, branch="ckpt", interval_seconds=interval, token=SecretStr(ALICE_TOKEN)
+        )
+        checkpointer = Checkpointer(target, root, state)
+        checkpointer.prepare()
+        for index in range(batches):
+            write_parquet_atomic(pa.table({"i": [index]}), root / batch_files(index, [])[0])
+        return checkpointer
+
+    earlier = run(tmp_path / "a", "a", 4, 0)
+    earlier.start()
+    for index in range(4):
+        earlier.add(batch_files(index, []), index)
+    assert earlier.close()
+    later = run(tmp_path / "b", "b", 2, 0.2)
+    hub.faults.add("commit", drop="after", repo=repo_id)  # lands; the answer is lost
+    hub.faults.add("resolve", status=503, count=8, repo=repo_id)  # the landed check cannot read the state
+    with fast_client_backoff():  # in this process: the committer's landed check (the worker commits)
+        later.start()
+        later.add(batch_files(0, []), 0)
+        time.sleep(1.0)
+        later.add(batch_files(1, []), 1)
+        later.close()
+    remote = later.read_remote_state()
+    assert remote is not None and remote.config_hash == "b" and remote.completed_batches == [0, 1], later.error
+    files = HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt")
+    assert sorted(f for f in files if f.startswith("parquet-files/")) == [batch_files(i, [])[0] for i in range(2)]
+
+
 @pytest.mark.parametrize("worker", ["1", "0"], ids=["worker-process", "thread"])
 def test_a_rate_limited_checkpoint_waits_as_long_as_the_hub_asks(
     hub: Any, repo_id: str, tmp_path: Path, worker: str, monkeypatch: pytest.MonkeyPatch
@@ -420,6 +457,23 @@ def test_a_run_killed_right_after_restoring_from_a_checkpoint_leaves_its_own_sta
     assert again.resumed_batches == 0
     batches = [batch_files(i, [])[0] for i in range(3)]
     assert [(out / b).read_bytes() for b in batches] == [(tmp_path / "clean-x" / b).read_bytes() for b in batches]
+
+
+def test_a_checkpoint_the_token_cannot_write_fails_the_run_instead_of_retrying(
+    prefect_api: None, hub: object, repo_id: str, tmp_path: Path
+) -> None:
+    """Another user's public repo passes the repo and branch checks (it exists, its main branch too), but every
+    commit is refused (403): the run fails, saying so, instead of retrying each interval and ending Completed."""
+    from conftest import BOB_TOKEN
+
+    from tasks.generation.errors import CheckpointRefusedError
+
+    theirs = repo_id.replace("alice/", "bob/")
+    HfApi(token=BOB_TOKEN).create_repo(theirs, repo_type="dataset")
+    target = CheckpointTarget(repo_id=theirs, branch="main", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    with pytest.raises(CheckpointRefusedError, match=rf"refused the checkpoint commit to {theirs}@main \(403"):
+        generate_dataset(GREETINGS, 2000, tmp_path / "out", batch_size=100, checkpoint=target, max_in_flight=1)
+    assert (tmp_path / "out" / STATE_FILE).is_file()  # what was generated stays, for a rerun to resume from
 
 
 def test_an_interrupted_generation_stops_without_a_final_checkpoint(

@@ -42,12 +42,14 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
+from tasks.generation.errors import CheckpointRefusedError
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.hub_client import downloaded, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
 from tasks.prepare_repo import create_repo_and_branch
 from tasks.retry_policy import (
     describe_failure,
+    http_status,
     max_rate_limit_wait,
     one_line,
     rate_limit_wait,
@@ -175,6 +177,7 @@ class Checkpointer:
         self.api = api or hub_api(token=target.resolved_token())
         self.commits: list[CheckpointCommit] = []
         self.error: str | None = None
+        self.refused: str | None = None  # a 401/403 answer to a commit: no later commit can succeed
         self.remote_batches: set[int] = set()
         self._stale: list[str] = []
         self._pending = _Pending()
@@ -394,7 +397,13 @@ class Checkpointer:
         return answer
 
     def add(self, files: list[str], batch_index: int | None = None) -> None:
-        """Queue files (relative to the dataset folder, complete on disk) for the next checkpoint commit."""
+        """Queue files (relative to the dataset folder, complete on disk) for the next checkpoint commit.
+
+        Raises:
+            CheckpointRefusedError: the Hub refused a commit for good (401/403): the run should stop now.
+        """
+        if self.refused is not None:
+            raise CheckpointRefusedError(self.refused)
         with self._cond:
             for rel in files:
                 self._pending.files.setdefault(rel, batch_index)
@@ -434,6 +443,9 @@ class Checkpointer:
             if ok:
                 failures, limited = 0, False
                 continue
+            if self.refused is not None:  # no later commit can succeed: stop, and let add() tell the run
+                self.logger.error("%s", self.refused)
+                return
             failures += 1
             with self._cond:
                 pending.merge(self._pending)
@@ -513,6 +525,15 @@ class Checkpointer:
                 answer = self._latest_commit(message)
             else:
                 self.error = one_line(str(exc)) if isinstance(exc, _WorkerCommitError) else describe_failure(exc)
+                status = exc.status if isinstance(exc, _WorkerCommitError) else http_status(exc)
+                if status in (401, 403):
+                    self.refused = (
+                        f"the Hub refused the checkpoint commit to {self.target.repo_id}@{self.target.branch} "
+                        f"({status}: {self.error}): the token cannot write there. Use a token with write access "
+                        "to that repo, or another checkpoint repo."
+                    )
+                    return False
+                self._refresh_stale()
                 self._rate_limit_wait = (
                     rate_limit_wait(exc.status, exc.headers)
                     if isinstance(exc, _WorkerCommitError)
@@ -535,6 +556,19 @@ class Checkpointer:
         )
         self.logger.info("checkpoint commit: %s (%d files)", message, len(added))
         return True
+
+    def _refresh_stale(self) -> None:
+        """After a failed commit, keep only the stale files the branch still has: a commit that landed unseen
+        already deleted them, and deleting them again would be refused (404) at every later attempt."""
+        if not self._stale:
+            return
+        try:
+            files = set(
+                self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._revision())
+            )
+        except Exception:  # the Hub is unreachable: the next attempt will tell
+            return
+        self._stale = [p for p in self._stale if p in files]
 
     def _latest_commit(self, message: str) -> dict[str, Any]:
         """``oid`` and ``url`` of the branch's latest commit if it is ours (``message``); else empty."""

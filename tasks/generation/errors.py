@@ -41,3 +41,8 @@ class OutputFolderError(ConfigError):
 
 class TemplateRenderError(RuntimeError):
     """A template failed while rendering a row (a bad filter, a type error, a value that does not cast)."""
+
+
+class CheckpointRefusedError(RuntimeError):
+    """The Hub refused a checkpoint commit for good (401 or 403: the token cannot write there). The run stops at
+    its next batch instead of generating everything for a checkpoint that can never be written."""
