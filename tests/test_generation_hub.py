@@ -129,6 +129,27 @@ def test_a_commit_that_landed_unseen_does_not_block_the_later_ones(hub: Any, rep
     assert sorted(f for f in files if f.startswith("parquet-files/")) == [batch_files(i, [])[0] for i in range(2)]
 
 
+def test_checkpoints_to_a_published_datasets_main_keep_its_files(hub: Any, repo_id: str, tmp_path: Path) -> None:
+    """A published dataset's metadata.json and builder_config.json are not a checkpoint's (no state file beside
+    them): checkpointing to its main branch must not delete them."""
+    import pyarrow as pa
+
+    api = HfApi(token=ALICE_TOKEN)
+    api.create_repo(repo_id, repo_type="dataset")
+    for name in ("metadata.json", "builder_config.json"):
+        api.upload_file(path_or_fileobj=b"{}", path_in_repo=name, repo_id=repo_id, repo_type="dataset")
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="main", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    write_parquet_atomic(pa.table({"i": [0]}), tmp_path / batch_files(0, [])[0])
+    checkpointer.start()
+    checkpointer.add(batch_files(0, []), 0)
+    assert checkpointer.close()
+    files = api.list_repo_files(repo_id, repo_type="dataset")
+    assert {"metadata.json", "builder_config.json", batch_files(0, [])[0]} <= set(files)
+
+
 @pytest.mark.parametrize("worker", ["1", "0"], ids=["worker-process", "thread"])
 def test_a_rate_limited_checkpoint_waits_as_long_as_the_hub_asks(
     hub: Any, repo_id: str, tmp_path: Path, worker: str, monkeypatch: pytest.MonkeyPatch

@@ -252,7 +252,10 @@ class Checkpointer:
             return remote
         prefix = self._repo_path("")
         ours = (DATA_DIR + "/", PROCESSORS_DIR + "/")
-        extras = (STATE_FILE, "metadata.json", "builder_config.json")
+        # metadata.json and builder_config.json are a checkpoint's only next to its state file: without one they
+        # are a published dataset's (checkpoints to a dataset's own main branch), and stay.
+        has_state = self._repo_path(STATE_FILE) in files
+        extras = (STATE_FILE, "metadata.json", "builder_config.json") if has_state else ()
         self._stale = sorted(
             f
             for f in files
