@@ -33,7 +33,7 @@ from tasks.dataset_configs import commit_of, configs_at
 from tasks.hub_client import downloaded, hub_api
 from tasks.read_dataset import read_pushed_dataset
 from tasks.retry_policy import describe_failure, retry_transient_only
-from tasks.validation import validate_repo_id, validate_revision
+from tasks.validation import InvalidParameterError, validate_repo_id
 
 MAIN_CONFIG = "data"
 
@@ -135,7 +135,8 @@ def verify_pushed_dataset(
     """
     logger = get_run_logger()
     validate_repo_id(repo_id)
-    validate_revision(revision)
+    if not revision.strip() or revision != revision.strip():  # any ref the Hub resolves (tags, refs/heads/...)
+        raise InvalidParameterError(f"revision {revision!r} is not a revision: pass a branch, tag, ref or commit.")
     found = optional_token(None, credentials)  # none: anonymous, enough for a public repo
     token = SecretStr(found) if found else None
     commit, configs, metadata = resolve_revision(repo_id, revision, token)

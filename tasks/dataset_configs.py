@@ -207,6 +207,10 @@ def resolve_config(
         # Image files are not a card config (one repo, one packaged builder: `datasets` would read them as
         # parquet); they are read from the images/ folder itself.
         images = _resolve_globs(hub_filesystem(secret), repo_id, commit, [f"{IMAGES_CONFIG}/**"])
+        if images and split != "train":
+            raise ConfigNotFoundError(
+                f"The {IMAGES_CONFIG!r} config of {repo_id} has one split, 'train'; not {split!r}."
+            )
         if images:
             return ResolvedConfig(repo_id, config, split, revision, commit, tuple(images), names, kind="images")
     if entry is None:

@@ -40,7 +40,13 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
 from tasks.credentials import HuggingFaceCredentials, optional_token
-from tasks.dataset_configs import ConfigNotFoundError, ResolvedConfig, list_configs, resolve_config
+from tasks.dataset_configs import (
+    ConfigNotFoundError,
+    DatasetCardError,
+    ResolvedConfig,
+    list_configs,
+    resolve_config,
+)
 from tasks.hub_client import hub_filesystem
 from tasks.retry_policy import retry_transient_only
 
@@ -48,10 +54,11 @@ if TYPE_CHECKING:
     import pandas as pd
     from datasets import Dataset, IterableDataset
 
-# list_configs, resolve_config and ConfigNotFoundError live in tasks.dataset_configs and stay importable from here,
+# list_configs, resolve_config and the two errors live in tasks.dataset_configs and stay importable from here,
 # the reader's documented entry point (README).
 __all__ = [
     "ConfigNotFoundError",
+    "DatasetCardError",
     "ReadFormat",
     "iter_record_batches",
     "list_configs",
@@ -113,11 +120,19 @@ def iter_record_batches(
         schema = _schema(fs, paths)
         if columns is not None:
             schema = pa.schema([schema.field(name) for name in columns])
+    # Some columns only: no read-ahead, which would fetch megabytes after each column chunk read.
+    cache = {"cache_type": "none"} if columns is not None else {}
     for path in paths:
-        with fs.open(path, "rb") as f:
+        with fs.open(path, "rb", **cache) as f:
             parquet = pq.ParquetFile(f)
-            for batch in parquet.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None):
-                yield _conform(batch, schema)
+            # One row group at a time: over all of them at once, pyarrow reads ahead and holds about a file.
+            for group in range(parquet.num_row_groups):
+                for batch in parquet.iter_batches(
+                    batch_size=batch_size,
+                    row_groups=[group],
+                    columns=list(columns) if columns is not None else None,
+                ):
+                    yield _conform(batch, schema)
 
 
 def _image_batches(
@@ -127,12 +142,13 @@ def _image_batches(
     schema = _image_schema(columns)
     for start in range(0, len(resolved.files), batch_size):
         chunk = resolved.files[start : start + batch_size]
-        contents: Any = fs.cat([f"datasets/{resolved.repo_id}@{resolved.commit}/{p}" for p in chunk])
-        by_path = {key.split(f"@{resolved.commit}/", 1)[1]: value for key, value in contents.items()}
+        # One file at a time (cat_file): a list given to cat is read as glob patterns, and an image path may hold
+        # '[', '*' or '?'.
+        contents = [fs.cat_file(f"datasets/{resolved.repo_id}@{resolved.commit}/{p}") for p in chunk]
         values = {
             "column": [p.split("/")[1] if p.count("/") >= 2 else "" for p in chunk],
             "path": list(chunk),
-            "image": [{"bytes": by_path[p], "path": p} for p in chunk],
+            "image": [{"bytes": data, "path": p} for p, data in zip(chunk, contents, strict=True)],
         }
         yield pa.RecordBatch.from_pydict({f.name: values[f.name] for f in schema}, schema=schema)
 
@@ -157,8 +173,9 @@ def _record_batch_reader(
 
 
 def _pandas_chunks(reader: pa.RecordBatchReader) -> Iterator[pd.DataFrame]:
-    for batch in reader:
-        yield batch.to_pandas()
+    """The reader's batches as DataFrames, lazily. Not a generator: Prefect turns a generator a task returns into
+    a list, which would read everything and hand back an exhausted generator."""
+    return map(pa.RecordBatch.to_pandas, reader)
 
 
 def _datasets(resolved: ResolvedConfig, token: str | None, streaming: bool) -> Any:
@@ -328,7 +345,7 @@ def read_dataset(
         ConfigNotFoundError: unknown config or split (the message lists what the card declares).
         DatasetCardError: no card, no ``configs`` in it, or a config that matches no parquet file.
         ImportError: ``as_="datasets"`` without the ``datasets`` library (or pandas without pandas).
-        ValueError: an unknown ``as_``.
+        ValueError: an unknown ``as_``, or ``columns=[]``.
 
     Example:
         ```python
@@ -341,6 +358,8 @@ def read_dataset(
     """
     if as_ not in FORMATS:
         raise ValueError(f"as_={as_!r} is not one of {', '.join(FORMATS)}.")
+    if columns is not None and not list(columns):
+        raise ValueError("columns=[] selects nothing: name the columns to read, or pass None for all of them.")
     secret = optional_token(token, credentials)
     resolved = resolve_config(repo_id, config, split=split, revision=revision, token=secret)
     if as_ == "datasets":

@@ -33,6 +33,10 @@ def test_verify_reads_every_config_back(pushed: str) -> None:
     assert result.records == 20
     assert result.commit == HfApi().repo_info(pushed, repo_type="dataset", token=ALICE_TOKEN).sha
     assert "greeting" in next(c for c in result.configs if c.config == "data").columns
+    # Any revision the Hub resolves: a full ref or a tag (the push's own branch rule refused them).
+    HfApi(token=ALICE_TOKEN).create_tag(pushed, tag="v1.0", repo_type="dataset")
+    for revision in ("refs/heads/main", "v1.0", "refs/tags/v1.0"):
+        assert verify_pushed_dataset(pushed, revision, 20).commit == result.commit
 
 
 def test_verify_fails_on_a_wrong_record_count_and_on_missing_data(pushed: str) -> None:

@@ -350,6 +350,10 @@ def test_read_dataset_columns(pushed: Pushed) -> None:
     table = read_dataset(pushed.repo_id, "data", columns=["id", "greeting"])
     assert table.column_names == ["id", "greeting"]
     assert table.to_pylist() == pushed.local["data"].select(["id", "greeting"]).to_pylist()
+    with pytest.raises(ValueError, match=r"columns=\[\] selects nothing"):  # it gave 0 rows (datasets: all columns)
+        read_dataset(pushed.repo_id, "data", columns=[])
+    with pytest.raises(ConfigNotFoundError, match="one split, 'train'"):  # the images have no other split
+        read_dataset(pushed.repo_id, "images", split="test")
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -378,6 +382,21 @@ def test_read_dataset_images(pushed: Pushed) -> None:
         ds = read_dataset(pushed.repo_id, "images", as_="datasets")
         assert ds.num_rows == len(pushed.images)
         assert {image.size for image in ds["image"]} == {(2, 2)}
+
+
+def test_images_whose_paths_hold_glob_characters_are_read(tmp_path: Path, prefect_api: None) -> None:
+    """fs.cat read a list of paths as glob patterns: 'images/img[0]/f.png' was a KeyError."""
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, rows_per_batch=5, images=1)
+    source = next((folder / "images").rglob("*.png"))
+    (folder / "images" / "img[0]").mkdir()
+    shutil.copy(source, folder / "images" / "img[0]" / "f*?.png")
+    repo_id = f"{ALICE}/globs-{uuid.uuid4().hex[:8]}"
+    _push(folder, repo_id)
+    table = read_dataset(repo_id, "images")
+    assert sorted(table["path"].to_pylist()) == sorted(
+        f"images/{p.relative_to(folder / 'images').as_posix()}" for p in (folder / "images").rglob("*.png")
+    )
+    assert {row["image"]["bytes"] for row in table.to_pylist()} == {source.read_bytes()}
 
 
 def test_read_dataset_pins_one_commit(pushed: Pushed) -> None:
@@ -457,16 +476,20 @@ def test_read_pushed_dataset_in_a_flow(pushed: Pushed, private_repo: str) -> Non
         rows = sum(batch.num_rows for batch in reader)
         summary = read_pushed_dataset(repo_id, "summary", as_="pandas")
         private = read_pushed_dataset(private_repo_id, "conversations", as_="datasets", token=token)
+        # Streamed pandas chunks through the task: Prefect turns a returned generator into a list (and hands back
+        # an exhausted generator), so the task must return a lazy iterator that is not one.
+        chunks = read_pushed_dataset(repo_id, "data", as_="pandas", streaming=True)
         return {
             "messages": conversations["messages"].to_pylist(),
             "rows": rows,
             "summary": len(summary),
             "private": private.num_rows,
+            "chunked": sum(len(chunk) for chunk in chunks),
         }
 
     out = downstream(pushed.repo_id, private_repo, SecretStr(ALICE_TOKEN))
     assert out["messages"] == pushed.local["conversations"]["messages"].to_pylist()
-    assert out["rows"] == 60 and out["summary"] == 60 and out["private"] == 60
+    assert out["rows"] == 60 and out["summary"] == 60 and out["private"] == 60 and out["chunked"] == 60
 
 
 def test_read_pushed_dataset_fails_at_once_on_unknown_config(pushed: Pushed) -> None:
