@@ -150,6 +150,30 @@ def test_checkpoints_to_a_published_datasets_main_keep_its_files(hub: Any, repo_
     assert {"metadata.json", "builder_config.json", batch_files(0, [])[0]} <= set(files)
 
 
+def test_an_interruption_while_the_last_batches_are_held_commits_nothing(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """With a final flush, the commit completing the run waits for the run's last files; an interruption then
+    (close without flush: Ctrl-C, cancellation) must not commit it."""
+    import pyarrow as pa
+
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=2, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    checkpointer.start()  # interval 0: the first commit is due at once
+    checkpointer.target = target.model_copy(update={"interval_seconds": 3.0})  # and its hold lasts 3 s
+    for index in range(2):
+        write_parquet_atomic(pa.table({"i": [index]}), tmp_path / batch_files(index, [])[0])
+    with checkpointer._cond:  # both batches queued before the committer looks: together they complete the run
+        for index in range(2):
+            checkpointer.add(batch_files(index, []), index)
+    time.sleep(0.5)  # the committer is holding the commit for the final files
+    assert checkpointer.close(flush=False) == []
+    files = HfApi(token=ALICE_TOKEN).list_repo_files(repo_id, repo_type="dataset", revision="ckpt")
+    assert not [f for f in files if f.startswith("parquet-files/")]
+
+
 @pytest.mark.parametrize("worker", ["1", "0"], ids=["worker-process", "thread"])
 def test_a_rate_limited_checkpoint_waits_as_long_as_the_hub_asks(
     hub: Any, repo_id: str, tmp_path: Path, worker: str, monkeypatch: pytest.MonkeyPatch

@@ -439,6 +439,8 @@ class Checkpointer:
                         return
                     self._cond.wait(timeout=wait)
                 self._hold_for_final_files()
+                if self._closing and not self._flush:  # interrupted while the commit was held: no commit
+                    return
                 pending, self._pending = self._pending, _Pending()
                 started = time.monotonic()
                 self._next_allowed = started + self.target.interval_seconds
