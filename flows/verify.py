@@ -5,11 +5,12 @@ a plain flow or subflow too:
 
     python -m flows.verify REPO_ID [--revision main] [--expected-records N]
 
-Every config the dataset card declares (``data`` and one per processor) is read back with the reader task
-(``tasks.read_dataset.read_pushed_dataset``), streaming record batch by record batch, all at the one commit the
+Every config the dataset card declares (``data`` and one per processor) is read back by a retried task
+(``read-config-back``: the project's reader, streaming record batch by record batch), all at the one commit the
 revision pointed to when the flow started. The flow fails when a config does not load or is empty, when the main
 config does not hold ``expected_records`` rows, or when the pushed ``metadata.json`` counts a different number of
-records than the data holds. A table artifact records each config's files, rows and columns.
+records than the data holds. A table artifact records each config's files, rows, expected rows, columns and
+verdict, also when the verification fails.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from pydantic import BaseModel, Field, SecretStr
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, optional_token
-from tasks.dataset_configs import commit_of, configs_at
+from tasks.dataset_configs import commit_of, configs_at, resolve_config
 from tasks.hub_client import downloaded, hub_api
-from tasks.read_dataset import read_pushed_dataset
+from tasks.read_dataset import iter_record_batches
 from tasks.retry_policy import describe_failure, retry_transient_only
 from tasks.validation import InvalidParameterError, validate_repo_id
 
@@ -46,6 +47,7 @@ class ConfigCheck(BaseModel):
     """One config of the pushed dataset, as read back."""
 
     config: str
+    files: int
     rows: int
     columns: list[str]
     record_batches: int
@@ -91,14 +93,27 @@ def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tu
     return commit, configs, metadata
 
 
-def _load_config(repo_id: str, config: str, commit: str, token: SecretStr | None) -> ConfigCheck:
-    """Read one config back, batch by batch (bounded memory), with the reader task."""
-    reader: Any = read_pushed_dataset(repo_id, config, revision=commit, streaming=True, token=token)
+@task(
+    name="read-config-back",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=retry_transient_only,
+)
+def read_config_back(repo_id: str, config: str, commit: str, token: SecretStr | None) -> ConfigCheck:
+    """Read one config back at ``commit``, record batch by record batch (bounded memory); a 429/5xx or a dropped
+    connection while reading the rows retries the whole read."""
+    secret = token.get_secret_value() if token else None
+    resolved = resolve_config(repo_id, config, revision=commit, token=secret)
     rows = batches = 0
-    for batch in reader:
+    columns: list[str] = []
+    for batch in iter_record_batches(resolved, token=secret):
         rows += batch.num_rows
         batches += 1
-    return ConfigCheck(config=config, rows=rows, columns=list(reader.schema.names), record_batches=batches)
+        columns = columns or list(batch.schema.names)
+    return ConfigCheck(
+        config=config, files=len(resolved.files), rows=rows, columns=columns, record_batches=batches
+    )
 
 
 @flow(name="verify-pushed-dataset")
@@ -122,8 +137,9 @@ def verify_pushed_dataset(
         The commit that was read and, per config, its rows and columns.
 
     Raises:
-        DatasetVerificationError: a config is empty, the main config has the wrong number of rows, or
-            ``metadata.json`` disagrees with the data.
+        DatasetVerificationError: a config does not load (after its retries) or is empty, the main config has
+            the wrong number of rows, or ``metadata.json`` disagrees with the data; every config is read and
+            reported first.
 
     Example:
         ```python
@@ -142,33 +158,51 @@ def verify_pushed_dataset(
     commit, configs, metadata = resolve_revision(repo_id, revision, token)
     logger.info("Verifying %s@%s (commit %s): configs %s.", repo_id, revision, commit[:12], ", ".join(configs))
 
-    checks = [_load_config(repo_id, config, commit, token) for config in configs]
+    checks: list[ConfigCheck] = []
+    problems: list[str] = []
+    failed: dict[str, str] = {}
+    for config in configs:  # every config is read and reported, also after one fails
+        try:
+            checks.append(read_config_back(repo_id, config, commit, token))
+        except Exception as exc:
+            failed[config] = describe_failure(exc)
+            problems.append(f"config {config!r} does not load ({failed[config]})")
     result = VerificationResult(
         repo_id=repo_id, revision=revision, commit=commit, configs=checks, expected_records=expected_records
     )
-    create_table_artifact(
-        table=[
-            {"config": c.config, "rows": c.rows, "columns": ", ".join(c.columns), "commit": commit} for c in checks
-        ],
-        key=artifact_key(repo_id, "verification"),
-        description=f"{repo_id}@{revision} read back at commit {commit}",
-    )
-
-    problems = []
     if MAIN_CONFIG not in configs:
         problems.append(f"the card declares no {MAIN_CONFIG!r} config (configs: {', '.join(configs) or 'none'})")
     problems += [f"config {c.config!r} is empty" for c in checks if c.rows == 0]
-    if expected_records is not None and result.records != expected_records:
+    main_read = any(c.config == MAIN_CONFIG for c in checks)
+    if expected_records is not None and main_read and result.records != expected_records:
         problems.append(f"config {MAIN_CONFIG!r} has {result.records} rows, {expected_records} were pushed")
     declared = metadata.get("actual_num_records") if isinstance(metadata, dict) else None
-    if isinstance(declared, int) and MAIN_CONFIG in configs and declared != result.records:
+    if isinstance(declared, int) and main_read and declared != result.records:
         problems.append(f"metadata.json says {declared} records, config {MAIN_CONFIG!r} has {result.records}")
+    create_table_artifact(table=_report_rows(result, failed), key=artifact_key(repo_id, "verification"),
+                          description=f"{repo_id}@{revision} read back at commit {commit}")  # fmt: skip
     if problems:
         raise DatasetVerificationError(f"{repo_id}@{commit[:12]}: " + "; ".join(problems) + ".")
     logger.info(
         "Verified %s@%s: %s.", repo_id, commit[:12], ", ".join(f"{c.config} {c.rows} rows" for c in checks)
     )
     return result
+
+
+def _report_rows(result: VerificationResult, failed: dict[str, str]) -> list[dict[str, Any]]:
+    """The verification table: per config, what was read, what was expected, and the verdict."""
+    rows: list[dict[str, Any]] = []
+    for check in result.configs:
+        expected = result.expected_records if check.config == MAIN_CONFIG else None
+        verdict = "empty" if check.rows == 0 else "ok"
+        if expected is not None and check.rows != expected:
+            verdict = f"{check.rows} rows, {expected} expected"
+        rows.append({"config": check.config, "files": check.files, "rows": check.rows,
+                     "expected": "" if expected is None else expected, "verdict": verdict,
+                     "columns": ", ".join(check.columns), "commit": result.commit})  # fmt: skip
+    rows += [{"config": config, "files": "", "rows": "", "expected": "", "verdict": f"does not load: {reason}",
+              "columns": "", "commit": result.commit} for config, reason in failed.items()]  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

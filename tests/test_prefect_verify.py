@@ -3,14 +3,19 @@ of a pushed dataset back, and fails, saying why, when the dataset does not hold 
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ALICE_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub import CommitOperationDelete, HfApi
+from prefect import flow, get_client
+from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from pydantic import SecretStr
+from reliability_support import fast_client_backoff
 
 from flows.push import push_dataset
 from flows.verify import DatasetVerificationError, verify_pushed_dataset
@@ -53,3 +58,43 @@ def test_verify_fails_on_a_wrong_record_count_and_on_missing_data(pushed: str) -
     )
     with pytest.raises(DatasetVerificationError, match=r"metadata.json says 20 records, config 'data' has 10"):
         verify_pushed_dataset(pushed)
+
+
+def test_a_config_that_does_not_load_is_reported_with_the_others(pushed: str) -> None:
+    """Every config is read and reported, also after one fails; the table says which, and why."""
+    HfApi().create_commit(
+        pushed,
+        [CommitOperationDelete("conversations/", is_folder=True)],  # the card still declares the config
+        commit_message="lose a processor's files",
+        repo_type="dataset",
+        token=ALICE_TOKEN,
+    )
+    with pytest.raises(DatasetVerificationError, match=r"config 'conversations' does not load"):
+        verify_pushed_dataset(pushed, "main", 20)
+    with get_client(sync_client=True) as client:
+        (table,) = client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[_table_key(pushed)]))
+        )
+    rows = {r["config"]: r for r in (json.loads(table.data) if isinstance(table.data, str) else table.data)}
+    assert rows["data"]["verdict"] == "ok" and rows["data"]["rows"] == 20 and rows["data"]["expected"] == 20
+    assert rows["summary"]["verdict"] == "ok"
+    assert rows["conversations"]["verdict"].startswith("does not load")
+
+
+def test_reading_a_config_back_is_retried(pushed: str, hub: Any) -> None:
+    """A run of 503s longer than huggingface_hub's own retries, while the rows are read: the task retries."""
+    from flows.verify import read_config_back
+
+    @flow
+    def read_once() -> int:
+        return read_config_back(pushed, "data", "main", SecretStr(ALICE_TOKEN)).rows
+
+    hub.faults.add("resolve", status=503, count=12, repo=pushed)  # more than one attempt's client retries
+    with fast_client_backoff():
+        assert read_once() == 20
+
+
+def _table_key(repo_id: str) -> str:
+    from tasks.artifacts import artifact_key
+
+    return artifact_key(repo_id, "verification")
