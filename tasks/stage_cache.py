@@ -2,12 +2,13 @@
 
 A stage's key covers the target (repo, type, revision, PR mode, split limit), the stage and commit messages,
 and the *content* it would push (`content_keys`: digests of its files, or of the generated card/metadata
-inputs), plus the root flow run id (the push's own run, or the run of the flow it is nested in). So:
+inputs), plus the push's run key (`tasks.push_run_key`: the outermost flow run and the push's call path in it).
+So:
 
 - a run retried from the UI (same run id) takes finished stages from the cache (`Cached`), and runs a stage
   again if its files changed since; this also holds when the push is a subflow (generate-then-push): Prefect
-  gives the retried subflow a new run id, but the root run is the same;
-- a new run always re-checks every stage against the Hub. That costs a few listing calls and no upload when
+  gives the retried subflow a new run id, but its root run and its call in the parent are the same;
+- a new run, or a second push in the same parent run, always re-checks every stage against the Hub. That costs a few listing calls and no upload when
   nothing changed (no commit either), and it keeps a rerun able to repair a repo that was changed in between:
   a key without the run id would skip a stage after an A → B → A change of content and leave B on the Hub.
 
