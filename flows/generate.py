@@ -253,12 +253,11 @@ def generate_dataset(
                 restored = checkpointer.download(missing)
                 if restored:
                     logger.info("restored %d batches from checkpoint %s", len(restored), checkpoint.repo_id)
-                completed |= restored
+                    completed |= restored
+                    write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
         resumed = len(completed)
         if resumed:
             logger.info("resuming: %d of %d batches already complete", resumed, total)
-        write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
-        closed = False
         try:
             if checkpointer is not None:
                 checkpointer.start()
@@ -316,13 +315,12 @@ def generate_dataset(
             if checkpointer is not None:
                 checkpointer.add(["builder_config.json", "metadata.json"])
                 commits = [c.oid for c in checkpointer.close()]
-                closed = True
                 if checkpointer.refused is not None:  # the batches are in the folder; a rerun resumes from them
                     raise CheckpointRefusedError(checkpointer.refused)
                 if checkpointer.error and not commits:
                     logger.warning("no checkpoint commit succeeded: %s", checkpointer.error)
         except BaseException as exc:
-            if checkpointer is not None and not closed:
+            if checkpointer is not None:  # close() again after the final one changes nothing
                 # A failed run's completed batches still reach the checkpoint (what a resume elsewhere needs), even
                 # without the final flush, also when it failed after its batches (writing the metadata, the
                 # progress artifact); an interrupted one (Ctrl-C, cancellation) stops at once: its batches stay in

@@ -144,7 +144,7 @@ def push_dataset(
         # 3. The stages, in order; each commits on its own and is cached for a retry of this run. The large files of
         # the data, images and processors stages upload in the background meanwhile (tasks.preupload).
         keys = content_keys(folder, card)
-        run = push_run_key()  # kept by a Retry, also of a parent flow; two pushes in one parent run differ
+        run_key = push_run_key()  # kept by a Retry, also of a parent flow; two pushes in one parent run differ
 
         def job(stage: StageName, revision: str, preuploaded: bool = False, head: str | None = None) -> StageJob:
             return StageJob(
@@ -154,8 +154,7 @@ def push_dataset(
                 revision=revision,
                 messages=commit_messages,
                 content_key=keys[stage],
-                run_key=run.key,
-                root_run=run.root,
+                run_key=run_key,
                 preuploaded=preuploaded,
                 head=head,
             )

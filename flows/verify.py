@@ -68,13 +68,16 @@ class VerificationResult(BaseModel):
         return next((c.rows for c in self.configs if c.config == MAIN_CONFIG), 0)
 
 
-@task(
-    name="resolve-pushed-revision",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[1, 5],
-    retry_condition_fn=retry_transient_only,
-)
+# The verify flow's tasks read from the Hub: transient failures are retried, nothing is cached ("main" moves).
+_READ_TASK_OPTIONS: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "retries": 2,
+    "retry_delay_seconds": [1, 5],
+    "retry_condition_fn": retry_transient_only,
+}
+
+
+@task(name="resolve-pushed-revision", **_READ_TASK_OPTIONS)
 def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tuple[str, list[str], Any]:
     """The commit ``revision`` points to now, the configs its card declares, and its ``metadata.json`` (or None).
 
@@ -93,13 +96,7 @@ def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tu
     return commit, configs, metadata
 
 
-@task(
-    name="read-config-back",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[1, 5],
-    retry_condition_fn=retry_transient_only,
-)
+@task(name="read-config-back", **_READ_TASK_OPTIONS)
 def read_config_back(repo_id: str, config: str, commit: str, token: SecretStr | None) -> ConfigCheck:
     """Read one config back at ``commit``, record batch by record batch (bounded memory); a 429/5xx or a dropped
     connection while reading the rows retries the whole read."""

@@ -35,7 +35,7 @@ from .errors import (
     unauthorized,
 )
 from .gitobjects import blob_oid
-from .httputil import BodyReader, Response, parse_range
+from .httputil import BodyReader, Response, json_object, parse_range
 from .lfs import SHA256_RE, MultipartUploads, Ticket, UploadTickets
 from .routes import URL_PREFIXES, RouteMatch
 from .storage import (
@@ -718,12 +718,7 @@ class HubApi:
         head = repo.resolve(req.params["rev"])
         raw = req.body.read_all(16 * 1024 * 1024)
         if "json" in (req.headers.get("Content-Type") or ""):
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                raise bad_request("Invalid JSON body") from None
-            if not isinstance(body, dict):
-                raise bad_request("Invalid JSON body: expected an object")
+            body = json_object(raw)
             paths, expand = body.get("paths") or [], bool(body.get("expand"))
             if isinstance(paths, str):
                 paths = [paths]

@@ -126,16 +126,7 @@ class BodyReader:
     def json(self) -> dict[str, Any]:
         """The body as a JSON object (every JSON endpoint takes one; ``{}`` when empty); 400 when it is invalid
         JSON or another JSON value, 413 beyond 64 MiB."""
-        raw = self.read_all()
-        if not raw.strip():
-            return {}
-        try:
-            body = json.loads(raw)
-        except ValueError as e:
-            raise bad_request(f"Invalid JSON body: {e}") from None
-        if not isinstance(body, dict):
-            raise bad_request(f"Invalid JSON body: expected an object, got {type(body).__name__}")
-        return body
+        return json_object(self.read_all())
 
     def drain(self, limit: int) -> bool:
         """Discard the rest of the body if it is at most ``limit`` bytes; whether the body is now fully read.
@@ -156,6 +147,19 @@ class BodyReader:
                 return True
             seen += len(data)
         return False
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object (``{}`` when empty); 400 when it is invalid JSON or another JSON value."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        raise bad_request(f"Invalid JSON body: {e}") from None
+    if not isinstance(body, dict):
+        raise bad_request(f"Invalid JSON body: expected an object, got {type(body).__name__}")
+    return body
 
 
 @dataclass

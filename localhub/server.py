@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -145,16 +146,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self._serve_admin(raw_path)
             return
         request_id = uuid.uuid4().hex
-        try:
-            config = state.api.config
-            body = BodyReader(
-                self.rfile,  # type: ignore[arg-type]
-                self.headers,
-                pace=lambda n: state.uplink.carry(n, config.upload_bytes_per_s),
-            )
-        except HubError as e:  # unusable framing: answer and close, since the body cannot be skipped
-            self.close_connection = True
-            self._send(error_response(e), BodyReader.empty(), request_id)
+        config = state.api.config
+        body = self._open_body(request_id, pace=lambda n: state.uplink.carry(n, config.upload_bytes_per_s))
+        if body is None:
             return
         route = routes.match(self.command, raw_path, self.headers.get("Host", ""))
         repo = self._repo_label(route)
@@ -281,14 +275,21 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     # --- admin -------------------------------------------------------------------------------------------------
 
+    def _open_body(self, request_id: str, pace: Callable[[int], None] | None = None) -> BodyReader | None:
+        """The request body's reader; None after answering 400 and closing, when its framing is unusable (a body
+        that cannot be read cannot be skipped either)."""
+        try:
+            return BodyReader(self.rfile, self.headers, pace=pace)  # type: ignore[arg-type]
+        except HubError as e:
+            self.close_connection = True
+            self._send(error_response(e), BodyReader.empty(), request_id)
+            return None
+
     def _serve_admin(self, raw_path: str) -> None:
         """``/_localhub/{faults,requests,stats,config}``: the HTTP twin of the ``LocalHub`` Python API."""
         state = self.server.state
-        try:
-            body = BodyReader(self.rfile, self.headers)  # type: ignore[arg-type]
-        except HubError as e:  # unusable framing: answer and close, as for the Hub's routes
-            self.close_connection = True
-            self._send(error_response(e), BodyReader.empty(), uuid.uuid4().hex)
+        body = self._open_body(uuid.uuid4().hex)
+        if body is None:
             return
         host = self.client_address[0] if isinstance(self.client_address, tuple) else ""
         what = raw_path.removeprefix("/_localhub").strip("/")

@@ -171,7 +171,7 @@ def _check_batches(root: Path, files: list[Path], what: str) -> tuple[pa.Schema,
                 f"{rel} has no rows: `datasets` cannot load a config holding an empty parquet file. Delete the "
                 "file (it holds no data), then push again."
             )
-        if schema is None or first is None:
+        if schema is None:
             schema = first = batch.remove_metadata()
         else:
             schema = _merged(schema, batch.remove_metadata(), f"{rel} in {what}", files[0].relative_to(root))

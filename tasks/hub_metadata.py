@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tasks.dataset_folder import DatasetFolder
+from tasks.dataset_folder import DATA_DIR, IMAGES_DIR, PROCESSORS_DIR, DatasetFolder
 from tasks.redaction import redact_secrets
 from tasks.repo_layout import BUILDER_CONFIG, DATA_FOLDER, IMAGES_FOLDER, METADATA, repo_path
 
@@ -53,8 +53,8 @@ class _Rewriter:
         if folder.builder_config is not None:
             self.uploaded[BUILDER_CONFIG] = BUILDER_CONFIG
         # Folders whose repo name differs, for a path naming the folder itself (``<root>/parquet-files``).
-        self.folders = {"parquet-files": DATA_FOLDER, "images": IMAGES_FOLDER}
-        self.folders.update({f"processors-files/{p.name}": p.name for p in folder.processors if not p.single_file})
+        self.folders = {DATA_DIR: DATA_FOLDER, IMAGES_DIR: IMAGES_FOLDER}
+        self.folders.update({f"{PROCESSORS_DIR}/{p.name}": p.name for p in folder.processors if not p.single_file})
 
     def _inside(self, value: str) -> str | None:
         """The folder-relative path of ``value`` when it is the folder or a path under it ("" for the folder)."""

@@ -10,27 +10,13 @@ stages' results, and two pushes made by one parent run are two different pushes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prefect import get_client
 from prefect.context import FlowRunContext
 
 
-@dataclass(frozen=True)
-class PushRunKey:
-    """A push's identity across Retries.
-
-    Attributes:
-        root: The outermost flow run's id (the one a commit's ``Prefect-Flow-Run`` trailer names).
-        key: ``root`` and the call path down to the push (``root/<task key>#<dynamic key>/...``).
-    """
-
-    root: str
-    key: str
-
-
-def push_run_key() -> PushRunKey:
-    """The running push's key (see the module docstring); reads the calling runs from the Prefect API.
+def push_run_key() -> str:
+    """The running push's key, ``<root flow run id>/<task key>#<dynamic key>/...`` (see the module docstring);
+    reads the calling runs from the Prefect API.
 
     Raises:
         RuntimeError: not called inside a flow run.
@@ -48,5 +34,9 @@ def push_run_key() -> PushRunKey:
                 if call.flow_run_id is None:  # a call from a task run outside any flow run: the top
                     break
                 flow_run = client.read_flow_run(call.flow_run_id)
-    root = str(flow_run.id)
-    return PushRunKey(root=root, key="/".join([root, *reversed(calls)]))
+    return "/".join([str(flow_run.id), *reversed(calls)])
+
+
+def root_run(key: str) -> str:
+    """The outermost flow run's id in a key of :func:`push_run_key` (the one a commit's trailer names)."""
+    return key.split("/", 1)[0]

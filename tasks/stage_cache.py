@@ -8,8 +8,8 @@ So:
 - a run retried from the UI (same run id) takes finished stages from the cache (`Cached`), and runs a stage
   again if its files changed since; this also holds when the push is a subflow (generate-then-push): Prefect
   gives the retried subflow a new run id, but its root run and its call in the parent are the same;
-- a new run, or a second push in the same parent run, always re-checks every stage against the Hub. That costs a few listing calls and no upload when
-  nothing changed (no commit either), and it keeps a rerun able to repair a repo that was changed in between:
+- a new run, or a second push in the same parent run, always re-checks every stage against the Hub. That costs a
+  few listing calls and no upload when nothing changed (no commit either), and it keeps a rerun able to repair a repo that was changed in between:
   a key without the run id would skip a stage after an A → B → A change of content and leave B on the Hub.
 
 The token is never part of a key.

@@ -55,6 +55,7 @@ from tasks.hub_commit import (
 )
 from tasks.hub_metadata import hub_metadata, json_bytes
 from tasks.opened_pull_request import opened_pull_request, remember_pull_request
+from tasks.push_run_key import root_run
 from tasks.redaction import redact_secrets
 from tasks.repo_layout import DATA_FOLDER, METADATA
 from tasks.retry_policy import describe_failure, retry_options
@@ -82,8 +83,8 @@ class StageJob(BaseModel):
         messages: Commit titles by stage, overriding the defaults.
         content_key: Fingerprint of the content this stage pushes (see ``tasks.stage_cache``).
         run_key: Which push this is (``tasks.push_run_key``): a Retry keeps it, also when the push is a subflow
-            (Prefect gives a retried subflow a new run id, but its root and its call in the parent stay).
-        root_run: The outermost flow run's id, which each commit's ``Prefect-Flow-Run`` trailer names.
+            (Prefect gives a retried subflow a new run id, but its root and its call in the parent stay). Its
+            root, the outermost flow run, is what each commit's ``Prefect-Flow-Run`` trailer names.
         preuploaded: ``tasks.preupload`` uploaded this stage's large files ahead, and reported their progress.
         head: Where the previous stage left the branch (its last commit): spares the stage reading it. Only a
             hint, never part of the cache key: a stage that finds the branch elsewhere reads it and compares again.
@@ -96,7 +97,6 @@ class StageJob(BaseModel):
     messages: dict[str, str] | None = None
     content_key: str
     run_key: str = ""
-    root_run: str = ""
     preuploaded: bool = False
     head: str | None = None
 
@@ -197,7 +197,7 @@ def _run_plans(
                 head_hint=hint,
                 delete_folders=(delete_folders or {}).get(plan.label, ()),
                 progress=progress,
-                description=f"{RUN_TRAILER}: {job.root_run}" if job.root_run else "",
+                description=f"{RUN_TRAILER}: {root_run(job.run_key)}" if job.run_key else "",
                 on_pull_request=note_pull_request,
             )
         except Exception as exc:

@@ -254,9 +254,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, _SEQUENCES) and isinstance(times, int):
-                    if _size(seq) * times > MAX_VALUE_SIZE:
-                        raise SecurityError(f"repeating a sequence {times} times is over the limit")
-                    _limit(_size(seq) * times, "'*'")
+                    _limit(_size(seq) * times, f"repeating a sequence {times} times")
         if operator == "%" and isinstance(left, str):
             _check_printf(left, right)
         if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
