@@ -9,8 +9,9 @@ Every config the dataset card declares (``data`` and one per processor) is read 
 (``read-config-back``: the project's reader, streaming record batch by record batch), all at the one commit the
 revision pointed to when the flow started. The flow fails when a config does not load or is empty, when the main
 config does not hold ``expected_records`` rows, or when the pushed ``metadata.json`` counts a different number of
-records than the data holds. A table artifact records each config's files, rows, expected rows, columns and
-verdict, also when the verification fails.
+records than the data holds, or when rows name image files (``images/<column>/<file>``, as Data Designer writes
+them) that the repo does not have at that commit. A table artifact records each config's files, rows, expected
+rows, columns, image references and verdict, also when the verification fails.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from pydantic import BaseModel, Field, SecretStr
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, optional_token
-from tasks.dataset_configs import commit_of, configs_at, resolve_config
+from tasks.dataset_configs import IMAGES_CONFIG, ConfigNotFoundError, commit_of, configs_at, resolve_config
 from tasks.hub_client import downloaded, hub_api
+from tasks.image_references import ImageReferences
 from tasks.read_dataset import iter_record_batches
 from tasks.retry_policy import describe_failure, retry_transient_only
 from tasks.validation import InvalidParameterError, validate_repo_id
@@ -51,6 +53,10 @@ class ConfigCheck(BaseModel):
     rows: int
     columns: list[str]
     record_batches: int
+    image_columns: list[str] = Field(default_factory=list)
+    images_referenced: int = 0
+    images_missing: int = 0
+    missing_images: list[str] = Field(default_factory=list, description="The first few missing image paths.")
 
 
 class VerificationResult(BaseModel):
@@ -98,19 +104,38 @@ def resolve_revision(repo_id: str, revision: str, token: SecretStr | None) -> tu
 
 @task(name="read-config-back", **_READ_TASK_OPTIONS)
 def read_config_back(repo_id: str, config: str, commit: str, token: SecretStr | None) -> ConfigCheck:
-    """Read one config back at ``commit``, record batch by record batch (bounded memory); a 429/5xx or a dropped
-    connection while reading the rows retries the whole read."""
+    """Read one config back at ``commit``, record batch by record batch (bounded memory), and check that the image
+    paths its rows hold name files of the repo; a 429/5xx or a dropped connection while reading the rows retries
+    the whole read."""
     secret = token.get_secret_value() if token else None
     resolved = resolve_config(repo_id, config, revision=commit, token=secret)
+    images = ImageReferences(lambda: _repo_images(repo_id, commit, secret))
     rows = batches = 0
     columns: list[str] = []
     for batch in iter_record_batches(resolved, token=secret):
         rows += batch.num_rows
         batches += 1
         columns = columns or list(batch.schema.names)
+        images.add(batch)
     return ConfigCheck(
-        config=config, files=len(resolved.files), rows=rows, columns=columns, record_batches=batches
+        config=config,
+        files=len(resolved.files),
+        rows=rows,
+        columns=columns,
+        record_batches=batches,
+        image_columns=images.columns,
+        images_referenced=images.referenced,
+        images_missing=images.missing,
+        missing_images=images.examples,
     )
+
+
+def _repo_images(repo_id: str, commit: str, token: str | None) -> frozenset[str]:
+    """Repo paths of the files under ``images/`` at ``commit`` (none when the repo has no such folder)."""
+    try:
+        return frozenset(resolve_config(repo_id, IMAGES_CONFIG, revision=commit, token=token).files)
+    except ConfigNotFoundError:  # no image files at all: every referenced image is missing
+        return frozenset()
 
 
 @flow(name="verify-pushed-dataset")
@@ -135,8 +160,8 @@ def verify_pushed_dataset(
 
     Raises:
         DatasetVerificationError: a config does not load (after its retries) or is empty, the main config has
-            the wrong number of rows, or ``metadata.json`` disagrees with the data; every config is read and
-            reported first.
+            the wrong number of rows, ``metadata.json`` disagrees with the data, or rows name image files the repo
+            does not have; every config is read and reported first.
 
     Example:
         ```python
@@ -170,6 +195,12 @@ def verify_pushed_dataset(
     if MAIN_CONFIG not in configs:
         problems.append(f"the card declares no {MAIN_CONFIG!r} config (configs: {', '.join(configs) or 'none'})")
     problems += [f"config {c.config!r} is empty" for c in checks if c.rows == 0]
+    problems += [
+        f"config {c.config!r} names {c.images_missing} image file(s) the repo does not have "
+        f"(e.g. {', '.join(c.missing_images)}): check that the dataset folder has them and push it again"
+        for c in checks
+        if c.images_missing
+    ]
     main_read = any(c.config == MAIN_CONFIG for c in checks)
     if expected_records is not None and main_read and result.records != expected_records:
         problems.append(f"config {MAIN_CONFIG!r} has {result.records} rows, {expected_records} were pushed")
@@ -194,16 +225,21 @@ def _report_rows(result: VerificationResult, failed: dict[str, str]) -> list[dic
         verdict = "empty" if check.rows == 0 else "ok"
         if expected is not None and check.rows != expected:
             verdict = f"{check.rows} rows, {expected} expected"
+        elif check.images_missing:
+            verdict = f"{check.images_missing} image(s) missing"
+        images = f"{check.images_referenced} named, {check.images_missing} missing" if check.image_columns else ""
         rows.append({"config": check.config, "files": check.files, "rows": check.rows,
-                     "expected": "" if expected is None else expected, "verdict": verdict,
+                     "expected": "" if expected is None else expected, "images": images, "verdict": verdict,
                      "columns": ", ".join(check.columns), "commit": result.commit})  # fmt: skip
-    rows += [{"config": config, "files": "", "rows": "", "expected": "", "verdict": f"does not load: {reason}",
-              "columns": "", "commit": result.commit} for config, reason in failed.items()]  # fmt: skip
+    rows += [{"config": config, "files": "", "rows": "", "expected": "", "images": "",
+              "verdict": f"does not load: {reason}", "columns": "", "commit": result.commit}
+             for config, reason in failed.items()]  # fmt: skip
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flows.verify``: run :func:`verify_pushed_dataset` once and print each config's rows and columns.
+    """``python -m flows.verify``: run :func:`verify_pushed_dataset` once and print each config's rows, columns and
+    image paths.
 
     Returns:
         0 when the dataset verified; 1 when it did not, with the reason on stderr.
@@ -222,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"verification failed: {describe_failure(exc)}", file=sys.stderr)
         return 1
     for check in result.configs:
-        print(f"{check.config}: {check.rows} rows, columns {', '.join(check.columns)}")
+        images = f", {check.images_referenced} image paths (all in the repo)" if check.image_columns else ""
+        print(f"{check.config}: {check.rows} rows, columns {', '.join(check.columns)}{images}")
     return 0
 
 

@@ -4,10 +4,13 @@ of a pushed dataset back, and fails, saying why, when the dataset does not hold 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import ALICE_TOKEN
 from factories import make_dataset_folder
@@ -92,6 +95,44 @@ def test_reading_a_config_back_is_retried(pushed: str, hub: Any) -> None:
     hub.faults.add("resolve", status=503, count=12, repo=pushed)  # more than one attempt's client retries
     with fast_client_backoff():
         assert read_once() == 20
+
+
+def test_rows_naming_images_the_repo_lacks_fail_the_verification(tmp_path: Path) -> None:
+    """Data Designer stores each image's path (``images/<column>/<file>``) in the row: every one must be a repo
+    file at the commit read; the table counts them."""
+    repo_id = f"alice/verify-images-{uuid.uuid4().hex[:8]}"
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, rows_per_batch=10, images=3)
+    names = sorted(p.relative_to(folder).as_posix() for p in (folder / "images").rglob("*.png"))
+    for batch in sorted((folder / "parquet-files").glob("*.parquet")):
+        table = pq.read_table(batch)
+        paths = [names[i % 3] if i % 4 else None for i in range(table.num_rows)]  # some rows without an image
+        pq.write_table(table.append_column("avatar", pa.array(paths, pa.string())), batch)
+    push_dataset(folder, repo_id, "Greetings with avatars.", token=SecretStr(ALICE_TOKEN))
+    os.environ["HF_TOKEN"] = ALICE_TOKEN
+    try:
+        result = verify_pushed_dataset(repo_id, "main", 20)
+        data = next(c for c in result.configs if c.config == "data")
+        assert (data.image_columns, data.images_referenced, data.images_missing) == (["avatar"], 14, 0)
+        assert all(c.images_referenced == 0 for c in result.configs if c.config != "data")
+
+        HfApi().create_commit(
+            repo_id,
+            [CommitOperationDelete(names[1])],
+            commit_message="lose an image",
+            repo_type="dataset",
+            token=ALICE_TOKEN,
+        )
+        with pytest.raises(DatasetVerificationError, match=rf"'data' names 4 image file\(s\).*{names[1]}"):
+            verify_pushed_dataset(repo_id, "main", 20)
+    finally:
+        del os.environ["HF_TOKEN"]
+    with get_client(sync_client=True) as client:
+        (table,) = client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[_table_key(repo_id)]))
+        )
+    rows = {r["config"]: r for r in (json.loads(table.data) if isinstance(table.data, str) else table.data)}
+    assert rows["data"]["images"] == "14 named, 4 missing" and rows["data"]["verdict"] == "4 image(s) missing"
+    assert rows["summary"]["images"] == "" and rows["summary"]["verdict"] == "ok"
 
 
 def _table_key(repo_id: str) -> str:
