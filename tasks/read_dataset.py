@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pyarrow as pa
@@ -71,16 +72,27 @@ ReadFormat = Literal["arrow", "pandas", "datasets"]
 FORMATS: tuple[str, ...] = ("arrow", "pandas", "datasets")
 DEFAULT_BATCH_SIZE = 10_000
 IMAGE_BATCH_SIZE = 64
+FOOTER_READERS = 8  # footers read at once before the first row (HTTP round trips, not CPU)
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # datasets' Image storage layout
 IMAGE_SCHEMA = pa.schema([("column", pa.string()), ("path", pa.string()), ("image", IMAGE_STRUCT)])
 
 
 def _schema(fs: HfFileSystem, paths: Sequence[str]) -> pa.Schema:
-    """One schema for all files (footers only): a column that is all-null in one batch takes the others' type."""
-    schemas = []
-    for path in paths:
+    """One schema for all files (footers only): a column that is all-null in one batch takes the others' type.
+
+    The footers are read several at a time: each is a request or two, and one after another they kept the first
+    row waiting for the round trips of every file (300 files, 20 ms away: 6.5 s).
+    """
+
+    def read_schema(path: str) -> pa.Schema:
         with fs.open(path, "rb") as f:
-            schemas.append(pq.read_schema(f))
+            return pq.read_schema(f)
+
+    if not paths:
+        return pa.schema([])
+    schemas = [read_schema(paths[0])]  # alone first: it fills the filesystem's caches that the others then share
+    with ThreadPoolExecutor(max_workers=max(1, min(FOOTER_READERS, len(paths) - 1))) as pool:
+        schemas += pool.map(read_schema, paths[1:])
     return pa.unify_schemas(schemas, promote_options="permissive")
 
 
