@@ -1,0 +1,182 @@
+"""Checkpoints against the embedded Hub: runs checkpointing to one branch at once, and the final flush's retries."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import ALICE_TOKEN
+from huggingface_hub import HfApi
+from pydantic import SecretStr
+from reliability_support import wait_for
+
+from tasks.generation.batch_writer import write_parquet_atomic
+from tasks.generation.checkpoint import MAX_FINAL_ATTEMPTS, Checkpointer, CheckpointTarget
+from tasks.generation.errors import CheckpointRefusedError
+from tasks.generation.state import STATE_FILE, GenerationState, batch_files
+
+WAIT = 60.0  # bound of every wait for the committer (generous: the CI machines are shared)
+
+
+def _prepared(
+    folder: Path, repo_id: str, run: str, num_records: int, interval: float = 0.0, **options: Any
+) -> Checkpointer:
+    """A prepared checkpointer of run ``run`` (its config hash) of one-record batches, to the branch ``ckpt``;
+    every batch is written to ``folder`` with the run's name in it (so files of two runs differ)."""
+    state = GenerationState(config_hash=run, seed=0, batch_size=1, num_records=num_records, processors=[])
+    target = CheckpointTarget(
+        repo_id=repo_id, branch="ckpt", interval_seconds=interval, token=SecretStr(ALICE_TOKEN), **options
+    )
+    for index in range(num_records):
+        write_parquet_atomic(pa.table({"run": [run], "i": [index]}), folder / batch_files(index, [])[0])
+    checkpointer = Checkpointer(target, folder, state)
+    checkpointer.prepare()
+    return checkpointer
+
+
+def _add(checkpointer: Checkpointer, *indices: int) -> None:
+    """Queue batches together (one commit) and wait until a commit holds them or the checkpointer refused."""
+    with checkpointer._cond:  # queued before the committer looks
+        for index in indices:
+            checkpointer.add(batch_files(index, []), index)
+
+    def landed() -> bool:
+        committed = {i for c in checkpointer.commits for i in c.batches}
+        return checkpointer.refused is not None or set(indices) <= committed
+
+    assert wait_for(landed, WAIT)
+
+
+def _branch(repo_id: str) -> tuple[GenerationState, dict[int, str]]:
+    """The branch's state, and the run written in each of its batch files."""
+    api = HfApi(token=ALICE_TOKEN)
+    state = GenerationState.model_validate_json(
+        Path(api.hf_hub_download(repo_id, STATE_FILE, repo_type="dataset", revision="ckpt")).read_text()
+    )
+    runs = {}
+    for path in api.list_repo_files(repo_id, repo_type="dataset", revision="ckpt"):
+        if path.startswith("parquet-files/"):
+            local = api.hf_hub_download(repo_id, path, repo_type="dataset", revision="ckpt")
+            table = pq.read_table(local)
+            runs[table["i"][0].as_py()] = table["run"][0].as_py()
+    return state, runs
+
+
+@pytest.mark.parametrize("worker", ["1", "0"], ids=["worker-process", "thread"])
+def test_a_second_run_on_the_branch_refuses_instead_of_overwriting_the_first_ones_batches(
+    hub: Any, repo_id: str, tmp_path: Path, worker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two different runs prepared on the same empty branch: the second one's commit, made on the head it saw
+    before the first one committed, must not replace the first one's batch 0 (the first run's state would then
+    claim a batch file holding the other run's records, which a resume would take as its own)."""
+    monkeypatch.setenv("HFDS_CHECKPOINT_WORKER", worker)
+    first = _prepared(tmp_path / "a", repo_id, "a", 3)
+    second = _prepared(tmp_path / "b", repo_id, "b", 3)
+    first.start()
+    second.start()
+    _add(first, 0)
+    _add(second, 0)
+    assert second.commits == [] and second.refused is not None
+    assert "config a" in second.refused and "another checkpoint branch" in second.refused, second.refused
+    with pytest.raises(CheckpointRefusedError):
+        second.add(batch_files(1, []), 1)
+    _add(first, 1)
+    second.close()
+    assert first.close() and first.refused is None
+    state, runs = _branch(repo_id)
+    assert (state.config_hash, state.completed_batches, runs) == ("a", [0, 1], {0: "a", 1: "a"})
+
+
+def test_a_run_whose_checkpoint_another_run_replaced_stops_instead_of_mixing_with_it(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """A run that starts on a branch holding another run's checkpoint replaces it (it cannot tell a live run from
+    a crashed one); the replaced run, still going, must not then add its batches and state next to the new
+    run's files."""
+    first = _prepared(tmp_path / "a", repo_id, "a", 3)
+    first.start()
+    _add(first, 0)
+    # Prepared after the first run's commit: it sees that checkpoint, and takes the branch over.
+    second = _prepared(tmp_path / "b", repo_id, "b", 2)
+    second.start()
+    _add(second, 0)
+    assert second.refused is None
+    _add(first, 1)
+    assert first.refused is not None and "config b" in first.refused, first.refused
+    _add(second, 1)
+    first.close()
+    assert second.close()
+    state, runs = _branch(repo_id)
+    assert (state.config_hash, state.completed_batches, runs) == ("b", [0, 1], {0: "b", 1: "b"})
+
+
+def test_two_runs_of_one_config_checkpointing_at_once_keep_each_others_batches(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """The same run started twice (same config, seed, sizes) writes identical batches: each one's commit, made on
+    a head the other moved, is rebuilt on the new head, and the state keeps the batches of both."""
+    first = _prepared(tmp_path / "a", repo_id, "same", 4)
+    second = _prepared(tmp_path / "b", repo_id, "same", 4)
+    first.start()
+    second.start()
+    _add(first, 0, 1)
+    _add(second, 2)
+    _add(first, 3)
+    assert first.close() and second.close()
+    assert first.refused is None and second.refused is None
+    state, runs = _branch(repo_id)
+    assert (state.completed_batches, sorted(runs)) == ([0, 1, 2, 3], [0, 1, 2, 3])
+    # A resume finds all of them.
+    again = _prepared(tmp_path / "c", repo_id, "same", 4)
+    assert again.remote_batches == {0, 1, 2, 3}
+
+
+def test_a_failed_final_checkpoint_is_retried_soon_not_after_the_interval(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """The run is ending: a commit that failed (503) is tried again after a short back-off, not an interval."""
+    checkpointer = _prepared(tmp_path, repo_id, "a", 1, interval=3600)
+    checkpointer.start()
+    hub.faults.add("commit", status=503, repo=repo_id)
+    checkpointer.add(batch_files(0, []), 0)
+    closing = threading.Thread(target=checkpointer.close, daemon=True)
+    closing.start()
+    closing.join(timeout=WAIT)
+    assert not closing.is_alive(), "the final checkpoint waited for the interval"
+    assert [c.batches for c in checkpointer.commits] == [[0]]
+    assert [r.status for r in hub.requests if r.route == "commit" and r.repo == repo_id] == [503, 200]
+
+
+def test_a_final_checkpoint_failing_for_good_gives_up_after_a_few_attempts_and_says_what_is_left(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    checkpointer = _prepared(tmp_path, repo_id, "a", 1, interval=3600)
+    checkpointer.start()
+    hub.faults.add("commit", status=503, repo=repo_id, count=None)
+    checkpointer.add(batch_files(0, []), 0)
+    closing = threading.Thread(target=checkpointer.close, daemon=True)
+    closing.start()
+    closing.join(timeout=WAIT)
+    assert not closing.is_alive(), "the final checkpoint waited for the interval"
+    assert checkpointer.commits == [] and "503" in str(checkpointer.error)
+    statuses = [r.status for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+    assert statuses == [503] * MAX_FINAL_ATTEMPTS
+    assert checkpointer.not_checkpointed == batch_files(0, [])
+
+
+def test_a_failed_periodic_checkpoint_still_waits_for_the_interval(hub: Any, repo_id: str, tmp_path: Path) -> None:
+    """Only the final flush retries soon: while generating, the Hub's commit budget (about 128 per hour per repo)
+    is shared by every retry."""
+    checkpointer = _prepared(tmp_path, repo_id, "a", 2, interval=4)
+    checkpointer.start()
+    hub.faults.add("commit", status=503, repo=repo_id)
+    checkpointer.add(batch_files(0, []), 0)
+    assert wait_for(lambda: bool(checkpointer.commits), WAIT)
+    checkpointer.close(flush=False)
+    refused, landed = [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+    assert (refused.status, landed.status) == (503, 200)
+    assert landed.time - refused.time >= 2  # not the final flush's 1 s back-off (the interval, less the upload)
