@@ -180,3 +180,24 @@ def test_a_failed_periodic_checkpoint_still_waits_for_the_interval(hub: Any, rep
     refused, landed = [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
     assert (refused.status, landed.status) == (503, 200)
     assert landed.time - refused.time >= 2  # not the final flush's 1 s back-off (the interval, less the upload)
+
+
+def test_a_resume_restores_the_checkpoint_it_read_though_another_run_replaced_it_since(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """A resume reads the checkpoint's state, then downloads its batches: the batches must be those of the state
+    it read, not those another run committed to the branch in between (same names and sizes, other records)."""
+    first = _prepared(tmp_path / "a", repo_id, "a", 2)
+    first.start()
+    _add(first, 0)
+    first.close(flush=False)
+    resume = _prepared(tmp_path / "resume", repo_id, "a", 2)
+    (tmp_path / "resume" / batch_files(0, [])[0]).unlink()  # the folder is gone: batch 0 comes from the checkpoint
+    assert resume.remote_batches == {0}
+    other = _prepared(tmp_path / "b", repo_id, "b", 2)  # takes the branch over before the resume downloads
+    other.start()
+    _add(other, 0)
+    other.close(flush=False)
+    assert resume.download({0}) == {0}
+    restored = pq.read_table(tmp_path / "resume" / batch_files(0, [])[0])
+    assert restored["run"].to_pylist() == ["a"]
