@@ -201,3 +201,23 @@ def test_a_resume_restores_the_checkpoint_it_read_though_another_run_replaced_it
     assert resume.download({0}) == {0}
     restored = pq.read_table(tmp_path / "resume" / batch_files(0, [])[0])
     assert restored["run"].to_pylist() == ["a"]
+
+
+def test_two_runs_of_one_config_replacing_an_old_checkpoint_at_once_keep_each_others_batches(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """Both runs plan to delete the old checkpoint's files; once one of them has committed its own batch under
+    the same name, the other's rebuilt commit must not delete it (its state would claim a missing batch)."""
+    old = _prepared(tmp_path / "old", repo_id, "old", 2)
+    old.start()
+    _add(old, 0, 1)
+    old.close(flush=False)
+    first = _prepared(tmp_path / "a", repo_id, "same", 3)
+    second = _prepared(tmp_path / "b", repo_id, "same", 3)
+    first.start()
+    second.start()
+    _add(first, 0)
+    _add(second, 2)
+    assert first.close() and second.close()
+    state, runs = _branch(repo_id)
+    assert (state.config_hash, state.completed_batches, runs) == ("same", [0, 2], {0: "same", 2: "same"})

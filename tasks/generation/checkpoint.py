@@ -440,10 +440,10 @@ class Checkpointer:
 
         The final commit respects the interval after the previous commit that was made; a final commit that
         fails is tried again after a short back-off (1 s, doubling up to 8 s; a 429's wait once),
-        :data:`MAX_FINAL_ATTEMPTS` attempts in all: the run is ending, and a refused commit did not use up the Hub's commit budget. When
-        they all fail, nothing is lost: the files stay in the run's folder (a rerun into it resumes from them and
-        checkpoints them), ``error`` says why, ``not_checkpointed`` lists them, and a warning names them. A failed
-        run passes ``flush=True``: its completed batches are what a resume needs.
+        :data:`MAX_FINAL_ATTEMPTS` attempts in all: the run is ending, and a failed commit did not use up the
+        Hub's commit budget. When they all fail, nothing is lost: the files stay in the run's folder (a rerun
+        into it resumes from them and checkpoints them), ``error`` says why, ``not_checkpointed`` lists them, and
+        a warning names them. A failed run passes ``flush=True``: its completed batches are what a resume needs.
         """
         with self._cond:
             if flush is not None:
@@ -663,7 +663,8 @@ class Checkpointer:
         """Read the branch again after it moved under the run (a commit refused with 412, or one of unknown
         outcome), and base the next commit on its head: the batches whose files are there (this run's and,
         for an identical run also checkpointing here, that run's: their files are the same), the stale files
-        still there; batches of this run gone from the branch are queued again (into ``pending``).
+        still there that no such batch owns; batches of this run gone from the branch are queued again (into
+        ``pending``).
 
         A branch holding another run's checkpoint now (not the one :meth:`prepare` read: that run is writing
         there too), or no checkpoint after this run's commits, is refused (``refused``): committing would delete
@@ -688,9 +689,19 @@ class Checkpointer:
                 for rel in rels:
                     pending.files.setdefault(rel, index)
         self.remote_batches = present
-        self._stale = [p for p in self._stale if p in files]
+        # The files the next state claims stay, also when this run planned to delete an old checkpoint's file of
+        # the same name (an identical run has replaced it since); so do an identical run's final files.
+        keep = {self._repo_path(rel) for index in present for rel in batch_files(index, self.state.processors)}
+        if remote is not None and self._identical(remote):
+            keep |= {self._repo_path(name) for name in ("metadata.json", "builder_config.json")}
+        self._stale = [p for p in self._stale if p in files and p not in keep]
         self._head = head
         self._seen_id = None if remote is None else remote.checkpoint_id
+
+    def _identical(self, remote: GenerationState) -> bool:
+        """Whether ``remote`` is the state of a run writing the same files as this one (its batches, and its
+        final files once it ends)."""
+        return remote.same_run(self.state) and remote.num_records == self.state.num_records
 
     def _conflict(self, remote: GenerationState | None, head: str) -> str | None:
         """Why the run must not commit on ``head`` holding ``remote`` (None: it may)."""
@@ -707,8 +718,9 @@ class Checkpointer:
                 f"the checkpoint branch {where} no longer holds this run's checkpoint (commit {head[:12]} removed "
                 f"its state file): something else is writing to it. {advice}"
             )
-        same = remote.same_run(self.state) and remote.num_records == self.state.num_records
-        if same or (remote.checkpoint_id is not None and remote.checkpoint_id in {*self._sent, self._seen_id}):
+        # An identical run's checkpoint, this run's own, or the one prepare() read (not written to since).
+        known = remote.checkpoint_id is not None and remote.checkpoint_id in {*self._sent, self._seen_id}
+        if known or self._identical(remote):
             return None
         return (
             f"the checkpoint branch {where} now holds another run's checkpoint (config {remote.config_hash[:12]}, "
