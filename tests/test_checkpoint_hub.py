@@ -19,6 +19,7 @@ from tasks.generation.checkpoint import MAX_FINAL_ATTEMPTS, Checkpointer, Checkp
 from tasks.generation.errors import CheckpointRefusedError
 from tasks.generation.state import STATE_FILE, GenerationState, batch_files
 
+ROOT = Path(__file__).resolve().parents[1]
 WAIT = 60.0  # bound of every wait for the committer (generous: the CI machines are shared)
 
 
@@ -221,3 +222,58 @@ def test_two_runs_of_one_config_replacing_an_old_checkpoint_at_once_keep_each_ot
     assert first.close() and second.close()
     state, runs = _branch(repo_id)
     assert (state.config_hash, state.completed_batches, runs) == ("same", [0, 2], {0: "same", 2: "same"})
+
+
+def test_a_run_stopped_by_a_refused_checkpoint_lets_its_running_batches_finish_before_freeing_the_folder(
+    prefect_api: None, hub: Any, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal raised in the generation loop (here: a 403) stops the run. A batch still running must finish
+    before the run releases the folder's lock: else it writes into a folder that the next run may own already
+    (a different run's batch there is published with it, or taken for its own)."""
+    import fcntl
+
+    from conftest import BOB_TOKEN
+
+    from flows.generate import generate_dataset
+    from tasks.folder_lock import LOCK_FILE
+    from tasks.generation import batch as batch_module
+
+    theirs = repo_id.replace("alice/", "bob/")
+    HfApi(token=BOB_TOKEN).create_repo(theirs, repo_type="dataset")
+    target = CheckpointTarget(repo_id=theirs, branch="main", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    real = batch_module.write_batch
+    release = threading.Event()
+    locked: list[bool] = []  # whether the folder was still locked when the late batch had written
+
+    def refused() -> bool:
+        committers = [t for t in threading.enumerate() if t.name == "checkpoint-committer" and t.is_alive()]
+        return not committers and any(r.repo == theirs and r.status == 403 for r in hub.requests)
+
+    def gated(plan: Any, root: Path, *, seed: int, batch_index: int, num_rows: int) -> Any:
+        if batch_index == 1:  # done once the committer has stopped on the 403: the loop's add() then raises
+            assert wait_for(refused, WAIT)
+        if batch_index == 2:  # still running then
+            release.wait(timeout=5)
+        result = real(plan, root, seed=seed, batch_index=batch_index, num_rows=num_rows)
+        if batch_index == 2:
+            with (root / LOCK_FILE).open("a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    locked.append(False)
+                except BlockingIOError:
+                    locked.append(True)
+        return result
+
+    monkeypatch.setattr(batch_module, "write_batch", gated)
+    with pytest.raises(CheckpointRefusedError):
+        generate_dataset(
+            ROOT / "examples" / "multilingual_greetings.yaml",
+            500,
+            tmp_path / "out",
+            batch_size=100,
+            checkpoint=target,
+            max_in_flight=2,
+        )
+    release.set()
+    assert wait_for(lambda: bool(locked), WAIT)
+    assert locked == [True]
