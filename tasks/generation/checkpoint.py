@@ -93,7 +93,9 @@ class CheckpointTarget(BaseModel):
     Attributes:
         repo_id: Dataset repo (``namespace/name``); created (private if ``private``) when missing.
         branch: Branch of the checkpoints, created from the default branch when missing. Keeping checkpoints off
-            ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too.
+            ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too. Runs going
+            at once need a branch each, unless they are the same run (same config, seed and sizes): a run whose
+            branch another run has taken over stops (``CheckpointRefusedError``).
         path_in_repo: Folder of the checkpoint inside the repo (default: the repo root).
         interval_seconds: Minimum time between two checkpoint commits, and from the start to the first periodic
             one (a final flush need not wait for it).
