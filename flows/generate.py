@@ -253,7 +253,7 @@ def generate_dataset(
         checkpointer: Checkpointer | None = None
         if checkpoint is not None:
             checkpointer = Checkpointer(checkpoint, root, state, logger=logger)
-            remote = checkpointer.prepare()
+            remote = checkpointer.prepare(reuse=resume)
             if resume and remote is not None:
                 missing = state.reusable_from(remote) - completed
                 restored = checkpointer.download(missing)

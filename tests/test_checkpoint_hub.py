@@ -277,3 +277,54 @@ def test_a_run_stopped_by_a_refused_checkpoint_lets_its_running_batches_finish_b
     release.set()
     assert wait_for(lambda: bool(locked), WAIT)
     assert locked == [True]
+
+
+def test_a_run_that_does_not_resume_does_not_claim_the_checkpoints_earlier_batches(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """``resume=False`` regenerates every batch (LLM answers may differ from the earlier run's): the checkpoint
+    must then hold only batches of the new run, or a crash followed by a resume mixes the two."""
+    earlier = _prepared(tmp_path / "earlier", repo_id, "same", 3)
+    earlier.start()
+    _add(earlier, 0, 1, 2)
+    earlier.close(flush=False)
+    state = GenerationState(config_hash="same", seed=0, batch_size=1, num_records=3, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    again = Checkpointer(target, tmp_path / "again", state)
+    assert again.prepare(reuse=False) is None and again.remote_batches == set()
+    write_parquet_atomic(pa.table({"run": ["again"], "i": [0]}), tmp_path / "again" / batch_files(0, [])[0])
+    again.start()
+    _add(again, 0)
+    again.close(flush=False)
+    remote, runs = _branch(repo_id)
+    assert (remote.completed_batches, runs) == ([0], {0: "again"})
+
+
+def test_a_generation_without_resume_that_fails_leaves_a_checkpoint_of_its_own_batches_only(
+    prefect_api: None, hub: Any, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.generate import generate_dataset
+    from tasks.generation import batch as batch_module
+
+    greetings = ROOT / "examples" / "multilingual_greetings.yaml"
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    generate_dataset(greetings, 500, tmp_path / "earlier", batch_size=100, checkpoint=target)
+    real = batch_module.write_batch
+
+    def failing_at_batch_2(plan: Any, root: Path, *, seed: int, batch_index: int, num_rows: int) -> Any:
+        if batch_index == 2:
+            raise RuntimeError("batch 2 failed")
+        return real(plan, root, seed=seed, batch_index=batch_index, num_rows=num_rows)
+
+    monkeypatch.setattr(batch_module, "write_batch", failing_at_batch_2)
+    with pytest.raises(RuntimeError, match="batch 2 failed"):
+        generate_dataset(
+            greetings, 500, tmp_path / "again", batch_size=100, checkpoint=target, resume=False, max_in_flight=1
+        )
+    api = HfApi(token=ALICE_TOKEN)
+    state = GenerationState.model_validate_json(
+        Path(api.hf_hub_download(repo_id, STATE_FILE, repo_type="dataset", revision="ckpt")).read_text()
+    )
+    assert state.completed_batches == [0, 1]
+    files = api.list_repo_files(repo_id, repo_type="dataset", revision="ckpt")
+    assert sorted(f for f in files if f.startswith("parquet-files/")) == [batch_files(i, [])[0] for i in (0, 1)]

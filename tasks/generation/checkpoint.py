@@ -200,6 +200,7 @@ class Checkpointer:
         self._head: str | None = None
         self._seen_id: str | None = None  # checkpoint_id of the state at _head
         self._sent: set[str] = set()
+        self._reuse = True  # whether this run takes a same run's checkpointed batches (see prepare)
         self._pending = _Pending()
         self._cond = threading.Condition()
         self._closing = False
@@ -243,12 +244,17 @@ class Checkpointer:
         except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError, ValueError):
             return None
 
-    def prepare(self) -> GenerationState | None:
+    def prepare(self, *, reuse: bool = True) -> GenerationState | None:
         """Create the repo and branch if needed and read what the checkpoint holds.
 
+        Args:
+            reuse: Keep a checkpoint of this same run. False (a run that does not resume, and generates every
+                batch again) replaces it as another run's: its batches would otherwise be claimed by this run's
+                checkpoints until regenerated, and a resume after a crash would mix the two.
+
         Returns:
-            The remote state when it is a checkpoint of this same run, else None (its files are then deleted by
-            the first checkpoint commit, so the branch never mixes two runs).
+            The remote state when it is a checkpoint of this same run (and ``reuse``), else None (its files are
+            then deleted by the first checkpoint commit, so the branch never mixes two runs).
         """
         # As the push does: private=True also makes an existing public repo private, before any batch is sent.
         hub = HubTarget(repo_id=self.target.repo_id, revision=self.target.branch)
@@ -259,7 +265,8 @@ class Checkpointer:
         files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._head))
         remote = self.read_remote_state(self._head)
         self._seen_id = None if remote is None else remote.checkpoint_id
-        if remote is not None and remote.same_run(self.state):
+        self._reuse = reuse
+        if remote is not None and reuse and remote.same_run(self.state):
             self.remote_batches = {
                 index
                 for index in self.state.reusable_from(remote)
@@ -679,7 +686,8 @@ class Checkpointer:
         if conflict is not None:
             self.refused = conflict
             return
-        claimed = self.remote_batches | (self.state.reusable_from(remote) if remote is not None else set())
+        reusable = self.state.reusable_from(remote) if remote is not None and self._reuse else set()
+        claimed = self.remote_batches | reusable
         present = {
             index
             for index in claimed
@@ -702,8 +710,8 @@ class Checkpointer:
 
     def _identical(self, remote: GenerationState) -> bool:
         """Whether ``remote`` is the state of a run writing the same files as this one (its batches, and its
-        final files once it ends)."""
-        return remote.same_run(self.state) and remote.num_records == self.state.num_records
+        final files once it ends), whose batches this run takes (see prepare)."""
+        return self._reuse and remote.same_run(self.state) and remote.num_records == self.state.num_records
 
     def _conflict(self, remote: GenerationState | None, head: str) -> str | None:
         """Why the run must not commit on ``head`` holding ``remote`` (None: it may)."""
