@@ -23,7 +23,7 @@ import argparse
 import importlib.util
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, Literal, cast
 from uuid import UUID
@@ -104,29 +104,35 @@ class _Progress:
 
 def _run_batches(
     todo: list[int], submit: Callable[[int], PrefectFuture[BatchResult]], max_in_flight: int
-) -> Iterator[BatchResult]:
+) -> Generator[BatchResult, None, None]:
     """Submit batches with at most ``max_in_flight`` running (bounded memory, roughly in order); yield results
     as they complete. After a failure nothing new is submitted, running batches finish (so they are kept for a
-    resume), then the first error is raised."""
+    resume), then the first error is raised. Closed early (the caller failed), it also waits for the running
+    batches: the run must not leave its folder (and free its lock) while they still write into it."""
     queue = iter(todo)
     in_flight: list[PrefectFuture[BatchResult]] = []
     error: BaseException | None = None
-    while True:
-        while error is None and len(in_flight) < max_in_flight:
-            index = next(queue, None)
-            if index is None:
+    try:
+        while True:
+            while error is None and len(in_flight) < max_in_flight:
+                index = next(queue, None)
+                if index is None:
+                    break
+                in_flight.append(submit(index))
+            if not in_flight:
                 break
-            in_flight.append(submit(index))
-        if not in_flight:
-            break
-        done = next(as_completed(in_flight))
-        in_flight.remove(done)
-        try:
-            result = done.result()
-        except BaseException as exc:
-            error = error or exc
-            continue
-        yield result
+            done = next(as_completed(in_flight))
+            in_flight.remove(done)
+            try:
+                result = done.result()
+            except BaseException as exc:
+                error = error or exc
+                continue
+            yield result
+    except GeneratorExit:
+        for future in in_flight:
+            future.wait()
+        raise
     if error is not None:
         raise error
 
@@ -247,7 +253,7 @@ def generate_dataset(
         checkpointer: Checkpointer | None = None
         if checkpoint is not None:
             checkpointer = Checkpointer(checkpoint, root, state, logger=logger)
-            remote = checkpointer.prepare()
+            remote = checkpointer.prepare(reuse=resume)
             if resume and remote is not None:
                 missing = state.reusable_from(remote) - completed
                 restored = checkpointer.download(missing)
@@ -282,11 +288,16 @@ def generate_dataset(
 
             def run(submit: Callable[[int], PrefectFuture[BatchResult]], runner: TaskRunner[Any] | None) -> None:
                 in_flight = max_in_flight or default_max_in_flight(plan, runner)
-                for result in _run_batches(todo, submit, in_flight):
-                    completed.add(result.batch_index)
-                    if checkpointer is not None:
-                        checkpointer.add(result.files, result.batch_index)
-                    progress.add(result.num_records)
+                results = _run_batches(todo, submit, in_flight)
+                try:
+                    for result in results:
+                        completed.add(result.batch_index)
+                        if checkpointer is not None:
+                            checkpointer.add(result.files, result.batch_index)  # raises once refused
+                        progress.add(result.num_records)
+                except Exception:
+                    results.close()  # the running batches finish first; an interruption (Ctrl-C) does not wait
+                    raise
 
             try:
                 if task_runner == "dask":

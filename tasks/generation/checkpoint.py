@@ -8,9 +8,13 @@ commit request) by a small worker process, so generation only pays for appending
 its GIL with HTTP clients; a failed commit keeps its files queued for the next one instead of dropping them; with
 a final flush, the commit that would complete the run waits (at most an interval) for the run's last files, so
 that they go in the same commit; a commit that failed in transit is recognised on retry (the state file travels
-in the same commit) instead of being made twice.
+in the same commit) instead of being made twice; the final flush retries a failed commit after a short back-off
+(the run is ending), a periodic commit after the interval.
 Each commit carries ``.generation-state.json``, which lets a run whose local folder is gone resume from the
-checkpoint.
+checkpoint. Commits are made on the head the checkpointer last read (``parent_commit``), so two runs writing to
+one branch at once cannot undo each other's commits: refused (412), a commit is rebuilt on the new head when the
+branch still holds this run's checkpoint (or that of an identical run), and the run stops checkpointing
+(:class:`~tasks.generation.errors.CheckpointRefusedError`) when another run's checkpoint has replaced it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from huggingface_hub import HfApi
@@ -58,7 +62,9 @@ from tasks.retry_policy import (
 from tasks.validation import validate_repo_id
 
 _module_logger = logging.getLogger(__name__)
-MAX_FINAL_ATTEMPTS = 3
+MAX_FINAL_ATTEMPTS = 3  # attempts of the final flush's commit
+FINAL_RETRY_BACKOFF = 1.0  # seconds before the final flush's first retry; doubled at each one, at most 8 s
+MAX_CONFLICT_RETRIES = 5  # commits rebuilt at once after a 412 (a branch moving each time is then a failure)
 
 # The commit worker (``checkpoint_worker.py``, run as a script by path, so that it imports only huggingface_hub):
 # it hashes, uploads and commits for the committer thread, so that this work (HTTP in Python threads) does not
@@ -76,13 +82,20 @@ class _WorkerCommitError(Exception):
         self.headers = headers or {}
 
 
+def _shown(paths: list[str], most: int = 3) -> str:
+    """The first few of ``paths``, for a log line."""
+    return ", ".join(paths[:most]) + (f", ... ({len(paths) - most} more)" if len(paths) > most else "")
+
+
 class CheckpointTarget(BaseModel):
     """Where and how often a generation run checkpoints.
 
     Attributes:
         repo_id: Dataset repo (``namespace/name``); created (private if ``private``) when missing.
         branch: Branch of the checkpoints, created from the default branch when missing. Keeping checkpoints off
-            ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too.
+            ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too. Runs going
+            at once need a branch each, unless they are the same run (same config, seed and sizes): a run whose
+            branch another run has taken over stops (``CheckpointRefusedError``).
         path_in_repo: Folder of the checkpoint inside the repo (default: the repo root).
         interval_seconds: Minimum time between two checkpoint commits, and from the start to the first periodic
             one (a final flush need not wait for it).
@@ -91,7 +104,7 @@ class CheckpointTarget(BaseModel):
         token: Hugging Face token (else ``credentials_block``, ``HF_TOKEN``, the cached login).
         credentials_block: Name of a saved ``HuggingFaceCredentials`` block.
         final_flush: Commit what is left when the run ends (one interval after the previous commit at the
-            earliest).
+            earliest; a failed attempt is retried within seconds, see :meth:`Checkpointer.close`).
     """
 
     repo_id: str
@@ -177,15 +190,24 @@ class Checkpointer:
         self.api = api or hub_api(token=target.resolved_token())
         self.commits: list[CheckpointCommit] = []
         self.error: str | None = None
-        self.refused: str | None = None  # a 401/403 answer to a commit: no later commit can succeed
+        # A 401/403 answer to a commit, or the branch taken by another run: no later commit can (or may) be made.
+        self.refused: str | None = None
         self.remote_batches: set[int] = set()
+        self.not_checkpointed: list[str] = []  # queued files left out when the committer stopped (see close)
         self._stale: list[str] = []
+        # The branch head that remote_batches and _stale describe, the parent of the next commit (None: unknown,
+        # read again first); and the nonces of the states this run sent, to recognise its own commits.
+        self._head: str | None = None
+        self._seen_id: str | None = None  # checkpoint_id of the state at _head
+        self._sent: set[str] = set()
+        self._reuse = True  # whether this run takes a same run's checkpointed batches (see prepare)
         self._pending = _Pending()
         self._cond = threading.Condition()
         self._closing = False
         self._flush = target.final_flush  # whether close() commits what is queued (see close)
         self._next_allowed = 0.0  # spacing between commits (and back-off after a failure)
         self._rate_limit_wait: float | None = None  # what the Hub's last 429 asked for
+        self._retry_at: float | None = None  # after a failed commit: when the final flush may try again
         self._first_due = 0.0  # the first periodic commit; a final flush need not wait for it
         self._thread: threading.Thread | None = None
         # Commits run in a worker process when this checkpointer made its own client (its endpoint and token
@@ -202,8 +224,8 @@ class Checkpointer:
     def _revision(self) -> str:
         return self.target.branch
 
-    def read_remote_state(self) -> GenerationState | None:
-        """The state file on the checkpoint branch, or None when the branch has none.
+    def read_remote_state(self, revision: str | None = None) -> GenerationState | None:
+        """The state file on the checkpoint branch (or at commit ``revision``), or None when there is none.
 
         Raises:
             huggingface_hub.errors.LocalEntryNotFoundError: the Hub could not be reached. Not "no checkpoint":
@@ -215,26 +237,36 @@ class Checkpointer:
                 self.target.repo_id,
                 self._repo_path(STATE_FILE),
                 repo_type="dataset",
-                revision=self._revision(),
+                revision=revision or self._revision(),
                 token=None,  # the checkpointer's client has it
             ) as path:
                 return GenerationState.model_validate_json(path.read_text())
         except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError, ValueError):
             return None
 
-    def prepare(self) -> GenerationState | None:
+    def prepare(self, *, reuse: bool = True) -> GenerationState | None:
         """Create the repo and branch if needed and read what the checkpoint holds.
 
+        Args:
+            reuse: Keep a checkpoint of this same run. False (a run that does not resume, and generates every
+                batch again) replaces it as another run's: its batches would otherwise be claimed by this run's
+                checkpoints until regenerated, and a resume after a crash would mix the two.
+
         Returns:
-            The remote state when it is a checkpoint of this same run, else None (its files are then deleted by
-            the first checkpoint commit, so the branch never mixes two runs).
+            The remote state when it is a checkpoint of this same run (and ``reuse``), else None (its files are
+            then deleted by the first checkpoint commit, so the branch never mixes two runs).
         """
         # As the push does: private=True also makes an existing public repo private, before any batch is sent.
         hub = HubTarget(repo_id=self.target.repo_id, revision=self.target.branch)
         create_repo_and_branch(self.api, hub, bool(self.target.private), token=None)  # the client has the token
-        files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._revision()))
-        remote = self.read_remote_state()
-        if remote is not None and remote.same_run(self.state):
+        # Files and state read at one commit, the parent of the first checkpoint commit: if the branch moves
+        # before that commit (another run), the commit is refused instead of acting on what was read here.
+        self._head = self._branch_head()
+        files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._head))
+        remote = self.read_remote_state(self._head)
+        self._seen_id = None if remote is None else remote.checkpoint_id
+        self._reuse = reuse
+        if remote is not None and reuse and remote.same_run(self.state):
             self.remote_batches = {
                 index
                 for index in self.state.reusable_from(remote)
@@ -286,7 +318,7 @@ class Checkpointer:
                 self.api.snapshot_download(
                     self.target.repo_id,
                     repo_type="dataset",
-                    revision=self._revision(),
+                    revision=self._head or self._revision(),  # the commit prepare() read the batches from
                     local_dir=staging,
                     cache_dir=staging / ".hub-cache",  # not huggingface_hub's (HF_HOME may be read-only)
                     allow_patterns=[self._repo_path(rel) for rels in wanted.values() for rel in rels],
@@ -413,8 +445,15 @@ class Checkpointer:
             self._cond.notify_all()
 
     def close(self, *, flush: bool | None = None) -> list[CheckpointCommit]:
-        """Commit what is queued (when ``flush``; default: ``final_flush``), respecting the interval, and stop
-        the committer. A failed run passes ``flush=True``: its completed batches are what a resume needs."""
+        """Commit what is queued (when ``flush``; default: ``final_flush``) and stop the committer.
+
+        The final commit respects the interval after the previous commit that was made; a final commit that
+        fails is tried again after a short back-off (1 s, doubling up to 8 s; a 429's wait once),
+        :data:`MAX_FINAL_ATTEMPTS` attempts in all: the run is ending, and a failed commit did not use up the
+        Hub's commit budget. When they all fail, nothing is lost: the files stay in the run's folder (a rerun
+        into it resumes from them and checkpoints them), ``error`` says why, ``not_checkpointed`` lists them, and
+        a warning names them. A failed run passes ``flush=True``: its completed batches are what a resume needs.
+        """
         with self._cond:
             if flush is not None:
                 self._flush = flush
@@ -426,7 +465,9 @@ class Checkpointer:
         return self.commits
 
     def _run(self) -> None:
-        failures = 0
+        failures = 0  # consecutive failed commits
+        final_failures = 0  # of them, attempts of the final flush (bounded by MAX_FINAL_ATTEMPTS)
+        conflicts = 0  # consecutive commits rebuilt because the branch had moved (412)
         limited = False  # the last failure was a rate limit
         while True:
             with self._cond:
@@ -442,46 +483,76 @@ class Checkpointer:
                 if self._closing and not self._flush:  # interrupted while the commit was held: no commit
                     return
                 pending, self._pending = self._pending, _Pending()
+                final = self._closing
                 started = time.monotonic()
-                self._next_allowed = started + self.target.interval_seconds
-            ok = self._commit(pending, started)
-            if ok:
-                failures, limited = 0, False
+                spacing, self._next_allowed = self._next_allowed, started + self.target.interval_seconds
+            outcome = self._commit(pending, started)
+            if outcome == "done":
+                failures, final_failures, conflicts, limited = 0, 0, 0, False
+                with self._cond:
+                    self._retry_at = None
                 continue
             if self.refused is not None:  # no later commit can succeed: stop, and let add() tell the run
                 self.logger.error("%s", self.refused)
+                with self._cond:
+                    pending.merge(self._pending)
+                    self.not_checkpointed = sorted(pending.files)
                 return
+            if outcome == "moved" and conflicts < MAX_CONFLICT_RETRIES:
+                # Rebuilt on the branch's new head: no commit was made, so it goes now, as it would have.
+                conflicts += 1
+                with self._cond:
+                    pending.merge(self._pending)
+                    self._pending = pending
+                    self._next_allowed = spacing
+                continue
+            conflicts = 0
             failures += 1
+            final_failures += final
             with self._cond:
                 pending.merge(self._pending)
                 self._pending = pending
                 # The final commit waits out one rate limit at most: a run's end must not wait for the Hub's
                 # hourly window to reopen more than once.
                 again_limited = limited and self._rate_limit_wait is not None
-                if self._closing and (failures >= MAX_FINAL_ATTEMPTS or again_limited):
+                if self._closing and (final_failures >= MAX_FINAL_ATTEMPTS or again_limited):
                     self.error = self.error or "checkpoint commit failed"
+                    self.not_checkpointed = sorted(pending.files)
                     self.logger.warning(
-                        "giving up on the final checkpoint after %d attempts%s; %d files were not checkpointed",
-                        failures,
+                        "giving up on the final checkpoint after %d attempts%s (%s): %d files are not in the "
+                        "checkpoint (%s); they are in %s, and a rerun into that folder resumes from them",
+                        final_failures,
                         " (the Hub is rate limiting commits to this repo)" if again_limited else "",
+                        self.error,
                         len(pending.files),
+                        _shown(self.not_checkpointed),
+                        self.root,
                     )
                     return
-                # Back off on repeated failures even with a tiny interval (an outage must not become a busy loop),
-                # and for as long as a rate limit asks (the Hub allows about 128 commits per hour per repo).
+                # A periodic commit is retried after the interval (the Hub allows about 128 commits per hour per
+                # repo), backing off on repeated failures even with a tiny interval (an outage must not become a
+                # busy loop); the final flush soon after the failure (see close). Either waits as long as a rate
+                # limit asks.
                 pause = min(2.0**failures, 60.0)
+                retry = min(FINAL_RETRY_BACKOFF * 2.0 ** (failures - 1), 8.0)
                 limited = self._rate_limit_wait is not None
                 if self._rate_limit_wait is not None:
-                    pause = max(pause, min(self._rate_limit_wait, max_rate_limit_wait()))
-                    self.logger.warning(
-                        "the Hub is rate limiting checkpoint commits: next attempt in %.0f s", pause
-                    )
-                self._next_allowed = max(self._next_allowed, time.monotonic() + pause)
+                    asked = min(self._rate_limit_wait, max_rate_limit_wait())
+                    pause, retry = max(pause, asked), max(retry, asked)
+                now = time.monotonic()
+                self._next_allowed = max(self._next_allowed, now + pause)
+                self._retry_at = now + retry
+                self.logger.warning(
+                    "checkpoint commit failed (%s)%s; next attempt in %.0f s",
+                    self.error,
+                    " (the Hub is rate limiting checkpoint commits)" if limited else "",
+                    self._earliest_commit() - now,
+                )
 
     def _earliest_commit(self) -> float:
         """Monotonic time the next commit may start. Called with the lock held."""
         if self._closing and self._flush:
-            return self._next_allowed
+            return self._next_allowed if self._retry_at is None else self._retry_at
         return max(self._next_allowed, self._first_due)
 
     def _completes_run(self) -> bool:
@@ -498,11 +569,23 @@ class Checkpointer:
         while not self._closing and (wait := until - time.monotonic()) > 0:
             self._cond.wait(timeout=wait)
 
-    def _commit(self, pending: _Pending, started: float) -> bool:
+    def _commit(self, pending: _Pending, started: float) -> Literal["done", "failed", "moved"]:
+        """Commit ``pending`` on the head last read: ``"done"``, ``"failed"`` (``error`` or ``refused`` say why),
+        or ``"moved"``: the branch had moved (412) and was read again, ``pending`` is to be committed again."""
+        self._rate_limit_wait = None
+        if self._head is None:  # the outcome of an earlier commit is unknown: read the branch first
+            try:
+                self._resync(pending)
+            except Exception as exc:
+                self.error = describe_failure(exc)
+                return "failed"
+            if self.refused is not None:
+                return "failed"
         batches = sorted({i for i in pending.files.values() if i is not None})
         done = sorted(self.remote_batches | set(batches))
         # The nonce identifies this commit: after a failure in transit, the remote state tells whether it landed.
         state = self.state.model_copy(update={"completed_batches": done, "checkpoint_id": uuid.uuid4().hex})
+        self._sent.add(str(state.checkpoint_id))
         added = {self._repo_path(rel) for rel in pending.files}
         keep = added | {self._repo_path(STATE_FILE)}
         message = f"Checkpoint: {len(done)} of {self.state.total_batches} batches" + (
@@ -513,39 +596,57 @@ class Checkpointer:
             "token": self.api.token,
             "repo_id": self.target.repo_id,
             "revision": self._revision(),
+            # Refused (412) if another writer moved the branch since it was read: remote_batches and the deletes
+            # describe that head, and a commit on a newer one could delete or contradict what that writer added.
+            "parent_commit": self._head,
             "message": message,
             "files": [(self._repo_path(rel), str(self.root / rel)) for rel in sorted(pending.files)],
             "content": [(self._repo_path(STATE_FILE), base64.b64encode(state.to_bytes()).decode())],
             "deletes": [p for p in self._stale if p not in keep],
         }
         answer: dict[str, Any]
+        head: str | None
         try:
             if self._use_worker:
                 answer = self._commit_in_worker(request)
             else:
                 answer = checkpoint_worker.commit(self.api, request)
+            head = answer.get("oid") or None
         except Exception as exc:  # any failure keeps the files queued; the thread must not die
+            status = exc.status if isinstance(exc, _WorkerCommitError) else http_status(exc)
+            error = one_line(str(exc)) if isinstance(exc, _WorkerCommitError) else describe_failure(exc)
+            if status == 412:  # refused, so not landed: rebuild the commit on the new head
+                self.error = error
+                try:
+                    self._resync(pending)
+                except Exception as read_exc:
+                    self._head = None
+                    self.error = describe_failure(read_exc)
+                    return "failed"
+                return "failed" if self.refused is not None else "moved"
             if self._landed(state):
                 self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
                 answer = self._latest_commit(message)
+                head = None  # another writer may have committed on top of it since: read the branch first
             else:
-                self.error = one_line(str(exc)) if isinstance(exc, _WorkerCommitError) else describe_failure(exc)
-                status = exc.status if isinstance(exc, _WorkerCommitError) else http_status(exc)
+                self.error = error
                 if status in (401, 403):
                     self.refused = (
                         f"the Hub refused the checkpoint commit to {self.target.repo_id}@{self.target.branch} "
                         f"({status}: {self.error}): the token cannot write there. Use a token with write access "
                         "to that repo, or another checkpoint repo."
                     )
-                    return False
-                self._refresh_stale()
+                    return "failed"
+                # Not landed as far as can be told: a commit that did land unseen makes the next one a 412, which
+                # reads the branch again (its deletions are then not asked for twice).
                 self._rate_limit_wait = (
                     rate_limit_wait(exc.status, exc.headers)
                     if isinstance(exc, _WorkerCommitError)
                     else retry_after_seconds(exc)
                 )
-                self.logger.warning("checkpoint commit failed (%s); retrying after the interval", self.error)
-                return False
+                return "failed"
+        self._head = head
+        self._seen_id = state.checkpoint_id
         self._stale = []
         self.remote_batches = set(done)
         self.commits.append(
@@ -560,20 +661,82 @@ class Checkpointer:
             )
         )
         self.logger.info("checkpoint commit: %s (%d files)", message, len(added))
-        return True
+        return "done"
 
-    def _refresh_stale(self) -> None:
-        """After a failed commit, keep only the stale files the branch still has: a commit that landed unseen
-        already deleted them, and deleting them again would be refused (404) at every later attempt."""
-        if not self._stale:
+    def _branch_head(self) -> str:
+        head = self.api.repo_info(self.target.repo_id, repo_type="dataset", revision=self._revision()).sha
+        assert head is not None  # a branch's info always names its commit
+        return head
+
+    def _resync(self, pending: _Pending) -> None:
+        """Read the branch again after it moved under the run (a commit refused with 412, or one of unknown
+        outcome), and base the next commit on its head: the batches whose files are there (this run's and,
+        for an identical run also checkpointing here, that run's: their files are the same), the stale files
+        still there that no such batch owns; batches of this run gone from the branch are queued again (into
+        ``pending``).
+
+        A branch holding another run's checkpoint now (not the one :meth:`prepare` read: that run is writing
+        there too), or no checkpoint after this run's commits, is refused (``refused``): committing would delete
+        that run's batches, or mix the two runs' files under one state.
+        """
+        head = self._branch_head()
+        files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=head))
+        remote = self.read_remote_state(head)
+        conflict = self._conflict(remote, head)
+        if conflict is not None:
+            self.refused = conflict
             return
-        try:
-            files = set(
-                self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._revision())
+        reusable = self.state.reusable_from(remote) if remote is not None and self._reuse else set()
+        claimed = self.remote_batches | reusable
+        present = {
+            index
+            for index in claimed
+            if all(self._repo_path(rel) in files for rel in batch_files(index, self.state.processors))
+        }
+        for index in sorted(self.remote_batches - present):
+            rels = batch_files(index, self.state.processors)
+            if all((self.root / rel).is_file() for rel in rels):  # else the run has yet to generate it
+                for rel in rels:
+                    pending.files.setdefault(rel, index)
+        self.remote_batches = present
+        # The files the next state claims stay, also when this run planned to delete an old checkpoint's file of
+        # the same name (an identical run has replaced it since); so do an identical run's final files.
+        keep = {self._repo_path(rel) for index in present for rel in batch_files(index, self.state.processors)}
+        if remote is not None and self._identical(remote):
+            keep |= {self._repo_path(name) for name in ("metadata.json", "builder_config.json")}
+        self._stale = [p for p in self._stale if p in files and p not in keep]
+        self._head = head
+        self._seen_id = None if remote is None else remote.checkpoint_id
+
+    def _identical(self, remote: GenerationState) -> bool:
+        """Whether ``remote`` is the state of a run writing the same files as this one (its batches, and its
+        final files once it ends), whose batches this run takes (see prepare)."""
+        return self._reuse and remote.same_run(self.state) and remote.num_records == self.state.num_records
+
+    def _conflict(self, remote: GenerationState | None, head: str) -> str | None:
+        """Why the run must not commit on ``head`` holding ``remote`` (None: it may)."""
+        where = f"{self.target.repo_id}@{self.target.branch}"
+        advice = (
+            f"This run stops checkpointing so as not to overwrite the other's batches; its completed batches are "
+            f"in {self.root}, from which a rerun resumes. Give runs that go at once another checkpoint branch "
+            "(CheckpointTarget.branch) or repo."
+        )
+        if remote is None:
+            if not self.commits:
+                return None
+            return (
+                f"the checkpoint branch {where} no longer holds this run's checkpoint (commit {head[:12]} removed "
+                f"its state file): something else is writing to it. {advice}"
             )
-        except Exception:  # the Hub is unreachable: the next attempt will tell
-            return
-        self._stale = [p for p in self._stale if p in files]
+        # An identical run's checkpoint, this run's own, or the one prepare() read (not written to since).
+        known = remote.checkpoint_id is not None and remote.checkpoint_id in {*self._sent, self._seen_id}
+        if known or self._identical(remote):
+            return None
+        return (
+            f"the checkpoint branch {where} now holds another run's checkpoint (config {remote.config_hash[:12]}, "
+            f"seed {remote.seed}, {remote.num_records} records in batches of {remote.batch_size}; commit "
+            f"{head[:12]}): another run is checkpointing to it at the same time. {advice}"
+        )
 
     def _latest_commit(self, message: str) -> dict[str, Any]:
         """``oid`` and ``url`` of the branch's latest commit if it is ours (``message``); else empty."""

@@ -1,12 +1,13 @@
 """The checkpoint commit worker: makes the commits of ``tasks.generation.checkpoint.Checkpointer`` in its own process.
 
 Protocol (JSON lines): it prints ``{"ready": true}`` once imported; then, per request line on stdin
-(``endpoint``, ``token``, ``repo_id``, ``revision``, ``message``, ``files`` as [repo path, local path] pairs,
-``content`` as [repo path, base64] pairs, ``deletes``), one answer line: ``{"oid", "url"}`` or ``{"error",
-"message"}`` (with ``status`` and ``headers`` when the Hub answered). It exits when stdin closes (the parent
-closed it, or died). Run as a script by path (not as a module of this package), so that it imports only
-huggingface_hub; it never logs the token it is given. It runs at a lower priority (niceness +10 on Unix): its
-imports, hashing and HTTP take the CPU the generation leaves.
+(``endpoint``, ``token``, ``repo_id``, ``revision``, ``parent_commit`` (or null), ``message``, ``files`` as [repo
+path, local path] pairs, ``content`` as [repo path, base64] pairs, ``deletes``), one answer line: ``{"oid",
+"url"}`` or ``{"error", "message"}`` (with ``status`` and ``headers`` when the Hub answered: a 412 means the
+branch moved since ``parent_commit``). It exits when stdin closes (the parent closed it, or died). Run as a
+script by path (not as a module of this package), so that it imports only huggingface_hub; it never logs the
+token it is given. It runs at a lower priority (niceness +10 on Unix): its imports, hashing and HTTP take the CPU
+the generation leaves.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def commit(api: HfApi, request: Mapping[str, Any]) -> dict[str, str]:
         commit_message=request["message"],
         repo_type="dataset",
         revision=request["revision"],
+        parent_commit=request.get("parent_commit"),  # a moved branch refuses the commit (412)
     )
     return {"oid": info.oid, "url": str(info.commit_url)}
 

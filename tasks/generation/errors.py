@@ -44,5 +44,7 @@ class TemplateRenderError(RuntimeError):
 
 
 class CheckpointRefusedError(RuntimeError):
-    """The Hub refused a checkpoint commit for good (401 or 403: the token cannot write there). The run stops at
-    its next batch instead of generating everything for a checkpoint that can never be written."""
+    """A checkpoint commit cannot be made: the Hub refused it for good (401 or 403: the token cannot write there),
+    or another run is checkpointing to the same branch (committing would overwrite its batches). The run stops at
+    its next batch instead of generating everything for a checkpoint that can never be written; its completed
+    batches stay in its folder, from which a rerun resumes."""

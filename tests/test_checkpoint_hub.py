@@ -1,0 +1,330 @@
+"""Checkpoints against the embedded Hub: runs checkpointing to one branch at once, and the final flush's retries."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import ALICE_TOKEN
+from huggingface_hub import HfApi
+from pydantic import SecretStr
+from reliability_support import wait_for
+
+from tasks.generation.batch_writer import write_parquet_atomic
+from tasks.generation.checkpoint import MAX_FINAL_ATTEMPTS, Checkpointer, CheckpointTarget
+from tasks.generation.errors import CheckpointRefusedError
+from tasks.generation.state import STATE_FILE, GenerationState, batch_files
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT = 60.0  # bound of every wait for the committer (generous: the CI machines are shared)
+
+
+def _prepared(
+    folder: Path, repo_id: str, run: str, num_records: int, interval: float = 0.0, **options: Any
+) -> Checkpointer:
+    """A prepared checkpointer of run ``run`` (its config hash) of one-record batches, to the branch ``ckpt``;
+    every batch is written to ``folder`` with the run's name in it (so files of two runs differ)."""
+    state = GenerationState(config_hash=run, seed=0, batch_size=1, num_records=num_records, processors=[])
+    target = CheckpointTarget(
+        repo_id=repo_id, branch="ckpt", interval_seconds=interval, token=SecretStr(ALICE_TOKEN), **options
+    )
+    for index in range(num_records):
+        write_parquet_atomic(pa.table({"run": [run], "i": [index]}), folder / batch_files(index, [])[0])
+    checkpointer = Checkpointer(target, folder, state)
+    checkpointer.prepare()
+    return checkpointer
+
+
+def _add(checkpointer: Checkpointer, *indices: int) -> None:
+    """Queue batches together (one commit) and wait until a commit holds them or the checkpointer refused."""
+    with checkpointer._cond:  # queued before the committer looks
+        for index in indices:
+            checkpointer.add(batch_files(index, []), index)
+
+    def landed() -> bool:
+        committed = {i for c in checkpointer.commits for i in c.batches}
+        return checkpointer.refused is not None or set(indices) <= committed
+
+    assert wait_for(landed, WAIT)
+
+
+def _branch(repo_id: str) -> tuple[GenerationState, dict[int, str]]:
+    """The branch's state, and the run written in each of its batch files."""
+    api = HfApi(token=ALICE_TOKEN)
+    state = GenerationState.model_validate_json(
+        Path(api.hf_hub_download(repo_id, STATE_FILE, repo_type="dataset", revision="ckpt")).read_text()
+    )
+    runs = {}
+    for path in api.list_repo_files(repo_id, repo_type="dataset", revision="ckpt"):
+        if path.startswith("parquet-files/"):
+            local = api.hf_hub_download(repo_id, path, repo_type="dataset", revision="ckpt")
+            table = pq.read_table(local)
+            runs[table["i"][0].as_py()] = table["run"][0].as_py()
+    return state, runs
+
+
+@pytest.mark.parametrize("worker", ["1", "0"], ids=["worker-process", "thread"])
+def test_a_second_run_on_the_branch_refuses_instead_of_overwriting_the_first_ones_batches(
+    hub: Any, repo_id: str, tmp_path: Path, worker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two different runs prepared on the same empty branch: the second one's commit, made on the head it saw
+    before the first one committed, must not replace the first one's batch 0 (the first run's state would then
+    claim a batch file holding the other run's records, which a resume would take as its own)."""
+    monkeypatch.setenv("HFDS_CHECKPOINT_WORKER", worker)
+    first = _prepared(tmp_path / "a", repo_id, "a", 3)
+    second = _prepared(tmp_path / "b", repo_id, "b", 3)
+    first.start()
+    second.start()
+    _add(first, 0)
+    _add(second, 0)
+    assert second.commits == [] and second.refused is not None
+    assert "config a" in second.refused and "another checkpoint branch" in second.refused, second.refused
+    with pytest.raises(CheckpointRefusedError):
+        second.add(batch_files(1, []), 1)
+    _add(first, 1)
+    second.close()
+    assert first.close() and first.refused is None
+    state, runs = _branch(repo_id)
+    assert (state.config_hash, state.completed_batches, runs) == ("a", [0, 1], {0: "a", 1: "a"})
+
+
+def test_a_run_whose_checkpoint_another_run_replaced_stops_instead_of_mixing_with_it(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """A run that starts on a branch holding another run's checkpoint replaces it (it cannot tell a live run from
+    a crashed one); the replaced run, still going, must not then add its batches and state next to the new
+    run's files."""
+    first = _prepared(tmp_path / "a", repo_id, "a", 3)
+    first.start()
+    _add(first, 0)
+    # Prepared after the first run's commit: it sees that checkpoint, and takes the branch over.
+    second = _prepared(tmp_path / "b", repo_id, "b", 2)
+    second.start()
+    _add(second, 0)
+    assert second.refused is None
+    _add(first, 1)
+    assert first.refused is not None and "config b" in first.refused, first.refused
+    _add(second, 1)
+    first.close()
+    assert second.close()
+    state, runs = _branch(repo_id)
+    assert (state.config_hash, state.completed_batches, runs) == ("b", [0, 1], {0: "b", 1: "b"})
+
+
+def test_two_runs_of_one_config_checkpointing_at_once_keep_each_others_batches(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """The same run started twice (same config, seed, sizes) writes identical batches: each one's commit, made on
+    a head the other moved, is rebuilt on the new head, and the state keeps the batches of both."""
+    first = _prepared(tmp_path / "a", repo_id, "same", 4)
+    second = _prepared(tmp_path / "b", repo_id, "same", 4)
+    first.start()
+    second.start()
+    _add(first, 0, 1)
+    _add(second, 2)
+    _add(first, 3)
+    assert first.close() and second.close()
+    assert first.refused is None and second.refused is None
+    state, runs = _branch(repo_id)
+    assert (state.completed_batches, sorted(runs)) == ([0, 1, 2, 3], [0, 1, 2, 3])
+    # A resume finds all of them.
+    again = _prepared(tmp_path / "c", repo_id, "same", 4)
+    assert again.remote_batches == {0, 1, 2, 3}
+
+
+def test_a_failed_final_checkpoint_is_retried_soon_not_after_the_interval(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """The run is ending: a commit that failed (503) is tried again after a short back-off, not an interval."""
+    checkpointer = _prepared(tmp_path, repo_id, "a", 1, interval=3600)
+    checkpointer.start()
+    hub.faults.add("commit", status=503, repo=repo_id)
+    checkpointer.add(batch_files(0, []), 0)
+    closing = threading.Thread(target=checkpointer.close, daemon=True)
+    closing.start()
+    closing.join(timeout=WAIT)
+    assert not closing.is_alive(), "the final checkpoint waited for the interval"
+    assert [c.batches for c in checkpointer.commits] == [[0]]
+    assert [r.status for r in hub.requests if r.route == "commit" and r.repo == repo_id] == [503, 200]
+
+
+def test_a_final_checkpoint_failing_for_good_gives_up_after_a_few_attempts_and_says_what_is_left(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    checkpointer = _prepared(tmp_path, repo_id, "a", 1, interval=3600)
+    checkpointer.start()
+    hub.faults.add("commit", status=503, repo=repo_id, count=None)
+    checkpointer.add(batch_files(0, []), 0)
+    closing = threading.Thread(target=checkpointer.close, daemon=True)
+    closing.start()
+    closing.join(timeout=WAIT)
+    assert not closing.is_alive(), "the final checkpoint waited for the interval"
+    assert checkpointer.commits == [] and "503" in str(checkpointer.error)
+    statuses = [r.status for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+    assert statuses == [503] * MAX_FINAL_ATTEMPTS
+    assert checkpointer.not_checkpointed == batch_files(0, [])
+
+
+def test_a_failed_periodic_checkpoint_still_waits_for_the_interval(hub: Any, repo_id: str, tmp_path: Path) -> None:
+    """Only the final flush retries soon: while generating, the Hub's commit budget (about 128 per hour per repo)
+    is shared by every retry."""
+    checkpointer = _prepared(tmp_path, repo_id, "a", 2, interval=4)
+    checkpointer.start()
+    hub.faults.add("commit", status=503, repo=repo_id)
+    checkpointer.add(batch_files(0, []), 0)
+    assert wait_for(lambda: bool(checkpointer.commits), WAIT)
+    checkpointer.close(flush=False)
+    refused, landed = [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+    assert (refused.status, landed.status) == (503, 200)
+    assert landed.time - refused.time >= 2  # not the final flush's 1 s back-off (the interval, less the upload)
+
+
+def test_a_resume_restores_the_checkpoint_it_read_though_another_run_replaced_it_since(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """A resume reads the checkpoint's state, then downloads its batches: the batches must be those of the state
+    it read, not those another run committed to the branch in between (same names and sizes, other records)."""
+    first = _prepared(tmp_path / "a", repo_id, "a", 2)
+    first.start()
+    _add(first, 0)
+    first.close(flush=False)
+    resume = _prepared(tmp_path / "resume", repo_id, "a", 2)
+    (tmp_path / "resume" / batch_files(0, [])[0]).unlink()  # the folder is gone: batch 0 comes from the checkpoint
+    assert resume.remote_batches == {0}
+    other = _prepared(tmp_path / "b", repo_id, "b", 2)  # takes the branch over before the resume downloads
+    other.start()
+    _add(other, 0)
+    other.close(flush=False)
+    assert resume.download({0}) == {0}
+    restored = pq.read_table(tmp_path / "resume" / batch_files(0, [])[0])
+    assert restored["run"].to_pylist() == ["a"]
+
+
+def test_two_runs_of_one_config_replacing_an_old_checkpoint_at_once_keep_each_others_batches(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """Both runs plan to delete the old checkpoint's files; once one of them has committed its own batch under
+    the same name, the other's rebuilt commit must not delete it (its state would claim a missing batch)."""
+    old = _prepared(tmp_path / "old", repo_id, "old", 2)
+    old.start()
+    _add(old, 0, 1)
+    old.close(flush=False)
+    first = _prepared(tmp_path / "a", repo_id, "same", 3)
+    second = _prepared(tmp_path / "b", repo_id, "same", 3)
+    first.start()
+    second.start()
+    _add(first, 0)
+    _add(second, 2)
+    assert first.close() and second.close()
+    state, runs = _branch(repo_id)
+    assert (state.config_hash, state.completed_batches, runs) == ("same", [0, 2], {0: "same", 2: "same"})
+
+
+def test_a_run_stopped_by_a_refused_checkpoint_lets_its_running_batches_finish_before_freeing_the_folder(
+    prefect_api: None, hub: Any, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal raised in the generation loop (here: a 403) stops the run. A batch still running must finish
+    before the run releases the folder's lock: else it writes into a folder that the next run may own already
+    (a different run's batch there is published with it, or taken for its own)."""
+    import fcntl
+
+    from conftest import BOB_TOKEN
+
+    from flows.generate import generate_dataset
+    from tasks.folder_lock import LOCK_FILE
+    from tasks.generation import batch as batch_module
+
+    theirs = repo_id.replace("alice/", "bob/")
+    HfApi(token=BOB_TOKEN).create_repo(theirs, repo_type="dataset")
+    target = CheckpointTarget(repo_id=theirs, branch="main", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    real = batch_module.write_batch
+    release = threading.Event()
+    locked: list[bool] = []  # whether the folder was still locked when the late batch had written
+
+    def refused() -> bool:
+        committers = [t for t in threading.enumerate() if t.name == "checkpoint-committer" and t.is_alive()]
+        return not committers and any(r.repo == theirs and r.status == 403 for r in hub.requests)
+
+    def gated(plan: Any, root: Path, *, seed: int, batch_index: int, num_rows: int) -> Any:
+        if batch_index == 1:  # done once the committer has stopped on the 403: the loop's add() then raises
+            assert wait_for(refused, WAIT)
+        if batch_index == 2:  # still running then
+            release.wait(timeout=5)
+        result = real(plan, root, seed=seed, batch_index=batch_index, num_rows=num_rows)
+        if batch_index == 2:
+            with (root / LOCK_FILE).open("a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    locked.append(False)
+                except BlockingIOError:
+                    locked.append(True)
+        return result
+
+    monkeypatch.setattr(batch_module, "write_batch", gated)
+    with pytest.raises(CheckpointRefusedError):
+        generate_dataset(
+            ROOT / "examples" / "multilingual_greetings.yaml",
+            500,
+            tmp_path / "out",
+            batch_size=100,
+            checkpoint=target,
+            max_in_flight=2,
+        )
+    release.set()
+    assert wait_for(lambda: bool(locked), WAIT)
+    assert locked == [True]
+
+
+def test_a_run_that_does_not_resume_does_not_claim_the_checkpoints_earlier_batches(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """``resume=False`` regenerates every batch (LLM answers may differ from the earlier run's): the checkpoint
+    must then hold only batches of the new run, or a crash followed by a resume mixes the two."""
+    earlier = _prepared(tmp_path / "earlier", repo_id, "same", 3)
+    earlier.start()
+    _add(earlier, 0, 1, 2)
+    earlier.close(flush=False)
+    state = GenerationState(config_hash="same", seed=0, batch_size=1, num_records=3, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    again = Checkpointer(target, tmp_path / "again", state)
+    assert again.prepare(reuse=False) is None and again.remote_batches == set()
+    write_parquet_atomic(pa.table({"run": ["again"], "i": [0]}), tmp_path / "again" / batch_files(0, [])[0])
+    again.start()
+    _add(again, 0)
+    again.close(flush=False)
+    remote, runs = _branch(repo_id)
+    assert (remote.completed_batches, runs) == ([0], {0: "again"})
+
+
+def test_a_generation_without_resume_that_fails_leaves_a_checkpoint_of_its_own_batches_only(
+    prefect_api: None, hub: Any, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.generate import generate_dataset
+    from tasks.generation import batch as batch_module
+
+    greetings = ROOT / "examples" / "multilingual_greetings.yaml"
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    generate_dataset(greetings, 500, tmp_path / "earlier", batch_size=100, checkpoint=target)
+    real = batch_module.write_batch
+
+    def failing_at_batch_2(plan: Any, root: Path, *, seed: int, batch_index: int, num_rows: int) -> Any:
+        if batch_index == 2:
+            raise RuntimeError("batch 2 failed")
+        return real(plan, root, seed=seed, batch_index=batch_index, num_rows=num_rows)
+
+    monkeypatch.setattr(batch_module, "write_batch", failing_at_batch_2)
+    with pytest.raises(RuntimeError, match="batch 2 failed"):
+        generate_dataset(
+            greetings, 500, tmp_path / "again", batch_size=100, checkpoint=target, resume=False, max_in_flight=1
+        )
+    api = HfApi(token=ALICE_TOKEN)
+    state = GenerationState.model_validate_json(
+        Path(api.hf_hub_download(repo_id, STATE_FILE, repo_type="dataset", revision="ckpt")).read_text()
+    )
+    assert state.completed_batches == [0, 1]
+    files = api.list_repo_files(repo_id, repo_type="dataset", revision="ckpt")
+    assert sorted(f for f in files if f.startswith("parquet-files/")) == [batch_files(i, [])[0] for i in (0, 1)]
