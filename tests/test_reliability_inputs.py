@@ -355,6 +355,10 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
     ("huge file name", huge_name, {}, DatasetFolderError, "too long for the Hub", NONE),
     ("unknown stage", good, {"stages": ["data", "everything"]}, ParameterTypeError, "stages", NONE),
     ("tag revision", good, {"revision": "refs/tags/v1"}, InvalidParameterError, "push to a branch name", NONE),
+    # Branch names git refuses: the Hub's 400 would come only after the repo was created.
+    ("revision with ..", good, {"revision": "a..b"}, InvalidParameterError, "not a valid branch name", NONE),
+    ("revision with ~", good, {"revision": "nightly~1"}, InvalidParameterError, "not a valid branch name", NONE),
+    ("revision ending .lock", good, {"revision": "x.lock"}, InvalidParameterError, "not a valid branch name", NONE),
     (
         "card template missing",
         good,
