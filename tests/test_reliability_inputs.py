@@ -410,6 +410,25 @@ def test_push_refuses_bad_input(
     REFUSED.append(request.node.callspec.id)
 
 
+def test_a_credentials_block_that_is_not_saved_is_named_before_any_request(
+    hub: Any, tmp_path: Path, repo_id: str
+) -> None:
+    """A deployment run naming a block nobody saved says which parameter is wrong and what to do, not only
+    Prefect's "Unable to find block document", and contacts no Hub."""
+    from deployments.entrypoints import push_folder
+    from deployments.parameters import PushParameters
+
+    params = PushParameters(
+        dataset_dir=str(good(tmp_path)), repo_id=repo_id, description=DESCRIPTION, credentials_block="never-saved"
+    )
+    hub.clear_requests()
+    with pytest.raises(InvalidParameterError) as info:
+        push_folder(params)
+    message = str(info.value)
+    assert "credentials_block 'never-saved'" in message and "HF_TOKEN" in message, message
+    assert not hub.requests
+
+
 def test_cli_names_the_problem_in_its_one_line(
     hub: Any, tmp_path: Path, repo_id: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
