@@ -198,6 +198,12 @@ def generate_dataset(
             raise ValueError(f"{name} must be at least {least}, got {value}.")
     if max_in_flight is not None and max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1 (or None for the default), got {max_in_flight}.")
+    if dask_address and task_runner != "dask":  # it would be ignored: the batches would run on threads
+        raise ValueError(
+            f"dask_address {dask_address!r} is used only with task_runner='dask', and task_runner is "
+            f"{task_runner!r}: set task_runner to 'dask' to run the batches on that cluster, or leave dask_address "
+            "empty."
+        )
     if task_runner == "dask" and importlib.util.find_spec("prefect_dask") is None:
         raise ValueError(
             "task_runner='dask' needs prefect-dask: install the project's dask extra (pip install -e '.[dask]')."

@@ -340,6 +340,15 @@ def test_dask_runner_without_prefect_dask_fails_before_anything_is_written(
     assert not (tmp_path / "x").exists()
 
 
+def test_a_dask_address_without_the_dask_runner_is_refused_before_anything_is_written(
+    prefect_api: None, tmp_path: Path
+) -> None:
+    """Alone, dask_address would be ignored (the batches would run on threads): it must be said, not done."""
+    with pytest.raises(ValueError, match=r"dask_address 'tcp://scheduler:8786' is used only with task_runner='dask'"):
+        generate_dataset(GREETINGS, 100, tmp_path / "x", dask_address="tcp://scheduler:8786")
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_reports_errors_in_one_line(
     prefect_api: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
