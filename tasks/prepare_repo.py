@@ -43,10 +43,17 @@ def check_token_with_hub(api: HfApi, token: str) -> str:
         return str(api.whoami(token=token)["name"])
     except HfHubHTTPError as exc:
         if http_status(exc) == 401:
+            # Name the Hub: a huggingface.co token sent to a self-hosted Hub (HF_ENDPOINT) is rejected too, and
+            # "create a token at huggingface.co" would send the user the wrong way.
+            endpoint = api.endpoint.rstrip("/")
+            where = (
+                f"{endpoint}/settings/tokens"
+                if endpoint == "https://huggingface.co"
+                else "the Hub that HF_ENDPOINT names (a huggingface.co token is not valid there)"
+            )
             raise PermissionError(
-                "The Hub rejected the token (401). Create a token with write access at "
-                "https://huggingface.co/settings/tokens and pass it as token=..., a HuggingFaceCredentials block, "
-                "HF_TOKEN, or `hf auth login`."
+                f"The Hub at {endpoint} rejected the token (401). Create a token with write access at {where}, "
+                "and pass it as token=..., a HuggingFaceCredentials block, HF_TOKEN, or `hf auth login`."
             ) from None
         raise
 

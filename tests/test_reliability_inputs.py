@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ALICE_TOKEN, BOB_TOKEN
+from conftest import ALICE_TOKEN, BOB_TOKEN, HUB_URL
 from factories import make_dataset_folder
 from huggingface_hub.errors import HfHubHTTPError
 from prefect.exceptions import ParameterTypeError
@@ -206,7 +206,8 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
         good,
         {"token": SecretStr("hf_not_a_real_token_000000")},
         PermissionError,
-        "rejected the token (401)",
+        f"The Hub at {HUB_URL} rejected the token (401). Create a token with write access at the Hub that "
+        "HF_ENDPOINT names",
         frozenset({"whoami"}),
     ),
     (
