@@ -213,7 +213,7 @@ def push_dataset(
             repo_id,
             time.monotonic() - started,
             len(push.commits),
-            f", {earlier} of them by an earlier attempt of this run (Cached)" if earlier else "",
+            f", {earlier} of them by an earlier attempt (Cached)" if earlier else "",
         )
         return push
 
