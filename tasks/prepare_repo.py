@@ -21,13 +21,14 @@ Example:
 from __future__ import annotations
 
 from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from prefect import task
 from pydantic import BaseModel, SecretStr
 
 from tasks.hub_client import hub_api
 from tasks.hub_commit import HubTarget
 from tasks.retry_policy import http_status, retry_options
+from tasks.validation import InvalidParameterError
 
 
 class RepoReady(BaseModel):
@@ -62,7 +63,19 @@ def create_repo_and_branch(api: HfApi, target: HubTarget, private: bool, token: 
     """Create the repo if needed, apply ``private=True`` to an existing repo, create the branch; return its URL.
 
     ``token=None`` uses the client's own token.
+
+    Raises:
+        InvalidParameterError: ``target.revision`` is a pull request (``refs/pr/N``) the repo does not have; checked
+            first, so no repo is created for it.
     """
+    if target.revision.startswith("refs/pr/"):
+        try:
+            api.repo_info(target.repo_id, repo_type=target.repo_type, revision=target.revision, token=token)
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            raise InvalidParameterError(
+                f"revision {target.revision!r}: {target.repo_id} has no pull request {target.revision}. Give one "
+                "that is open (its number is in its URL, .../discussions/N), or push with create_pr to open one."
+            ) from None
     url = api.create_repo(
         target.repo_id, repo_type=target.repo_type, private=private or None, exist_ok=True, token=token
     )

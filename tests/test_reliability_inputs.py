@@ -361,6 +361,14 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
     ("revision with ~", good, {"revision": "nightly~1"}, InvalidParameterError, "not a valid branch name", NONE),
     ("revision ending .lock", good, {"revision": "x.lock"}, InvalidParameterError, "not a valid branch name", NONE),
     (
+        "pull request that does not exist",
+        good,
+        {"revision": "refs/pr/999"},
+        InvalidParameterError,
+        "has no pull request refs/pr/999",
+        frozenset({"whoami", "repo-info"}),  # the token and the pull request are the Hub's to say; no repo made
+    ),
+    (
         "card template missing",
         good,
         {"card_template": "/nonexistent/card.j2"},
