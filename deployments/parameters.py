@@ -37,7 +37,10 @@ RepoId = Annotated[
     Field(
         pattern=REPO_ID_PATTERN,
         max_length=193,
-        description="The dataset repo, as namespace/name (created if missing).",
+        description=(
+            "The dataset repo, as namespace/name (created if missing): each part 1-96 letters, digits, '-', '_' or "
+            "'.', not starting or ending with '-' or '.', without '--' or '..'."
+        ),
         examples=["alice/multilingual-greetings"],
     ),
     AfterValidator(validate_repo_id),  # after the Field, so its pattern stays in the schema the server checks
