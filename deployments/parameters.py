@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.stage_plan import StageName
 from tasks.validation import (
@@ -37,7 +37,10 @@ RepoId = Annotated[
     Field(
         pattern=REPO_ID_PATTERN,
         max_length=193,
-        description="The dataset repo, as namespace/name (created if missing).",
+        description=(
+            "The dataset repo, as namespace/name (created if missing): each part 1-96 letters, digits, '-', '_' or "
+            "'.', not starting or ending with '-' or '.', without '--' or '..'."
+        ),
         examples=["alice/multilingual-greetings"],
     ),
     AfterValidator(validate_repo_id),  # after the Field, so its pattern stays in the schema the server checks
@@ -175,6 +178,16 @@ class GenerateAndPushParameters(CardParameters):
     checkpoint_interval_seconds: float = Field(
         default=60.0, ge=1, description="At most one checkpoint commit per this many seconds."
     )
+
+    @model_validator(mode="after")
+    def _dask_address_needs_dask(self) -> GenerateAndPushParameters:
+        # Checked when the run starts, before generating: the schema the server checks cannot relate two fields.
+        if self.dask_address and self.task_runner != "dask":
+            raise ValueError(
+                f"dask_address is set but task_runner is {self.task_runner!r}, so the batches would run on threads: "
+                "set task_runner to 'dask' to use that cluster, or leave dask_address empty."
+            )
+        return self
 
 
 class VerifyParameters(_Parameters):

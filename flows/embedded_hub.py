@@ -7,6 +7,7 @@ endpoint, a local token and ``HF_HUB_DISABLE_XET=1`` (the embedded Hub speaks LF
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -18,10 +19,36 @@ LOCAL_USER = "local"
 LOCAL_TOKEN = "hf_local_token"  # noqa: S105 - the embedded Hub's documented default user; never valid on huggingface.co
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# The port a data folder was last served on, kept in the folder: the Hub's URLs (the dataset card's citation, the
+# commit links, the "browse them again" hint) name it, so a new port each run would make an identical re-push
+# commit a new card.
+PORT_FILE = ".embedded-hub-port"
+
+
+def _free_port(preferred: int = 0) -> int:
+    """``preferred`` when it can be bound now, else a free port the system picks."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port on 127.0.0.1")  # unreachable: binding port 0 does not fail for want of one
+
+
+def hub_port(data_dir: Path) -> int:
+    """The port to serve ``data_dir`` on: the one it was served on last time when free, else a new one (kept)."""
+    saved = data_dir / PORT_FILE
+    try:
+        previous = int(saved.read_text().strip())
+    except (OSError, ValueError):
+        previous = 0
+    port = _free_port(previous if 1024 <= previous <= 65535 else 0)
+    if port != previous:
+        with contextlib.suppress(OSError):  # a read-only folder: the next run picks a port again
+            saved.write_text(f"{port}\n")
+    return port
 
 
 def _wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -41,10 +68,11 @@ def run_with_embedded_hub(data_dir: Path, module: str, args: list[str]) -> int:
     """Start ``localhub`` on ``data_dir``, run ``python -m module *args`` against it, stop the Hub.
 
     Returns the child's exit code. The Hub's repos stay in ``data_dir``: start it again with
-    ``python -m localhub --data-dir DIR`` to browse or download them.
+    ``python -m localhub --data-dir DIR`` to browse or download them. Each run on ``data_dir`` serves on the port
+    of the run before when it is free (``hub_port``), so the URLs that pushes write into cards stay the same.
     """
-    port = _free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
+    port = hub_port(data_dir)
     hub = subprocess.Popen(
         [
             sys.executable,

@@ -204,6 +204,12 @@ def generate_dataset(
             raise ValueError(f"{name} must be at least {least}, got {value}.")
     if max_in_flight is not None and max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1 (or None for the default), got {max_in_flight}.")
+    if dask_address and task_runner != "dask":  # it would be ignored: the batches would run on threads
+        raise ValueError(
+            f"dask_address {dask_address!r} is used only with task_runner='dask', and task_runner is "
+            f"{task_runner!r}: set task_runner to 'dask' to run the batches on that cluster, or leave dask_address "
+            "empty."
+        )
     if task_runner == "dask" and importlib.util.find_spec("prefect_dask") is None:
         raise ValueError(
             "task_runner='dask' needs prefect-dask: install the project's dask extra (pip install -e '.[dask]')."
@@ -243,9 +249,15 @@ def generate_dataset(
         completed: set[int] = set()
         if resume and previous is not None and previous.same_run(state):
             completed = {i for i in range(total) if batch_is_complete(root, state, i)}
-        removed = remove_stale_files(root, state, keep=completed)
+        # metadata.json and builder_config.json go in every run (rewritten at its end): only batches say that an
+        # earlier generation's (or an incomplete batch's) files were removed.
+        removed = [p for p in remove_stale_files(root, state, keep=completed) if p.suffix == ".parquet"]
         if removed:
-            logger.info("removed %d files of an earlier, different generation in %s", len(removed), root)
+            logger.info(
+                "removed %d batch files of an earlier generation (or of incomplete batches) in %s",
+                len(removed),
+                root,
+            )
         # This run's state before anything else lands in the folder (batches restored from a checkpoint): killed
         # from here on, the folder is this run's, never an earlier run's with other batches in it.
         write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))

@@ -17,9 +17,10 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
 from pydantic import SecretStr
 
@@ -171,9 +172,11 @@ def push_dataset(
                 stage, current_revision, head_start is not None and head_start.error is None, current_head
             )
             try:
-                stage_result = (
-                    STAGE_TASKS[stage](stage_job, card) if stage == "card" else STAGE_TASKS[stage](stage_job)
-                )
+                arguments = (stage_job, card) if stage == "card" else (stage_job,)
+                state = cast("State[StageResult]", STAGE_TASKS[stage](*arguments, return_state=True))
+                stage_result = state.result()  # raises the stage's error when it failed
+                if state.name == "Cached":  # a Retry: an earlier attempt committed it; the table must not claim it
+                    stage_result = stage_result.model_copy(update={"cached": True})
             except Exception as exc:  # the failed run is the one a user opens the table for
                 rows = [row for r in results for row in r.rows()]
                 later = selected[selected.index(stage) + 1 :]
@@ -204,7 +207,14 @@ def push_dataset(
             url,
             credentials_block=block,
         )
-        logger.info("Pushed %s in %.1f s: %d commit(s).", repo_id, time.monotonic() - started, len(push.commits))
+        earlier = sum(len(r.commits) for r in results if r.cached)
+        logger.info(
+            "Pushed %s in %.1f s: %d commit(s)%s.",
+            repo_id,
+            time.monotonic() - started,
+            len(push.commits),
+            f", {earlier} of them by an earlier attempt (Cached)" if earlier else "",
+        )
         return push
 
 

@@ -21,13 +21,14 @@ Example:
 from __future__ import annotations
 
 from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from prefect import task
 from pydantic import BaseModel, SecretStr
 
 from tasks.hub_client import hub_api
 from tasks.hub_commit import HubTarget
 from tasks.retry_policy import http_status, retry_options
+from tasks.validation import InvalidParameterError
 
 
 class RepoReady(BaseModel):
@@ -43,10 +44,17 @@ def check_token_with_hub(api: HfApi, token: str) -> str:
         return str(api.whoami(token=token)["name"])
     except HfHubHTTPError as exc:
         if http_status(exc) == 401:
+            # Name the Hub: a huggingface.co token sent to a self-hosted Hub (HF_ENDPOINT) is rejected too, and
+            # "create a token at huggingface.co" would send the user the wrong way.
+            endpoint = api.endpoint.rstrip("/")
+            where = (
+                f"{endpoint}/settings/tokens"
+                if endpoint == "https://huggingface.co"
+                else "the Hub that HF_ENDPOINT names (a huggingface.co token is not valid there)"
+            )
             raise PermissionError(
-                "The Hub rejected the token (401). Create a token with write access at "
-                "https://huggingface.co/settings/tokens and pass it as token=..., a HuggingFaceCredentials block, "
-                "HF_TOKEN, or `hf auth login`."
+                f"The Hub at {endpoint} rejected the token (401). Create a token with write access at {where}, "
+                "and pass it as token=..., a HuggingFaceCredentials block, HF_TOKEN, or `hf auth login`."
             ) from None
         raise
 
@@ -55,7 +63,19 @@ def create_repo_and_branch(api: HfApi, target: HubTarget, private: bool, token: 
     """Create the repo if needed, apply ``private=True`` to an existing repo, create the branch; return its URL.
 
     ``token=None`` uses the client's own token.
+
+    Raises:
+        InvalidParameterError: ``target.revision`` is a pull request (``refs/pr/N``) the repo does not have; checked
+            first, so no repo is created for it.
     """
+    if target.revision.startswith("refs/pr/"):
+        try:
+            api.repo_info(target.repo_id, repo_type=target.repo_type, revision=target.revision, token=token)
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            raise InvalidParameterError(
+                f"revision {target.revision!r}: {target.repo_id} has no pull request {target.revision}. Give one "
+                "that is open (its number is in its URL, .../discussions/N), or push with create_pr to open one."
+            ) from None
     url = api.create_repo(
         target.repo_id, repo_type=target.repo_type, private=private or None, exist_ok=True, token=token
     )

@@ -101,13 +101,23 @@ class StageJob(BaseModel):
     head: str | None = None
 
 
+THIS_ATTEMPT, EARLIER_ATTEMPT = "this", "earlier (Cached)"
+
+
 def table_row(
-    stage: str, commit: str, *, unchanged: int = 0, made: CommitRecord | None = None, seconds: float | None = 0.0
+    stage: str,
+    commit: str,
+    *,
+    unchanged: int = 0,
+    made: CommitRecord | None = None,
+    seconds: float | None = 0.0,
+    attempt: str = THIS_ATTEMPT,
 ) -> dict[str, Any]:
     """One row of a run's stage table (its table artifact): a commit made, or a stage's state in ``commit``.
 
     ``seconds`` is the whole stage's time, on its first row; ``None`` (an empty cell) on its other rows, so that
-    the column adds up to the push's time.
+    the column adds up to the push's time. ``attempt`` says which attempt of the flow run did the work: a Retry
+    takes the stages that had committed from the cache, and their bytes and seconds are the earlier attempt's.
     """
     return {
         "stage": stage,
@@ -117,6 +127,7 @@ def table_row(
         "unchanged": unchanged,
         "bytes sent": made.bytes_sent if made else 0,
         "seconds": "" if seconds is None else round(seconds, 2),
+        "attempt": attempt,
         "url": made.url if made else "",
     }
 
@@ -130,6 +141,7 @@ class StageResult(BaseModel):
     skipped: bool = False
     revision: str = "main"  # where later stages commit (``refs/pr/N`` once a pull request is open)
     head: str = ""  # the branch head the stage left (its last commit, or the head it found unchanged)
+    cached: bool = False  # taken from the cache by a Retry: an earlier attempt of the run made its commits
 
     @property
     def commits(self) -> list[CommitRecord]:
@@ -139,18 +151,26 @@ class StageResult(BaseModel):
     def rows(self) -> list[dict[str, Any]]:
         """Rows of the run's stage table: one per commit, or one for a stage or commit plan without commit; the
         stage's seconds on its first row only."""
+        attempt = EARLIER_ATTEMPT if self.cached else THIS_ATTEMPT
         if not self.outcomes or self.skipped:
-            rows = [table_row(self.stage, "skipped (nothing to push)" if self.skipped else "", seconds=None)]
+            state = "skipped (nothing to push)" if self.skipped else ""
+            rows = [table_row(self.stage, state, seconds=None, attempt=attempt)]
         else:
             rows = []
             for outcome in self.outcomes:
                 unchanged = outcome.files_unchanged
                 if not outcome.commits:
                     rows.append(
-                        table_row(outcome.label, "unchanged (no commit)", unchanged=unchanged, seconds=None)
+                        table_row(
+                            outcome.label,
+                            "unchanged (no commit)",
+                            unchanged=unchanged,
+                            seconds=None,
+                            attempt=attempt,
+                        )
                     )
                 rows += [
-                    table_row(outcome.label, c.oid, unchanged=unchanged, made=c, seconds=None)
+                    table_row(outcome.label, c.oid, unchanged=unchanged, made=c, seconds=None, attempt=attempt)
                     for c in outcome.commits
                 ]
         rows[0]["seconds"] = round(self.seconds, 2)

@@ -98,12 +98,37 @@ def _unclosed_block(text: str) -> str | None:
     return None
 
 
+# What ``git check-ref-format --branch`` refuses inside a name: the Hub refuses such a branch with a 400, but only
+# once the push has created the repo.
+_BAD_BRANCH_TEXT = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
 def validate_revision(revision: str) -> str:
-    """Refuse revisions the Hub cannot commit to (empty, tags-looking refs, whitespace)."""
+    """Refuse revisions the Hub cannot commit to: empty, tag-looking refs, names git refuses as a branch.
+
+    Raises:
+        InvalidParameterError: naming the revision and the rule it breaks.
+    """
     if not revision or revision != revision.strip() or " " in revision:
         raise InvalidParameterError(f"revision {revision!r} is not a valid branch name.")
-    if revision.startswith("refs/") and not re.fullmatch(r"refs/pr/\d+", revision):
-        raise InvalidParameterError(f"revision {revision!r}: push to a branch name or to 'refs/pr/N'.")
+    if revision.startswith("refs/"):
+        if not re.fullmatch(r"refs/pr/\d+", revision):
+            raise InvalidParameterError(f"revision {revision!r}: push to a branch name or to 'refs/pr/N'.")
+        return revision
+    parts = revision.split("/")
+    if (
+        _BAD_BRANCH_TEXT.search(revision)
+        or revision in ("@", "HEAD")
+        or revision.startswith("-")
+        or revision.endswith(".")
+        or any(not part or part.startswith(".") or part.endswith(".lock") for part in parts)
+    ):
+        raise InvalidParameterError(
+            f"revision {revision!r} is not a valid branch name: git (and so the Hub) refuses '..', '//', '@{{', "
+            "spaces, control characters and any of ~ ^ : ? * [ \\, a name that starts with '-' or ends with '.', "
+            "'@' and 'HEAD', and a '/'-separated part that is empty, starts with '.' or ends with '.lock'. "
+            "Use letters, digits, '-', '_', '.' and '/', e.g. 'nightly' or 'runs/2026-11-22'."
+        )
     return revision
 
 

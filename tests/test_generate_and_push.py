@@ -110,7 +110,8 @@ def test_the_command_line_refuses_a_bad_card_option_before_a_flow_run(
 
 
 def test_readme_main_command_runs_on_the_embedded_hub(tmp_path: Path) -> None:
-    """`make demo`'s command, as written, with a smaller record count: no account, no HF_ENDPOINT given."""
+    """`make demo`'s command, as written, with a smaller record count: no account, no HF_ENDPOINT given. Run
+    again, it finds everything on the Hub: no commit, not even of the card (whose citation names the Hub's URL)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PREFECT_API"))}
     env.update(
         {
@@ -119,28 +120,36 @@ def test_readme_main_command_runs_on_the_embedded_hub(tmp_path: Path) -> None:
             "HFDS_WORK_DIR": str(tmp_path / "work"),
         }
     )
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flows.generate_and_push",
-            str(EXAMPLE),
-            "local/multilingual-greetings",
-            "--num-records",
-            "200",
-            "--description",
-            "Multilingual greetings.",
-            "--local-hub",
-            str(tmp_path / "hub"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "/datasets/local/multilingual-greetings" in completed.stdout
+
+    def demo() -> str:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flows.generate_and_push",
+                str(EXAMPLE),
+                "local/multilingual-greetings",
+                "--num-records",
+                "200",
+                "--description",
+                "Multilingual greetings.",
+                "--local-hub",
+                str(tmp_path / "hub"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return completed.stdout
+
+    first = demo()
+    assert "/datasets/local/multilingual-greetings" in first
     for stage in ("card", "data", "processors-conversations", "builder-config", "metadata"):
-        assert f"\n{stage} " in completed.stdout
+        assert f"\n{stage} " in first
     assert (tmp_path / "hub").is_dir()
+    again = demo()
+    rows = [line.split()[:2] for line in again.splitlines() if line.startswith(("card ", "data ", "metadata "))]
+    assert rows == [["card", "unchanged"], ["data", "unchanged"], ["metadata", "unchanged"]], again

@@ -7,6 +7,7 @@ Flow runs cost about a second each on the session harness; pure logic is tested 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -195,6 +196,24 @@ def test_a_folder_it_did_not_write_is_not_overwritten(prefect_api: None, tmp_pat
     assert [p.name for p in sorted((folder / "parquet-files").iterdir())] == ["batch_00000.parquet"]  # replaced
 
 
+def test_a_resumed_generation_does_not_say_it_removed_another_generations_files(
+    prefect_api: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Run again with the same arguments (`make demo` twice), a generation resumes its own batches: its log must
+    not say it removed files of an earlier, different generation (metadata.json and builder_config.json are
+    rewritten by every run); a change of seed does remove the other generation's batches, and says how many."""
+    folder = tmp_path / "out"
+    generate_dataset(GREETINGS, 100, folder, batch_size=50)
+    with caplog.at_level(logging.INFO, logger="prefect.flow_runs"):
+        generate_dataset(GREETINGS, 100, folder, batch_size=50)
+    assert "resuming: 2 of 2 batches" in caplog.text
+    assert "removed" not in caplog.text, caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="prefect.flow_runs"):
+        generate_dataset(GREETINGS, 100, folder, batch_size=50, seed=1)
+    assert "removed 4 batch files of an earlier generation" in caplog.text, caplog.text
+
+
 def test_a_second_generation_into_a_busy_folder_is_refused(prefect_api: None, tmp_path: Path) -> None:
     folder = tmp_path / "busy"
     folder.mkdir()
@@ -318,6 +337,15 @@ def test_dask_runner_without_prefect_dask_fails_before_anything_is_written(
     monkeypatch.setitem(sys.modules, "prefect_dask", None)  # what the import system sees when it is not installed
     with pytest.raises(ValueError, match=r"needs prefect-dask: install the project's dask extra"):
         generate_dataset(GREETINGS, 100, tmp_path / "x", task_runner="dask")
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_dask_address_without_the_dask_runner_is_refused_before_anything_is_written(
+    prefect_api: None, tmp_path: Path
+) -> None:
+    """Alone, dask_address would be ignored (the batches would run on threads): it must be said, not done."""
+    with pytest.raises(ValueError, match=r"dask_address 'tcp://scheduler:8786' is used only with task_runner='dask'"):
+        generate_dataset(GREETINGS, 100, tmp_path / "x", dask_address="tcp://scheduler:8786")
     assert not (tmp_path / "x").exists()
 
 

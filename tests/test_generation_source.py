@@ -80,8 +80,10 @@ def test_dict_yaml_json_and_path() -> None:
 
 
 def test_missing_file_and_bad_text() -> None:
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="not found") as info:
         from_config("does/not/exist.yaml")
+    # A deployment run resolves a relative path where its worker runs: the message says where it looked.
+    assert f"does/not/exist.yaml (looked for in {Path.cwd()})" in str(info.value)
     with pytest.raises(ConfigError, match="mapping"):
         from_config("- just\n- a list\n")
 

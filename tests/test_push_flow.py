@@ -705,6 +705,24 @@ def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id
         states["push-card"] == "Cached" and states["push-data"] == "Cached" and states["push-images"] == "Cached"
     )
     assert states["push-processors"] == "Completed" and states["push-metadata"] == "Completed"
+    # The retried run's table says which commits this attempt made and which the failed one had (their bytes and
+    # seconds are that attempt's: the Retry sent nothing for them).
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    table = max((a for a in arts if a.key == f"{repo_id.replace('/', '-')}-push-summary"), key=lambda a: a.created)
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    attempts = {r["stage"]: r["attempt"] for r in rows}
+    assert attempts == {
+        "card": "earlier (Cached)",
+        "data": "earlier (Cached)",
+        "images": "earlier (Cached)",
+        "processors-conversations": "this",
+        "processors-summary": "this",
+        "builder-config": "this",
+        "metadata": "this",
+    }, rows
     lfs_bytes = sum(r.bytes_in for r in hub.requests if r.route == "lfs-upload")
     data_and_images = sum(
         p.stat().st_size for d in ("parquet-files", "images") for p in (folder / d).rglob("*") if p.is_file()

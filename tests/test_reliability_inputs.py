@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ALICE_TOKEN, BOB_TOKEN
+from conftest import ALICE_TOKEN, BOB_TOKEN, HUB_URL
 from factories import make_dataset_folder
 from huggingface_hub.errors import HfHubHTTPError
 from prefect.exceptions import ParameterTypeError
@@ -206,7 +206,8 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
         good,
         {"token": SecretStr("hf_not_a_real_token_000000")},
         PermissionError,
-        "rejected the token (401)",
+        f"The Hub at {HUB_URL} rejected the token (401). Create a token with write access at the Hub that "
+        "HF_ENDPOINT names",
         frozenset({"whoami"}),
     ),
     (
@@ -355,6 +356,18 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
     ("huge file name", huge_name, {}, DatasetFolderError, "too long for the Hub", NONE),
     ("unknown stage", good, {"stages": ["data", "everything"]}, ParameterTypeError, "stages", NONE),
     ("tag revision", good, {"revision": "refs/tags/v1"}, InvalidParameterError, "push to a branch name", NONE),
+    # Branch names git refuses: the Hub's 400 would come only after the repo was created.
+    ("revision with ..", good, {"revision": "a..b"}, InvalidParameterError, "not a valid branch name", NONE),
+    ("revision with ~", good, {"revision": "nightly~1"}, InvalidParameterError, "not a valid branch name", NONE),
+    ("revision ending .lock", good, {"revision": "x.lock"}, InvalidParameterError, "not a valid branch name", NONE),
+    (
+        "pull request that does not exist",
+        good,
+        {"revision": "refs/pr/999"},
+        InvalidParameterError,
+        "has no pull request refs/pr/999",
+        frozenset({"whoami", "repo-info"}),  # the token and the pull request are the Hub's to say; no repo made
+    ),
     (
         "card template missing",
         good,
@@ -404,6 +417,25 @@ def test_push_refuses_bad_input(
     assert routes <= allowed, f"the Hub was contacted although this could be refused first: {sorted(routes)}"
     assert not any(r.route in ("preupload", "lfs-upload", "commit") for r in hub.requests)
     REFUSED.append(request.node.callspec.id)
+
+
+def test_a_credentials_block_that_is_not_saved_is_named_before_any_request(
+    hub: Any, tmp_path: Path, repo_id: str
+) -> None:
+    """A deployment run naming a block nobody saved says which parameter is wrong and what to do, not only
+    Prefect's "Unable to find block document", and contacts no Hub."""
+    from deployments.entrypoints import push_folder
+    from deployments.parameters import PushParameters
+
+    params = PushParameters(
+        dataset_dir=str(good(tmp_path)), repo_id=repo_id, description=DESCRIPTION, credentials_block="never-saved"
+    )
+    hub.clear_requests()
+    with pytest.raises(InvalidParameterError) as info:
+        push_folder(params)
+    message = str(info.value)
+    assert "credentials_block 'never-saved'" in message and "HF_TOKEN" in message, message
+    assert not hub.requests
 
 
 def test_cli_names_the_problem_in_its_one_line(

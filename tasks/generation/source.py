@@ -188,8 +188,17 @@ def from_config(
     if not text.startswith(("{", "[")) and _is_file(text):
         return _from_file(Path(text).expanduser(), max_bytes)
     if _looks_like_path(text):
-        raise ConfigError(f"config file not found: {text}")
+        raise _not_found(text)
     return parse_config(parse_text(source))
+
+
+def _not_found(text: str) -> ConfigError:
+    """A missing config file; a relative path names the folder it was looked for in, since a deployment's run
+    resolves it in the serve process's or worker's working directory, not where the run was started."""
+    where = "" if Path(text).expanduser().is_absolute() else f" (looked for in {Path.cwd()})"
+    return ConfigError(
+        f"config file not found: {text}{where}; give a path on the machine that runs the flow, or an http(s) URL"
+    )
 
 
 def _is_file(text: str) -> bool:
@@ -205,7 +214,7 @@ def _from_file(path: Path, max_bytes: int) -> BuilderConfig:
     try:
         size = path.stat().st_size
     except OSError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise _not_found(str(path)) from None
     if size > max_bytes:
         raise ConfigError(f"{path} is {size} bytes, over the {max_bytes}-byte limit for configs")
     return parse_config(parse_text(path.read_text(encoding="utf-8"), str(path)))
