@@ -231,7 +231,10 @@ def _run_plans(
                 result.revision = commit.pr_revision
         result.outcomes.append(outcome)
         result.head = hint = outcome.head
-        made = ", ".join(c.oid[:8] for c in outcome.commits) or "no commit, unchanged"
+        # A plan without files only removes leftovers: with none found, the table calls the stage skipped.
+        made = ", ".join(c.oid[:8] for c in outcome.commits) or (
+            "no commit, unchanged" if plan.files else "nothing to push or remove, skipped"
+        )
         logger.info("Stage %s (%s): %s.", stage, plan.label, made)
     result.seconds = time.monotonic() - started
     # A plan that only deletes leftovers and found none: the folder had nothing for this stage.
