@@ -2,7 +2,8 @@
 
 Transient: 429 (after the wait the Hub asks for), 408, 5xx, timeouts and dropped connections, and the commit
 conflicts 409/412 (the stage re-reads the branch and commits again). Everything else (401, 403, 404, bad
-input) fails at once with the Hub's message: retrying cannot fix it.
+input) fails at once with the Hub's message: retrying cannot fix it. So does ``HF_HUB_OFFLINE``: huggingface_hub
+then refuses every request with ``OfflineModeIsEnabled``, a ``ConnectionError`` that no request ever caused.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 import httpx2
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.utils import parse_ratelimit_headers
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(error, HfHubHTTPError):
             status = http_status(error)
             return status is None or status in TRANSIENT_STATUS
+        if isinstance(error, OfflineModeIsEnabled):  # a setting of this process, not the network
+            return False
         if isinstance(error, _NETWORK_ERRORS):
             return True
     return False
