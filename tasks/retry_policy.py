@@ -2,8 +2,9 @@
 
 Transient: 429 (after the wait the Hub asks for), 408, 5xx, timeouts and dropped connections, and the commit
 conflicts 409/412 (the stage re-reads the branch and commits again). Everything else (401, 403, 404, bad
-input) fails at once with the Hub's message: retrying cannot fix it. So does ``HF_HUB_OFFLINE``: huggingface_hub
-then refuses every request with ``OfflineModeIsEnabled``, a ``ConnectionError`` that no request ever caused.
+input) fails at once with the Hub's message: retrying cannot fix it. So do the settings that stop every request
+before it leaves the process, although they raise network errors: ``HF_HUB_OFFLINE`` (``OfflineModeIsEnabled``, a
+``ConnectionError``) and an ``HF_ENDPOINT`` without ``https://`` (``UnsupportedProtocol``, a ``TransportError``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+# Network errors raised before any request is sent, by a setting of this process (see the module docstring).
+_SETTING_ERRORS: tuple[type[BaseException], ...] = (
+    OfflineModeIsEnabled,
+    httpx2.UnsupportedProtocol,
+    httpx.UnsupportedProtocol,
+)
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -55,7 +62,7 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(error, HfHubHTTPError):
             status = http_status(error)
             return status is None or status in TRANSIENT_STATUS
-        if isinstance(error, OfflineModeIsEnabled):  # a setting of this process, not the network
+        if isinstance(error, _SETTING_ERRORS):
             return False
         if isinstance(error, _NETWORK_ERRORS):
             return True
