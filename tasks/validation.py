@@ -6,6 +6,7 @@ import re
 
 # The Hub's own rules for each half of a repo id (huggingface_hub's validate_repo_id, and the server's).
 _REPO_PART = re.compile(r"^[A-Za-z0-9_.\-]{1,96}$")
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}")  # what huggingface_hub takes for a commit (its REGEX_COMMIT_HASH)
 
 
 class InvalidParameterError(ValueError):
@@ -99,11 +100,17 @@ def _unclosed_block(text: str) -> str | None:
 
 
 def validate_revision(revision: str) -> str:
-    """Refuse revisions the Hub cannot commit to (empty, tags-looking refs, whitespace)."""
+    """Refuse revisions the Hub cannot commit to (empty, tags-looking refs, whitespace, commit ids)."""
     if not revision or revision != revision.strip() or " " in revision:
         raise InvalidParameterError(f"revision {revision!r} is not a valid branch name.")
     if revision.startswith("refs/") and not re.fullmatch(r"refs/pr/\d+", revision):
         raise InvalidParameterError(f"revision {revision!r}: push to a branch name or to 'refs/pr/N'.")
+    # The push would create a branch of that name. huggingface_hub takes a 40-hex revision for a commit, which
+    # never changes, and serves it from its cache without asking the Hub: readers would keep the first push.
+    if _COMMIT_ID.fullmatch(revision):
+        raise InvalidParameterError(
+            f"revision {revision!r} is a commit id, which cannot be pushed to: push to a branch name or to 'refs/pr/N'."
+        )
     return revision
 
 

@@ -356,6 +356,14 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
     ("unknown stage", good, {"stages": ["data", "everything"]}, ParameterTypeError, "stages", NONE),
     ("tag revision", good, {"revision": "refs/tags/v1"}, InvalidParameterError, "push to a branch name", NONE),
     (
+        "commit id revision",
+        good,
+        {"revision": "0123456789abcdef" * 2 + "01234567"},
+        InvalidParameterError,
+        "is a commit id",
+        NONE,
+    ),
+    (
         "card template missing",
         good,
         {"card_template": "/nonexistent/card.j2"},
