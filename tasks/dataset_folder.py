@@ -88,8 +88,10 @@ def _check_inside(root: Path, path: Path) -> None:
         ) from None
     if len(rel_text.encode()) > _MAX_REPO_PATH_BYTES or any(len(p.encode()) > _MAX_NAME_BYTES for p in rel.parts):
         raise DatasetFolderError(f"{rel_text[:80]}...: the path is too long for the Hub; shorten the file name.")
-    if any(part in ("..", ".git") for part in rel.parts) or rel.is_absolute():
-        raise DatasetFolderError(f"{rel_text}: paths with '..' or '.git' segments cannot be pushed.")
+    # huggingface_hub refuses to commit a path under a '.git' or '.cache' folder (its FORBIDDEN_FOLDERS), at the
+    # stage's turn: refused here, before any stage commits. (A hidden file is not pushed at all.)
+    if any(part in ("..", ".git") for part in rel.parts) or ".cache" in rel.parent.parts or rel.is_absolute():
+        raise DatasetFolderError(f"{rel_text}: paths with '..', '.git' or '.cache' segments cannot be pushed.")
     resolved = path.resolve()
     if not resolved.is_relative_to(root):
         raise DatasetFolderError(

@@ -38,6 +38,10 @@ from huggingface_hub.utils import _http, set_client_factory
 
 logger = logging.getLogger(__name__)
 
+# The .gitignore every preupload of the project sends (a comment: no rule). Without one, the Hub applies the repo's
+# own .gitignore, and huggingface_hub leaves the files it matches out of the commit, silently.
+IGNORE_NOTHING = "# hfds: every file of the commit is pushed\n"
+
 TIMEOUT_ENV = "HFDS_HTTP_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
 CONNECT_TIMEOUT_S = 30.0

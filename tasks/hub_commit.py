@@ -36,6 +36,7 @@ from huggingface_hub.utils import build_hf_headers, paginate
 from pydantic import BaseModel, Field
 
 from tasks.file_digest import FileDigest, bytes_digest, shared_digest_cache
+from tasks.hub_client import IGNORE_NOTHING
 from tasks.retry_policy import http_status, may_have_landed, timed_out
 from tasks.stage_plan import CommitPlan, PlannedFile
 
@@ -318,8 +319,16 @@ def _upload_large_files(
     """Upload the large files among ``additions`` group by group (the Hub skips content it already has), reporting
     progress between groups; returns ``done_bytes`` plus the bytes of ``additions``."""
     for group in preupload_groups(additions):
+        # Also fetches every addition's upload mode, which ``create_commit`` then reuses, and with them whether the
+        # Hub would ignore it: never (see ``IGNORE_NOTHING``).
         api.preupload_lfs_files(
-            target.repo_id, group, revision=revision, repo_type=target.repo_type, create_pr=create_pr, token=token
+            target.repo_id,
+            group,
+            revision=revision,
+            repo_type=target.repo_type,
+            create_pr=create_pr,
+            token=token,
+            gitignore_content=IGNORE_NOTHING,
         )
         done_bytes += sum(op.upload_info.size for op in group)
         if progress is not None:

@@ -2,7 +2,13 @@
 
 Transient: 429 (after the wait the Hub asks for), 408, 5xx, timeouts and dropped connections, and the commit
 conflicts 409/412 (the stage re-reads the branch and commits again). Everything else (401, 403, 404, bad
-input) fails at once with the Hub's message: retrying cannot fix it.
+input) fails at once with the Hub's message: retrying cannot fix it. So do the settings that stop every request
+before it leaves the process, although they raise network errors: ``HF_HUB_OFFLINE`` (``OfflineModeIsEnabled``, a
+``ConnectionError``) and an ``HF_ENDPOINT`` without ``https://`` (``UnsupportedProtocol``, a ``TransportError``).
+
+hf_xet, which uploads large files to huggingface.co's storage, reports every HTTP failure of its own requests (its
+token from the Hub, the storage's answers) as a ``ConnectionError`` that names the status: a refusal among them
+(4xx but 408/429, e.g. a Hub without Xet storage, or one refusing the upload) is classified as the Hub's 4xx is.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 import httpx
 import httpx2
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.utils import parse_ratelimit_headers
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,14 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     httpx.TransportError,
     ConnectionError,
     TimeoutError,
+)
+# How hf_xet 1.x words an HTTP failure in the ConnectionError it raises: "... HTTP status client error (403 Forbidden)".
+_XET_HTTP_STATUS = re.compile(r"HTTP status (?:client|server) error \((\d{3})\b")
+# Network errors raised before any request is sent, by a setting of this process (see the module docstring).
+_SETTING_ERRORS: tuple[type[BaseException], ...] = (
+    OfflineModeIsEnabled,
+    httpx2.UnsupportedProtocol,
+    httpx.UnsupportedProtocol,
 )
 
 
@@ -54,9 +68,20 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(error, HfHubHTTPError):
             status = http_status(error)
             return status is None or status in TRANSIENT_STATUS
+        if isinstance(error, _SETTING_ERRORS):
+            return False
         if isinstance(error, _NETWORK_ERRORS):
-            return True
+            status = _xet_http_status(error)
+            return status is None or status in TRANSIENT_STATUS
     return False
+
+
+def _xet_http_status(error: BaseException) -> int | None:
+    """The HTTP status an hf_xet ``ConnectionError`` reports (see the module docstring), if it reports one."""
+    if not isinstance(error, ConnectionError):
+        return None
+    found = _XET_HTTP_STATUS.search(str(error))
+    return int(found.group(1)) if found else None
 
 
 def one_line(message: str) -> str:

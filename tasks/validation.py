@@ -6,6 +6,7 @@ import re
 
 # The Hub's own rules for each half of a repo id (huggingface_hub's validate_repo_id, and the server's).
 _REPO_PART = re.compile(r"^[A-Za-z0-9_.\-]{1,96}$")
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}")  # what huggingface_hub takes for a commit (its REGEX_COMMIT_HASH)
 
 
 class InvalidParameterError(ValueError):
@@ -104,7 +105,8 @@ _BAD_BRANCH_TEXT = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
 
 
 def validate_revision(revision: str) -> str:
-    """Refuse revisions the Hub cannot commit to: empty, tag-looking refs, names git refuses as a branch.
+    """Refuse revisions the Hub cannot commit to: empty, tag-looking refs, commit ids, names git refuses as a
+    branch.
 
     Raises:
         InvalidParameterError: naming the revision and the rule it breaks.
@@ -115,6 +117,12 @@ def validate_revision(revision: str) -> str:
         if not re.fullmatch(r"refs/pr/\d+", revision):
             raise InvalidParameterError(f"revision {revision!r}: push to a branch name or to 'refs/pr/N'.")
         return revision
+    # The push would create a branch of that name. huggingface_hub takes a 40-hex revision for a commit, which
+    # never changes, and serves it from its cache without asking the Hub: readers would keep the first push.
+    if _COMMIT_ID.fullmatch(revision):
+        raise InvalidParameterError(
+            f"revision {revision!r} is a commit id, which cannot be pushed to: push to a branch name or to 'refs/pr/N'."
+        )
     parts = revision.split("/")
     if (
         _BAD_BRANCH_TEXT.search(revision)

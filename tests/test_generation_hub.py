@@ -150,6 +150,31 @@ def test_checkpoints_to_a_published_datasets_main_keep_its_files(hub: Any, repo_
     assert {"metadata.json", "builder_config.json", batch_files(0, [])[0]} <= set(files)
 
 
+@pytest.mark.parametrize("worker", ["1", "0"])
+def test_a_gitignore_in_the_checkpoint_repo_does_not_drop_batches(
+    hub: Any, repo_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: str
+) -> None:
+    """The Hub tells preupload which paths its .gitignore matches, and huggingface_hub leaves them out of the
+    commit: the checkpoint recorded batches the branch did not hold, and a resumed run found nothing to restore."""
+    import pyarrow as pa
+
+    monkeypatch.setenv("HFDS_CHECKPOINT_WORKER", worker)
+    api = HfApi(token=ALICE_TOKEN)
+    api.create_repo(repo_id, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=b"*.parquet\n", path_in_repo=".gitignore", repo_id=repo_id, repo_type="dataset"
+    )
+    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="main", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    checkpointer = Checkpointer(target, tmp_path, state)
+    checkpointer.prepare()
+    write_parquet_atomic(pa.table({"i": [0]}), tmp_path / batch_files(0, [])[0])
+    checkpointer.start()
+    checkpointer.add(batch_files(0, []), 0)
+    assert checkpointer.close()
+    assert batch_files(0, [])[0] in api.list_repo_files(repo_id, repo_type="dataset")
+
+
 def test_an_interruption_while_the_last_batches_are_held_commits_nothing(
     hub: Any, repo_id: str, tmp_path: Path
 ) -> None:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -126,6 +128,59 @@ def test_hf_endpoint_host_counts_as_the_hub(monkeypatch: pytest.MonkeyPatch) -> 
     assert raw_url("http://127.0.0.1:5555/datasets/a/b/blob/main/x.json") == (
         "http://127.0.0.1:5555/datasets/a/b/resolve/main/x.json"
     )
+
+
+class _ProxyHandler(SimpleHTTPRequestHandler):
+    """A forward proxy that answers every request itself, noting the URL and the Authorization it was sent."""
+
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        body = EXAMPLE.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str | None]]]:
+    """Every plain-http request goes through a local proxy (as behind a corporate one): what reached it."""
+    server = _Server(("127.0.0.1", 0), _ProxyHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _ProxyHandler.seen = []
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        yield _ProxyHandler.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_hubs_token_goes_to_the_hub_only(
+    monkeypatch: pytest.MonkeyPatch, proxy: list[tuple[str, str | None]]
+) -> None:
+    # HF_TOKEN is the token of the Hub huggingface_hub talks to (HF_ENDPOINT: here the embedded one, as a company's
+    # own Hub would be). A config on huggingface.co, or on any other host, must not receive it.
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_token_of_the_endpoint")
+    endpoint = urlsplit(constants.ENDPOINT).netloc
+    for url in ("http://huggingface.co/datasets/a/b/resolve/main/x.yaml", "http://hf.co/a/b/resolve/main/x.yaml",
+                f"http://{endpoint}/datasets/a/b/resolve/main/x.yaml"):  # fmt: skip
+        from_config(url)
+    assert [(urlsplit(u).netloc, auth) for u, auth in proxy] == [
+        ("huggingface.co", None),
+        ("hf.co", None),
+        (endpoint, "Bearer hf_token_of_the_endpoint"),
+    ]
 
 
 def test_url_fetch_redirect_size_cap_timeout_and_errors(served: tuple[str, Path]) -> None:

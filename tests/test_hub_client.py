@@ -154,6 +154,7 @@ def test_the_checkpoint_worker_gives_up_on_a_commit_the_hub_never_answers(
             "files": [],
             "content": [["note.txt", "aGVsbG8="]],
             "deletes": [],
+            "gitignore": "",
         }
         worker.stdin.write(json.dumps(request) + "\n")
         worker.stdin.flush()

@@ -351,6 +351,22 @@ def test_repush_identical_then_smaller(tmp_path: Path, repo_id: str) -> None:
     assert ds.num_rows == 10
 
 
+def test_a_gitignore_in_the_repo_does_not_drop_pushed_files(tmp_path: Path, repo: str) -> None:
+    # The Hub answers preupload with shouldIgnore for paths its .gitignore matches, and huggingface_hub leaves them
+    # out of the commit: the push reported the images and the summary processor as committed, the Hub had none of
+    # them (the card declared a config without files), and every re-push committed them again, in empty commits.
+    ignore = b"*.png\nsummary/\n"
+    HfApi().create_commit(repo, [CommitOperationAdd(".gitignore", ignore)], commit_message="Ignore", repo_type="dataset",
+                          token=ALICE_TOKEN)  # fmt: skip
+    folder = make_dataset_folder(tmp_path / "ds", batches=2, rows_per_batch=5)
+    _push(folder, repo)
+    files = repo_files(repo)
+    assert "summary/summary.parquet" in files
+    assert len([p for p in files if p.startswith("images/")]) == len(list((folder / "images").rglob("*.png"))) > 0
+    before = titles(repo)
+    assert _push(folder, repo).commits == [] and titles(repo) == before
+
+
 def test_vanished_processor_loses_its_folder_and_private_applies(tmp_path: Path, repo_id: str) -> None:
     _push(make_dataset_folder(tmp_path / "a"), repo_id)
     assert not HfApi().repo_info(repo_id, repo_type="dataset", token=ALICE_TOKEN).private

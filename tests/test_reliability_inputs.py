@@ -170,6 +170,14 @@ def huge_name(root: Path) -> Path:
     return folder
 
 
+def image_under_a_cache_folder(root: Path) -> Path:
+    # huggingface_hub refuses to commit any path with a '.cache' (or '.git') segment (its FORBIDDEN_FOLDERS).
+    folder = good(root)
+    (folder / "images" / "avatar" / ".cache").mkdir()
+    (folder / "images" / "avatar" / ".cache" / "thumb.png").write_bytes(b"x")
+    return folder
+
+
 def a_file(root: Path) -> Path:
     (root / "ds.parquet").write_bytes(b"x")
     return root / "ds.parquet"
@@ -354,6 +362,7 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
     ),
     ("non-UTF-8 file name", non_utf8_name, {}, DatasetFolderError, "not valid UTF-8", NONE),
     ("huge file name", huge_name, {}, DatasetFolderError, "too long for the Hub", NONE),
+    ("image under a .cache folder", image_under_a_cache_folder, {}, DatasetFolderError, "'.cache'", NONE),
     ("unknown stage", good, {"stages": ["data", "everything"]}, ParameterTypeError, "stages", NONE),
     ("tag revision", good, {"revision": "refs/tags/v1"}, InvalidParameterError, "push to a branch name", NONE),
     # Branch names git refuses: the Hub's 400 would come only after the repo was created.
@@ -367,6 +376,14 @@ PUSH_CASES: list[tuple[str, Builder, dict[str, Any], type[BaseException], str, f
         InvalidParameterError,
         "has no pull request refs/pr/999",
         frozenset({"whoami", "repo-info"}),  # the token and the pull request are the Hub's to say; no repo made
+    ),
+    (
+        "commit id revision",
+        good,
+        {"revision": "0123456789abcdef" * 2 + "01234567"},
+        InvalidParameterError,
+        "is a commit id",
+        NONE,
     ),
     (
         "card template missing",

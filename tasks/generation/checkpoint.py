@@ -48,7 +48,7 @@ from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.errors import CheckpointRefusedError
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
-from tasks.hub_client import downloaded, hub_api
+from tasks.hub_client import IGNORE_NOTHING, downloaded, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
 from tasks.prepare_repo import create_repo_and_branch
 from tasks.retry_policy import (
@@ -603,6 +603,7 @@ class Checkpointer:
             "files": [(self._repo_path(rel), str(self.root / rel)) for rel in sorted(pending.files)],
             "content": [(self._repo_path(STATE_FILE), base64.b64encode(state.to_bytes()).decode())],
             "deletes": [p for p in self._stale if p not in keep],
+            "gitignore": IGNORE_NOTHING,
         }
         answer: dict[str, Any]
         head: str | None

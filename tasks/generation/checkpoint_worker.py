@@ -2,12 +2,12 @@
 
 Protocol (JSON lines): it prints ``{"ready": true}`` once imported; then, per request line on stdin
 (``endpoint``, ``token``, ``repo_id``, ``revision``, ``parent_commit`` (or null), ``message``, ``files`` as [repo
-path, local path] pairs, ``content`` as [repo path, base64] pairs, ``deletes``), one answer line: ``{"oid",
-"url"}`` or ``{"error", "message"}`` (with ``status`` and ``headers`` when the Hub answered: a 412 means the
-branch moved since ``parent_commit``). It exits when stdin closes (the parent closed it, or died). Run as a
-script by path (not as a module of this package), so that it imports only huggingface_hub; it never logs the
-token it is given. It runs at a lower priority (niceness +10 on Unix): its imports, hashing and HTTP take the CPU
-the generation leaves.
+path, local path] pairs, ``content`` as [repo path, base64] pairs, ``deletes``, ``gitignore``: the rules the Hub is
+to apply instead of the repo's ``.gitignore``), one answer line: ``{"oid", "url"}`` or ``{"error", "message"}``
+(with ``status`` and ``headers`` when the Hub answered: a 412 means the branch moved since ``parent_commit``). It
+exits when stdin closes (the parent closed it, or died). Run as a script by path (not as a module of this
+package), so that it imports only huggingface_hub; it never logs the token it is given. It runs at a lower
+priority (niceness +10 on Unix): its imports, hashing and HTTP take the CPU the generation leaves.
 """
 
 from __future__ import annotations
@@ -37,14 +37,24 @@ def commit(api: HfApi, request: Mapping[str, Any]) -> dict[str, str]:
     # imported here, not at the top: the worker lowers its priority before it imports huggingface_hub
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    operations: list[CommitOperationAdd | CommitOperationDelete] = [
-        CommitOperationAdd(path_in_repo=path, path_or_fileobj=local) for path, local in request["files"]
-    ]
-    operations += [
+    additions = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=local) for path, local in request["files"]]
+    additions += [
         CommitOperationAdd(path_in_repo=path, path_or_fileobj=base64.b64decode(data))
         for path, data in request["content"]
     ]
-    operations += [CommitOperationDelete(path_in_repo=path) for path in request["deletes"]]
+    # The Hub would apply the repo's .gitignore, and huggingface_hub leave the batches it matches out of the commit:
+    # the upload modes are asked for here with the request's rules, and create_commit reuses them.
+    api.preupload_lfs_files(
+        request["repo_id"],
+        additions,
+        repo_type="dataset",
+        revision=request["revision"],
+        gitignore_content=request["gitignore"],
+    )
+    operations: list[CommitOperationAdd | CommitOperationDelete] = [
+        *additions,
+        *(CommitOperationDelete(path_in_repo=path) for path in request["deletes"]),
+    ]
     info = api.create_commit(
         request["repo_id"],
         operations=operations,

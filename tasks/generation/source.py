@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import yaml
+from huggingface_hub import constants
 
 from tasks.credentials import optional_token
 from tasks.generation.config import BuilderConfig, parse_config
@@ -36,6 +37,15 @@ def _hub_hosts() -> set[str]:
     if endpoint:
         hosts.add(urlsplit(endpoint).netloc.lower())
     return hosts
+
+
+def _takes_the_token(url: str) -> bool:
+    """Whether ``url`` is on the Hub whose token the push has: the one huggingface_hub talks to (``HF_ENDPOINT``),
+    by the same scheme. huggingface.co's other names count only when that Hub is huggingface.co: the token of a
+    self-hosted Hub must not reach huggingface.co with a config fetched from there, nor go out over plain http."""
+    parts, endpoint = urlsplit(url), urlsplit(constants.ENDPOINT)
+    host, hub = parts.netloc.lower(), endpoint.netloc.lower()
+    return parts.scheme.lower() == endpoint.scheme.lower() and (host == hub or {host, hub} <= _HUB_HOSTS)
 
 
 def raw_url(url: str) -> str:
@@ -72,7 +82,8 @@ def fetch_text(
     ``timeout`` bounds the whole fetch, not only each read: a server trickling bytes cannot hold a flow for
     longer (at most one more read timeout, for a read already waiting).
 
-    ``token`` is sent only to Hub hosts (httpx drops it on redirects to another host).
+    ``token`` is sent only to the Hub huggingface_hub talks to (``HF_ENDPOINT``), by its scheme (httpx drops it on
+    redirects to another host).
 
     Raises:
         ConfigError: another scheme, an HTTP error, a timeout, or a body larger than ``max_bytes``.
@@ -81,10 +92,10 @@ def fetch_text(
     if scheme not in ("http", "https"):
         raise ConfigError(f"only http and https URLs are fetched, not {scheme!r}: {url}")
     headers = {"Accept": "application/json, application/yaml, text/plain, */*"}
-    if token is None and urlsplit(url).netloc.lower() in _hub_hosts():
-        token = optional_token(None, None)  # HF_TOKEN or the saved login: a private repo's config
-    if token and urlsplit(url).netloc.lower() in _hub_hosts():
-        headers["Authorization"] = f"Bearer {token}"
+    if _takes_the_token(url):
+        token = token if token is not None else optional_token(None, None)  # HF_TOKEN or the saved login
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
     deadline = time.monotonic() + timeout
     try:
         with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as response:
