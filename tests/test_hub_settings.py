@@ -22,7 +22,6 @@ from conftest import ALICE_TOKEN, HUB_URL
 from factories import make_dataset_folder
 from huggingface_hub import CommitOperationAdd, constants
 from prefect import flow, get_client
-from prefect_server import final_task_runs, task_run_base_name
 from pydantic import SecretStr
 
 from flows.push import push_dataset
@@ -76,6 +75,8 @@ def test_a_task_fails_at_once(hub: object, repo_id: str, prefect_api: None, bad_
     state = prepare(return_state=True)
     assert state.is_failed()
     with get_client(sync_client=True) as client:
+        from prefect_server import final_task_runs  # here: test_prefect_ops registers the module as a plugin later
+
         runs = final_task_runs(client, [state.state_details.flow_run_id], expect=["prepare-repo"])
     assert [r.run_count for r in runs] == [1]  # not 1 + HFDS_STAGE_RETRIES
     assert bad_setting in str(runs[0].state.message)
@@ -99,5 +100,7 @@ def test_a_stage_whose_upload_hf_xet_reports_refused_fails_at_once(
                          return_state=True)  # fmt: skip
     assert state.is_failed()
     with get_client(sync_client=True) as client:
+        from prefect_server import final_task_runs, task_run_base_name  # see above
+
         runs = final_task_runs(client, [state.state_details.flow_run_id], expect=["push-data"])
     assert [r.run_count for r in runs if task_run_base_name(r) == "push-data"] == [1]  # not 1 + HFDS_STAGE_RETRIES
