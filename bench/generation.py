@@ -84,17 +84,17 @@ def _child(args: argparse.Namespace) -> int:
             self.waits = {"prepare": 0.0, "close": 0.0}
             checkpointers.append(self)
 
-        def prepare(self) -> Any:
+        def prepare(self, **kw: Any) -> Any:
             started = time.perf_counter()
             try:
-                return super().prepare()
+                return super().prepare(**kw)
             finally:
                 self.waits["prepare"] += time.perf_counter() - started
 
-        def close(self) -> Any:
+        def close(self, **kw: Any) -> Any:
             started = time.perf_counter()
             try:
-                return super().close()
+                return super().close(**kw)
             finally:
                 self.waits["close"] += time.perf_counter() - started
 
