@@ -100,30 +100,30 @@ def main(argv: list[str] | None = None) -> int:
         raw["meta"]["prefect_server_start_s"] = ctx.start_prefect()
         from bench.scenarios import push as push_scenarios
 
-        folder = info = None
+        # the push-side scenarios share one folder, made (or cached) once
         if {"push", "link", "uplink", "retry", "floor"} & set(only):
             folder, info = push_scenarios.ensure_folder(ctx, records, batch)
             raw["folder"] = info
-        if "push" in only:
-            _log("scenarios 1-2: push and identical re-push ...")
-            raw["push"] = push_scenarios.push_scenarios(ctx, folder)
-        if "link" in only:
-            _log("scenario 1b: push over a simulated link ...")
-            raw["link"] = push_scenarios.link_scenario(ctx, folder)
-            raw["meta"]["link"] = push_scenarios.LINK
-        if "uplink" in only:
-            _log("scenario 1c: push and re-push over a slow uplink ...")
-            raw["uplink"] = push_scenarios.uplink_scenario(ctx, folder)
-            raw["meta"]["uplink"] = {
-                **push_scenarios.LINK,
-                "upload_bytes_per_s": push_scenarios.UPLINK_BYTES_PER_S,
-            }
-        if "retry" in only:
-            _log("scenario 3: retry after a failure at the processors stage ...")
-            raw["retry"] = push_scenarios.retry_scenario(ctx, folder, info)
-        if "floor" in only:
-            _log("scenario 6: the floor (copy, sha256) ...")
-            raw["floor"] = push_scenarios.floor_scenario(ctx, folder)
+            if "push" in only:
+                _log("scenarios 1-2: push and identical re-push ...")
+                raw["push"] = push_scenarios.push_scenarios(ctx, folder)
+            if "link" in only:
+                _log("scenario 1b: push over a simulated link ...")
+                raw["link"] = push_scenarios.link_scenario(ctx, folder)
+                raw["meta"]["link"] = push_scenarios.LINK
+            if "uplink" in only:
+                _log("scenario 1c: push and re-push over a slow uplink ...")
+                raw["uplink"] = push_scenarios.uplink_scenario(ctx, folder)
+                raw["meta"]["uplink"] = {
+                    **push_scenarios.LINK,
+                    "upload_bytes_per_s": push_scenarios.UPLINK_BYTES_PER_S,
+                }
+            if "retry" in only:
+                _log("scenario 3: retry after a failure at the processors stage ...")
+                raw["retry"] = push_scenarios.retry_scenario(ctx, folder, info)
+            if "floor" in only:
+                _log("scenario 6: the floor (copy, sha256) ...")
+                raw["floor"] = push_scenarios.floor_scenario(ctx, folder)
         raw["meta"]["prefect_server_peak_rss_mib"] = ctx.process_peak_rss("prefect")
         raw["meta"]["hub_peak_rss_mib"] = ctx.process_peak_rss("hub")
         if "card" in only:
