@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -52,6 +53,8 @@ class _Fault:
     status: int
     headers: dict[str, str]
     body: bytes
+    drop: bool = False  # close the connection without an answer
+    prompt: str | None = None  # only for requests whose last user message is this
 
 
 @dataclass
@@ -73,12 +76,45 @@ class FakeLLM:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def fail_next(self, status: int, *, retry_after: float | None = None, count: int = 1, message: str = "") -> None:
-        """The next ``count`` chat requests get ``status`` (with ``Retry-After`` when given)."""
+    def fail_next(
+        self,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        count: int = 1,
+        message: str = "",
+        prompt: str | None = None,
+    ) -> None:
+        """The next ``count`` chat requests (with ``prompt`` as last user message, when given) get ``status``
+        (with ``Retry-After`` when given)."""
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
         body = json.dumps({"error": {"message": message or f"injected {status}", "type": "injected"}}).encode()
         with self._lock:
-            self._faults.extend(_Fault(status, headers, body) for _ in range(count))
+            self._faults.extend(_Fault(status, headers, body, prompt=prompt) for _ in range(count))
+
+    def _take_fault(self, body: Any) -> _Fault | None:
+        messages = body.get("messages") if isinstance(body, dict) else None
+        users = [m.get("content") for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
+        for fault in self._faults:
+            if fault.prompt is None or (users and users[-1] == fault.prompt):
+                self._faults.remove(fault)
+                return fault
+        return None
+
+    def answer_next(
+        self, content: str | None = "", *, finish_reason: str = "stop", count: int = 1, raw: bytes | None = None
+    ) -> None:
+        """The next ``count`` chat requests get a 200 with this ``content`` and ``finish_reason`` (``raw``: these
+        exact bytes as the body instead, e.g. HTML from a proxy or invalid UTF-8)."""
+        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+        body = raw if raw is not None else json.dumps({"id": "chatcmpl-fake", "choices": [choice]}).encode()
+        with self._lock:
+            self._faults.extend(_Fault(200, {}, body) for _ in range(count))
+
+    def drop_next(self, count: int = 1) -> None:
+        """The next ``count`` chat requests are read, then the connection is closed without an answer."""
+        with self._lock:
+            self._faults.extend(_Fault(0, {}, b"", drop=True) for _ in range(count))
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
@@ -113,7 +149,7 @@ class FakeLLM:
                 with fake._lock:
                     fake._in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
-                    fault = fake._faults.popleft() if fake._faults and self.path.endswith("/chat/completions") else None
+                    fault = fake._take_fault(body) if self.path.endswith("/chat/completions") else None
                 try:
                     if fake.latency:
                         time.sleep(fake.latency)
@@ -122,6 +158,10 @@ class FakeLLM:
                     with fake._lock:
                         fake._in_flight -= 1
                         fake.requests.append(RecordedRequest(self.path, body, auth, status))
+                if fault is not None and fault.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self._send(status, payload, headers)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -147,7 +187,9 @@ class FakeLLM:
             "object": "chat.completion",
             "created": 0,
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
         return 200, json.dumps(response).encode(), {}

@@ -6,18 +6,21 @@ seeded by (seed, batch, column), templates are pure, and LLM requests carry a se
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.config import BuilderConfig, DropColumnsProcessor, SamplerColumn, SubcategoryParams
 from tasks.generation.errors import TemplateRenderError
-from tasks.generation.llm import get_client, request_body
+from tasks.generation.llm import CallStats, LLMError, get_client, request_body
 from tasks.generation.plan import Plan, PlannedColumn, get_plan
 from tasks.generation.processors import SchemaTransform
 from tasks.generation.samplers import column_rng, sample_column
@@ -65,6 +68,14 @@ def _cast(texts: list[str], dtype: str, name: str) -> pa.Array:
     return pa.array(out, {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}[dtype])
 
 
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    # The task run's logger, so that retries and cut answers show in the Prefect UI; the module's outside a run.
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 def _llm_column(column: PlannedColumn, rows: list[dict[str, Any]], seed: int, batch_index: int) -> pa.Array:
     assert column.template is not None and column.model is not None and column.provider is not None
     stream = (seed, batch_index)
@@ -78,8 +89,55 @@ def _llm_column(column: PlannedColumn, rows: list[dict[str, Any]], seed: int, ba
         request_body(column.model, column.provider, prompt=p, system_prompt=s, seed=int(r))
         for p, s, r in zip(prompts, systems, seeds, strict=True)
     ]
-    answers = get_client(column.provider, column.model).complete_many(bodies)
-    return pa.array(answers, pa.string())
+    log = _logger()
+    where = f"column {column.name!r} (model {column.model.alias!r}), batch {batch_index}"
+    stats = CallStats(
+        on_first_retry=lambda message: log.warning(
+            "%s: %s; further retries of this batch are summed up when it ends", where, message
+        )
+    )
+    try:
+        answers = get_client(column.provider, column.model).complete_many(bodies, stats)
+    except LLMError as exc:
+        raise LLMError(_failure_message(exc, where, column), exhausted=exc.exhausted, row=exc.row) from None
+    if stats.retries:
+        log.warning(
+            "%s: %d requests retried (%s)",
+            where,
+            sum(stats.retries.values()),
+            ", ".join(f"{reason}: {n}" for reason, n in stats.retries.most_common()),
+        )
+    cut = sum(answer.finish_reason == "length" for answer in answers)
+    if cut:
+        # Kept (a cap is often meant), but said: a truncated answer is not what a reader of the dataset expects.
+        max_tokens = column.model.inference_parameters.max_tokens
+        log.warning(
+            "%s: %d of %d answers were cut at %s (finish_reason 'length'); raise inference_parameters.max_tokens "
+            "of model %r to get whole answers",
+            where,
+            cut,
+            len(answers),
+            f"max_tokens={max_tokens}" if max_tokens else "the server's output limit",
+            column.model.alias,
+        )
+    return pa.array([answer.content for answer in answers], pa.string())
+
+
+def _failure_message(exc: LLMError, where: str, column: PlannedColumn) -> str:
+    """The batch's error: which column, batch and row, what the endpoint said, and what to do next."""
+    assert column.provider is not None
+    row = f", row {exc.row}" if exc.row is not None else ""
+    if exc.exhausted:
+        provider = column.provider
+        advice = (
+            "the endpoint may be down or overloaded. Batches completed so far are kept: a rerun with the same "
+            "parameters resumes from them. To wait longer before giving up, raise max_retries "
+            f"(now {provider.max_retries}) or max_backoff_seconds (now {provider.max_backoff_seconds:g}) of "
+            f"provider {provider.name!r}, or lower max_parallel_requests"
+        )
+    else:
+        advice = "retrying the same request cannot help: fix the config, the prompt or the endpoint, then rerun"
+    return f"{where}{row}: {exc}. {advice[0].upper()}{advice[1:]}."
 
 
 def generate_tables(
