@@ -265,3 +265,30 @@ def test_retries_and_a_failure_show_in_the_prefect_run_logs(
     text = "\n".join(log.message for log in logs)
     assert "column 'greeting' (model 'writer'), batch 0: chat completion HTTP 429" in text
     assert "column 'greeting' (model 'writer'), batch 0: 3 requests retried (HTTP 429: 3)" in text
+
+
+def test_an_interrupted_run_stops_sending_requests(prefect_api: None, tmp_path: Path) -> None:
+    # Ctrl-C (or a cancellation's SIGTERM) used to leave the running batches' queued requests to go out, all of them
+    # (784 of 800 here), before the process could exit (57 s later).
+    import signal
+
+    import yaml
+    from reliability_support import child_env, start_child, wait_for
+
+    with FakeLLM(latency=0.1) as server:
+        config = tmp_path / "llm.yaml"
+        config.write_text(yaml.safe_dump(llm_example_config(server.endpoint, parallel=2)))
+        args = [str(config), "--num-records", "400", "--batch-size", "100", "--output", str(tmp_path / "out")]
+        child = start_child("flows.generate", args, child_env(FAKE_LLM_API_KEY="sk-interrupt-test"))
+        try:
+            assert wait_for(lambda: len(server.chat_requests) >= 10 or child.poll() is not None, 120)
+            sent, interrupted = len(server.chat_requests), time.monotonic()
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+        assert child.returncode != 0 and "interrupted" in stderr
+        assert time.monotonic() - interrupted < 15
+        assert len(server.chat_requests) - sent <= 8  # those in flight, at most, not the batches' queues

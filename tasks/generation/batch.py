@@ -7,6 +7,7 @@ seeded by (seed, batch, column), templates are pure, and LLM requests carry a se
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,12 @@ from pydantic import BaseModel
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.config import BuilderConfig, DropColumnsProcessor, SamplerColumn, SubcategoryParams
 from tasks.generation.errors import TemplateRenderError
-from tasks.generation.llm import CallStats, LLMError, get_client, request_body
+from tasks.generation.llm import CallStats, LLMError, RequestsStopped, get_client, request_body
 from tasks.generation.plan import Plan, PlannedColumn, get_plan
 from tasks.generation.processors import SchemaTransform
 from tasks.generation.samplers import column_rng, sample_column
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, batch_name
+from tasks.generation.stop_signal import signal_for
 
 
 class BatchResult(BaseModel):
@@ -76,7 +78,9 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return logging.getLogger(__name__)
 
 
-def _llm_column(column: PlannedColumn, rows: list[dict[str, Any]], seed: int, batch_index: int) -> pa.Array:
+def _llm_column(
+    column: PlannedColumn, rows: list[dict[str, Any]], seed: int, batch_index: int, stop: threading.Event | None
+) -> pa.Array:
     assert column.template is not None and column.model is not None and column.provider is not None
     stream = (seed, batch_index)
     prompts = column.template.render_rows(rows, stream)
@@ -97,7 +101,9 @@ def _llm_column(column: PlannedColumn, rows: list[dict[str, Any]], seed: int, ba
         )
     )
     try:
-        answers = get_client(column.provider, column.model).complete_many(bodies, stats)
+        answers = get_client(column.provider, column.model).complete_many(bodies, stats, stop)
+    except RequestsStopped:
+        raise
     except LLMError as exc:
         raise LLMError(_failure_message(exc, where, column), exhausted=exc.exhausted, row=exc.row) from None
     if stats.retries:
@@ -141,13 +147,21 @@ def _failure_message(exc: LLMError, where: str, column: PlannedColumn) -> str:
 
 
 def generate_tables(
-    plan: Plan, *, seed: int, batch_index: int, num_rows: int
+    plan: Plan, *, seed: int, batch_index: int, num_rows: int, stop: threading.Event | None = None
 ) -> tuple[pa.Table, dict[str, pa.Table]]:
     """Generate one batch in memory: the main table and each ``schema_transform`` output.
+
+    Args:
+        plan: The compiled config.
+        seed: The run seed.
+        batch_index: Which batch.
+        num_rows: Records in the batch.
+        stop: Set when the run is interrupted: LLM requests not yet sent are dropped.
 
     Raises:
         TemplateRenderError: a template failed on a row (column and row named).
         LLMError: a chat completion failed for good.
+        RequestsStopped: ``stop`` was set.
     """
     arrays: dict[str, pa.Array] = {}
     rows: list[dict[str, Any]] | None = None
@@ -168,7 +182,7 @@ def generate_tables(
             parent = arrays[config.params.category] if isinstance(config.params, SubcategoryParams) else None
             array = sample_column(config, column_rng(seed, batch_index, column.index), num_rows, parent)
         elif column.model is not None:
-            array = _llm_column(column, ensure_rows(), seed, batch_index)
+            array = _llm_column(column, ensure_rows(), seed, batch_index, stop)
         else:
             assert column.template is not None
             texts = column.template.render_rows(ensure_rows(), (seed, batch_index))
@@ -188,9 +202,11 @@ def generate_tables(
     return main, outputs
 
 
-def write_batch(plan: Plan, root: Path, *, seed: int, batch_index: int, num_rows: int) -> BatchResult:
+def write_batch(
+    plan: Plan, root: Path, *, seed: int, batch_index: int, num_rows: int, stop: threading.Event | None = None
+) -> BatchResult:
     """Generate a batch and write its files (processor outputs first, the main file last)."""
-    main, outputs = generate_tables(plan, seed=seed, batch_index=batch_index, num_rows=num_rows)
+    main, outputs = generate_tables(plan, seed=seed, batch_index=batch_index, num_rows=num_rows, stop=stop)
     name = batch_name(batch_index)
     files = []
     for processor, table in outputs.items():
@@ -224,4 +240,6 @@ def generate_batch(
         The files written, relative to ``output_dir``, main file last.
     """
     plan = get_plan(config)
-    return write_batch(plan, Path(output_dir), seed=seed, batch_index=batch_index, num_rows=num_rows)
+    # Looked up once: the run's signal, when the run is in this process (see tasks.generation.stop_signal).
+    stop = signal_for(output_dir)
+    return write_batch(plan, Path(output_dir), seed=seed, batch_index=batch_index, num_rows=num_rows, stop=stop)

@@ -50,6 +50,10 @@ class LLMError(RuntimeError):
         self.row = row
 
 
+class RequestsStopped(LLMError):
+    """The run was interrupted: its requests not yet sent were dropped (see :mod:`tasks.generation.stop_signal`)."""
+
+
 @dataclass(frozen=True)
 class Completion:
     """One answer: its text and why the model stopped (``"length"``: cut at ``max_tokens``)."""
@@ -202,15 +206,20 @@ class ChatCompletionsClient:
         """One chat completion; returns ``choices[0].message.content`` (see :meth:`request`)."""
         return self.request(body).content
 
-    def request(self, body: dict[str, Any], stats: CallStats | None = None) -> Completion:
+    def request(
+        self, body: dict[str, Any], stats: CallStats | None = None, stop: threading.Event | None = None
+    ) -> Completion:
         """One chat completion, retried on 408/409/425/429/5xx, timeouts, dropped connections and malformed
-        answers, with exponential back-off (``Retry-After`` honoured).
+        answers, with exponential back-off (``Retry-After`` honoured); none sent (or retried) once ``stop`` is set.
 
         Raises:
             LLMError: a non-retryable status, an answer withheld by a content filter, or retries exhausted.
+            RequestsStopped: ``stop`` was set.
         """
         last = ""
         for attempt in range(self.retry.max_retries + 1):
+            if stop is not None and stop.is_set():
+                raise RequestsStopped("stopped: the run was interrupted")
             retry_after: float | None = None
             try:
                 response = self._http.post(self.url, json=body)
@@ -244,7 +253,10 @@ class ChatCompletionsClient:
             logger.warning("%s", message)
             if stats is not None:
                 stats.retried(reason, message)
-            time.sleep(delay)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
         raise LLMError(
             self._scrub(f"{self.url}: gave up after {self.retry.max_retries + 1} attempts; last error: {last}"),
             exhausted=True,
@@ -283,20 +295,33 @@ class ChatCompletionsClient:
             raise _BadAnswer(f"answer without choices[0].message.content: {_snippet(response)}")
         return Completion(content, finish_reason if isinstance(finish_reason, str) else None)
 
-    def complete_many(self, bodies: Sequence[dict[str, Any]], stats: CallStats | None = None) -> list[Completion]:
+    def complete_many(
+        self,
+        bodies: Sequence[dict[str, Any]],
+        stats: CallStats | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[Completion]:
         """Complete every body, at most ``max_parallel_requests`` at a time; answers in input order.
 
         The first request that fails for good cancels the ones not yet sent: their answers would be thrown away.
+        So does ``stop``, at once: requests already sent are left to finish in the background.
 
         Raises:
             LLMError: with ``row`` set to the failed body's index.
+            RequestsStopped: ``stop`` was set.
         """
-        futures: list[Future[Completion]] = [self._pool.submit(self.request, body, stats) for body in bodies]
+        futures: list[Future[Completion]] = [self._pool.submit(self.request, body, stats, stop) for body in bodies]
         try:
-            wait(futures, return_when=FIRST_EXCEPTION)
+            while wait(futures, timeout=None if stop is None else 0.2, return_when=FIRST_EXCEPTION).not_done:
+                if stop is not None and stop.is_set():
+                    raise RequestsStopped("stopped: the run was interrupted")
+                if any(f.done() and f.exception() is not None for f in futures):
+                    break
             for row, future in enumerate(futures):
                 if future.done() and not future.cancelled() and future.exception() is not None:
                     exc = future.exception()
+                    if isinstance(exc, RequestsStopped):
+                        raise exc
                     if isinstance(exc, LLMError):
                         raise LLMError(str(exc), exhausted=exc.exhausted, row=row) from None
                     raise exc  # type: ignore[misc]
