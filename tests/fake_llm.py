@@ -1,7 +1,8 @@
 """A real HTTP server speaking OpenAI's ``POST /v1/chat/completions``, for tests.
 
 Answers are deterministic (a function of the model, the messages and the ``seed``), faults can be injected
-(``fail_next(429, retry_after=0.1)``, ``fail_next(500)``), latency added, an API key required; every request is
+(``fail_next(429, retry_after=0.1)``, ``fail_next(500)``, ``answer_next(None, finish_reason="content_filter")``,
+``drop_next()``, ``outage(2.0)``), latency added, an API key required; every request is
 recorded, with the highest number of requests seen in flight at once.
 """
 
@@ -66,6 +67,7 @@ class FakeLLM:
     requests: list[RecordedRequest] = field(default_factory=list)
     max_in_flight: int = 0
     _faults: deque[_Fault] = field(default_factory=deque)
+    _outage: tuple[float, _Fault] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _in_flight: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -92,7 +94,16 @@ class FakeLLM:
         with self._lock:
             self._faults.extend(_Fault(status, headers, body, prompt=prompt) for _ in range(count))
 
+    def outage(self, seconds: float, status: int = 503, *, retry_after: float | None = None) -> None:
+        """Every chat request in the next ``seconds`` gets ``status`` (an overloaded or restarting server)."""
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        body = json.dumps({"error": {"message": f"unavailable ({status})", "type": "outage"}}).encode()
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, _Fault(status, headers, body))
+
     def _take_fault(self, body: Any) -> _Fault | None:
+        if self._outage is not None and time.monotonic() < self._outage[0]:
+            return self._outage[1]
         messages = body.get("messages") if isinstance(body, dict) else None
         users = [m.get("content") for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
         for fault in self._faults:

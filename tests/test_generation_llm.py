@@ -43,6 +43,18 @@ def test_429_with_retry_after_and_500_are_retried(llm: FakeLLM) -> None:
     assert [r.status for r in llm.chat_requests] == [429, 500, 200]
 
 
+def test_a_short_retry_after_does_not_shrink_the_back_off(llm: FakeLLM) -> None:
+    # An overloaded server answering 'Retry-After: 0' to every request used to use up all the attempts at once; the
+    # provider's back-off (here 0.2 + 0.4 + 0.8 s) is what the config promises to wait out.
+    client = ChatCompletionsClient(llm.endpoint, retry=RetryPolicy(max_retries=3, backoff_seconds=0.2))
+    llm.outage(0.5, 429, retry_after=0)
+    assert client.complete(_body("hi")) == answer_for("m", [{"role": "user", "content": "hi"}], 1)
+    llm.outage(0.5, 503, retry_after=0.7)  # a longer Retry-After is still honoured
+    started = time.monotonic()
+    client.complete(_body("hi"))
+    assert time.monotonic() - started >= 0.7
+
+
 def test_4xx_fails_at_once_with_the_server_message(llm: FakeLLM) -> None:
     client = ChatCompletionsClient(llm.endpoint, retry=FAST)
     llm.fail_next(400, message="model 'm' does not exist")

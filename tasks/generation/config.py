@@ -338,7 +338,7 @@ class ModelProvider(_Lenient):
         extra_headers: Extra request headers; values of auth-like headers are redacted on write-back.
         extra_body: Extra JSON merged into every request body.
         max_retries: Retries on 429, 5xx, timeouts and connection errors.
-        retry_backoff_seconds: First back-off delay; doubles per retry unless the server sends ``Retry-After``.
+        retry_backoff_seconds: First back-off delay; doubles per retry (a longer ``Retry-After`` of the server wins).
         max_backoff_seconds: Cap of the computed back-off.
     """
 

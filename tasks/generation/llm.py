@@ -136,11 +136,18 @@ class RetryPolicy:
     max_backoff_seconds: float = 30.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry ``attempt`` (0-based): the server's ``Retry-After`` when given."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
+        """Seconds to wait before retry ``attempt`` (0-based): the back-off, or the server's ``Retry-After`` when
+        longer (bounded by :data:`MAX_RETRY_AFTER_SECONDS`).
+
+        A shorter ``Retry-After`` does not shorten the wait: an overloaded server that answers ``Retry-After: 0``
+        to everything would otherwise use up every attempt in a second, while the back-off is what the config
+        promises to wait out.
+        """
         base = min(self.backoff_seconds * (2**attempt), self.max_backoff_seconds)
-        return base * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
+        backoff = base * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
+        if retry_after is None:
+            return backoff
+        return max(min(retry_after, MAX_RETRY_AFTER_SECONDS), backoff)
 
 
 def _snippet(response: httpx.Response) -> str:
