@@ -17,6 +17,7 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -30,7 +31,7 @@ from pydantic import (
 )
 
 from tasks.generation.errors import ConfigError, UnsupportedConfigError
-from tasks.redaction import ENV_VAR_NAME
+from tasks.redaction import ENV_VAR_NAME, REDACTED, is_secret_key, redact_secrets
 
 SUPPORTED_COLUMN_TYPES = ("sampler", "expression", "llm-text")
 SUPPORTED_SAMPLER_TYPES = (
@@ -391,6 +392,16 @@ class ModelProvider(_Lenient):
         return {k: ("<redacted>" if _SECRET_HEADER.search(k) else v) for k, v in value.items()}
 
 
+def _redacted_url(url: str) -> str:
+    """``url`` with a password and the values of credential-named query parameters replaced."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = [(k, REDACTED if is_secret_key(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="<>") if query else parts.query))
+
+
 BUILTIN_PROVIDERS: dict[str, ModelProvider] = {
     p.name: p
     for p in (
@@ -465,8 +476,22 @@ class BuilderConfig(_Lenient):
         return data
 
     def to_json(self) -> str:
-        """``builder_config.json`` content (indented, no secrets)."""
-        return json.dumps(self.to_builder_dict(), indent=2, ensure_ascii=False) + "\n"
+        """``builder_config.json`` content (indented, no secrets).
+
+        Besides what :meth:`to_builder_dict` leaves out, credentials in ``extra_body`` (``{"api_key": ...}``)
+        and in endpoint URLs (``?api-key=...``, ``user:password@``) are redacted: the file is uploaded as it is
+        by generation checkpoints. (Kept in :meth:`to_builder_dict`, which tells configs apart for the plan cache.)
+        """
+        data = self.to_builder_dict()
+        for provider in data.get("model_providers") or []:
+            provider["endpoint"] = _redacted_url(provider["endpoint"])
+            if "extra_body" in provider:
+                provider["extra_body"] = redact_secrets(provider["extra_body"])
+        for model in data["data_designer"].get("model_configs") or []:
+            params = model.get("inference_parameters") or {}
+            if "extra_body" in params:
+                params["extra_body"] = redact_secrets(params["extra_body"])
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     def config_hash(self) -> str:
         """A stable hash of everything that determines the generated data.
