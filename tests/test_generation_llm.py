@@ -55,6 +55,18 @@ def test_a_short_retry_after_does_not_shrink_the_back_off(llm: FakeLLM) -> None:
     assert time.monotonic() - started >= 0.7
 
 
+@pytest.mark.parametrize("status", [520, 522, 524, 529])
+def test_gateway_and_overload_statuses_are_retried(llm: FakeLLM, status: int) -> None:
+    # Cloudflare-fronted endpoints answer 520-524 when the origin is slow or restarting (524: a long generation hit
+    # the proxy's timeout), some providers 529 when overloaded: transient, like 502-504.
+    client = ChatCompletionsClient(llm.endpoint, retry=FAST)
+    llm.fail_next(status)
+    assert client.complete(_body("hi")) == answer_for("m", [{"role": "user", "content": "hi"}], 1)
+    llm.fail_next(501)  # Not Implemented is not transient
+    with pytest.raises(LLMError, match="HTTP 501"):
+        client.complete(_body("hi"))
+
+
 def test_4xx_fails_at_once_with_the_server_message(llm: FakeLLM) -> None:
     client = ChatCompletionsClient(llm.endpoint, retry=FAST)
     llm.fail_next(400, message="model 'm' does not exist")

@@ -30,13 +30,21 @@ from tasks.retry_policy import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# 5xx are server-side and transient (a proxy's 520-524, an overloaded provider's 529) except these two.
+_PERMANENT_5XX = frozenset({501, 505})
+
+
+def retryable_status(status: int) -> bool:
+    """Whether a chat-completions answer with ``status`` is worth retrying: 408, 409, 425, 429 and 5xx."""
+    return status in (408, 409, 425, 429) or (500 <= status <= 599 and status not in _PERMANENT_5XX)
+
+
 MAX_RETRY_AFTER_SECONDS = 300.0
 
 
 class LLMError(RuntimeError):
-    """A chat-completions request failed for good (a 4xx other than 408/409/425/429, an answer withheld by a
-    content filter, or retries exhausted).
+    """A chat-completions request failed for good (a 4xx other than 408/409/425/429, a 501 or 505, an answer
+    withheld by a content filter, or retries exhausted).
 
     Attributes:
         exhausted: True when every attempt failed transiently (the endpoint down or overloaded): a later rerun
@@ -244,7 +252,7 @@ class ChatCompletionsClient:
                                 self._scrub(f"{self.url}, model {body.get('model')!r}: {exc}")
                             ) from None
                         reason, last = "malformed answer", str(exc)
-                elif response.status_code in RETRY_STATUS:
+                elif retryable_status(response.status_code):
                     reason = f"HTTP {response.status_code}"
                     last = f"HTTP {response.status_code}: {_server_message(response)}"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
