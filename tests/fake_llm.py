@@ -47,6 +47,7 @@ class RecordedRequest:
     body: dict[str, Any] | None
     authorization: str | None
     status: int
+    query: str = ""
 
 
 @dataclass
@@ -160,15 +161,16 @@ class FakeLLM:
                 with fake._lock:
                     fake._in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
-                    fault = fake._take_fault(body) if self.path.endswith("/chat/completions") else None
+                    path, _, query = self.path.partition("?")
+                    fault = fake._take_fault(body) if path.endswith("/chat/completions") else None
                 try:
                     if fake.latency:
                         time.sleep(fake.latency)
-                    status, payload, headers = fake._respond(self.path, body, auth, fault)
+                    status, payload, headers = fake._respond(path, body, auth, fault)
                 finally:
                     with fake._lock:
                         fake._in_flight -= 1
-                        fake.requests.append(RecordedRequest(self.path, body, auth, status))
+                        fake.requests.append(RecordedRequest(path, body, auth, status, query))
                 if fault is not None and fault.drop:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

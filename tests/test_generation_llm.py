@@ -217,6 +217,18 @@ def test_an_endpoint_without_v1_is_named_as_the_likely_cause_of_a_404(llm: FakeL
     assert "/v1?" not in str(info.value)
 
 
+def test_an_endpoint_with_a_query_keeps_it_after_the_path_and_out_of_messages(llm: FakeLLM) -> None:
+    # Azure-style endpoints carry ?api-version=...; some gateways take the key in the query.
+    client = ChatCompletionsClient(f"{llm.endpoint}?api-version=2024-10-21&key=qs-secret-4567", retry=FAST)
+    assert client.complete(_body("hi")) == answer_for("m", [{"role": "user", "content": "hi"}], 1)
+    assert llm.chat_requests[-1].path == "/v1/chat/completions"
+    assert llm.chat_requests[-1].query == "api-version=2024-10-21&key=qs-secret-4567"
+    llm.fail_next(400, message="bad request")
+    with pytest.raises(LLMError) as info:
+        client.complete(_body("hi"))
+    assert "qs-secret-4567" not in str(info.value) and "api-version=2024-10-21" in str(info.value)
+
+
 def test_an_api_key_the_server_echoes_is_not_logged_or_raised(caplog: pytest.LogCaptureFixture) -> None:
     # Some gateways quote the refused key in their error; the message reaches logs and the Prefect UI.
     key = "team-key-0123456789abcdef"

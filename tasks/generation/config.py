@@ -17,7 +17,6 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -31,7 +30,7 @@ from pydantic import (
 )
 
 from tasks.generation.errors import ConfigError, UnsupportedConfigError
-from tasks.redaction import ENV_VAR_NAME, REDACTED, is_secret_key, redact_secrets
+from tasks.redaction import ENV_VAR_NAME, redact_secrets, redact_url
 
 SUPPORTED_COLUMN_TYPES = ("sampler", "expression", "llm-text")
 SUPPORTED_SAMPLER_TYPES = (
@@ -392,16 +391,6 @@ class ModelProvider(_Lenient):
         return {k: ("<redacted>" if _SECRET_HEADER.search(k) else v) for k, v in value.items()}
 
 
-def _redacted_url(url: str) -> str:
-    """``url`` with a password and the values of credential-named query parameters replaced."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username}:{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = [(k, REDACTED if is_secret_key(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="<>") if query else parts.query))
-
-
 BUILTIN_PROVIDERS: dict[str, ModelProvider] = {
     p.name: p
     for p in (
@@ -484,7 +473,7 @@ class BuilderConfig(_Lenient):
         """
         data = self.to_builder_dict()
         for provider in data.get("model_providers") or []:
-            provider["endpoint"] = _redacted_url(provider["endpoint"])
+            provider["endpoint"] = redact_url(provider["endpoint"])
             if "extra_body" in provider:
                 provider["extra_body"] = redact_secrets(provider["extra_body"])
         for model in data["data_designer"].get("model_configs") or []:

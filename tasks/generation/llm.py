@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from tasks.generation.config import ModelConfig, ModelProvider
 from tasks.generation.errors import ConfigError
-from tasks.redaction import is_secret_key, redact_secrets
+from tasks.redaction import is_secret_key, redact_secrets, redact_url
 from tasks.retry_policy import parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -196,8 +197,12 @@ class ChatCompletionsClient:
         retry: RetryPolicy | None = None,
         extra_headers: dict[str, str] | None = None,
     ) -> None:
-        endpoint = endpoint.rstrip("/")
-        self.url = endpoint if endpoint.endswith("/chat/completions") else f"{endpoint}/chat/completions"
+        # The path is extended, the query kept: Azure-style endpoints carry ``?api-version=...``.
+        parts = urlsplit(endpoint)
+        path = parts.path.rstrip("/")
+        path = path if path.endswith("/chat/completions") else f"{path}/chat/completions"
+        self._url = urlunsplit(parts._replace(path=path))
+        self.url = redact_url(self._url)  # the one shown in logs and errors
         self.retry = retry or RetryPolicy()
         headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if api_key:
@@ -237,7 +242,7 @@ class ChatCompletionsClient:
                 raise RequestsStopped("stopped: the run was interrupted")
             retry_after: float | None = None
             try:
-                response = self._http.post(self.url, json=body)
+                response = self._http.post(self._url, json=body)
             except httpx.TimeoutException:
                 reason = last = "timed out"
             except httpx.TransportError as exc:
@@ -282,7 +287,7 @@ class ChatCompletionsClient:
             f"{self.url} answered HTTP {response.status_code} for model {body.get('model')!r}: "
             f"{_server_message(response)}"
         )
-        if response.status_code == 404 and "/v1/" not in self.url:
+        if response.status_code == 404 and "/v1/" not in urlsplit(self._url).path:
             # vLLM, llama.cpp, Ollama, LiteLLM... serve under /v1; a base URL without it is the usual cause.
             message += " (OpenAI-compatible servers usually serve under /v1: is the endpoint missing /v1?)"
         return message
