@@ -263,6 +263,7 @@ def test_a_batch_that_gives_up_names_column_row_and_what_to_do(llm: FakeLLM) -> 
     message = str(info.value)
     assert "column 'q' (model 'm'), batch 3, row 0" in message and "HTTP 503" in message
     assert "a rerun with the same parameters resumes" in message and "raise max_retries (now 1)" in message
+    assert "The retries waited about 0.01 s in all" in message
     llm.fail_next(400, message="context length exceeded")
     with pytest.raises(LLMError, match=r"batch 0, row 0: .*context length exceeded.*fix the config"):
         generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)

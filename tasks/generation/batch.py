@@ -135,11 +135,16 @@ def _failure_message(exc: LLMError, where: str, column: PlannedColumn) -> str:
     row = f", row {exc.row}" if exc.row is not None else ""
     if exc.exhausted:
         provider = column.provider
+        waited = sum(
+            min(provider.retry_backoff_seconds * 2**attempt, provider.max_backoff_seconds)
+            for attempt in range(provider.max_retries)
+        )
         advice = (
             "the endpoint may be down or overloaded. Batches completed so far are kept: a rerun with the same "
-            "parameters resumes from them. To wait longer before giving up, raise max_retries "
-            f"(now {provider.max_retries}) or max_backoff_seconds (now {provider.max_backoff_seconds:g}) of "
-            f"provider {provider.name!r}, or lower max_parallel_requests"
+            f"parameters resumes from them. The retries waited about {waited:g} s in all (unless the server asked "
+            f"for longer); to wait longer before giving up, raise max_retries (now {provider.max_retries}), "
+            f"retry_backoff_seconds (now {provider.retry_backoff_seconds:g}) or max_backoff_seconds (now "
+            f"{provider.max_backoff_seconds:g}) of provider {provider.name!r}"
         )
     else:
         advice = "retrying the same request cannot help: fix the config, the prompt or the endpoint, then rerun"
