@@ -114,7 +114,12 @@ class FakeLLM:
         return None
 
     def answer_next(
-        self, content: str | None = "", *, finish_reason: str = "stop", count: int = 1, raw: bytes | None = None
+        self,
+        content: str | list[Any] | None = "",
+        *,
+        finish_reason: str = "stop",
+        count: int = 1,
+        raw: bytes | None = None,
     ) -> None:
         """The next ``count`` chat requests get a 200 with this ``content`` and ``finish_reason`` (``raw``: these
         exact bytes as the body instead, e.g. HTML from a proxy or invalid UTF-8)."""

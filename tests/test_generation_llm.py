@@ -200,6 +200,17 @@ def test_a_malformed_answer_is_retried_and_the_error_shows_what_came_back(llm: F
         client.complete(_body("hi"))
 
 
+def test_content_given_as_text_parts_is_read(llm: FakeLLM) -> None:
+    # Some servers (Mistral's reasoning models, among others) answer content as parts, thinking first.
+    parts = [
+        {"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]},
+        {"type": "text", "text": "Hallo"},
+    ]
+    llm.answer_next(parts)
+    assert ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi")) == "Hallo"
+    assert len(llm.chat_requests) == 1
+
+
 def test_dropped_connections_are_retried(llm: FakeLLM) -> None:
     client = ChatCompletionsClient(llm.endpoint, retry=FAST)
     llm.drop_next(2)

@@ -159,6 +159,17 @@ class RetryPolicy:
         return max(min(retry_after, MAX_RETRY_AFTER_SECONDS), backoff)
 
 
+def _text_parts(parts: list[Any]) -> str | None:
+    """The text of a content given as parts (``[{"type": "text", "text": ...}]``, as some servers answer, with
+    reasoning models' ``thinking`` parts left out); None when no part is text."""
+    texts = [
+        p["text"]
+        for p in parts
+        if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+    ]
+    return "".join(texts) if texts else None
+
+
 def _snippet(response: httpx.Response) -> str:
     text = " ".join(response.text.split())
     return (text[:200] + "...") if len(text) > 200 else text or "(empty body)"
@@ -311,6 +322,8 @@ class ChatCompletionsClient:
                 "prompt, or the run's seed",
                 final=True,
             )
+        if isinstance(content, list):
+            content = _text_parts(content)
         if not isinstance(content, str):
             raise _BadAnswer(f"answer without choices[0].message.content: {_snippet(response)}")
         return Completion(content, finish_reason if isinstance(finish_reason, str) else None)
