@@ -200,6 +200,15 @@ def test_a_malformed_answer_is_retried_and_the_error_shows_what_came_back(llm: F
         client.complete(_body("hi"))
 
 
+def test_an_answer_cut_before_any_text_fails_at_once_and_names_max_tokens(llm: FakeLLM) -> None:
+    llm.answer_next(None, finish_reason="length", count=4)
+    with pytest.raises(
+        LLMError, match=r"cut at max_tokens before any text.*raise inference_parameters.max_tokens"
+    ):
+        ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi"))
+    assert len(llm.chat_requests) == 1
+
+
 def test_content_given_as_text_parts_is_read(llm: FakeLLM) -> None:
     # Some servers (Mistral's reasoning models, among others) answer content as parts, thinking first.
     parts = [

@@ -324,6 +324,13 @@ class ChatCompletionsClient:
             )
         if isinstance(content, list):
             content = _text_parts(content)
+        if content is None and finish_reason == "length":
+            # A reasoning model spent max_tokens before writing any answer: the same request does it again.
+            raise _BadAnswer(
+                "the answer was cut at max_tokens before any text (finish_reason 'length', content null; a reasoning "
+                "model may spend its tokens thinking): raise inference_parameters.max_tokens",
+                final=True,
+            )
         if not isinstance(content, str):
             raise _BadAnswer(f"answer without choices[0].message.content: {_snippet(response)}")
         return Completion(content, finish_reason if isinstance(finish_reason, str) else None)
