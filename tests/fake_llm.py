@@ -87,11 +87,13 @@ class FakeLLM:
         count: int = 1,
         message: str = "",
         prompt: str | None = None,
+        code: str | None = None,
     ) -> None:
         """The next ``count`` chat requests (with ``prompt`` as last user message, when given) get ``status``
-        (with ``Retry-After`` when given)."""
+        (with ``Retry-After`` when given), and OpenAI's error body with ``message`` and ``code``."""
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-        body = json.dumps({"error": {"message": message or f"injected {status}", "type": "injected"}}).encode()
+        error = {"message": message or f"injected {status}", "type": code or "injected", "code": code}
+        body = json.dumps({"error": error}).encode()
         with self._lock:
             self._faults.extend(_Fault(status, headers, body, prompt=prompt) for _ in range(count))
 

@@ -67,6 +67,15 @@ def test_gateway_and_overload_statuses_are_retried(llm: FakeLLM, status: int) ->
         client.complete(_body("hi"))
 
 
+def test_a_429_for_a_used_up_quota_fails_at_once_and_says_so(llm: FakeLLM) -> None:
+    # OpenAI answers 429 'insufficient_quota' when the account is out of credit: waiting cannot fix it, and the
+    # 'endpoint overloaded, raise max_retries' advice of a retried-out request would send the user the wrong way.
+    llm.fail_next(429, code="insufficient_quota", message="You exceeded your current quota", count=4)
+    with pytest.raises(LLMError, match=r"HTTP 429.*exceeded your current quota.*quota is used up") as info:
+        ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi"))
+    assert not info.value.exhausted and len(llm.chat_requests) == 1
+
+
 def test_4xx_fails_at_once_with_the_server_message(llm: FakeLLM) -> None:
     client = ChatCompletionsClient(llm.endpoint, retry=FAST)
     llm.fail_next(400, message="model 'm' does not exist")

@@ -175,6 +175,17 @@ def _snippet(response: httpx.Response) -> str:
     return (text[:200] + "...") if len(text) > 200 else text or "(empty body)"
 
 
+def _quota_exhausted(response: httpx.Response) -> bool:
+    """A 429 that says the account is out of credit (OpenAI's ``insufficient_quota``): no wait brings it back."""
+    if response.status_code != 429:
+        return False
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(error, dict) and "insufficient_quota" in (str(error.get("code")), str(error.get("type")))
+
+
 def _server_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -268,7 +279,7 @@ class ChatCompletionsClient:
                                 self._scrub(f"{self.url}, model {body.get('model')!r}: {exc}")
                             ) from None
                         reason, last = "malformed answer", str(exc)
-                elif retryable_status(response.status_code):
+                elif retryable_status(response.status_code) and not _quota_exhausted(response):
                     reason = f"HTTP {response.status_code}"
                     last = f"HTTP {response.status_code}: {_server_message(response)}"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -298,6 +309,8 @@ class ChatCompletionsClient:
             f"{self.url} answered HTTP {response.status_code} for model {body.get('model')!r}: "
             f"{_server_message(response)}"
         )
+        if _quota_exhausted(response):
+            message += " (the account's quota is used up: add credit or raise its limits, then rerun)"
         if response.status_code == 404 and "/v1/" not in urlsplit(self._url).path:
             # vLLM, llama.cpp, Ollama, LiteLLM... serve under /v1; a base URL without it is the usual cause.
             message += " (OpenAI-compatible servers usually serve under /v1: is the endpoint missing /v1?)"
