@@ -207,10 +207,13 @@ def generate_tables(
     return main, outputs
 
 
-def write_batch(
-    plan: Plan, root: Path, *, seed: int, batch_index: int, num_rows: int, stop: threading.Event | None = None
-) -> BatchResult:
-    """Generate a batch and write its files (processor outputs first, the main file last)."""
+def write_batch(plan: Plan, root: Path, *, seed: int, batch_index: int, num_rows: int) -> BatchResult:
+    """Generate a batch and write its files (processor outputs first, the main file last).
+
+    The LLM requests stop when the run generating into ``root`` in this process is interrupted
+    (:mod:`tasks.generation.stop_signal`); looked up once, so every column of the batch sees the same signal.
+    """
+    stop = signal_for(root)
     main, outputs = generate_tables(plan, seed=seed, batch_index=batch_index, num_rows=num_rows, stop=stop)
     name = batch_name(batch_index)
     files = []
@@ -245,6 +248,4 @@ def generate_batch(
         The files written, relative to ``output_dir``, main file last.
     """
     plan = get_plan(config)
-    # Looked up once: the run's signal, when the run is in this process (see tasks.generation.stop_signal).
-    stop = signal_for(output_dir)
-    return write_batch(plan, Path(output_dir), seed=seed, batch_index=batch_index, num_rows=num_rows, stop=stop)
+    return write_batch(plan, Path(output_dir), seed=seed, batch_index=batch_index, num_rows=num_rows)
