@@ -357,4 +357,4 @@ def test_an_interrupted_run_stops_sending_requests(prefect_api: None, tmp_path: 
                 child.communicate()
         assert child.returncode != 0 and "interrupted" in stderr
         assert time.monotonic() - interrupted < 15
-        assert len(server.chat_requests) - sent <= 8  # those in flight, at most, not the batches' queues
+        assert len(server.chat_requests) - sent <= 20  # those in flight (2) and a few more, not the 784 queued
