@@ -60,6 +60,7 @@ from tasks.generation.state import (
     remove_stale_files,
     write_state,
 )
+from tasks.generation.stop_signal import stop_signal
 
 DEFAULT_BATCH_SIZE = 1000
 # Batches in flight when they wait on LLM endpoints or run elsewhere. Batches that only render templates in this
@@ -221,7 +222,8 @@ def generate_dataset(
 
     root = Path(output_dir).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    with generating_into(root):  # one generation per folder; no push while it writes
+    # One generation per folder, no push while it writes; its batches' LLM requests stop when it is interrupted.
+    with generating_into(root), stop_signal(root) as stop:
         remove_temp_files(root)
         state = GenerationState(
             config_hash=plan.config_hash,
@@ -324,7 +326,11 @@ def generate_dataset(
                     # only: a quote does not survive pickling to another process (the task would get a tuple).
                     passed: Any = quote(builder) if isinstance(flow_runner, ThreadPoolTaskRunner) else builder
                     run(lambda i: generate_batch.submit(**parameters(i, passed)), flow_runner)
-            except BaseException:
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    # Interrupted (Ctrl-C, a cancellation): the running batches' requests not yet sent are dropped,
+                    # else they all go out (and are paid for) before the process can exit.
+                    stop.set()
                 write_state(root, state.model_copy(update={"completed_batches": sorted(completed)}))
                 raise
 

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
 
@@ -77,3 +78,21 @@ def redact_secrets(value: Any, known_secrets: Iterable[str] = ()) -> Any:
         return node
 
     return walk(value, None)
+
+
+# In a URL's query, a bare ``key`` (Google's APIs), ``sig`` (Azure SAS) or ``code`` (Azure Functions) is a credential.
+_URL_SECRET_PARAMS = frozenset({"key", "sig", "signature", "code"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password and the values of credential-named query parameters (``?api-key=``) redacted."""
+
+    def secret(name: str) -> bool:
+        return is_secret_key(name) or name.lower() in _URL_SECRET_PARAMS
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = [(k, REDACTED if secret(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="<>") if query else parts.query))

@@ -1,7 +1,8 @@
 """A real HTTP server speaking OpenAI's ``POST /v1/chat/completions``, for tests.
 
 Answers are deterministic (a function of the model, the messages and the ``seed``), faults can be injected
-(``fail_next(429, retry_after=0.1)``, ``fail_next(500)``), latency added, an API key required; every request is
+(``fail_next(429, retry_after=0.1)``, ``fail_next(500)``, ``answer_next(None, finish_reason="content_filter")``,
+``drop_next()``, ``outage(2.0)``), latency added, an API key required; every request is
 recorded, with the highest number of requests seen in flight at once.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -45,6 +47,7 @@ class RecordedRequest:
     body: dict[str, Any] | None
     authorization: str | None
     status: int
+    query: str = ""
 
 
 @dataclass
@@ -52,6 +55,8 @@ class _Fault:
     status: int
     headers: dict[str, str]
     body: bytes
+    drop: bool = False  # close the connection without an answer
+    prompt: str | None = None  # only for requests whose last user message is this
 
 
 @dataclass
@@ -63,6 +68,7 @@ class FakeLLM:
     requests: list[RecordedRequest] = field(default_factory=list)
     max_in_flight: int = 0
     _faults: deque[_Fault] = field(default_factory=deque)
+    _outage: tuple[float, _Fault] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _in_flight: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -73,12 +79,61 @@ class FakeLLM:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def fail_next(self, status: int, *, retry_after: float | None = None, count: int = 1, message: str = "") -> None:
-        """The next ``count`` chat requests get ``status`` (with ``Retry-After`` when given)."""
+    def fail_next(
+        self,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        count: int = 1,
+        message: str = "",
+        prompt: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        """The next ``count`` chat requests (with ``prompt`` as last user message, when given) get ``status``
+        (with ``Retry-After`` when given), and OpenAI's error body with ``message`` and ``code``."""
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-        body = json.dumps({"error": {"message": message or f"injected {status}", "type": "injected"}}).encode()
+        error = {"message": message or f"injected {status}", "type": code or "injected", "code": code}
+        body = json.dumps({"error": error}).encode()
         with self._lock:
-            self._faults.extend(_Fault(status, headers, body) for _ in range(count))
+            self._faults.extend(_Fault(status, headers, body, prompt=prompt) for _ in range(count))
+
+    def outage(self, seconds: float, status: int = 503, *, retry_after: float | None = None) -> None:
+        """Every chat request in the next ``seconds`` gets ``status`` (an overloaded or restarting server)."""
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        body = json.dumps({"error": {"message": f"unavailable ({status})", "type": "outage"}}).encode()
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, _Fault(status, headers, body))
+
+    def _take_fault(self, body: Any) -> _Fault | None:
+        if self._outage is not None and time.monotonic() < self._outage[0]:
+            return self._outage[1]
+        messages = body.get("messages") if isinstance(body, dict) else None
+        users = [m.get("content") for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
+        for fault in self._faults:
+            if fault.prompt is None or (users and users[-1] == fault.prompt):
+                self._faults.remove(fault)
+                return fault
+        return None
+
+    def answer_next(
+        self,
+        content: str | list[Any] | None = "",
+        *,
+        finish_reason: str = "stop",
+        count: int = 1,
+        raw: bytes | None = None,
+    ) -> None:
+        """The next ``count`` chat requests get a 200 with this ``content`` and ``finish_reason`` (``raw``: these
+        exact bytes as the body instead, e.g. HTML from a proxy or invalid UTF-8)."""
+        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+        body = raw if raw is not None else json.dumps({"id": "chatcmpl-fake", "choices": [choice]}).encode()
+        with self._lock:
+            self._faults.extend(_Fault(200, {}, body) for _ in range(count))
+
+    def drop_next(self, count: int = 1) -> None:
+        """The next ``count`` chat requests are read, then the connection is closed without an answer."""
+        with self._lock:
+            self._faults.extend(_Fault(0, {}, b"", drop=True) for _ in range(count))
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
@@ -113,15 +168,20 @@ class FakeLLM:
                 with fake._lock:
                     fake._in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake._in_flight)
-                    fault = fake._faults.popleft() if fake._faults and self.path.endswith("/chat/completions") else None
+                    path, _, query = self.path.partition("?")
+                    fault = fake._take_fault(body) if path.endswith("/chat/completions") else None
                 try:
                     if fake.latency:
                         time.sleep(fake.latency)
-                    status, payload, headers = fake._respond(self.path, body, auth, fault)
+                    status, payload, headers = fake._respond(path, body, auth, fault)
                 finally:
                     with fake._lock:
                         fake._in_flight -= 1
-                        fake.requests.append(RecordedRequest(self.path, body, auth, status))
+                        fake.requests.append(RecordedRequest(path, body, auth, status, query))
+                if fault is not None and fault.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self._send(status, payload, headers)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -147,7 +207,9 @@ class FakeLLM:
             "object": "chat.completion",
             "created": 0,
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
         return 200, json.dumps(response).encode(), {}

@@ -125,6 +125,28 @@ def test_env_var_reference_is_kept_and_secret_headers_redacted() -> None:
     assert out["model_providers"][0]["extra_headers"] == {"X-Api-Key": "<redacted>", "X-Team": "data"}
 
 
+def test_credentials_in_extra_body_and_endpoint_urls_are_not_written() -> None:
+    # builder_config.json goes to the checkpoint branch as written: it must hold no credential a config passes
+    # in a request body or in the endpoint's URL.
+    raw = copy.deepcopy(DD_CONFIG)
+    raw["model_providers"] = [
+        {
+            "name": "local",
+            "endpoint": "https://proxy:pa55word-xyz@gw.example/v1?api-key=qs-secret-123&region=eu",
+            "extra_body": {"api_key": "body-secret-456", "user": "dd"},
+        }
+    ]
+    raw["data_designer"]["model_configs"][0]["inference_parameters"] = {"extra_body": {"auth_token": "tok-789xyz"}}
+    config = parse_config(raw)
+    written = config.to_json()
+    for secret in ("pa55word-xyz", "qs-secret-123", "body-secret-456", "tok-789xyz"):
+        assert secret not in written
+    provider = json.loads(written)["model_providers"][0]
+    assert provider["endpoint"] == "https://proxy:<redacted>@gw.example/v1?api-key=<redacted>&region=eu"
+    assert provider["extra_body"] == {"api_key": "<redacted>", "user": "dd"}
+    assert config.model_providers is not None and "body-secret-456" in str(config.model_providers[0].extra_body)
+
+
 def test_config_hash_ignores_how_requests_are_sent_but_not_what_is_generated() -> None:
     def changed(edit: Any) -> str:
         raw = copy.deepcopy(DD_CONFIG)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_llm import FakeLLM, answer_for
+from fake_llm import FakeLLM, answer_for, llm_example_config
 
 from tasks.generation.batch import generate_tables
 from tasks.generation.config import ModelProvider
@@ -40,6 +41,39 @@ def test_429_with_retry_after_and_500_are_retried(llm: FakeLLM) -> None:
     assert time.monotonic() - started >= 0.2  # Retry-After honoured
     assert answer == answer_for("m", [{"role": "user", "content": "hi"}], 1)
     assert [r.status for r in llm.chat_requests] == [429, 500, 200]
+
+
+def test_a_short_retry_after_does_not_shrink_the_back_off(llm: FakeLLM) -> None:
+    # An overloaded server answering 'Retry-After: 0' to every request used to use up all the attempts at once; the
+    # provider's back-off (here 0.2 + 0.4 + 0.8 s) is what the config promises to wait out.
+    client = ChatCompletionsClient(llm.endpoint, retry=RetryPolicy(max_retries=3, backoff_seconds=0.2))
+    llm.outage(0.5, 429, retry_after=0)
+    assert client.complete(_body("hi")) == answer_for("m", [{"role": "user", "content": "hi"}], 1)
+    llm.outage(0.5, 503, retry_after=0.7)  # a longer Retry-After is still honoured
+    started = time.monotonic()
+    client.complete(_body("hi"))
+    assert time.monotonic() - started >= 0.7
+
+
+@pytest.mark.parametrize("status", [520, 522, 524, 529])
+def test_gateway_and_overload_statuses_are_retried(llm: FakeLLM, status: int) -> None:
+    # Cloudflare-fronted endpoints answer 520-524 when the origin is slow or restarting (524: a long generation hit
+    # the proxy's timeout), some providers 529 when overloaded: transient, like 502-504.
+    client = ChatCompletionsClient(llm.endpoint, retry=FAST)
+    llm.fail_next(status)
+    assert client.complete(_body("hi")) == answer_for("m", [{"role": "user", "content": "hi"}], 1)
+    llm.fail_next(501)  # Not Implemented is not transient
+    with pytest.raises(LLMError, match="HTTP 501"):
+        client.complete(_body("hi"))
+
+
+def test_a_429_for_a_used_up_quota_fails_at_once_and_says_so(llm: FakeLLM) -> None:
+    # OpenAI answers 429 'insufficient_quota' when the account is out of credit: waiting cannot fix it, and the
+    # 'endpoint overloaded, raise max_retries' advice of a retried-out request would send the user the wrong way.
+    llm.fail_next(429, code="insufficient_quota", message="You exceeded your current quota", count=4)
+    with pytest.raises(LLMError, match=r"HTTP 429.*exceeded your current quota.*quota is used up") as info:
+        ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi"))
+    assert not info.value.exhausted and len(llm.chat_requests) == 1
 
 
 def test_4xx_fails_at_once_with_the_server_message(llm: FakeLLM) -> None:
@@ -86,7 +120,7 @@ def test_parallel_requests_are_bounded_and_answers_keep_input_order() -> None:
         client = ChatCompletionsClient(server.endpoint, max_parallel_requests=3, retry=FAST)
         server.fail_next(429, retry_after=0.01, count=2)
         bodies = [_body(f"q{i}", seed=i) for i in range(24)]
-        answers = client.complete_many(bodies)
+        answers = [answer.content for answer in client.complete_many(bodies)]
         assert answers == [answer_for("m", b["messages"], b["seed"]) for b in bodies]
         assert server.max_in_flight <= 3
 
@@ -155,3 +189,172 @@ def test_a_rotated_api_key_is_used_by_the_next_batch(llm: FakeLLM, monkeypatch: 
         monkeypatch.setenv("ROTATED_FAKE_LLM_KEY", key)
         generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)
         assert llm.chat_requests[-1].authorization == f"Bearer {key}"
+
+
+def test_an_answer_withheld_by_the_content_filter_fails_at_once_and_says_why(llm: FakeLLM) -> None:
+    # Asking again gets the same verdict (same prompt, same seed): retries only cost time and money.
+    client = ChatCompletionsClient(llm.endpoint, retry=FAST)
+    llm.answer_next(None, finish_reason="content_filter", count=4)
+    with pytest.raises(LLMError, match="content filter withheld the answer"):
+        client.complete(_body("hi"))
+    assert len(llm.chat_requests) == 1
+
+
+def test_a_malformed_answer_is_retried_and_the_error_shows_what_came_back(llm: FakeLLM) -> None:
+    client = ChatCompletionsClient(llm.endpoint, retry=FAST)
+    llm.answer_next(raw=b"\xff\xfe not json")
+    assert client.complete(_body("hi")) == answer_for("m", [{"role": "user", "content": "hi"}], 1)
+    llm.answer_next(raw=b"<html><body>502 Bad Gateway (proxy)</body></html>", count=4)
+    with pytest.raises(LLMError, match=r"not JSON: <html><body>502 Bad Gateway \(proxy\)"):
+        client.complete(_body("hi"))
+
+
+def test_an_answer_cut_before_any_text_fails_at_once_and_names_max_tokens(llm: FakeLLM) -> None:
+    llm.answer_next(None, finish_reason="length", count=4)
+    with pytest.raises(
+        LLMError, match=r"cut at max_tokens before any text.*raise inference_parameters.max_tokens"
+    ):
+        ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi"))
+    assert len(llm.chat_requests) == 1
+
+
+def test_content_given_as_text_parts_is_read(llm: FakeLLM) -> None:
+    # Some servers (Mistral's reasoning models, among others) answer content as parts, thinking first.
+    parts = [
+        {"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]},
+        {"type": "text", "text": "Hallo"},
+    ]
+    llm.answer_next(parts)
+    assert ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi")) == "Hallo"
+    assert len(llm.chat_requests) == 1
+
+
+def test_dropped_connections_are_retried(llm: FakeLLM) -> None:
+    client = ChatCompletionsClient(llm.endpoint, retry=FAST)
+    llm.drop_next(2)
+    assert client.complete(_body("hi")) == answer_for("m", [{"role": "user", "content": "hi"}], 1)
+    assert len(llm.chat_requests) == 3
+
+
+def test_an_endpoint_without_v1_is_named_as_the_likely_cause_of_a_404(llm: FakeLLM) -> None:
+    client = ChatCompletionsClient(llm.endpoint.removesuffix("/v1"), retry=FAST)
+    with pytest.raises(LLMError, match=r"HTTP 404.*is the endpoint missing /v1\?"):
+        client.complete(_body("hi"))
+    llm.fail_next(404, message="The model 'm' does not exist")
+    with pytest.raises(LLMError) as info:
+        ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi"))
+    assert "/v1?" not in str(info.value)
+
+
+def test_an_endpoint_with_a_query_keeps_it_after_the_path_and_out_of_messages(llm: FakeLLM) -> None:
+    # Azure-style endpoints carry ?api-version=...; some gateways take the key in the query.
+    client = ChatCompletionsClient(f"{llm.endpoint}?api-version=2024-10-21&key=qs-secret-4567", retry=FAST)
+    assert client.complete(_body("hi")) == answer_for("m", [{"role": "user", "content": "hi"}], 1)
+    assert llm.chat_requests[-1].path == "/v1/chat/completions"
+    assert llm.chat_requests[-1].query == "api-version=2024-10-21&key=qs-secret-4567"
+    llm.fail_next(400, message="bad request")
+    with pytest.raises(LLMError) as info:
+        client.complete(_body("hi"))
+    assert "qs-secret-4567" not in str(info.value) and "api-version=2024-10-21" in str(info.value)
+
+
+def test_an_api_key_the_server_echoes_is_not_logged_or_raised(caplog: pytest.LogCaptureFixture) -> None:
+    # Some gateways quote the refused key in their error; the message reaches logs and the Prefect UI.
+    key = "team-key-0123456789abcdef"
+    with FakeLLM(api_key=key) as server:
+        client = ChatCompletionsClient(server.endpoint, api_key=key, retry=FAST)
+        server.fail_next(503, message=f"upstream busy for key {key}")
+        server.fail_next(401, message=f"Incorrect API key provided: {key}")
+        with caplog.at_level(logging.DEBUG), pytest.raises(LLMError) as info:
+            client.complete(_body("hi"))
+    assert "HTTP 401" in str(info.value) and "503" in caplog.text
+    assert key not in str(info.value) and key not in caplog.text
+
+
+def test_a_failed_request_stops_the_rest_of_the_batch(llm: FakeLLM) -> None:
+    # Answers of a batch that failed are thrown away: the requests not yet sent must not be paid for, even when
+    # an earlier row is still waiting to retry.
+    slow_retry = RetryPolicy(max_retries=1, backoff_seconds=0.5, max_backoff_seconds=0.5)
+    client = ChatCompletionsClient(llm.endpoint, max_parallel_requests=2, retry=slow_retry)
+    llm.fail_next(503, prompt="q0")
+    llm.fail_next(400, message="prompt too long", prompt="q1")
+    with pytest.raises(LLMError, match="prompt too long") as info:
+        client.complete_many([_body(f"q{i}", seed=i) for i in range(40)])
+    time.sleep(0.7)  # row 0's retry
+    assert info.value.row == 1 and len(llm.chat_requests) < 10
+
+
+def test_a_batch_that_gives_up_names_column_row_and_what_to_do(llm: FakeLLM) -> None:
+    config = from_config(_one_llm_column(llm.endpoint, max_retries=1, retry_backoff_seconds=0.01))
+    llm.fail_next(503, count=2)
+    with pytest.raises(LLMError) as info:
+        generate_tables(get_plan(config), seed=0, batch_index=3, num_rows=1)
+    message = str(info.value)
+    assert "column 'q' (model 'm'), batch 3, row 0" in message and "HTTP 503" in message
+    assert "a rerun with the same parameters resumes" in message and "raise max_retries (now 1)" in message
+    assert "The retries waited about 0.01 s in all" in message
+    llm.fail_next(400, message="context length exceeded")
+    with pytest.raises(LLMError, match=r"batch 0, row 0: .*context length exceeded.*fix the config"):
+        generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)
+
+
+def test_answers_cut_at_max_tokens_are_reported(llm: FakeLLM, caplog: pytest.LogCaptureFixture) -> None:
+    raw = _one_llm_column(llm.endpoint)
+    raw["model_configs"][0]["inference_parameters"] = {"max_tokens": 4}
+    llm.answer_next("Hello, Ad", finish_reason="length")
+    with caplog.at_level(logging.WARNING):
+        main, _ = generate_tables(get_plan(from_config(raw)), seed=0, batch_index=0, num_rows=2)
+    assert "Hello, Ad" in main.column("q").to_pylist()  # kept: a cap is often meant
+    assert "column 'q' (model 'm'), batch 0: 1 of 2 answers were cut at max_tokens=4" in caplog.text
+
+
+def test_retries_and_a_failure_show_in_the_prefect_run_logs(
+    prefect_api: None, llm: FakeLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A nightly run stuck on a rate-limited endpoint must say so in the UI, not only in the worker's stderr.
+    from prefect.client.orchestration import get_client as prefect_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from flows.generate import generate_dataset
+
+    monkeypatch.setenv("FAKE_LLM_API_KEY", "sk-unused-by-the-fake")
+    llm.fail_next(429, retry_after=0.01, count=3)
+    state = generate_dataset(
+        llm_example_config(llm.endpoint), 4, tmp_path / "out", batch_size=4, return_state=True
+    )
+    assert state.is_completed()
+    APILogWorker.drain_all(timeout=10)
+    with prefect_client(sync_client=True) as client:
+        flow_run_id = state.state_details.flow_run_id
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    text = "\n".join(log.message for log in logs)
+    assert "column 'greeting' (model 'writer'), batch 0: chat completion HTTP 429" in text
+    assert "column 'greeting' (model 'writer'), batch 0: 3 requests retried (HTTP 429: 3)" in text
+
+
+def test_an_interrupted_run_stops_sending_requests(prefect_api: None, tmp_path: Path) -> None:
+    # Ctrl-C (or a cancellation's SIGTERM) used to leave the running batches' queued requests to go out, all of them
+    # (784 of 800 here), before the process could exit (57 s later).
+    import signal
+
+    import yaml
+    from reliability_support import child_env, start_child, wait_for
+
+    with FakeLLM(latency=0.1) as server:
+        config = tmp_path / "llm.yaml"
+        config.write_text(yaml.safe_dump(llm_example_config(server.endpoint, parallel=2)))
+        args = [str(config), "--num-records", "400", "--batch-size", "100", "--output", str(tmp_path / "out")]
+        child = start_child("flows.generate", args, child_env(FAKE_LLM_API_KEY="sk-interrupt-test"))
+        try:
+            assert wait_for(lambda: len(server.chat_requests) >= 10 or child.poll() is not None, 120)
+            sent, interrupted = len(server.chat_requests), time.monotonic()
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+        assert child.returncode != 0 and "interrupted" in stderr
+        assert time.monotonic() - interrupted < 15
+        assert len(server.chat_requests) - sent <= 20  # those in flight (2) and a few more, not the 784 queued

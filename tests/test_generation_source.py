@@ -19,6 +19,7 @@ from tasks.generation.errors import ConfigError
 from tasks.generation.source import from_config, raw_url
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multilingual_greetings.yaml"
+LLM_EXAMPLE = EXAMPLE.with_name("llm_greetings.yaml")
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -79,6 +80,14 @@ def test_dict_yaml_json_and_path() -> None:
     assert from_config(str(EXAMPLE)).to_builder_dict() == expected
     config = from_config(data)
     assert from_config(config) is config
+
+
+def test_a_one_line_json_config_with_an_endpoint_url_is_text_not_a_path() -> None:
+    # Every LLM config holds a '/' (its endpoint), which made a one-line JSON config look like a missing file.
+    data = yaml.safe_load(LLM_EXAMPLE.read_text())
+    assert from_config(json.dumps(data)).to_builder_dict() == from_config(data).to_builder_dict()
+    flow_style = "{data_designer: {columns: [{name: n, column_type: sampler, sampler_type: uuid, params: {}}]}}"
+    assert from_config(flow_style).columns[0].name == "n"
 
 
 def test_missing_file_and_bad_text() -> None:

@@ -6,22 +6,27 @@ seeded by (seed, batch, column), templates are pure, and LLM requests carry a se
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.config import BuilderConfig, DropColumnsProcessor, SamplerColumn, SubcategoryParams
 from tasks.generation.errors import TemplateRenderError
-from tasks.generation.llm import get_client, request_body
+from tasks.generation.llm import CallStats, LLMError, RequestsStopped, get_client, request_body
 from tasks.generation.plan import Plan, PlannedColumn, get_plan
 from tasks.generation.processors import SchemaTransform
 from tasks.generation.samplers import column_rng, sample_column
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, batch_name
+from tasks.generation.stop_signal import signal_for
 
 
 class BatchResult(BaseModel):
@@ -65,7 +70,17 @@ def _cast(texts: list[str], dtype: str, name: str) -> pa.Array:
     return pa.array(out, {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}[dtype])
 
 
-def _llm_column(column: PlannedColumn, rows: list[dict[str, Any]], seed: int, batch_index: int) -> pa.Array:
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    # The task run's logger, so that retries and cut answers show in the Prefect UI; the module's outside a run.
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+def _llm_column(
+    column: PlannedColumn, rows: list[dict[str, Any]], seed: int, batch_index: int, stop: threading.Event | None
+) -> pa.Array:
     assert column.template is not None and column.model is not None and column.provider is not None
     stream = (seed, batch_index)
     prompts = column.template.render_rows(rows, stream)
@@ -78,18 +93,80 @@ def _llm_column(column: PlannedColumn, rows: list[dict[str, Any]], seed: int, ba
         request_body(column.model, column.provider, prompt=p, system_prompt=s, seed=int(r))
         for p, s, r in zip(prompts, systems, seeds, strict=True)
     ]
-    answers = get_client(column.provider, column.model).complete_many(bodies)
-    return pa.array(answers, pa.string())
+    log = _logger()
+    where = f"column {column.name!r} (model {column.model.alias!r}), batch {batch_index}"
+    stats = CallStats(
+        on_first_retry=lambda message: log.warning(
+            "%s: %s; further retries of this batch are summed up when it ends", where, message
+        )
+    )
+    try:
+        answers = get_client(column.provider, column.model).complete_many(bodies, stats, stop)
+    except RequestsStopped:
+        raise
+    except LLMError as exc:
+        raise LLMError(_failure_message(exc, where, column), exhausted=exc.exhausted, row=exc.row) from None
+    if stats.retries:
+        log.warning(
+            "%s: %d requests retried (%s)",
+            where,
+            sum(stats.retries.values()),
+            ", ".join(f"{reason}: {n}" for reason, n in stats.retries.most_common()),
+        )
+    cut = sum(answer.finish_reason == "length" for answer in answers)
+    if cut:
+        # Kept (a cap is often meant), but said: a truncated answer is not what a reader of the dataset expects.
+        max_tokens = column.model.inference_parameters.max_tokens
+        log.warning(
+            "%s: %d of %d answers were cut at %s (finish_reason 'length'); raise inference_parameters.max_tokens "
+            "of model %r to get whole answers",
+            where,
+            cut,
+            len(answers),
+            f"max_tokens={max_tokens}" if max_tokens else "the server's output limit",
+            column.model.alias,
+        )
+    return pa.array([answer.content for answer in answers], pa.string())
+
+
+def _failure_message(exc: LLMError, where: str, column: PlannedColumn) -> str:
+    """The batch's error: which column, batch and row, what the endpoint said, and what to do next."""
+    assert column.provider is not None
+    row = f", row {exc.row}" if exc.row is not None else ""
+    if exc.exhausted:
+        provider = column.provider
+        waited = sum(
+            min(provider.retry_backoff_seconds * 2**attempt, provider.max_backoff_seconds)
+            for attempt in range(provider.max_retries)
+        )
+        advice = (
+            "the endpoint may be down or overloaded. Batches completed so far are kept: a rerun with the same "
+            f"parameters resumes from them. The retries waited about {waited:g} s in all (unless the server asked "
+            f"for longer); to wait longer before giving up, raise max_retries (now {provider.max_retries}), "
+            f"retry_backoff_seconds (now {provider.retry_backoff_seconds:g}) or max_backoff_seconds (now "
+            f"{provider.max_backoff_seconds:g}) of provider {provider.name!r}"
+        )
+    else:
+        advice = "retrying the same request cannot help: fix the config, the prompt or the endpoint, then rerun"
+    return f"{where}{row}: {exc}. {advice[0].upper()}{advice[1:]}."
 
 
 def generate_tables(
-    plan: Plan, *, seed: int, batch_index: int, num_rows: int
+    plan: Plan, *, seed: int, batch_index: int, num_rows: int, stop: threading.Event | None = None
 ) -> tuple[pa.Table, dict[str, pa.Table]]:
     """Generate one batch in memory: the main table and each ``schema_transform`` output.
+
+    Args:
+        plan: The compiled config.
+        seed: The run seed.
+        batch_index: Which batch.
+        num_rows: Records in the batch.
+        stop: Set when the run is interrupted: LLM requests not yet sent are dropped.
 
     Raises:
         TemplateRenderError: a template failed on a row (column and row named).
         LLMError: a chat completion failed for good.
+        RequestsStopped: ``stop`` was set.
     """
     arrays: dict[str, pa.Array] = {}
     rows: list[dict[str, Any]] | None = None
@@ -110,7 +187,7 @@ def generate_tables(
             parent = arrays[config.params.category] if isinstance(config.params, SubcategoryParams) else None
             array = sample_column(config, column_rng(seed, batch_index, column.index), num_rows, parent)
         elif column.model is not None:
-            array = _llm_column(column, ensure_rows(), seed, batch_index)
+            array = _llm_column(column, ensure_rows(), seed, batch_index, stop)
         else:
             assert column.template is not None
             texts = column.template.render_rows(ensure_rows(), (seed, batch_index))
@@ -131,8 +208,13 @@ def generate_tables(
 
 
 def write_batch(plan: Plan, root: Path, *, seed: int, batch_index: int, num_rows: int) -> BatchResult:
-    """Generate a batch and write its files (processor outputs first, the main file last)."""
-    main, outputs = generate_tables(plan, seed=seed, batch_index=batch_index, num_rows=num_rows)
+    """Generate a batch and write its files (processor outputs first, the main file last).
+
+    The LLM requests stop when the run generating into ``root`` in this process is interrupted
+    (:mod:`tasks.generation.stop_signal`); looked up once, so every column of the batch sees the same signal.
+    """
+    stop = signal_for(root)
+    main, outputs = generate_tables(plan, seed=seed, batch_index=batch_index, num_rows=num_rows, stop=stop)
     name = batch_name(batch_index)
     files = []
     for processor, table in outputs.items():

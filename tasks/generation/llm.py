@@ -15,25 +15,91 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from tasks.generation.config import ModelConfig, ModelProvider
 from tasks.generation.errors import ConfigError
+from tasks.redaction import is_secret_key, redact_secrets, redact_url
 from tasks.retry_policy import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# 5xx are server-side and transient (a proxy's 520-524, an overloaded provider's 529) except these two.
+_PERMANENT_5XX = frozenset({501, 505})
+
+
+def retryable_status(status: int) -> bool:
+    """Whether a chat-completions answer with ``status`` is worth retrying: 408, 409, 425, 429 and 5xx."""
+    return status in (408, 409, 425, 429) or (500 <= status <= 599 and status not in _PERMANENT_5XX)
+
+
 MAX_RETRY_AFTER_SECONDS = 300.0
 
 
 class LLMError(RuntimeError):
-    """A chat-completions request failed for good (a 4xx other than 408/409/425/429, or retries exhausted)."""
+    """A chat-completions request failed for good (a 4xx other than 408/409/425/429, a 501 or 505, an answer
+    withheld by a content filter, or retries exhausted).
+
+    Attributes:
+        exhausted: True when every attempt failed transiently (the endpoint down or overloaded): a later rerun
+            may succeed; False when the request itself was refused (retrying it cannot help).
+        row: Index of the failed request in a :meth:`ChatCompletionsClient.complete_many` call.
+    """
+
+    def __init__(self, message: str, *, exhausted: bool = False, row: int | None = None) -> None:
+        super().__init__(message)
+        self.exhausted = exhausted
+        self.row = row
+
+
+class RequestsStopped(LLMError):
+    """The run was interrupted: its requests not yet sent were dropped (see :mod:`tasks.generation.stop_signal`)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer: its text and why the model stopped (``"length"``: cut at ``max_tokens``)."""
+
+    content: str
+    finish_reason: str | None = None
+
+
+@dataclass
+class CallStats:
+    """What happened to the requests of one :meth:`ChatCompletionsClient.complete_many` call, for its log lines.
+
+    Attributes:
+        retries: Retried attempts, by reason (``"HTTP 429"``, ``"timeout"``, ``"connection error"``...).
+        on_first_retry: Called once, with the first retry's description, when a request is first retried (so a
+            run waiting on a struggling endpoint says so while it waits).
+    """
+
+    retries: Counter[str] = field(default_factory=Counter)
+    on_first_retry: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def retried(self, reason: str, description: str) -> None:
+        """Count a retry; the first one is reported through ``on_first_retry``."""
+        with self._lock:
+            first = not self.retries
+            self.retries[reason] += 1
+        if first and self.on_first_retry is not None:
+            self.on_first_retry(description)
+
+
+class _BadAnswer(Exception):
+    """A 200 whose body is no usable completion; ``final`` when asking again cannot change it."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 class MissingAPIKeyError(ConfigError):
@@ -79,18 +145,52 @@ class RetryPolicy:
     max_backoff_seconds: float = 30.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry ``attempt`` (0-based): the server's ``Retry-After`` when given."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
+        """Seconds to wait before retry ``attempt`` (0-based): the back-off, or the server's ``Retry-After`` when
+        longer (bounded by :data:`MAX_RETRY_AFTER_SECONDS`).
+
+        A shorter ``Retry-After`` does not shorten the wait: an overloaded server that answers ``Retry-After: 0``
+        to everything would otherwise use up every attempt in a second, while the back-off is what the config
+        promises to wait out.
+        """
         base = min(self.backoff_seconds * (2**attempt), self.max_backoff_seconds)
-        return base * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
+        backoff = base * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
+        if retry_after is None:
+            return backoff
+        return max(min(retry_after, MAX_RETRY_AFTER_SECONDS), backoff)
+
+
+def _text_parts(parts: list[Any]) -> str | None:
+    """The text of a content given as parts (``[{"type": "text", "text": ...}]``, as some servers answer, with
+    reasoning models' ``thinking`` parts left out); None when no part is text."""
+    texts = [
+        p["text"]
+        for p in parts
+        if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+    ]
+    return "".join(texts) if texts else None
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    return (text[:200] + "...") if len(text) > 200 else text or "(empty body)"
+
+
+def _quota_exhausted(response: httpx.Response) -> bool:
+    """A 429 that says the account is out of credit (OpenAI's ``insufficient_quota``): no wait brings it back."""
+    if response.status_code != 429:
+        return False
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(error, dict) and "insufficient_quota" in (str(error.get("code")), str(error.get("type")))
 
 
 def _server_message(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:300]
+        return _snippet(response)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return str(error.get("message") or error)[:300]
@@ -119,12 +219,19 @@ class ChatCompletionsClient:
         retry: RetryPolicy | None = None,
         extra_headers: dict[str, str] | None = None,
     ) -> None:
-        endpoint = endpoint.rstrip("/")
-        self.url = endpoint if endpoint.endswith("/chat/completions") else f"{endpoint}/chat/completions"
+        # The path is extended, the query kept: Azure-style endpoints carry ``?api-version=...``.
+        parts = urlsplit(endpoint)
+        path = parts.path.rstrip("/")
+        path = path if path.endswith("/chat/completions") else f"{path}/chat/completions"
+        self._url = urlunsplit(parts._replace(path=path))
+        self.url = redact_url(self._url)  # the one shown in logs and errors
         self.retry = retry or RetryPolicy()
         headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        # What a server may echo back in an error (some proxies quote the key they refused): scrubbed from every
+        # message this client logs or raises, since those reach the Prefect UI.
+        self._secrets = [api_key or ""] + [v for k, v in (extra_headers or {}).items() if is_secret_key(k)]
         self._http = httpx.Client(
             headers=headers,
             timeout=timeout,
@@ -134,59 +241,147 @@ class ChatCompletionsClient:
         )
         self._pool = ThreadPoolExecutor(max_workers=max_parallel_requests, thread_name_prefix="llm")
 
+    def _scrub(self, text: str) -> str:
+        return str(redact_secrets(text, self._secrets))
+
     def complete(self, body: dict[str, Any]) -> str:
-        """One chat completion; returns ``choices[0].message.content``.
+        """One chat completion; returns ``choices[0].message.content`` (see :meth:`request`)."""
+        return self.request(body).content
+
+    def request(
+        self, body: dict[str, Any], stats: CallStats | None = None, stop: threading.Event | None = None
+    ) -> Completion:
+        """One chat completion, retried on 408/409/425/429/5xx, timeouts, dropped connections and malformed
+        answers, with exponential back-off (``Retry-After`` honoured); none sent (or retried) once ``stop`` is set.
 
         Raises:
-            LLMError: a non-retryable status, an unusable answer after the retries, or retries exhausted.
+            LLMError: a non-retryable status, an answer withheld by a content filter, or retries exhausted.
+            RequestsStopped: ``stop`` was set.
         """
         last = ""
         for attempt in range(self.retry.max_retries + 1):
+            if stop is not None and stop.is_set():
+                raise RequestsStopped("stopped: the run was interrupted")
             retry_after: float | None = None
             try:
-                response = self._http.post(self.url, json=body)
+                response = self._http.post(self._url, json=body)
             except httpx.TimeoutException:
-                last = "timed out"
+                reason = last = "timed out"
             except httpx.TransportError as exc:
-                last = f"connection error ({type(exc).__name__})"
+                reason, last = "connection error", f"connection error ({type(exc).__name__})"
             else:
                 if response.status_code == 200:
-                    content = self._content(response)
-                    if content is not None:
-                        return content
-                    last = "answer without choices[0].message.content"
-                elif response.status_code in RETRY_STATUS:
+                    try:
+                        return self._answer(response)
+                    except _BadAnswer as exc:
+                        if exc.final:
+                            raise LLMError(
+                                self._scrub(f"{self.url}, model {body.get('model')!r}: {exc}")
+                            ) from None
+                        reason, last = "malformed answer", str(exc)
+                elif retryable_status(response.status_code) and not _quota_exhausted(response):
+                    reason = f"HTTP {response.status_code}"
                     last = f"HTTP {response.status_code}: {_server_message(response)}"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 else:
-                    raise LLMError(
-                        f"{self.url} answered HTTP {response.status_code} for model {body.get('model')!r}: "
-                        f"{_server_message(response)}"
-                    )
+                    raise LLMError(self._scrub(self._refused(response, body))) from None
             if attempt == self.retry.max_retries:
                 break
             delay = self.retry.delay(attempt, retry_after)
-            logger.warning(
-                "chat completion %s (attempt %d of %d); retrying in %.2fs",
-                last,
-                attempt + 1,
-                self.retry.max_retries + 1,
-                delay,
+            message = self._scrub(
+                f"chat completion {last} (attempt {attempt + 1} of {self.retry.max_retries + 1}); "
+                f"retrying in {delay:.2f}s"
             )
-            time.sleep(delay)
-        raise LLMError(f"{self.url}: gave up after {self.retry.max_retries + 1} attempts; last error: {last}")
+            logger.warning("%s", message)
+            if stats is not None:
+                stats.retried(reason, message)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+        raise LLMError(
+            self._scrub(f"{self.url}: gave up after {self.retry.max_retries + 1} attempts; last error: {last}"),
+            exhausted=True,
+        )
+
+    def _refused(self, response: httpx.Response, body: dict[str, Any]) -> str:
+        message = (
+            f"{self.url} answered HTTP {response.status_code} for model {body.get('model')!r}: "
+            f"{_server_message(response)}"
+        )
+        if _quota_exhausted(response):
+            message += " (the account's quota is used up: add credit or raise its limits, then rerun)"
+        if response.status_code == 404 and "/v1/" not in urlsplit(self._url).path:
+            # vLLM, llama.cpp, Ollama, LiteLLM... serve under /v1; a base URL without it is the usual cause.
+            message += " (OpenAI-compatible servers usually serve under /v1: is the endpoint missing /v1?)"
+        return message
 
     @staticmethod
-    def _content(response: httpx.Response) -> str | None:
+    def _answer(response: httpx.Response) -> Completion:
         try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return None
-        return content if isinstance(content, str) else None
+            data = response.json()
+        except ValueError:
+            raise _BadAnswer(f"answer is not JSON: {_snippet(response)}") from None
+        try:
+            choice = data["choices"][0]
+            content = choice["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            content, choice = None, None
+        finish_reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        if finish_reason == "content_filter":
+            # The provider withholds (or cuts) the answer to this prompt; the same request gets the same verdict.
+            raise _BadAnswer(
+                "the provider's content filter withheld the answer (finish_reason 'content_filter'); change the "
+                "prompt, or the run's seed",
+                final=True,
+            )
+        if isinstance(content, list):
+            content = _text_parts(content)
+        if content is None and finish_reason == "length":
+            # A reasoning model spent max_tokens before writing any answer: the same request does it again.
+            raise _BadAnswer(
+                "the answer was cut at max_tokens before any text (finish_reason 'length', content null; a reasoning "
+                "model may spend its tokens thinking): raise inference_parameters.max_tokens",
+                final=True,
+            )
+        if not isinstance(content, str):
+            raise _BadAnswer(f"answer without choices[0].message.content: {_snippet(response)}")
+        return Completion(content, finish_reason if isinstance(finish_reason, str) else None)
 
-    def complete_many(self, bodies: Sequence[dict[str, Any]]) -> list[str]:
-        """Complete every body, at most ``max_parallel_requests`` at a time; answers in input order."""
-        return list(self._pool.map(self.complete, bodies))
+    def complete_many(
+        self,
+        bodies: Sequence[dict[str, Any]],
+        stats: CallStats | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[Completion]:
+        """Complete every body, at most ``max_parallel_requests`` at a time; answers in input order.
+
+        The first request that fails for good cancels the ones not yet sent: their answers would be thrown away.
+        So does ``stop``, at once: requests already sent are left to finish in the background.
+
+        Raises:
+            LLMError: with ``row`` set to the failed body's index.
+            RequestsStopped: ``stop`` was set.
+        """
+        futures: list[Future[Completion]] = [self._pool.submit(self.request, body, stats, stop) for body in bodies]
+        try:
+            while wait(futures, timeout=None if stop is None else 0.2, return_when=FIRST_EXCEPTION).not_done:
+                if stop is not None and stop.is_set():
+                    raise RequestsStopped("stopped: the run was interrupted")
+                if any(f.done() and f.exception() is not None for f in futures):
+                    break
+            for row, future in enumerate(futures):
+                if future.done() and not future.cancelled() and future.exception() is not None:
+                    exc = future.exception()
+                    if isinstance(exc, RequestsStopped):
+                        raise exc
+                    if isinstance(exc, LLMError):
+                        raise LLMError(str(exc), exhausted=exc.exhausted, row=row) from None
+                    raise exc  # type: ignore[misc]
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
 
     def close(self) -> None:
         """Close connections and worker threads."""

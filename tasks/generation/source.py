@@ -145,8 +145,12 @@ def parse_text(text: str, origin: str = "config") -> dict[str, Any]:
 
 
 def _looks_like_path(text: str) -> bool:
+    # Text opening a JSON (or YAML flow) mapping or list is a config, even with a '/' in it (an endpoint URL).
     return (
-        "\n" not in text and (text.endswith((".yaml", ".yml", ".json")) or os.sep in text) and ":" not in text[:2]
+        "\n" not in text
+        and not text.startswith(("{", "["))
+        and (text.endswith((".yaml", ".yml", ".json")) or os.sep in text)
+        and ":" not in text[:2]
     )
 
 
