@@ -26,8 +26,7 @@ from flows.generate_and_push import generate_and_push
 from flows.push import push_dataset
 from flows.push_result import PushResult
 from flows.verify import VerificationResult, verify_pushed_dataset
-from tasks.credentials import HuggingFaceCredentials
-from tasks.validation import InvalidParameterError
+from tasks.credentials import HuggingFaceCredentials, load_credentials
 
 # A deployment run writes to a log (the serve process's or the worker's output), not a terminal: huggingface_hub's
 # progress bars would fill it with cursor codes, about 200 lines per push. The stages report their progress as an
@@ -37,22 +36,8 @@ if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:
 
 
 def _credentials(block_name: str | None) -> HuggingFaceCredentials | None:
-    """The saved block ``credentials_block`` names, or None without a name.
-
-    Raises:
-        InvalidParameterError: no such block is saved on this server (Prefect's own message names neither the
-            parameter nor the way out).
-    """
-    if not block_name:
-        return None
-    try:
-        return HuggingFaceCredentials.load(block_name)  # type: ignore[return-value]
-    except ValueError as exc:
-        raise InvalidParameterError(
-            f"credentials_block {block_name!r}: no HuggingFaceCredentials block of that name is saved on this "
-            f"Prefect server. Save one (HuggingFaceCredentials(token=...).save({block_name!r})), or leave "
-            "credentials_block empty to use HF_TOKEN in the environment of the process that runs the flow."
-        ) from exc
+    """The saved block ``credentials_block`` names, or None without a name (see ``load_credentials``)."""
+    return load_credentials(block_name) if block_name else None
 
 
 def _run_name(prefix: str, field: str) -> Any:

@@ -21,6 +21,7 @@ from tasks.validation import (
     LANGUAGE_PATTERN,
     LICENSE_PATTERN,
     TASK_ID_PATTERN,
+    validate_dask_address,
     validate_description,
     validate_repo_id,
     validate_revision,
@@ -182,11 +183,7 @@ class GenerateAndPushParameters(CardParameters):
     @model_validator(mode="after")
     def _dask_address_needs_dask(self) -> GenerateAndPushParameters:
         # Checked when the run starts, before generating: the schema the server checks cannot relate two fields.
-        if self.dask_address and self.task_runner != "dask":
-            raise ValueError(
-                f"dask_address is set but task_runner is {self.task_runner!r}, so the batches would run on threads: "
-                "set task_runner to 'dask' to use that cluster, or leave dask_address empty."
-            )
+        validate_dask_address(self.task_runner, self.dask_address)
         return self
 
 

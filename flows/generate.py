@@ -61,6 +61,7 @@ from tasks.generation.state import (
     write_state,
 )
 from tasks.generation.stop_signal import stop_signal
+from tasks.validation import validate_dask_address
 
 DEFAULT_BATCH_SIZE = 1000
 # Batches in flight when they wait on LLM endpoints or run elsewhere. Batches that only render templates in this
@@ -205,12 +206,7 @@ def generate_dataset(
             raise ValueError(f"{name} must be at least {least}, got {value}.")
     if max_in_flight is not None and max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1 (or None for the default), got {max_in_flight}.")
-    if dask_address and task_runner != "dask":  # it would be ignored: the batches would run on threads
-        raise ValueError(
-            f"dask_address {dask_address!r} is used only with task_runner='dask', and task_runner is "
-            f"{task_runner!r}: set task_runner to 'dask' to run the batches on that cluster, or leave dask_address "
-            "empty."
-        )
+    validate_dask_address(task_runner, dask_address)
     if task_runner == "dask" and importlib.util.find_spec("prefect_dask") is None:
         raise ValueError(
             "task_runner='dask' needs prefect-dask: install the project's dask extra (pip install -e '.[dask]')."

@@ -6,7 +6,10 @@ from huggingface_hub import get_token
 from prefect import get_client
 from prefect.blocks.core import Block
 from prefect.context import FlowRunContext
+from prefect.exceptions import ObjectNotFound
 from pydantic import Field, SecretStr
+
+from tasks.validation import InvalidParameterError
 
 # How Prefect records a SecretStr flow parameter (and how hide_token_parameter masks a plain-string one).
 MASKED = "**********"
@@ -46,6 +49,25 @@ class HuggingFaceCredentials(Block):
         default=...,
         description="A Hugging Face user access token with write access to the dataset repos you push to.",
     )
+
+
+def load_credentials(block_name: str) -> HuggingFaceCredentials:
+    """The ``HuggingFaceCredentials`` block saved as ``block_name`` (what a ``credentials_block`` parameter names).
+
+    Raises:
+        InvalidParameterError: no such block is saved on this Prefect server; the message names the parameter and
+            the ways out (Prefect's own, "Unable to find block document named ...", names neither).
+    """
+    try:
+        return HuggingFaceCredentials.load(block_name)  # type: ignore[return-value]
+    except ValueError as exc:
+        if not isinstance(exc.__cause__, ObjectNotFound):  # e.g. a saved block that no longer validates
+            raise
+        raise InvalidParameterError(
+            f"credentials_block {block_name!r}: no HuggingFaceCredentials block of that name is saved on this "
+            f"Prefect server. Save one (HuggingFaceCredentials(token=...).save({block_name!r})), or leave "
+            "credentials_block empty to use HF_TOKEN in the environment of the process that runs the flow."
+        ) from None
 
 
 def _clean(value: str | None) -> str | None:
@@ -112,7 +134,7 @@ def _saved_block_of_this_run() -> HuggingFaceCredentials | None:
     slug = HuggingFaceCredentials.get_block_type_slug()
     for value in recorded:
         if isinstance(value, dict) and value.get("block_type_slug") == slug and value.get("_block_document_name"):
-            return HuggingFaceCredentials.load(value["_block_document_name"])  # type: ignore[return-value]
+            return load_credentials(value["_block_document_name"])
     return None  # an unsaved block: its token is gone, as a plain token parameter's is
 
 

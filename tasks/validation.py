@@ -104,6 +104,21 @@ def _unclosed_block(text: str) -> str | None:
 _BAD_BRANCH_TEXT = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
 
 
+def validate_dask_address(task_runner: str, dask_address: str | None) -> None:
+    """Refuse a Dask scheduler address given without ``task_runner="dask"``: it would be ignored, and the batches
+    would run on threads.
+
+    Raises:
+        InvalidParameterError: naming both fields and the two ways out.
+    """
+    if dask_address and task_runner != "dask":
+        raise InvalidParameterError(
+            f"dask_address {dask_address!r} is used only with task_runner='dask', and task_runner is "
+            f"{task_runner!r}: set task_runner to 'dask' to run the batches on that cluster, or leave dask_address "
+            "empty."
+        )
+
+
 def validate_revision(revision: str) -> str:
     """Refuse revisions the Hub cannot commit to: empty, tag-looking refs, commit ids, names git refuses as a
     branch.

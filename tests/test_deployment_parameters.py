@@ -46,7 +46,7 @@ def test_the_seed_parameter_takes_an_integer_or_per_run() -> None:
 
 def test_a_dask_address_needs_the_dask_task_runner() -> None:
     """A run given only a scheduler address would generate on threads: its parameters are refused instead."""
-    with pytest.raises(ValidationError, match="dask_address is set but task_runner is 'threads'"):
+    with pytest.raises(ValidationError, match="used only with task_runner='dask', and task_runner is 'threads'"):
         GenerateAndPushParameters(**BASE, dask_address="tcp://scheduler:8786")
     params = GenerateAndPushParameters(**BASE, task_runner="dask", dask_address="tcp://scheduler:8786")
     assert (params.task_runner, params.dask_address) == ("dask", "tcp://scheduler:8786")
