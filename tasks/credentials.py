@@ -9,6 +9,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectNotFound
 from pydantic import Field, SecretStr
 
+from tasks.hub_client import tokens_page
 from tasks.validation import InvalidParameterError
 
 # How Prefect records a SecretStr flow parameter (and how hide_token_parameter masks a plain-string one).
@@ -82,7 +83,7 @@ def _checked(value: str, source: str) -> str:
     if not (value.isascii() and value.isprintable()) or " " in value:
         raise InvalidTokenError(
             f"The Hugging Face token from {source} holds characters a token cannot have (spaces, control or "
-            "non-ASCII characters). Copy it again from https://huggingface.co/settings/tokens."
+            f"non-ASCII characters). Copy it again from {tokens_page()}."
         )
     return value
 

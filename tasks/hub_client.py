@@ -31,9 +31,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2
-from huggingface_hub import HfApi, HfFileSystem
+from huggingface_hub import HfApi, HfFileSystem, constants
 from huggingface_hub.utils import _http, set_client_factory
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,24 @@ def bound_hub_requests() -> None:
             return
         if not getattr(current, _BOUNDED, False):
             set_client_factory(_bounded(current))  # also closes the current client: the next one has the hook
+
+
+# huggingface.co's host names. A token of that Hub goes to these only; one of a self-hosted Hub only to its host.
+HUGGINGFACE_CO_HOSTS = frozenset({"huggingface.co", "hf.co", "www.huggingface.co"})
+
+
+def hub_endpoint() -> str:
+    """The Hub huggingface_hub talks to: ``HF_ENDPOINT`` as it read it, else ``https://huggingface.co``."""
+    return constants.ENDPOINT.rstrip("/")
+
+
+def tokens_page(endpoint: str | None = None) -> str:
+    """Where to create a token for ``endpoint`` (default: :func:`hub_endpoint`), as a message can say it: the
+    settings page on huggingface.co; on a self-hosted Hub, that Hub (a huggingface.co token is not valid there)."""
+    endpoint = (endpoint or hub_endpoint()).rstrip("/")
+    if urlsplit(endpoint).netloc.lower() in HUGGINGFACE_CO_HOSTS:
+        return f"{endpoint}/settings/tokens"
+    return f"the Hub that HF_ENDPOINT names ({endpoint}; a huggingface.co token is not valid there)"
 
 
 def hub_api(endpoint: str | None = None, token: str | None = None) -> HfApi:

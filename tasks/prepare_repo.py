@@ -25,7 +25,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 from prefect import task
 from pydantic import BaseModel, SecretStr
 
-from tasks.hub_client import hub_api
+from tasks.hub_client import hub_api, tokens_page
 from tasks.hub_commit import HubTarget
 from tasks.retry_policy import http_status, retry_options
 from tasks.validation import InvalidParameterError
@@ -47,14 +47,10 @@ def check_token_with_hub(api: HfApi, token: str) -> str:
             # Name the Hub: a huggingface.co token sent to a self-hosted Hub (HF_ENDPOINT) is rejected too, and
             # "create a token at huggingface.co" would send the user the wrong way.
             endpoint = api.endpoint.rstrip("/")
-            where = (
-                f"{endpoint}/settings/tokens"
-                if endpoint == "https://huggingface.co"
-                else "the Hub that HF_ENDPOINT names (a huggingface.co token is not valid there)"
-            )
             raise PermissionError(
-                f"The Hub at {endpoint} rejected the token (401). Create a token with write access at {where}, "
-                "and pass it as token=..., a HuggingFaceCredentials block, HF_TOKEN, or `hf auth login`."
+                f"The Hub at {endpoint} rejected the token (401). Create a token with write access at "
+                f"{tokens_page(endpoint)}, and pass it as token=..., a HuggingFaceCredentials block, HF_TOKEN, or "
+                "`hf auth login`."
             ) from None
         raise
 

@@ -133,7 +133,9 @@ def test_blob_urls_are_rewritten_to_raw(url: str, expected: str) -> None:
 
 
 def test_hf_endpoint_host_counts_as_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:5555")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:5555")  # HF_ENDPOINT, as huggingface_hub read it
     assert raw_url("http://127.0.0.1:5555/datasets/a/b/blob/main/x.json") == (
         "http://127.0.0.1:5555/datasets/a/b/resolve/main/x.json"
     )

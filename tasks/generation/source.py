@@ -16,15 +16,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import yaml
-from huggingface_hub import constants
 
 from tasks.credentials import optional_token
 from tasks.generation.config import BuilderConfig, parse_config
 from tasks.generation.errors import ConfigError
+from tasks.hub_client import HUGGINGFACE_CO_HOSTS, hub_endpoint
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-_HUB_HOSTS = frozenset({"huggingface.co", "hf.co", "www.huggingface.co"})
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # /{datasets|spaces|}/<owner>/<repo>/blob/<rev>/<path>: the Hub's file page; /resolve/ serves the file.
 _HUB_BLOB = re.compile(r"^(/(?:datasets/|spaces/)?[^/]+/[^/]+)/blob/(.+)$")
@@ -32,20 +31,17 @@ _GITHUB_BLOB = re.compile(r"^/([^/]+)/([^/]+)/blob/(.+)$")
 
 
 def _hub_hosts() -> set[str]:
-    hosts = set(_HUB_HOSTS)
-    endpoint = os.environ.get("HF_ENDPOINT")
-    if endpoint:
-        hosts.add(urlsplit(endpoint).netloc.lower())
-    return hosts
+    """huggingface.co's names and the host of the Hub huggingface_hub talks to (their file pages: /blob/)."""
+    return {*HUGGINGFACE_CO_HOSTS, urlsplit(hub_endpoint()).netloc.lower()}
 
 
 def _takes_the_token(url: str) -> bool:
     """Whether ``url`` is on the Hub whose token the push has: the one huggingface_hub talks to (``HF_ENDPOINT``),
     by the same scheme. huggingface.co's other names count only when that Hub is huggingface.co: the token of a
     self-hosted Hub must not reach huggingface.co with a config fetched from there, nor go out over plain http."""
-    parts, endpoint = urlsplit(url), urlsplit(constants.ENDPOINT)
+    parts, endpoint = urlsplit(url), urlsplit(hub_endpoint())
     host, hub = parts.netloc.lower(), endpoint.netloc.lower()
-    return parts.scheme.lower() == endpoint.scheme.lower() and (host == hub or {host, hub} <= _HUB_HOSTS)
+    return parts.scheme.lower() == endpoint.scheme.lower() and (host == hub or {host, hub} <= HUGGINGFACE_CO_HOSTS)
 
 
 def raw_url(url: str) -> str:
