@@ -1,6 +1,6 @@
 """Which Hub failures a stage retries, and how long it waits first (product.md §7).
 
-Transient: 429 (after the wait the Hub asks for), 408, 5xx, timeouts and dropped connections, and the commit
+Transient: 429 (after the wait the Hub asks for), 408, 425, 5xx but 501 and 505, timeouts and dropped connections, and the commit
 conflicts 409/412 (the stage re-reads the branch and commits again). Everything else (401, 403, 404, bad
 input) fails at once with the Hub's message: retrying cannot fix it. So do the settings that stop every request
 before it leaves the process, although they raise network errors: ``HF_HUB_OFFLINE`` (``OfflineModeIsEnabled``, a
@@ -28,7 +28,10 @@ from huggingface_hub.utils import parse_ratelimit_headers
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_STATUS = frozenset({408, 409, 412, 425, 429, 500, 502, 503, 504})
+# 5xx are the server's and pass (a proxy's 520-524, an overloaded server's 529), except these two.
+_PERMANENT_5XX = frozenset({501, 505})
+# A commit refused because the branch moved since its parent (another writer): the stage plans it again.
+_COMMIT_CONFLICT = 412
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     httpx2.TransportError,
     httpx.TransportError,
@@ -43,6 +46,12 @@ _SETTING_ERRORS: tuple[type[BaseException], ...] = (
     httpx2.UnsupportedProtocol,
     httpx.UnsupportedProtocol,
 )
+
+
+def transient_status(status: int) -> bool:
+    """Whether an HTTP answer with ``status`` may succeed when asked again later: 408, 409, 425, 429, and 5xx
+    but 501 and 505. Shared by the Hub's tasks and the LLM client."""
+    return status in (408, 409, 425, 429) or (500 <= status <= 599 and status not in _PERMANENT_5XX)
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -67,12 +76,12 @@ def is_transient(exc: BaseException) -> bool:
     for error in _causes(exc):
         if isinstance(error, HfHubHTTPError):
             status = http_status(error)
-            return status is None or status in TRANSIENT_STATUS
+            return status is None or status == _COMMIT_CONFLICT or transient_status(status)
         if isinstance(error, _SETTING_ERRORS):
             return False
         if isinstance(error, _NETWORK_ERRORS):
             status = _xet_http_status(error)
-            return status is None or status in TRANSIENT_STATUS
+            return status is None or transient_status(status)
     return False
 
 

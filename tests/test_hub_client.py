@@ -183,3 +183,21 @@ def test_a_gateway_timeout_counts_as_giving_up_waiting_like_a_client_timeout(
     wrapped.__cause__ = error
     assert timed_out(wrapped) is someone_gave_up
     assert timed_out(httpx2.ReadTimeout("read", request=request))
+
+
+@pytest.mark.parametrize(("status", "transient"), [(520, True), (529, True), (503, True), (501, False), (505, False)])
+def test_which_5xx_a_hub_task_retries(hub: Any, status: int, transient: bool) -> None:
+    """A proxy's 520-524 or an overloaded server's 529 passes like a 503; 501 and 505 do not (the LLM client
+    classifies them the same way: ``retry_policy.transient_status``)."""
+    from huggingface_hub.errors import HfHubHTTPError
+    from reliability_support import fast_client_backoff
+
+    from tasks.retry_policy import http_status, is_transient
+
+    repo = f"alice/status-{status}"
+    HfApi(token=ALICE_TOKEN).create_repo(repo, repo_type="dataset", exist_ok=True)
+    hub.faults.add("repo-info", status=status, count=None, repo=repo)
+    with fast_client_backoff(), pytest.raises(HfHubHTTPError) as raised:
+        hub_api(token=ALICE_TOKEN).repo_info(repo, repo_type="dataset")
+    assert http_status(raised.value) == status
+    assert is_transient(raised.value) is transient
