@@ -27,14 +27,12 @@ PORT_FILE = ".embedded-hub-port"
 
 def _free_port(preferred: int = 0) -> int:
     """``preferred`` when it can be bound now, else a free port the system picks."""
-    for port in (preferred, 0) if preferred else (0,):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise RuntimeError("no free port on 127.0.0.1")  # unreachable: binding port 0 does not fail for want of one
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:  # taken (or not allowed): any free one
+            s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def hub_port(data_dir: Path) -> int:

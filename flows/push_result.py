@@ -43,8 +43,11 @@ class PushResult(BaseModel):
 
 
 def unfinished_rows(failed: StageName, reason: str, not_run: list[StageName]) -> list[dict[str, Any]]:
-    """Rows of the stage table for a failed stage and the stages after it."""
-    return [table_row(failed, f"failed: {reason}"), *(table_row(stage, "not run") for stage in not_run)]
+    """Rows of the stage table for a failed stage (this attempt's) and the stages after it (no attempt's)."""
+    return [
+        table_row(failed, f"failed: {reason}"),
+        *(table_row(stage, "not run", attempt="") for stage in not_run),
+    ]
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

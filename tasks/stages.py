@@ -202,6 +202,8 @@ def _run_plans(
             result.revision = opened_pull_request(job.run_key, target) or job.revision
     api = hub_api()
     hint = job.head
+    # Plans that only delete leftovers: the folder has nothing for this stage; with none found, it is skipped.
+    removal_only = all(not p.files for p in plans)
     for plan in plans:
         progress = None
         if progress_label and plan.files and not job.preuploaded:
@@ -231,14 +233,12 @@ def _run_plans(
                 result.revision = commit.pr_revision
         result.outcomes.append(outcome)
         result.head = hint = outcome.head
-        # A plan without files only removes leftovers: with none found, the table calls the stage skipped.
         made = ", ".join(c.oid[:8] for c in outcome.commits) or (
-            "no commit, unchanged" if plan.files else "nothing to push or remove, skipped"
+            "nothing to push or remove, skipped" if removal_only else "no commit, unchanged"
         )
         logger.info("Stage %s (%s): %s.", stage, plan.label, made)
     result.seconds = time.monotonic() - started
-    # A plan that only deletes leftovers and found none: the folder had nothing for this stage.
-    result.skipped = not result.commits and all(not p.files for p in plans)
+    result.skipped = removal_only and not result.commits
     return result
 
 

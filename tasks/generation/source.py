@@ -141,12 +141,8 @@ def parse_text(text: str, origin: str = "config") -> dict[str, Any]:
 
 
 def _looks_like_path(text: str) -> bool:
-    # Text opening a JSON (or YAML flow) mapping or list is a config, even with a '/' in it (an endpoint URL).
     return (
-        "\n" not in text
-        and not text.startswith(("{", "["))
-        and (text.endswith((".yaml", ".yml", ".json")) or os.sep in text)
-        and ":" not in text[:2]
+        "\n" not in text and (text.endswith((".yaml", ".yml", ".json")) or os.sep in text) and ":" not in text[:2]
     )
 
 
@@ -196,7 +192,9 @@ def from_config(
             raise ConfigError(f"only http and https URLs are fetched, not {scheme.group(1)!r}: {text}")
         url = raw_url(text)
         return parse_config(parse_text(fetch_text(url, timeout=timeout, max_bytes=max_bytes, token=token), url))
-    if not text.startswith(("{", "[")) and _is_file(text):
+    if text.startswith(("{", "[")):  # a JSON (or YAML flow) mapping or list, even with a '/' in it (a URL)
+        return parse_config(parse_text(source))
+    if _is_file(text):
         return _from_file(Path(text).expanduser(), max_bytes)
     if _looks_like_path(text):
         raise _not_found(text)
