@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
 
@@ -26,6 +26,9 @@ _TOKEN_QUALIFIERS = frozenset({"api", "access", "auth", "hf", "bearer", "refresh
 _SECRET_VALUE = re.compile(
     r"\b(hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_\-]{16,}|nvapi-[A-Za-z0-9_\-]{16,})\b|Bearer\s+\S+"
 )
+# URLs, alone or inside text (less the punctuation that ends a sentence): an endpoint may carry a key in its query
+# (``?api-key=``) or a password before its host.
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]*[^\s\"'<>.,;:!?)\]}]")
 # An environment variable *name* (Data Designer's `api_key: NVIDIA_API_KEY`) is a reference, not a secret. A
 # name has an underscore (or is set here); an all-caps key such as `PK1A2B3C4D5E6F7G8H9J` does not.
 ENV_VAR_NAME = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
@@ -56,12 +59,15 @@ def _is_env_reference(value: str) -> bool:
 def redact_secrets(value: Any, known_secrets: Iterable[str] = ()) -> Any:
     """Return a copy of ``value`` with credentials replaced by ``"<redacted>"``.
 
-    Redacts: values of credential keys (except environment-variable names, which are references);
-    token-shaped strings anywhere; and every occurrence of a ``known_secrets`` string (the token in use).
+    Redacts: values of credential keys (except environment-variable names, which are references); passwords and
+    credential query parameters of URLs anywhere (:func:`redact_url`); token-shaped strings anywhere; and every
+    occurrence of a ``known_secrets`` string (the token in use).
     """
     secrets = sorted({s for s in known_secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def scrub_text(text: str) -> str:
+        # URLs first: a known secret replaced inside one would cut it short (``<`` ends a URL).
+        text = _URL.sub(lambda m: _redact_url_or_all(m.group()), text)
         for secret in secrets:
             text = text.replace(secret, REDACTED)
         return _SECRET_VALUE.sub(REDACTED, text)
@@ -85,14 +91,33 @@ _URL_SECRET_PARAMS = frozenset({"key", "sig", "signature", "code"})
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password and the values of credential-named query parameters (``?api-key=``) redacted."""
+    """``url`` with its password and the values of credential-named query parameters (``?api-key=``) redacted;
+    the rest as written (a URL without credentials is returned unchanged).
+
+    Raises:
+        ValueError: ``url`` cannot be parsed (an unbalanced ``[`` in its host, say).
+    """
 
     def secret(name: str) -> bool:
+        name = unquote_plus(name)
         return is_secret_key(name) or name.lower() in _URL_SECRET_PARAMS
 
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password is not None:
-        netloc = f"{parts.username}:{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = [(k, REDACTED if secret(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="<>") if query else parts.query))
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:{REDACTED}@{host}"
+    # Pair by pair, untouched pairs kept byte for byte: re-encoding them would rewrite what is not a secret.
+    pairs = [pair.partition("=") for pair in parts.query.split("&")] if parts.query else []
+    query = "&".join(f"{k}={REDACTED}" if sep and secret(k) else k + sep + v for k, sep, v in pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _redact_url_or_all(url: str) -> str:
+    # A URL that does not parse may still hold a credential: none of it is kept.
+    try:
+        return redact_url(url)
+    except ValueError:
+        return REDACTED

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from tasks.generation.errors import ConfigError, UnsupportedConfigError
-from tasks.redaction import ENV_VAR_NAME, redact_secrets, redact_url
+from tasks.redaction import ENV_VAR_NAME, redact_secrets
 
 SUPPORTED_COLUMN_TYPES = ("sampler", "expression", "llm-text")
 SUPPORTED_SAMPLER_TYPES = (
@@ -467,20 +467,12 @@ class BuilderConfig(_Lenient):
     def to_json(self) -> str:
         """``builder_config.json`` content (indented, no secrets).
 
-        Besides what :meth:`to_builder_dict` leaves out, credentials in ``extra_body`` (``{"api_key": ...}``)
-        and in endpoint URLs (``?api-key=...``, ``user:password@``) are redacted: the file is uploaded as it is
-        by generation checkpoints. (Kept in :meth:`to_builder_dict`, which tells configs apart for the plan cache.)
+        Besides what :meth:`to_builder_dict` leaves out, credentials anywhere in it (``extra_body``'s
+        ``{"api_key": ...}``, an endpoint's ``?api-key=...`` or ``user:password@``) are redacted by
+        :func:`~tasks.redaction.redact_secrets`, as the push does: the file is uploaded as it is by generation
+        checkpoints. (Kept in :meth:`to_builder_dict`, which tells configs apart for the plan cache.)
         """
-        data = self.to_builder_dict()
-        for provider in data.get("model_providers") or []:
-            provider["endpoint"] = redact_url(provider["endpoint"])
-            if "extra_body" in provider:
-                provider["extra_body"] = redact_secrets(provider["extra_body"])
-        for model in data["data_designer"].get("model_configs") or []:
-            params = model.get("inference_parameters") or {}
-            if "extra_body" in params:
-                params["extra_body"] = redact_secrets(params["extra_body"])
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(redact_secrets(self.to_builder_dict()), indent=2, ensure_ascii=False) + "\n"
 
     def config_hash(self) -> str:
         """A stable hash of everything that determines the generated data.
