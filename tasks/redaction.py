@@ -52,6 +52,20 @@ def is_secret_key(key: str) -> bool:
     return False
 
 
+# Header names are few and free-form (``Ocp-Apim-Subscription-Key``, ``Cookie``, ``X-Auth``, ``xauthtoken``): any of
+# these fragments marks a credential. A false positive only hides a harmless value from logs and written configs.
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|passphrase|credential", re.IGNORECASE)
+# Dict keys whose values map header names to values: their entries are judged by :func:`is_secret_header`.
+_HEADER_MAPS = frozenset({"headers", "extra_headers", "default_headers", "http_headers"})
+
+
+def is_secret_header(name: str) -> bool:
+    """True for HTTP header names that carry credentials (``Authorization``, ``X-API-Key``,
+    ``Ocp-Apim-Subscription-Key``, ``Cookie``, ``X-Auth``...). The one rule for headers: what is scrubbed from
+    errors and logs, redacted from written configs, and left out of ``config_hash``."""
+    return bool(_SECRET_HEADER.search(name)) or is_secret_key(name)
+
+
 def _is_env_reference(value: str) -> bool:
     return bool(ENV_VAR_NAME.match(value)) or (value.isupper() and value in os.environ)
 
@@ -59,7 +73,8 @@ def _is_env_reference(value: str) -> bool:
 def redact_secrets(value: Any, known_secrets: Iterable[str] = ()) -> Any:
     """Return a copy of ``value`` with credentials replaced by ``"<redacted>"``.
 
-    Redacts: values of credential keys (except environment-variable names, which are references); passwords and
+    Redacts: values of credential keys, judged by :func:`is_secret_header` inside a ``headers`` or
+    ``extra_headers`` mapping (except environment-variable names, which are references); passwords and
     credential query parameters of URLs anywhere (:func:`redact_url`); token-shaped strings anywhere; and every
     occurrence of a ``known_secrets`` string (the token in use).
     """
@@ -72,13 +87,15 @@ def redact_secrets(value: Any, known_secrets: Iterable[str] = ()) -> Any:
             text = text.replace(secret, REDACTED)
         return _SECRET_VALUE.sub(REDACTED, text)
 
-    def walk(node: Any, key: str | None) -> Any:
+    def walk(node: Any, key: str | None, headers: bool = False) -> Any:
         if isinstance(node, dict):
-            return {k: walk(v, str(k)) for k, v in node.items()}
+            inner = key is not None and key.lower() in _HEADER_MAPS
+            return {k: walk(v, str(k), inner) for k, v in node.items()}
         if isinstance(node, list | tuple):
-            return [walk(v, key) for v in node]
+            return [walk(v, key, headers) for v in node]
         if isinstance(node, str):
-            if key is not None and is_secret_key(key) and node and not _is_env_reference(node):
+            secret = key is not None and (is_secret_header(key) if headers else is_secret_key(key))
+            if secret and node and not _is_env_reference(node):
                 return REDACTED
             return scrub_text(node)
         return node

@@ -359,3 +359,39 @@ def test_an_interrupted_run_stops_sending_requests(prefect_api: None, tmp_path: 
         # Those in flight (2) and what goes out while the signal is handled on a loaded machine (20 requests a
         # second here), not the 784 queued; communicate's timeout bounds the exit (it took 57 s).
         assert len(server.chat_requests) - sent <= 100
+
+
+@pytest.mark.parametrize(
+    "header", ["Ocp-Apim-Subscription-Key", "Cookie", "X-Auth", "Proxy-Authorization", "X-Api-Key"]
+)
+def test_a_secret_header_the_server_echoes_is_not_logged_or_raised(
+    header: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Azure API Management and other gateways take the key in their own header, and some quote the value they
+    # refused: the message reaches logs and the Prefect UI.
+    value = "hdr-secret-0123456789abcdef"
+    with FakeLLM() as server:
+        client = ChatCompletionsClient(
+            server.endpoint, retry=FAST, extra_headers={header: value, "X-Team": "data"}
+        )
+        server.fail_next(503, message="upstream busy for", echo_header=header)
+        server.fail_next(401, message="refused", echo_header=header)
+        with caplog.at_level(logging.DEBUG), pytest.raises(LLMError) as info:
+            client.complete(_body("hi"))
+    assert "HTTP 401" in str(info.value) and f"{header}: " in str(info.value) and "503" in caplog.text
+    assert value not in str(info.value) and value not in caplog.text
+
+
+def test_one_rule_decides_which_headers_are_secret() -> None:
+    # The same headers are hidden in the written config, left out of config_hash, and scrubbed from errors.
+    from tasks.redaction import is_secret_header, redact_secrets
+
+    secret = ["Authorization", "X-API-Key", "api-key", "Ocp-Apim-Subscription-Key", "Cookie", "X-Auth", "x-token"]
+    kept = ["X-Team", "X-Model-Version", "Content-Type", "Accept"]
+    assert all(is_secret_header(h) for h in secret) and not any(is_secret_header(h) for h in kept)
+    headers = {h: "some-value-123" for h in secret + kept}
+    provider = ModelProvider(name="p", endpoint="http://h/v1", extra_headers=headers)
+    dumped = provider.model_dump()["extra_headers"]
+    redacted = redact_secrets({"extra_headers": headers})["extra_headers"]
+    for hidden in (dumped, redacted):
+        assert {h for h, v in hidden.items() if v == "<redacted>"} == set(secret)

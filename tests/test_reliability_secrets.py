@@ -286,11 +286,11 @@ def test_literal_llm_key_in_a_config_is_never_written_or_uploaded(
     assert not leaks, "\n".join(leaks)
 
 
-def test_credentials_in_endpoint_urls_of_a_foreign_builder_config_are_not_pushed(
+def test_credentials_in_urls_and_headers_of_a_foreign_builder_config_are_not_pushed(
     tmp_path: Path, repo_id: str
 ) -> None:
-    # A folder Data Designer wrote: its builder_config.json did not go through BuilderConfig.to_json, so the push's
-    # own redaction is all that stands between a key in an endpoint URL and a public repo.
+    # A folder Data Designer wrote (its builder_config.json never went through BuilderConfig.to_json): the push's
+    # own redaction is all that stands between a key in an endpoint URL or a header and a public repo.
     from factories import BUILDER_CONFIG, make_dataset_folder
 
     from flows.push import push_dataset
@@ -300,10 +300,15 @@ def test_credentials_in_endpoint_urls_of_a_foreign_builder_config_are_not_pushed
         "a query key": "abcdef123456",
         "a userinfo password": "pa55word-xyz",
         "a key in a URL inside text": "qs-secret-0987",
+        "a gateway's key header": "apim-secret-4321",
     }
     config = json.loads(json.dumps(BUILDER_CONFIG))
     config["model_providers"] = [
-        {"name": "azure", "endpoint": "https://x.openai.azure.com/openai?api-version=1&api-key=abcdef123456"},
+        {
+            "name": "azure",
+            "endpoint": "https://x.openai.azure.com/openai?api-version=1&api-key=abcdef123456",
+            "extra_headers": {"Ocp-Apim-Subscription-Key": "apim-secret-4321", "X-Team": "data"},
+        },
         {"name": "proxy", "endpoint": "https://proxy:pa55word-xyz@gw.example/v1"},
     ]
     config["notes"] = "mirrored from https://gw.example/v1?key=qs-secret-0987, see the wiki"
@@ -319,6 +324,10 @@ def test_credentials_in_endpoint_urls_of_a_foreign_builder_config_are_not_pushed
     assert not _files_containing(uploaded, secrets), _files_containing(uploaded, secrets)
     # What is not a credential stays: the endpoints still say where the data came from.
     pushed = json.loads((uploaded / "builder_config.json").read_text())
+    assert pushed["model_providers"][0]["extra_headers"] == {
+        "Ocp-Apim-Subscription-Key": "<redacted>",
+        "X-Team": "data",
+    }
     assert [p["endpoint"] for p in pushed["model_providers"]] == [
         "https://x.openai.azure.com/openai?api-version=1&api-key=<redacted>",
         "https://proxy:<redacted>@gw.example/v1",

@@ -26,7 +26,7 @@ import httpx
 
 from tasks.generation.config import ModelConfig, ModelProvider
 from tasks.generation.errors import ConfigError
-from tasks.redaction import is_secret_key, redact_secrets, redact_url
+from tasks.redaction import is_secret_header, redact_secrets, redact_url
 from tasks.retry_policy import parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class ChatCompletionsClient:
             headers["Authorization"] = f"Bearer {api_key}"
         # What a server may echo back in an error (some proxies quote the key they refused): scrubbed from every
         # message this client logs or raises, since those reach the Prefect UI.
-        self._secrets = [api_key or ""] + [v for k, v in (extra_headers or {}).items() if is_secret_key(k)]
+        self._secrets = [api_key or ""] + [v for k, v in (extra_headers or {}).items() if is_secret_header(k)]
         self._http = httpx.Client(
             headers=headers,
             timeout=timeout,
