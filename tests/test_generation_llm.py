@@ -212,7 +212,7 @@ def test_a_malformed_answer_is_retried_and_the_error_shows_what_came_back(llm: F
 def test_an_answer_cut_before_any_text_fails_at_once_and_names_max_tokens(llm: FakeLLM) -> None:
     llm.answer_next(None, finish_reason="length", count=4)
     with pytest.raises(
-        LLMError, match=r"cut at max_tokens before any text.*raise inference_parameters.max_tokens"
+        LLMError, match=r"cut at max_tokens before any text.*\. Raise inference_parameters.max_tokens\.$"
     ):
         ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi"))
     assert len(llm.chat_requests) == 1
@@ -294,8 +294,46 @@ def test_a_batch_that_gives_up_names_column_row_and_what_to_do(llm: FakeLLM) -> 
     assert "a rerun with the same parameters resumes" in message and "raise max_retries (now 1)" in message
     assert "The retries waited about 0.01 s in all" in message
     llm.fail_next(400, message="context length exceeded")
-    with pytest.raises(LLMError, match=r"batch 0, row 0: .*context length exceeded.*fix the config"):
+    with pytest.raises(LLMError, match=r"batch 0, row 0: .*context length exceeded.*fix the config") as info:
         generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)
+    assert str(info.value).endswith("then rerun.") and info.value.advice.startswith("retrying the same request")
+
+
+# Each piece of advice a failed batch may give, by a phrase of it.
+ADVICE = {
+    "quota": "quota is used up",
+    "v1": "is the endpoint missing /v1?",
+    "content filter": "change the prompt, or the run's seed",
+    "max_tokens": "raise inference_parameters.max_tokens",
+    "generic": "Retrying the same request cannot help",
+    "exhausted": "raise max_retries",
+}
+
+
+@pytest.mark.parametrize(
+    ("cause", "fault"),
+    [
+        ("quota", lambda llm: llm.fail_next(429, code="insufficient_quota", message="You exceeded your quota.")),
+        ("v1", None),
+        ("content filter", lambda llm: llm.answer_next(None, finish_reason="content_filter")),
+        ("max_tokens", lambda llm: llm.answer_next(None, finish_reason="length")),
+        ("generic", lambda llm: llm.fail_next(400, message="context length exceeded")),
+        ("exhausted", lambda llm: llm.fail_next(503, count=2)),
+    ],
+)
+def test_a_failed_batch_gives_one_piece_of_advice(llm: FakeLLM, cause: str, fault: Any) -> None:
+    # The client's advice for a known cause used to be followed by the batch's generic one, which contradicted it
+    # ("add credit, then rerun. Retrying the same request cannot help: fix the config...").
+    endpoint = llm.endpoint.removesuffix("/v1") if cause == "v1" else llm.endpoint
+    config = from_config(_one_llm_column(endpoint, max_retries=1, retry_backoff_seconds=0.01))
+    if fault is not None:
+        fault(llm)
+    with pytest.raises(LLMError) as info:
+        generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)
+    message = str(info.value)
+    assert message.startswith("column 'q' (model 'm'), batch 0, row 0: ")
+    assert [name for name, phrase in ADVICE.items() if phrase.lower() in message.lower()] == [cause], message
+    assert ADVICE[cause].lower() in info.value.advice.lower() and ".." not in message and "?." not in message
 
 
 def test_answers_cut_at_max_tokens_are_reported(llm: FakeLLM, caplog: pytest.LogCaptureFixture) -> None:

@@ -43,18 +43,35 @@ def retryable_status(status: int) -> bool:
 MAX_RETRY_AFTER_SECONDS = 300.0
 
 
+def _with_advice(message: str, advice: str) -> str:
+    """``message``, then ``advice`` as a sentence of its own (``message`` alone when there is no advice)."""
+    if not advice:
+        return message
+    ends = (".", "?", "!")
+    advice = advice[0].upper() + advice[1:] + ("" if advice.endswith(ends) else ".")
+    return f"{message}{' ' if message.endswith(ends) else '. '}{advice}"
+
+
 class LLMError(RuntimeError):
-    """A chat-completions request failed for good (a 4xx other than 408/409/425/429, a 501 or 505, an answer
-    withheld by a content filter, or retries exhausted).
+    """A chat-completions request failed for good (a 4xx other than 408/409/425/429, a 429 for a used-up quota
+    (``insufficient_quota``), a 501 or 505, an answer withheld by a content filter or cut at ``max_tokens`` before
+    any text, or retries exhausted).
+
+    Its text is ``message`` followed by ``advice``.
 
     Attributes:
+        message: What failed, without the advice.
+        advice: What to do about it, where the cause is known (a used-up quota, an endpoint missing ``/v1``, a
+            content filter, ``max_tokens``); empty otherwise, so that a caller with more context adds its own.
         exhausted: True when every attempt failed transiently (the endpoint down or overloaded): a later rerun
             may succeed; False when the request itself was refused (retrying it cannot help).
         row: Index of the failed request in a :meth:`ChatCompletionsClient.complete_many` call.
     """
 
-    def __init__(self, message: str, *, exhausted: bool = False, row: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, advice: str = "", exhausted: bool = False, row: int | None = None) -> None:
+        super().__init__(_with_advice(message, advice))
+        self.message = message
+        self.advice = advice
         self.exhausted = exhausted
         self.row = row
 
@@ -95,11 +112,13 @@ class CallStats:
 
 
 class _BadAnswer(Exception):
-    """A 200 whose body is no usable completion; ``final`` when asking again cannot change it."""
+    """A 200 whose body is no usable completion; ``final`` when asking again cannot change it (then ``advice``
+    says what can)."""
 
-    def __init__(self, message: str, *, final: bool = False) -> None:
+    def __init__(self, message: str, *, final: bool = False, advice: str = "") -> None:
         super().__init__(message)
         self.final = final
+        self.advice = advice
 
 
 class MissingAPIKeyError(ConfigError):
@@ -276,7 +295,7 @@ class ChatCompletionsClient:
                     except _BadAnswer as exc:
                         if exc.final:
                             raise LLMError(
-                                self._scrub(f"{self.url}, model {body.get('model')!r}: {exc}")
+                                self._scrub(f"{self.url}, model {body.get('model')!r}: {exc}"), advice=exc.advice
                             ) from None
                         reason, last = "malformed answer", str(exc)
                 elif retryable_status(response.status_code) and not _quota_exhausted(response):
@@ -284,7 +303,7 @@ class ChatCompletionsClient:
                     last = f"HTTP {response.status_code}: {_server_message(response)}"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 else:
-                    raise LLMError(self._scrub(self._refused(response, body))) from None
+                    raise self._refused(response, body) from None
             if attempt == self.retry.max_retries:
                 break
             delay = self.retry.delay(attempt, retry_after)
@@ -304,17 +323,18 @@ class ChatCompletionsClient:
             exhausted=True,
         )
 
-    def _refused(self, response: httpx.Response, body: dict[str, Any]) -> str:
+    def _refused(self, response: httpx.Response, body: dict[str, Any]) -> LLMError:
         message = (
             f"{self.url} answered HTTP {response.status_code} for model {body.get('model')!r}: "
             f"{_server_message(response)}"
         )
+        advice = ""
         if _quota_exhausted(response):
-            message += " (the account's quota is used up: add credit or raise its limits, then rerun)"
-        if response.status_code == 404 and "/v1/" not in urlsplit(self._url).path:
+            advice = "the account's quota is used up: add credit or raise its limits, then rerun"
+        elif response.status_code == 404 and "/v1/" not in urlsplit(self._url).path:
             # vLLM, llama.cpp, Ollama, LiteLLM... serve under /v1; a base URL without it is the usual cause.
-            message += " (OpenAI-compatible servers usually serve under /v1: is the endpoint missing /v1?)"
-        return message
+            advice = "OpenAI-compatible servers usually serve under /v1: is the endpoint missing /v1?"
+        return LLMError(self._scrub(message), advice=advice)
 
     @staticmethod
     def _answer(response: httpx.Response) -> Completion:
@@ -331,9 +351,9 @@ class ChatCompletionsClient:
         if finish_reason == "content_filter":
             # The provider withholds (or cuts) the answer to this prompt; the same request gets the same verdict.
             raise _BadAnswer(
-                "the provider's content filter withheld the answer (finish_reason 'content_filter'); change the "
-                "prompt, or the run's seed",
+                "the provider's content filter withheld the answer (finish_reason 'content_filter')",
                 final=True,
+                advice="change the prompt, or the run's seed",
             )
         if isinstance(content, list):
             content = _text_parts(content)
@@ -341,8 +361,9 @@ class ChatCompletionsClient:
             # A reasoning model spent max_tokens before writing any answer: the same request does it again.
             raise _BadAnswer(
                 "the answer was cut at max_tokens before any text (finish_reason 'length', content null; a reasoning "
-                "model may spend its tokens thinking): raise inference_parameters.max_tokens",
+                "model may spend its tokens thinking)",
                 final=True,
+                advice="raise inference_parameters.max_tokens",
             )
         if not isinstance(content, str):
             raise _BadAnswer(f"answer without choices[0].message.content: {_snippet(response)}")
@@ -376,7 +397,7 @@ class ChatCompletionsClient:
                     if isinstance(exc, RequestsStopped):
                         raise exc
                     if isinstance(exc, LLMError):
-                        raise LLMError(str(exc), exhausted=exc.exhausted, row=row) from None
+                        raise LLMError(exc.message, advice=exc.advice, exhausted=exc.exhausted, row=row) from None
                     raise exc  # type: ignore[misc]
             return [future.result() for future in futures]
         finally:
