@@ -84,6 +84,17 @@ def test_4xx_fails_at_once_with_the_server_message(llm: FakeLLM) -> None:
     assert len(llm.chat_requests) == 1
 
 
+def test_the_back_off_doubles_up_to_its_cap_and_sums_what_a_request_waits() -> None:
+    policy = RetryPolicy(max_retries=4, backoff_seconds=1.0, max_backoff_seconds=3.0)
+    assert [policy.backoff(attempt) for attempt in range(4)] == [1.0, 2.0, 3.0, 3.0]
+    assert policy.total_backoff() == 9.0
+    assert all(0.8 * 3.0 <= policy.delay(3, None) <= 1.2 * 3.0 for _ in range(20))  # jitter around the back-off
+    provider = ModelProvider(
+        name="p", endpoint="http://h", max_retries=2, retry_backoff_seconds=0.5, max_backoff_seconds=9
+    )
+    assert RetryPolicy.for_provider(provider).total_backoff() == 1.5
+
+
 def test_retries_exhausted(llm: FakeLLM) -> None:
     client = ChatCompletionsClient(llm.endpoint, retry=FAST)
     llm.fail_next(503, count=10)

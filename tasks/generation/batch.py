@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.config import BuilderConfig, DropColumnsProcessor, SamplerColumn, SubcategoryParams
 from tasks.generation.errors import TemplateRenderError
-from tasks.generation.llm import CallStats, LLMError, RequestsStopped, get_client, request_body
+from tasks.generation.llm import CallStats, LLMError, RequestsStopped, RetryPolicy, get_client, request_body
 from tasks.generation.plan import Plan, PlannedColumn, get_plan
 from tasks.generation.processors import SchemaTransform
 from tasks.generation.samplers import column_rng, sample_column
@@ -140,10 +140,7 @@ def _advice(exc: LLMError, column: PlannedColumn) -> str:
         return exc.advice
     if exc.exhausted:
         provider = column.provider
-        waited = sum(
-            min(provider.retry_backoff_seconds * 2**attempt, provider.max_backoff_seconds)
-            for attempt in range(provider.max_retries)
-        )
+        waited = RetryPolicy.for_provider(provider).total_backoff()
         return (
             "the endpoint may be down or overloaded. Batches completed so far are kept: a rerun with the same "
             f"parameters resumes from them. The retries waited about {waited:g} s in all (unless the server asked "

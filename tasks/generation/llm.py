@@ -163,6 +163,20 @@ class RetryPolicy:
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 30.0
 
+    @classmethod
+    def for_provider(cls, provider: ModelProvider) -> RetryPolicy:
+        """The policy a provider's ``max_retries``, ``retry_backoff_seconds`` and ``max_backoff_seconds`` set."""
+        return cls(provider.max_retries, provider.retry_backoff_seconds, provider.max_backoff_seconds)
+
+    def backoff(self, attempt: int) -> float:
+        """The back-off before retry ``attempt`` (0-based), without jitter: doubling from ``backoff_seconds``, capped
+        at ``max_backoff_seconds``."""
+        return min(self.backoff_seconds * (2**attempt), self.max_backoff_seconds)
+
+    def total_backoff(self) -> float:
+        """Seconds all retries of one request wait, without jitter, when the server asks for no longer."""
+        return sum(self.backoff(attempt) for attempt in range(self.max_retries))
+
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before retry ``attempt`` (0-based): the back-off, or the server's ``Retry-After`` when
         longer (bounded by :data:`MAX_RETRY_AFTER_SECONDS`).
@@ -171,8 +185,7 @@ class RetryPolicy:
         to everything would otherwise use up every attempt in a second, while the back-off is what the config
         promises to wait out.
         """
-        base = min(self.backoff_seconds * (2**attempt), self.max_backoff_seconds)
-        backoff = base * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
+        backoff = self.backoff(attempt) * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
         if retry_after is None:
             return backoff
         return max(min(retry_after, MAX_RETRY_AFTER_SECONDS), backoff)
@@ -439,9 +452,7 @@ def get_client(provider: ModelProvider, model: ModelConfig) -> ChatCompletionsCl
                 api_key=api_key,
                 max_parallel_requests=params.max_parallel_requests,
                 timeout=params.timeout if params.timeout is not None else 120.0,
-                retry=RetryPolicy(
-                    provider.max_retries, provider.retry_backoff_seconds, provider.max_backoff_seconds
-                ),
+                retry=RetryPolicy.for_provider(provider),
                 extra_headers=provider.extra_headers,
             )
             _clients[key] = client
