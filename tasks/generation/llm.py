@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,13 +93,14 @@ class CallStats:
     """What happened to the requests of one :meth:`ChatCompletionsClient.complete_many` call, for its log lines.
 
     Attributes:
-        retries: Retried attempts, by reason (``"HTTP 429"``, ``"timeout"``, ``"connection error"``...).
+        retries: Retried attempts, by reason (``"HTTP 429"``, ``"timed out"``, ``"connection error"``,
+            ``"malformed answer"``).
         on_first_retry: Called once, with the first retry's description, when a request is first retried (so a
             run waiting on a struggling endpoint says so while it waits).
     """
 
     retries: Counter[str] = field(default_factory=Counter)
-    on_first_retry: Any = None
+    on_first_retry: Callable[[str], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def retried(self, reason: str, description: str) -> None:
@@ -277,17 +278,21 @@ class ChatCompletionsClient:
         return str(redact_secrets(text, self._secrets))
 
     def complete(self, body: dict[str, Any]) -> str:
-        """One chat completion; returns ``choices[0].message.content`` (see :meth:`request`)."""
+        """A convenience for one request outside a batch: :meth:`request`'s text alone (batches use
+        :meth:`complete_many`)."""
         return self.request(body).content
 
     def request(
         self, body: dict[str, Any], stats: CallStats | None = None, stop: threading.Event | None = None
     ) -> Completion:
-        """One chat completion, retried on 408/409/425/429/5xx, timeouts, dropped connections and malformed
-        answers, with exponential back-off (``Retry-After`` honoured); none sent (or retried) once ``stop`` is set.
+        """One chat completion, retried on 408/409/425/429/5xx (not a 429 for a used-up quota), timeouts, dropped
+        connections and malformed answers, with exponential back-off (``Retry-After`` honoured); none sent (or
+        retried) once ``stop`` is set.
 
         Raises:
-            LLMError: a non-retryable status, an answer withheld by a content filter, or retries exhausted.
+            LLMError: a non-retryable status (a 429 for a used-up quota, ``insufficient_quota``, among them), an
+                answer withheld by a content filter or cut at ``max_tokens`` before any text, or retries
+                exhausted.
             RequestsStopped: ``stop`` was set.
         """
         last = ""
