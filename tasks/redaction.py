@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
 
@@ -26,6 +26,9 @@ _TOKEN_QUALIFIERS = frozenset({"api", "access", "auth", "hf", "bearer", "refresh
 _SECRET_VALUE = re.compile(
     r"\b(hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_\-]{16,}|nvapi-[A-Za-z0-9_\-]{16,})\b|Bearer\s+\S+"
 )
+# URLs, alone or inside text (less the punctuation that ends a sentence): an endpoint may carry a key in its query
+# (``?api-key=``) or a password before its host.
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]*[^\s\"'<>.,;:!?)\]}]")
 # An environment variable *name* (Data Designer's `api_key: NVIDIA_API_KEY`) is a reference, not a secret. A
 # name has an underscore (or is set here); an all-caps key such as `PK1A2B3C4D5E6F7G8H9J` does not.
 ENV_VAR_NAME = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
@@ -49,6 +52,20 @@ def is_secret_key(key: str) -> bool:
     return False
 
 
+# Header names are few and free-form (``Ocp-Apim-Subscription-Key``, ``Cookie``, ``X-Auth``, ``xauthtoken``): any of
+# these fragments marks a credential. A false positive only hides a harmless value from logs and written configs.
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|passphrase|credential", re.IGNORECASE)
+# Dict keys whose values map header names to values: their entries are judged by :func:`is_secret_header`.
+_HEADER_MAPS = frozenset({"headers", "extra_headers", "default_headers", "http_headers"})
+
+
+def is_secret_header(name: str) -> bool:
+    """True for HTTP header names that carry credentials (``Authorization``, ``X-API-Key``,
+    ``Ocp-Apim-Subscription-Key``, ``Cookie``, ``X-Auth``...). The one rule for headers: what is scrubbed from
+    errors and logs, redacted from written configs, and left out of ``config_hash``."""
+    return bool(_SECRET_HEADER.search(name)) or is_secret_key(name)
+
+
 def _is_env_reference(value: str) -> bool:
     return bool(ENV_VAR_NAME.match(value)) or (value.isupper() and value in os.environ)
 
@@ -56,23 +73,29 @@ def _is_env_reference(value: str) -> bool:
 def redact_secrets(value: Any, known_secrets: Iterable[str] = ()) -> Any:
     """Return a copy of ``value`` with credentials replaced by ``"<redacted>"``.
 
-    Redacts: values of credential keys (except environment-variable names, which are references);
-    token-shaped strings anywhere; and every occurrence of a ``known_secrets`` string (the token in use).
+    Redacts: values of credential keys, judged by :func:`is_secret_header` inside a ``headers`` or
+    ``extra_headers`` mapping (except environment-variable names, which are references); passwords and
+    credential query parameters of URLs anywhere (:func:`redact_url`); token-shaped strings anywhere; and every
+    occurrence of a ``known_secrets`` string (the token in use).
     """
     secrets = sorted({s for s in known_secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def scrub_text(text: str) -> str:
+        # URLs first: a known secret replaced inside one would cut it short (``<`` ends a URL).
+        text = _URL.sub(lambda m: _redact_url_or_all(m.group()), text)
         for secret in secrets:
             text = text.replace(secret, REDACTED)
         return _SECRET_VALUE.sub(REDACTED, text)
 
-    def walk(node: Any, key: str | None) -> Any:
+    def walk(node: Any, key: str | None, headers: bool = False) -> Any:
         if isinstance(node, dict):
-            return {k: walk(v, str(k)) for k, v in node.items()}
+            inner = key is not None and key.lower() in _HEADER_MAPS
+            return {k: walk(v, str(k), inner) for k, v in node.items()}
         if isinstance(node, list | tuple):
-            return [walk(v, key) for v in node]
+            return [walk(v, key, headers) for v in node]
         if isinstance(node, str):
-            if key is not None and is_secret_key(key) and node and not _is_env_reference(node):
+            secret = key is not None and (is_secret_header(key) if headers else is_secret_key(key))
+            if secret and node and not _is_env_reference(node):
                 return REDACTED
             return scrub_text(node)
         return node
@@ -85,14 +108,33 @@ _URL_SECRET_PARAMS = frozenset({"key", "sig", "signature", "code"})
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password and the values of credential-named query parameters (``?api-key=``) redacted."""
+    """``url`` with its password and the values of credential-named query parameters (``?api-key=``) redacted;
+    the rest as written (a URL without credentials is returned unchanged).
+
+    Raises:
+        ValueError: ``url`` cannot be parsed (an unbalanced ``[`` in its host, say).
+    """
 
     def secret(name: str) -> bool:
+        name = unquote_plus(name)
         return is_secret_key(name) or name.lower() in _URL_SECRET_PARAMS
 
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password is not None:
-        netloc = f"{parts.username}:{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = [(k, REDACTED if secret(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="<>") if query else parts.query))
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:{REDACTED}@{host}"
+    # Pair by pair, untouched pairs kept byte for byte: re-encoding them would rewrite what is not a secret.
+    pairs = [pair.partition("=") for pair in parts.query.split("&")] if parts.query else []
+    query = "&".join(f"{k}={REDACTED}" if sep and secret(k) else k + sep + v for k, sep, v in pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _redact_url_or_all(url: str) -> str:
+    # A URL that does not parse may still hold a credential: none of it is kept.
+    try:
+        return redact_url(url)
+    except ValueError:
+        return REDACTED

@@ -57,6 +57,7 @@ class _Fault:
     body: bytes
     drop: bool = False  # close the connection without an answer
     prompt: str | None = None  # only for requests whose last user message is this
+    echo_header: str | None = None  # quote this request header's value in the error message, as some proxies do
 
 
 @dataclass
@@ -88,14 +89,18 @@ class FakeLLM:
         message: str = "",
         prompt: str | None = None,
         code: str | None = None,
+        echo_header: str | None = None,
     ) -> None:
         """The next ``count`` chat requests (with ``prompt`` as last user message, when given) get ``status``
-        (with ``Retry-After`` when given), and OpenAI's error body with ``message`` and ``code``."""
+        (with ``Retry-After`` when given), and OpenAI's error body with ``message`` and ``code`` (followed by the
+        value the request sent in header ``echo_header``, when given)."""
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
         error = {"message": message or f"injected {status}", "type": code or "injected", "code": code}
         body = json.dumps({"error": error}).encode()
         with self._lock:
-            self._faults.extend(_Fault(status, headers, body, prompt=prompt) for _ in range(count))
+            self._faults.extend(
+                _Fault(status, headers, body, prompt=prompt, echo_header=echo_header) for _ in range(count)
+            )
 
     def outage(self, seconds: float, status: int = 503, *, retry_after: float | None = None) -> None:
         """Every chat request in the next ``seconds`` gets ``status`` (an overloaded or restarting server)."""
@@ -174,6 +179,10 @@ class FakeLLM:
                     if fake.latency:
                         time.sleep(fake.latency)
                     status, payload, headers = fake._respond(path, body, auth, fault)
+                    if fault is not None and fault.echo_header is not None:
+                        error = json.loads(payload)["error"]
+                        error["message"] += f" ({fault.echo_header}: {self.headers.get(fault.echo_header)})"
+                        payload = json.dumps({"error": error}).encode()
                 finally:
                     with fake._lock:
                         fake._in_flight -= 1

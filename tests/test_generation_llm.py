@@ -84,6 +84,17 @@ def test_4xx_fails_at_once_with_the_server_message(llm: FakeLLM) -> None:
     assert len(llm.chat_requests) == 1
 
 
+def test_the_back_off_doubles_up_to_its_cap_and_sums_what_a_request_waits() -> None:
+    policy = RetryPolicy(max_retries=4, backoff_seconds=1.0, max_backoff_seconds=3.0)
+    assert [policy.backoff(attempt) for attempt in range(4)] == [1.0, 2.0, 3.0, 3.0]
+    assert policy.total_backoff() == 9.0
+    assert all(0.8 * 3.0 <= policy.delay(3, None) <= 1.2 * 3.0 for _ in range(20))  # jitter around the back-off
+    provider = ModelProvider(
+        name="p", endpoint="http://h", max_retries=2, retry_backoff_seconds=0.5, max_backoff_seconds=9
+    )
+    assert RetryPolicy.for_provider(provider).total_backoff() == 1.5
+
+
 def test_retries_exhausted(llm: FakeLLM) -> None:
     client = ChatCompletionsClient(llm.endpoint, retry=FAST)
     llm.fail_next(503, count=10)
@@ -212,7 +223,7 @@ def test_a_malformed_answer_is_retried_and_the_error_shows_what_came_back(llm: F
 def test_an_answer_cut_before_any_text_fails_at_once_and_names_max_tokens(llm: FakeLLM) -> None:
     llm.answer_next(None, finish_reason="length", count=4)
     with pytest.raises(
-        LLMError, match=r"cut at max_tokens before any text.*raise inference_parameters.max_tokens"
+        LLMError, match=r"cut at max_tokens before any text.*\. Raise inference_parameters.max_tokens\.$"
     ):
         ChatCompletionsClient(llm.endpoint, retry=FAST).complete(_body("hi"))
     assert len(llm.chat_requests) == 1
@@ -294,8 +305,46 @@ def test_a_batch_that_gives_up_names_column_row_and_what_to_do(llm: FakeLLM) -> 
     assert "a rerun with the same parameters resumes" in message and "raise max_retries (now 1)" in message
     assert "The retries waited about 0.01 s in all" in message
     llm.fail_next(400, message="context length exceeded")
-    with pytest.raises(LLMError, match=r"batch 0, row 0: .*context length exceeded.*fix the config"):
+    with pytest.raises(LLMError, match=r"batch 0, row 0: .*context length exceeded.*fix the config") as info:
         generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)
+    assert str(info.value).endswith("then rerun.") and info.value.advice.startswith("retrying the same request")
+
+
+# Each piece of advice a failed batch may give, by a phrase of it.
+ADVICE = {
+    "quota": "quota is used up",
+    "v1": "is the endpoint missing /v1?",
+    "content filter": "change the prompt, or the run's seed",
+    "max_tokens": "raise inference_parameters.max_tokens",
+    "generic": "Retrying the same request cannot help",
+    "exhausted": "raise max_retries",
+}
+
+
+@pytest.mark.parametrize(
+    ("cause", "fault"),
+    [
+        ("quota", lambda llm: llm.fail_next(429, code="insufficient_quota", message="You exceeded your quota.")),
+        ("v1", None),
+        ("content filter", lambda llm: llm.answer_next(None, finish_reason="content_filter")),
+        ("max_tokens", lambda llm: llm.answer_next(None, finish_reason="length")),
+        ("generic", lambda llm: llm.fail_next(400, message="context length exceeded")),
+        ("exhausted", lambda llm: llm.fail_next(503, count=2)),
+    ],
+)
+def test_a_failed_batch_gives_one_piece_of_advice(llm: FakeLLM, cause: str, fault: Any) -> None:
+    # The client's advice for a known cause used to be followed by the batch's generic one, which contradicted it
+    # ("add credit, then rerun. Retrying the same request cannot help: fix the config...").
+    endpoint = llm.endpoint.removesuffix("/v1") if cause == "v1" else llm.endpoint
+    config = from_config(_one_llm_column(endpoint, max_retries=1, retry_backoff_seconds=0.01))
+    if fault is not None:
+        fault(llm)
+    with pytest.raises(LLMError) as info:
+        generate_tables(get_plan(config), seed=0, batch_index=0, num_rows=1)
+    message = str(info.value)
+    assert message.startswith("column 'q' (model 'm'), batch 0, row 0: ")
+    assert [name for name, phrase in ADVICE.items() if phrase.lower() in message.lower()] == [cause], message
+    assert ADVICE[cause].lower() in info.value.advice.lower() and ".." not in message and "?." not in message
 
 
 def test_answers_cut_at_max_tokens_are_reported(llm: FakeLLM, caplog: pytest.LogCaptureFixture) -> None:
@@ -359,3 +408,39 @@ def test_an_interrupted_run_stops_sending_requests(prefect_api: None, tmp_path: 
         # Those in flight (2) and what goes out while the signal is handled on a loaded machine (20 requests a
         # second here), not the 784 queued; communicate's timeout bounds the exit (it took 57 s).
         assert len(server.chat_requests) - sent <= 100
+
+
+@pytest.mark.parametrize(
+    "header", ["Ocp-Apim-Subscription-Key", "Cookie", "X-Auth", "Proxy-Authorization", "X-Api-Key"]
+)
+def test_a_secret_header_the_server_echoes_is_not_logged_or_raised(
+    header: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Azure API Management and other gateways take the key in their own header, and some quote the value they
+    # refused: the message reaches logs and the Prefect UI.
+    value = "hdr-secret-0123456789abcdef"
+    with FakeLLM() as server:
+        client = ChatCompletionsClient(
+            server.endpoint, retry=FAST, extra_headers={header: value, "X-Team": "data"}
+        )
+        server.fail_next(503, message="upstream busy for", echo_header=header)
+        server.fail_next(401, message="refused", echo_header=header)
+        with caplog.at_level(logging.DEBUG), pytest.raises(LLMError) as info:
+            client.complete(_body("hi"))
+    assert "HTTP 401" in str(info.value) and f"{header}: " in str(info.value) and "503" in caplog.text
+    assert value not in str(info.value) and value not in caplog.text
+
+
+def test_one_rule_decides_which_headers_are_secret() -> None:
+    # The same headers are hidden in the written config, left out of config_hash, and scrubbed from errors.
+    from tasks.redaction import is_secret_header, redact_secrets
+
+    secret = ["Authorization", "X-API-Key", "api-key", "Ocp-Apim-Subscription-Key", "Cookie", "X-Auth", "x-token"]
+    kept = ["X-Team", "X-Model-Version", "Content-Type", "Accept"]
+    assert all(is_secret_header(h) for h in secret) and not any(is_secret_header(h) for h in kept)
+    headers = {h: "some-value-123" for h in secret + kept}
+    provider = ModelProvider(name="p", endpoint="http://h/v1", extra_headers=headers)
+    dumped = provider.model_dump()["extra_headers"]
+    redacted = redact_secrets({"extra_headers": headers})["extra_headers"]
+    for hidden in (dumped, redacted):
+        assert {h for h, v in hidden.items() if v == "<redacted>"} == set(secret)

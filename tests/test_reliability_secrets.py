@@ -284,3 +284,54 @@ def test_literal_llm_key_in_a_config_is_never_written_or_uploaded(
     if LITERAL_KEY in json.dumps([r.parameters for r in children], default=str):
         leaks.append("the literal LLM key in a subflow's parameters")
     assert not leaks, "\n".join(leaks)
+
+
+def test_credentials_in_urls_and_headers_of_a_foreign_builder_config_are_not_pushed(
+    tmp_path: Path, repo_id: str
+) -> None:
+    # A folder Data Designer wrote (its builder_config.json never went through BuilderConfig.to_json): the push's
+    # own redaction is all that stands between a key in an endpoint URL or a header and a public repo.
+    from factories import BUILDER_CONFIG, make_dataset_folder
+
+    from flows.push import push_dataset
+
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, processor_dir=None, processor_file=None, images=0)
+    secrets = {
+        "a query key": "abcdef123456",
+        "a userinfo password": "pa55word-xyz",
+        "a key in a URL inside text": "qs-secret-0987",
+        "a gateway's key header": "apim-secret-4321",
+    }
+    config = json.loads(json.dumps(BUILDER_CONFIG))
+    config["model_providers"] = [
+        {
+            "name": "azure",
+            "endpoint": "https://x.openai.azure.com/openai?api-version=1&api-key=abcdef123456",
+            "extra_headers": {"Ocp-Apim-Subscription-Key": "apim-secret-4321", "X-Team": "data"},
+        },
+        {"name": "proxy", "endpoint": "https://proxy:pa55word-xyz@gw.example/v1"},
+    ]
+    config["notes"] = "mirrored from https://gw.example/v1?key=qs-secret-0987, see the wiki"
+    (folder / "builder_config.json").write_text(json.dumps(config))
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["source_endpoint"] = "https://proxy:pa55word-xyz@gw.example/v1?region=eu&api-key=abcdef123456"
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+
+    push_dataset(folder, repo_id, DESCRIPTION, token=SecretStr(ALICE_TOKEN))
+    uploaded = Path(
+        snapshot_download(repo_id, repo_type="dataset", token=ALICE_TOKEN, local_dir=tmp_path / "main")
+    )
+    assert not _files_containing(uploaded, secrets), _files_containing(uploaded, secrets)
+    # What is not a credential stays: the endpoints still say where the data came from.
+    pushed = json.loads((uploaded / "builder_config.json").read_text())
+    assert pushed["model_providers"][0]["extra_headers"] == {
+        "Ocp-Apim-Subscription-Key": "<redacted>",
+        "X-Team": "data",
+    }
+    assert [p["endpoint"] for p in pushed["model_providers"]] == [
+        "https://x.openai.azure.com/openai?api-version=1&api-key=<redacted>",
+        "https://proxy:<redacted>@gw.example/v1",
+    ]
+    assert json.loads((uploaded / "metadata.json").read_text())["source_endpoint"] == (
+        "https://proxy:<redacted>@gw.example/v1?region=eu&api-key=<redacted>"
+    )

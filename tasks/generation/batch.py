@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.config import BuilderConfig, DropColumnsProcessor, SamplerColumn, SubcategoryParams
 from tasks.generation.errors import TemplateRenderError
-from tasks.generation.llm import CallStats, LLMError, RequestsStopped, get_client, request_body
+from tasks.generation.llm import CallStats, LLMError, RequestsStopped, RetryPolicy, get_client, request_body
 from tasks.generation.plan import Plan, PlannedColumn, get_plan
 from tasks.generation.processors import SchemaTransform
 from tasks.generation.samplers import column_rng, sample_column
@@ -105,7 +105,10 @@ def _llm_column(
     except RequestsStopped:
         raise
     except LLMError as exc:
-        raise LLMError(_failure_message(exc, where, column), exhausted=exc.exhausted, row=exc.row) from None
+        row = f", row {exc.row}" if exc.row is not None else ""
+        raise LLMError(
+            f"{where}{row}: {exc.message}", advice=_advice(exc, column), exhausted=exc.exhausted, row=exc.row
+        ) from None
     if stats.retries:
         log.warning(
             "%s: %d requests retried (%s)",
@@ -129,26 +132,23 @@ def _llm_column(
     return pa.array([answer.content for answer in answers], pa.string())
 
 
-def _failure_message(exc: LLMError, where: str, column: PlannedColumn) -> str:
-    """The batch's error: which column, batch and row, what the endpoint said, and what to do next."""
+def _advice(exc: LLMError, column: PlannedColumn) -> str:
+    """What to do about a batch's failed request: the client's advice when it knows the cause, else what fits an
+    exhausted or a refused request."""
     assert column.provider is not None
-    row = f", row {exc.row}" if exc.row is not None else ""
+    if exc.advice:
+        return exc.advice
     if exc.exhausted:
         provider = column.provider
-        waited = sum(
-            min(provider.retry_backoff_seconds * 2**attempt, provider.max_backoff_seconds)
-            for attempt in range(provider.max_retries)
-        )
-        advice = (
+        waited = RetryPolicy.for_provider(provider).total_backoff()
+        return (
             "the endpoint may be down or overloaded. Batches completed so far are kept: a rerun with the same "
             f"parameters resumes from them. The retries waited about {waited:g} s in all (unless the server asked "
             f"for longer); to wait longer before giving up, raise max_retries (now {provider.max_retries}), "
             f"retry_backoff_seconds (now {provider.retry_backoff_seconds:g}) or max_backoff_seconds (now "
             f"{provider.max_backoff_seconds:g}) of provider {provider.name!r}"
         )
-    else:
-        advice = "retrying the same request cannot help: fix the config, the prompt or the endpoint, then rerun"
-    return f"{where}{row}: {exc}. {advice[0].upper()}{advice[1:]}."
+    return "retrying the same request cannot help: fix the config, the prompt or the endpoint, then rerun"
 
 
 def generate_tables(

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from tasks.generation.errors import ConfigError, UnsupportedConfigError
-from tasks.redaction import ENV_VAR_NAME, redact_secrets, redact_url
+from tasks.redaction import ENV_VAR_NAME, is_secret_header, redact_secrets
 
 SUPPORTED_COLUMN_TYPES = ("sampler", "expression", "llm-text")
 SUPPORTED_SAMPLER_TYPES = (
@@ -46,7 +46,6 @@ SUPPORTED_SAMPLER_TYPES = (
 SUPPORTED_PROCESSOR_TYPES = ("schema_transform", "drop_columns")
 # Data Designer settings that change what is generated; accepted only when empty.
 _UNSUPPORTED_DESIGNER_KEYS = ("seed_config", "constraints", "profilers", "tool_configs", "record_selection")
-_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 # Fields that change how requests are sent, not what is generated: left out of config_hash.
 _TRANSPORT_INFERENCE_FIELDS = ("max_parallel_requests", "timeout")
 _TRANSPORT_PROVIDER_FIELDS = (
@@ -388,7 +387,7 @@ class ModelProvider(_Lenient):
     def _dump_headers(self, value: dict[str, str] | None) -> dict[str, str] | None:
         if value is None:
             return None
-        return {k: ("<redacted>" if _SECRET_HEADER.search(k) else v) for k, v in value.items()}
+        return {k: ("<redacted>" if is_secret_header(k) else v) for k, v in value.items()}
 
 
 BUILTIN_PROVIDERS: dict[str, ModelProvider] = {
@@ -467,20 +466,12 @@ class BuilderConfig(_Lenient):
     def to_json(self) -> str:
         """``builder_config.json`` content (indented, no secrets).
 
-        Besides what :meth:`to_builder_dict` leaves out, credentials in ``extra_body`` (``{"api_key": ...}``)
-        and in endpoint URLs (``?api-key=...``, ``user:password@``) are redacted: the file is uploaded as it is
-        by generation checkpoints. (Kept in :meth:`to_builder_dict`, which tells configs apart for the plan cache.)
+        Besides what :meth:`to_builder_dict` leaves out, credentials anywhere in it (``extra_body``'s
+        ``{"api_key": ...}``, an endpoint's ``?api-key=...`` or ``user:password@``) are redacted by
+        :func:`~tasks.redaction.redact_secrets`, as the push does: the file is uploaded as it is by generation
+        checkpoints. (Kept in :meth:`to_builder_dict`, which tells configs apart for the plan cache.)
         """
-        data = self.to_builder_dict()
-        for provider in data.get("model_providers") or []:
-            provider["endpoint"] = redact_url(provider["endpoint"])
-            if "extra_body" in provider:
-                provider["extra_body"] = redact_secrets(provider["extra_body"])
-        for model in data["data_designer"].get("model_configs") or []:
-            params = model.get("inference_parameters") or {}
-            if "extra_body" in params:
-                params["extra_body"] = redact_secrets(params["extra_body"])
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(redact_secrets(self.to_builder_dict()), indent=2, ensure_ascii=False) + "\n"
 
     def config_hash(self) -> str:
         """A stable hash of everything that determines the generated data.
@@ -499,9 +490,7 @@ class BuilderConfig(_Lenient):
             for name in _TRANSPORT_PROVIDER_FIELDS:
                 provider.pop(name, None)
             headers = {
-                k: v
-                for k, v in (provider.pop("extra_headers", None) or {}).items()
-                if not _SECRET_HEADER.search(k)
+                k: v for k, v in (provider.pop("extra_headers", None) or {}).items() if not is_secret_header(k)
             }
             if headers:  # other headers may select a model version or behaviour: they stay
                 provider["extra_headers"] = headers

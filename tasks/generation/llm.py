@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +26,7 @@ import httpx
 
 from tasks.generation.config import ModelConfig, ModelProvider
 from tasks.generation.errors import ConfigError
-from tasks.redaction import is_secret_key, redact_secrets, redact_url
+from tasks.redaction import is_secret_header, redact_secrets, redact_url
 from tasks.retry_policy import parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -43,18 +43,35 @@ def retryable_status(status: int) -> bool:
 MAX_RETRY_AFTER_SECONDS = 300.0
 
 
+def _with_advice(message: str, advice: str) -> str:
+    """``message``, then ``advice`` as a sentence of its own (``message`` alone when there is no advice)."""
+    if not advice:
+        return message
+    ends = (".", "?", "!")
+    advice = advice[0].upper() + advice[1:] + ("" if advice.endswith(ends) else ".")
+    return f"{message}{' ' if message.endswith(ends) else '. '}{advice}"
+
+
 class LLMError(RuntimeError):
-    """A chat-completions request failed for good (a 4xx other than 408/409/425/429, a 501 or 505, an answer
-    withheld by a content filter, or retries exhausted).
+    """A chat-completions request failed for good (a 4xx other than 408/409/425/429, a 429 for a used-up quota
+    (``insufficient_quota``), a 501 or 505, an answer withheld by a content filter or cut at ``max_tokens`` before
+    any text, or retries exhausted).
+
+    Its text is ``message`` followed by ``advice``.
 
     Attributes:
+        message: What failed, without the advice.
+        advice: What to do about it, where the cause is known (a used-up quota, an endpoint missing ``/v1``, a
+            content filter, ``max_tokens``); empty otherwise, so that a caller with more context adds its own.
         exhausted: True when every attempt failed transiently (the endpoint down or overloaded): a later rerun
             may succeed; False when the request itself was refused (retrying it cannot help).
         row: Index of the failed request in a :meth:`ChatCompletionsClient.complete_many` call.
     """
 
-    def __init__(self, message: str, *, exhausted: bool = False, row: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, advice: str = "", exhausted: bool = False, row: int | None = None) -> None:
+        super().__init__(_with_advice(message, advice))
+        self.message = message
+        self.advice = advice
         self.exhausted = exhausted
         self.row = row
 
@@ -76,13 +93,14 @@ class CallStats:
     """What happened to the requests of one :meth:`ChatCompletionsClient.complete_many` call, for its log lines.
 
     Attributes:
-        retries: Retried attempts, by reason (``"HTTP 429"``, ``"timeout"``, ``"connection error"``...).
+        retries: Retried attempts, by reason (``"HTTP 429"``, ``"timed out"``, ``"connection error"``,
+            ``"malformed answer"``).
         on_first_retry: Called once, with the first retry's description, when a request is first retried (so a
             run waiting on a struggling endpoint says so while it waits).
     """
 
     retries: Counter[str] = field(default_factory=Counter)
-    on_first_retry: Any = None
+    on_first_retry: Callable[[str], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def retried(self, reason: str, description: str) -> None:
@@ -95,11 +113,13 @@ class CallStats:
 
 
 class _BadAnswer(Exception):
-    """A 200 whose body is no usable completion; ``final`` when asking again cannot change it."""
+    """A 200 whose body is no usable completion; ``final`` when asking again cannot change it (then ``advice``
+    says what can)."""
 
-    def __init__(self, message: str, *, final: bool = False) -> None:
+    def __init__(self, message: str, *, final: bool = False, advice: str = "") -> None:
         super().__init__(message)
         self.final = final
+        self.advice = advice
 
 
 class MissingAPIKeyError(ConfigError):
@@ -144,6 +164,20 @@ class RetryPolicy:
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 30.0
 
+    @classmethod
+    def for_provider(cls, provider: ModelProvider) -> RetryPolicy:
+        """The policy a provider's ``max_retries``, ``retry_backoff_seconds`` and ``max_backoff_seconds`` set."""
+        return cls(provider.max_retries, provider.retry_backoff_seconds, provider.max_backoff_seconds)
+
+    def backoff(self, attempt: int) -> float:
+        """The back-off before retry ``attempt`` (0-based), without jitter: doubling from ``backoff_seconds``, capped
+        at ``max_backoff_seconds``."""
+        return min(self.backoff_seconds * (2**attempt), self.max_backoff_seconds)
+
+    def total_backoff(self) -> float:
+        """Seconds all retries of one request wait, without jitter, when the server asks for no longer."""
+        return sum(self.backoff(attempt) for attempt in range(self.max_retries))
+
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before retry ``attempt`` (0-based): the back-off, or the server's ``Retry-After`` when
         longer (bounded by :data:`MAX_RETRY_AFTER_SECONDS`).
@@ -152,8 +186,7 @@ class RetryPolicy:
         to everything would otherwise use up every attempt in a second, while the back-off is what the config
         promises to wait out.
         """
-        base = min(self.backoff_seconds * (2**attempt), self.max_backoff_seconds)
-        backoff = base * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
+        backoff = self.backoff(attempt) * random.uniform(0.8, 1.2)  # jitter spreads retries of parallel requests
         if retry_after is None:
             return backoff
         return max(min(retry_after, MAX_RETRY_AFTER_SECONDS), backoff)
@@ -231,7 +264,7 @@ class ChatCompletionsClient:
             headers["Authorization"] = f"Bearer {api_key}"
         # What a server may echo back in an error (some proxies quote the key they refused): scrubbed from every
         # message this client logs or raises, since those reach the Prefect UI.
-        self._secrets = [api_key or ""] + [v for k, v in (extra_headers or {}).items() if is_secret_key(k)]
+        self._secrets = [api_key or ""] + [v for k, v in (extra_headers or {}).items() if is_secret_header(k)]
         self._http = httpx.Client(
             headers=headers,
             timeout=timeout,
@@ -245,17 +278,21 @@ class ChatCompletionsClient:
         return str(redact_secrets(text, self._secrets))
 
     def complete(self, body: dict[str, Any]) -> str:
-        """One chat completion; returns ``choices[0].message.content`` (see :meth:`request`)."""
+        """A convenience for one request outside a batch: :meth:`request`'s text alone (batches use
+        :meth:`complete_many`)."""
         return self.request(body).content
 
     def request(
         self, body: dict[str, Any], stats: CallStats | None = None, stop: threading.Event | None = None
     ) -> Completion:
-        """One chat completion, retried on 408/409/425/429/5xx, timeouts, dropped connections and malformed
-        answers, with exponential back-off (``Retry-After`` honoured); none sent (or retried) once ``stop`` is set.
+        """One chat completion, retried on 408/409/425/429/5xx (not a 429 for a used-up quota), timeouts, dropped
+        connections and malformed answers, with exponential back-off (``Retry-After`` honoured); none sent (or
+        retried) once ``stop`` is set.
 
         Raises:
-            LLMError: a non-retryable status, an answer withheld by a content filter, or retries exhausted.
+            LLMError: a non-retryable status (a 429 for a used-up quota, ``insufficient_quota``, among them), an
+                answer withheld by a content filter or cut at ``max_tokens`` before any text, or retries
+                exhausted.
             RequestsStopped: ``stop`` was set.
         """
         last = ""
@@ -276,7 +313,7 @@ class ChatCompletionsClient:
                     except _BadAnswer as exc:
                         if exc.final:
                             raise LLMError(
-                                self._scrub(f"{self.url}, model {body.get('model')!r}: {exc}")
+                                self._scrub(f"{self.url}, model {body.get('model')!r}: {exc}"), advice=exc.advice
                             ) from None
                         reason, last = "malformed answer", str(exc)
                 elif retryable_status(response.status_code) and not _quota_exhausted(response):
@@ -284,7 +321,7 @@ class ChatCompletionsClient:
                     last = f"HTTP {response.status_code}: {_server_message(response)}"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 else:
-                    raise LLMError(self._scrub(self._refused(response, body))) from None
+                    raise self._refused(response, body) from None
             if attempt == self.retry.max_retries:
                 break
             delay = self.retry.delay(attempt, retry_after)
@@ -304,17 +341,18 @@ class ChatCompletionsClient:
             exhausted=True,
         )
 
-    def _refused(self, response: httpx.Response, body: dict[str, Any]) -> str:
+    def _refused(self, response: httpx.Response, body: dict[str, Any]) -> LLMError:
         message = (
             f"{self.url} answered HTTP {response.status_code} for model {body.get('model')!r}: "
             f"{_server_message(response)}"
         )
+        advice = ""
         if _quota_exhausted(response):
-            message += " (the account's quota is used up: add credit or raise its limits, then rerun)"
-        if response.status_code == 404 and "/v1/" not in urlsplit(self._url).path:
+            advice = "the account's quota is used up: add credit or raise its limits, then rerun"
+        elif response.status_code == 404 and "/v1/" not in urlsplit(self._url).path:
             # vLLM, llama.cpp, Ollama, LiteLLM... serve under /v1; a base URL without it is the usual cause.
-            message += " (OpenAI-compatible servers usually serve under /v1: is the endpoint missing /v1?)"
-        return message
+            advice = "OpenAI-compatible servers usually serve under /v1: is the endpoint missing /v1?"
+        return LLMError(self._scrub(message), advice=advice)
 
     @staticmethod
     def _answer(response: httpx.Response) -> Completion:
@@ -331,9 +369,9 @@ class ChatCompletionsClient:
         if finish_reason == "content_filter":
             # The provider withholds (or cuts) the answer to this prompt; the same request gets the same verdict.
             raise _BadAnswer(
-                "the provider's content filter withheld the answer (finish_reason 'content_filter'); change the "
-                "prompt, or the run's seed",
+                "the provider's content filter withheld the answer (finish_reason 'content_filter')",
                 final=True,
+                advice="change the prompt, or the run's seed",
             )
         if isinstance(content, list):
             content = _text_parts(content)
@@ -341,8 +379,9 @@ class ChatCompletionsClient:
             # A reasoning model spent max_tokens before writing any answer: the same request does it again.
             raise _BadAnswer(
                 "the answer was cut at max_tokens before any text (finish_reason 'length', content null; a reasoning "
-                "model may spend its tokens thinking): raise inference_parameters.max_tokens",
+                "model may spend its tokens thinking)",
                 final=True,
+                advice="raise inference_parameters.max_tokens",
             )
         if not isinstance(content, str):
             raise _BadAnswer(f"answer without choices[0].message.content: {_snippet(response)}")
@@ -376,7 +415,7 @@ class ChatCompletionsClient:
                     if isinstance(exc, RequestsStopped):
                         raise exc
                     if isinstance(exc, LLMError):
-                        raise LLMError(str(exc), exhausted=exc.exhausted, row=row) from None
+                        raise LLMError(exc.message, advice=exc.advice, exhausted=exc.exhausted, row=row) from None
                     raise exc  # type: ignore[misc]
             return [future.result() for future in futures]
         finally:
@@ -418,9 +457,7 @@ def get_client(provider: ModelProvider, model: ModelConfig) -> ChatCompletionsCl
                 api_key=api_key,
                 max_parallel_requests=params.max_parallel_requests,
                 timeout=params.timeout if params.timeout is not None else 120.0,
-                retry=RetryPolicy(
-                    provider.max_retries, provider.retry_backoff_seconds, provider.max_backoff_seconds
-                ),
+                retry=RetryPolicy.for_provider(provider),
                 extra_headers=provider.extra_headers,
             )
             _clients[key] = client
