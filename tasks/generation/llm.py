@@ -27,18 +27,9 @@ import httpx
 from tasks.generation.config import ModelConfig, ModelProvider
 from tasks.generation.errors import ConfigError
 from tasks.redaction import is_secret_header, redact_secrets, redact_url
-from tasks.retry_policy import parse_retry_after
+from tasks.retry_policy import parse_retry_after, transient_status
 
 logger = logging.getLogger(__name__)
-
-# 5xx are server-side and transient (a proxy's 520-524, an overloaded provider's 529) except these two.
-_PERMANENT_5XX = frozenset({501, 505})
-
-
-def retryable_status(status: int) -> bool:
-    """Whether a chat-completions answer with ``status`` is worth retrying: 408, 409, 425, 429 and 5xx."""
-    return status in (408, 409, 425, 429) or (500 <= status <= 599 and status not in _PERMANENT_5XX)
-
 
 MAX_RETRY_AFTER_SECONDS = 300.0
 
@@ -316,7 +307,7 @@ class ChatCompletionsClient:
                                 self._scrub(f"{self.url}, model {body.get('model')!r}: {exc}"), advice=exc.advice
                             ) from None
                         reason, last = "malformed answer", str(exc)
-                elif retryable_status(response.status_code) and not _quota_exhausted(response):
+                elif transient_status(response.status_code) and not _quota_exhausted(response):
                     reason = f"HTTP {response.status_code}"
                     last = f"HTTP {response.status_code}: {_server_message(response)}"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
