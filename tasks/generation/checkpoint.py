@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.errors import CheckpointRefusedError
+from tasks.generation.listing import first_few
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.hub_client import IGNORE_NOTHING, downloaded, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
@@ -80,11 +81,6 @@ class _WorkerCommitError(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
-
-
-def _shown(paths: list[str], most: int = 3) -> str:
-    """The first few of ``paths``, for a log line."""
-    return ", ".join(paths[:most]) + (f", ... ({len(paths) - most} more)" if len(paths) > most else "")
 
 
 class CheckpointTarget(BaseModel):
@@ -196,10 +192,11 @@ class Checkpointer:
         self.not_checkpointed: list[str] = []  # queued files left out when the committer stopped (see close)
         self._stale: list[str] = []
         # The branch head that remote_batches and _stale describe, the parent of the next commit (None: unknown,
-        # read again first); and the nonces of the states this run sent, to recognise its own commits.
+        # read again first).
         self._head: str | None = None
-        self._seen_id: str | None = None  # checkpoint_id of the state at _head
-        self._sent: set[str] = set()
+        # The checkpoints the branch may hold without another run writing there: the one prepare() read, and
+        # this run's own (the nonce of every state it sent, landed or not).
+        self._known_ids: set[str] = set()
         self._reuse = True  # whether this run takes a same run's checkpointed batches (see prepare)
         self._pending = _Pending()
         self._cond = threading.Condition()
@@ -264,7 +261,8 @@ class Checkpointer:
         self._head = self._branch_head()
         files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._head))
         remote = self.read_remote_state(self._head)
-        self._seen_id = None if remote is None else remote.checkpoint_id
+        if remote is not None and remote.checkpoint_id is not None:
+            self._known_ids.add(remote.checkpoint_id)
         self._reuse = reuse
         if remote is not None and reuse and remote.same_run(self.state):
             self.remote_batches = {
@@ -525,7 +523,7 @@ class Checkpointer:
                         " (the Hub is rate limiting commits to this repo)" if again_limited else "",
                         self.error,
                         len(pending.files),
-                        _shown(self.not_checkpointed),
+                        first_few(self.not_checkpointed),
                         self.root,
                     )
                     return
@@ -585,7 +583,7 @@ class Checkpointer:
         done = sorted(self.remote_batches | set(batches))
         # The nonce identifies this commit: after a failure in transit, the remote state tells whether it landed.
         state = self.state.model_copy(update={"completed_batches": done, "checkpoint_id": uuid.uuid4().hex})
-        self._sent.add(str(state.checkpoint_id))
+        self._known_ids.add(str(state.checkpoint_id))
         added = {self._repo_path(rel) for rel in pending.files}
         keep = added | {self._repo_path(STATE_FILE)}
         message = f"Checkpoint: {len(done)} of {self.state.total_batches} batches" + (
@@ -647,7 +645,6 @@ class Checkpointer:
                 )
                 return "failed"
         self._head = head
-        self._seen_id = state.checkpoint_id
         self._stale = []
         self.remote_batches = set(done)
         self.commits.append(
@@ -707,7 +704,6 @@ class Checkpointer:
             keep |= {self._repo_path(name) for name in ("metadata.json", "builder_config.json")}
         self._stale = [p for p in self._stale if p in files and p not in keep]
         self._head = head
-        self._seen_id = None if remote is None else remote.checkpoint_id
 
     def _identical(self, remote: GenerationState) -> bool:
         """Whether ``remote`` is the state of a run writing the same files as this one (its batches, and its
@@ -730,8 +726,7 @@ class Checkpointer:
                 f"its state file): something else is writing to it. {advice}"
             )
         # An identical run's checkpoint, this run's own, or the one prepare() read (not written to since).
-        known = remote.checkpoint_id is not None and remote.checkpoint_id in {*self._sent, self._seen_id}
-        if known or self._identical(remote):
+        if remote.checkpoint_id in self._known_ids or self._identical(remote):
             return None
         return (
             f"the checkpoint branch {where} now holds another run's checkpoint (config {remote.config_hash[:12]}, "
