@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -328,3 +329,31 @@ def test_a_generation_without_resume_that_fails_leaves_a_checkpoint_of_its_own_b
     assert state.completed_batches == [0, 1]
     files = api.list_repo_files(repo_id, repo_type="dataset", revision="ckpt")
     assert sorted(f for f in files if f.startswith("parquet-files/")) == [batch_files(i, [])[0] for i in (0, 1)]
+
+
+def test_the_final_flush_after_failed_periodic_commits_retries_after_its_own_short_back_off(
+    hub: Any, repo_id: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The final flush's back-off counts its own attempts: periodic commits that failed before close() must not
+    stretch its first retry from 1 s to the 4 s (8 s after more failures) of a long outage."""
+    checkpointer = _prepared(tmp_path, repo_id, "a", 1)
+    hub.faults.add("commit", status=503, repo=repo_id, count=3)  # two periodic attempts, then the final flush's
+    checkpointer.start()
+
+    def commits() -> list[Any]:
+        return [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+
+    with caplog.at_level(logging.WARNING, logger="tasks.generation.checkpoint"):
+        checkpointer.add(batch_files(0, []), 0)
+        assert wait_for(lambda: len(commits()) == 2, WAIT)  # the next periodic attempt is 4 s away
+        closing = threading.Thread(target=checkpointer.close, daemon=True)
+        closing.start()
+        closing.join(timeout=WAIT)
+    assert not closing.is_alive()
+    assert [r.status for r in commits()] == [503, 503, 503, 200]
+    assert [c.batches for c in checkpointer.commits] == [[0]]
+    # The wait the committer announces (and then keeps) after the final flush's first failure.
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("checkpoint commit failed")]
+    assert len(failed) == 3 and failed[2].endswith("next attempt in 1 s"), failed
+    final, retry = commits()[2:]
+    assert retry.time - final.time >= 0.5  # a back-off, not at once

@@ -529,10 +529,11 @@ class Checkpointer:
                     return
                 # A periodic commit is retried after the interval (the Hub allows about 128 commits per hour per
                 # repo), backing off on repeated failures even with a tiny interval (an outage must not become a
-                # busy loop); the final flush soon after the failure (see close). Either waits as long as a rate
-                # limit asks.
+                # busy loop); the final flush soon after the failure (see close), backing off on its own attempts
+                # only (periodic failures before close() must not make its first retry wait 8 s). Either waits as
+                # long as a rate limit asks.
                 pause = min(2.0**failures, 60.0)
-                retry = min(FINAL_RETRY_BACKOFF * 2.0 ** (failures - 1), 8.0)
+                retry = min(FINAL_RETRY_BACKOFF * 2.0 ** max(final_failures - 1, 0), 8.0)
                 limited = self._rate_limit_wait is not None
                 if self._rate_limit_wait is not None:
                     asked = min(self._rate_limit_wait, max_rate_limit_wait())
