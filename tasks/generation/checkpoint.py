@@ -189,7 +189,6 @@ class Checkpointer:
         # A 401/403 answer to a commit, or the branch taken by another run: no later commit can (or may) be made.
         self.refused: str | None = None
         self.remote_batches: set[int] = set()
-        self.not_checkpointed: list[str] = []  # queued files left out when the committer stopped (see close)
         self._stale: list[str] = []
         # The branch head that remote_batches and _stale describe, the parent of the next commit (None: unknown,
         # read again first).
@@ -435,9 +434,11 @@ class Checkpointer:
         Raises:
             CheckpointRefusedError: the Hub refused a commit for good (401/403): the run should stop now.
         """
-        if self.refused is not None:
-            raise CheckpointRefusedError(self.refused)
         with self._cond:
+            # Under the lock: the committer stopping on a refusal counts what is queued under it, so files
+            # queued after that would be in no account of what the checkpoint lacks.
+            if self.refused is not None:
+                raise CheckpointRefusedError(self.refused)
             for rel in files:
                 self._pending.files.setdefault(rel, batch_index)
             self._cond.notify_all()
@@ -449,8 +450,9 @@ class Checkpointer:
         fails is tried again after a short back-off (1 s, doubling up to 8 s; a 429's wait once),
         :data:`MAX_FINAL_ATTEMPTS` attempts in all: the run is ending, and a failed commit did not use up the
         Hub's commit budget. When they all fail, nothing is lost: the files stay in the run's folder (a rerun
-        into it resumes from them and checkpoints them), ``error`` says why, ``not_checkpointed`` lists them, and
-        a warning names them. A failed run passes ``flush=True``: its completed batches are what a resume needs.
+        into it resumes from them and checkpoints them), ``error`` says why, and a warning says how many, names
+        the first ones and the folder (so does the error logged when a commit is refused, see ``refused``). A
+        failed run passes ``flush=True``: its completed batches are what a resume needs.
         """
         with self._cond:
             if flush is not None:
@@ -491,10 +493,9 @@ class Checkpointer:
                     self._retry_at = None
                 continue
             if self.refused is not None:  # no later commit can succeed: stop, and let add() tell the run
-                self.logger.error("%s", self.refused)
                 with self._cond:
                     pending.merge(self._pending)
-                    self.not_checkpointed = sorted(pending.files)
+                    self.logger.error("%s %s.", self.refused, self._left_out(pending))
                 return
             if outcome == "moved" and conflicts < MAX_CONFLICT_RETRIES:
                 # Rebuilt on the branch's new head: no commit was made, so it goes now, as it would have.
@@ -515,16 +516,12 @@ class Checkpointer:
                 again_limited = limited and self._rate_limit_wait is not None
                 if self._closing and (final_failures >= MAX_FINAL_ATTEMPTS or again_limited):
                     self.error = self.error or "checkpoint commit failed"
-                    self.not_checkpointed = sorted(pending.files)
                     self.logger.warning(
-                        "giving up on the final checkpoint after %d attempts%s (%s): %d files are not in the "
-                        "checkpoint (%s); they are in %s, and a rerun into that folder resumes from them",
+                        "giving up on the final checkpoint after %d attempts%s (%s): %s",
                         final_failures,
                         " (the Hub is rate limiting commits to this repo)" if again_limited else "",
                         self.error,
-                        len(pending.files),
-                        first_few(self.not_checkpointed),
-                        self.root,
+                        self._left_out(pending),
                     )
                     return
                 # A periodic commit is retried after the interval (the Hub allows about 128 commits per hour per
@@ -547,6 +544,13 @@ class Checkpointer:
                     " (the Hub is rate limiting checkpoint commits)" if limited else "",
                     self._earliest_commit() - now,
                 )
+
+    def _left_out(self, pending: _Pending) -> str:
+        """What a committer that stops leaves out of the checkpoint (``pending``), and where it is, for its log."""
+        return (
+            f"{len(pending.files)} files are not in the checkpoint ({first_few(sorted(pending.files))}): they are "
+            f"in {self.root}, and a rerun into that folder resumes from them"
+        )
 
     def _earliest_commit(self) -> float:
         """Monotonic time the next commit may start. Called with the lock held."""
@@ -624,19 +628,20 @@ class Checkpointer:
                     self.error = describe_failure(read_exc)
                     return "failed"
                 return "failed" if self.refused is not None else "moved"
+            if status in (401, 403):  # refused, so not landed either: no need to ask the branch
+                self.error = error
+                self.refused = (
+                    f"the Hub refused the checkpoint commit to {self.target.repo_id}@{self.target.branch} "
+                    f"({status}: {self.error}): the token cannot write there. Use a token with write access to "
+                    "that repo, or another checkpoint repo."
+                )
+                return "failed"
             if self._landed(state):
                 self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
                 answer = self._latest_commit(message)
                 head = None  # another writer may have committed on top of it since: read the branch first
             else:
                 self.error = error
-                if status in (401, 403):
-                    self.refused = (
-                        f"the Hub refused the checkpoint commit to {self.target.repo_id}@{self.target.branch} "
-                        f"({status}: {self.error}): the token cannot write there. Use a token with write access "
-                        "to that repo, or another checkpoint repo."
-                    )
-                    return "failed"
                 # Not landed as far as can be told: a commit that did land unseen makes the next one a 412, which
                 # reads the branch again (its deletions are then not asked for twice).
                 self._rate_limit_wait = (
