@@ -426,3 +426,19 @@ def test_files_queued_as_the_committer_stops_on_a_refusal_are_refused_to_the_cal
     late.join(WAIT)
     checkpointer.close()
     assert checkpointer.refused is not None and outcome == ["refused"]
+
+
+def test_a_run_that_does_not_resume_says_it_replaces_an_earlier_run_of_its_parameters(
+    hub: Any, repo_id: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    earlier = _prepared(tmp_path / "earlier", repo_id, "same", 2)
+    earlier.start()
+    _add(earlier, 0)
+    earlier.close(flush=False)
+    state = GenerationState(config_hash="same", seed=0, batch_size=1, num_records=2, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    with caplog.at_level(logging.INFO, logger="tasks.generation.checkpoint"):
+        Checkpointer(target, tmp_path / "again", state).prepare(reuse=False)
+    [said] = [r.getMessage() for r in caplog.records if "go with the first checkpoint commit" in r.getMessage()]
+    assert "another run" not in said and "earlier run of the same parameters" in said, said
+

@@ -291,10 +291,15 @@ class Checkpointer:
             if f.startswith(prefix) and (f[len(prefix) :].startswith(ours) or f[len(prefix) :] in extras)
         )
         if self._stale:
+            # A run that does not resume replaces a checkpoint of its own parameters too (see reuse).
+            earlier = remote is not None and remote.same_run(self.state)
             self.logger.info(
-                "checkpoint %s@%s holds another run; its %d files go with the first checkpoint commit",
+                "checkpoint %s@%s holds %s; its %d files go with the first checkpoint commit",
                 self.target.repo_id,
                 self.target.branch,
+                "an earlier run of the same parameters, which this run (not resuming) replaces"
+                if earlier
+                else "another run",
                 len(self._stale),
             )
         return None
