@@ -441,4 +441,3 @@ def test_a_run_that_does_not_resume_says_it_replaces_an_earlier_run_of_its_param
         Checkpointer(target, tmp_path / "again", state).prepare(reuse=False)
     [said] = [r.getMessage() for r in caplog.records if "go with the first checkpoint commit" in r.getMessage()]
     assert "another run" not in said and "earlier run of the same parameters" in said, said
-

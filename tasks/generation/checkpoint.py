@@ -11,9 +11,9 @@ that they go in the same commit; a commit that failed in transit is recognised o
 in the same commit) instead of being made twice; the final flush retries a failed commit after a short back-off
 (the run is ending), a periodic commit after the interval.
 Each commit carries ``.generation-state.json``, which lets a run whose local folder is gone resume from the
-checkpoint. Commits are made on the head the checkpointer last read (``parent_commit``), so two runs writing to
-one branch at once cannot undo each other's commits: refused (412), a commit is rebuilt on the new head when the
-branch still holds this run's checkpoint (or that of an identical run), and the run stops checkpointing
+checkpoint. Commits are made on the head the checkpointer last read (``parent_commit``), so two runs writing to one
+branch at once cannot undo each other's commits: refused (412), a commit is rebuilt on the new head when the branch
+still holds this run's checkpoint (or that of an identical run, both resuming), and the run stops checkpointing
 (:class:`~tasks.generation.errors.CheckpointRefusedError`) when another run's checkpoint has replaced it.
 """
 
@@ -90,8 +90,9 @@ class CheckpointTarget(BaseModel):
         repo_id: Dataset repo (``namespace/name``); created (private if ``private``) when missing.
         branch: Branch of the checkpoints, created from the default branch when missing. Keeping checkpoints off
             ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too. Runs going
-            at once need a branch each, unless they are the same run (same config, seed and sizes): a run whose
-            branch another run has taken over stops (``CheckpointRefusedError``).
+            at once need a branch each, unless they are the same run (same config, seed and sizes) and resume
+            (a run without resume replaces the checkpoint: one of two such runs is refused): a run whose branch
+            another run has taken over stops (``CheckpointRefusedError``).
         path_in_repo: Folder of the checkpoint inside the repo (default: the repo root).
         interval_seconds: Minimum time between two checkpoint commits, and from the start to the first periodic
             one (a final flush need not wait for it).
