@@ -44,6 +44,7 @@ from tasks.generation.batch_writer import remove_temp_files
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
 from tasks.generation.config import BuilderConfig
 from tasks.generation.errors import CheckpointRefusedError, ConfigError, OutputFolderError
+from tasks.generation.listing import first_few
 from tasks.generation.llm import resolve_api_key
 from tasks.generation.metadata import build_metadata, write_builder_config, write_metadata
 from tasks.generation.plan import Plan, get_plan
@@ -237,9 +238,7 @@ def generate_dataset(
             )
         foreign = foreign_files(root) if previous is None else []  # a replaced folder must not keep another's
         if foreign:
-            shown = ", ".join(str(p.relative_to(root)) for p in foreign[:3]) + (
-                ", ..." if len(foreign) > 3 else ""
-            )
+            shown = first_few([str(p.relative_to(root)) for p in foreign])
             raise OutputFolderError(
                 f"{root} holds {len(foreign)} files this generator never writes ({shown}), which a push of the folder "
                 "would publish with the new dataset; move them away or choose another folder"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import linecache
+import logging
+import sys
 import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pyarrow as pa
@@ -153,20 +157,22 @@ def test_a_failed_final_checkpoint_is_retried_soon_not_after_the_interval(
 
 
 def test_a_final_checkpoint_failing_for_good_gives_up_after_a_few_attempts_and_says_what_is_left(
-    hub: Any, repo_id: str, tmp_path: Path
+    hub: Any, repo_id: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     checkpointer = _prepared(tmp_path, repo_id, "a", 1, interval=3600)
     checkpointer.start()
     hub.faults.add("commit", status=503, repo=repo_id, count=None)
     checkpointer.add(batch_files(0, []), 0)
     closing = threading.Thread(target=checkpointer.close, daemon=True)
-    closing.start()
-    closing.join(timeout=WAIT)
+    with caplog.at_level(logging.WARNING, logger="tasks.generation.checkpoint"):
+        closing.start()
+        closing.join(timeout=WAIT)
     assert not closing.is_alive(), "the final checkpoint waited for the interval"
     assert checkpointer.commits == [] and "503" in str(checkpointer.error)
     statuses = [r.status for r in hub.requests if r.route == "commit" and r.repo == repo_id]
     assert statuses == [503] * MAX_FINAL_ATTEMPTS
-    assert checkpointer.not_checkpointed == batch_files(0, [])
+    [gave_up] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("giving up")]
+    assert f"1 files are not in the checkpoint ({batch_files(0, [])[0]})" in gave_up and str(tmp_path) in gave_up
 
 
 def test_a_failed_periodic_checkpoint_still_waits_for_the_interval(hub: Any, repo_id: str, tmp_path: Path) -> None:
@@ -328,3 +334,110 @@ def test_a_generation_without_resume_that_fails_leaves_a_checkpoint_of_its_own_b
     assert state.completed_batches == [0, 1]
     files = api.list_repo_files(repo_id, repo_type="dataset", revision="ckpt")
     assert sorted(f for f in files if f.startswith("parquet-files/")) == [batch_files(i, [])[0] for i in (0, 1)]
+
+
+def test_the_final_flush_after_failed_periodic_commits_retries_after_its_own_short_back_off(
+    hub: Any, repo_id: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The final flush's back-off counts its own attempts: periodic commits that failed before close() must not
+    stretch its first retry from 1 s to the 4 s (8 s after more failures) of a long outage."""
+    checkpointer = _prepared(tmp_path, repo_id, "a", 1)
+    hub.faults.add("commit", status=503, repo=repo_id, count=3)  # two periodic attempts, then the final flush's
+    checkpointer.start()
+
+    def commits() -> list[Any]:
+        return [r for r in hub.requests if r.route == "commit" and r.repo == repo_id]
+
+    with caplog.at_level(logging.WARNING, logger="tasks.generation.checkpoint"):
+        checkpointer.add(batch_files(0, []), 0)
+        assert wait_for(lambda: len(commits()) == 2, WAIT)  # the next periodic attempt is 4 s away
+        closing = threading.Thread(target=checkpointer.close, daemon=True)
+        closing.start()
+        closing.join(timeout=WAIT)
+    assert not closing.is_alive()
+    assert [r.status for r in commits()] == [503, 503, 503, 200]
+    assert [c.batches for c in checkpointer.commits] == [[0]]
+    # The wait the committer announces (and then keeps) after the final flush's first failure.
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("checkpoint commit failed")]
+    assert len(failed) == 3 and failed[2].endswith("next attempt in 1 s"), failed
+    final, retry = commits()[2:]
+    assert retry.time - final.time >= 0.5  # a back-off, not at once
+
+
+def test_a_commit_refused_for_good_is_not_looked_for_on_the_branch(
+    hub: Any, repo_id: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401/403 commit was not made: no request asks the branch whether it landed. The committer says which
+    files stay out of the checkpoint, and where they are."""
+    checkpointer = _prepared(tmp_path, repo_id, "a", 2)
+    hub.faults.add("commit", status=403, repo=repo_id)
+    checkpointer.start()
+    with caplog.at_level(logging.ERROR, logger="tasks.generation.checkpoint"):
+        _add(checkpointer, 0)
+        checkpointer.close()
+    assert checkpointer.refused is not None and "403" in checkpointer.refused
+    requests = [r for r in hub.requests if r.repo == repo_id]
+    refused = [i for i, r in enumerate(requests) if r.route == "commit"]
+    assert len(refused) == 1 and requests[refused[0]].status == 403
+    assert [(r.route, r.path) for r in requests[refused[0] + 1 :]] == []
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"1 files are not in the checkpoint ({batch_files(0, [])[0]})" in error and str(tmp_path) in error
+
+
+def test_files_queued_as_the_committer_stops_on_a_refusal_are_refused_to_the_caller(
+    hub: Any, repo_id: str, tmp_path: Path
+) -> None:
+    """add() racing with the committer stopping on a refusal: its files must not be queued for a committer that
+    is gone (they would be in no account of what the checkpoint lacks); add() raises instead. The race is made
+    deterministic by holding add() just before it takes the lock until the committer has stopped."""
+    checkpointer = _prepared(tmp_path, repo_id, "a", 2)
+    hub.faults.add("commit", status=403, repo=repo_id)
+    checkpointer.start()
+    at_lock = threading.Event()
+
+    def held(frame: FrameType, event: str, arg: Any) -> Any:
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+        if event == "line" and line == "with self._cond:":
+            at_lock.set()
+            assert checkpointer._thread is not None
+            checkpointer._thread.join(WAIT)  # the committer commits, is refused (403) and stops meanwhile
+        return held
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        return held if frame.f_code is Checkpointer.add.__code__ else None
+
+    outcome: list[str] = []
+
+    def late_add() -> None:
+        sys.settrace(tracer)
+        try:
+            checkpointer.add(batch_files(1, []), 1)
+            outcome.append("queued")
+        except CheckpointRefusedError:
+            outcome.append("refused")
+        finally:
+            sys.settrace(None)
+
+    late = threading.Thread(target=late_add, daemon=True)
+    with checkpointer._cond:  # the committer cannot take batch 0 before add() of batch 1 is held
+        checkpointer.add(batch_files(0, []), 0)
+        late.start()
+        assert at_lock.wait(WAIT)
+    late.join(WAIT)
+    checkpointer.close()
+    assert checkpointer.refused is not None and outcome == ["refused"]
+
+
+def test_a_run_that_does_not_resume_says_it_replaces_an_earlier_run_of_its_parameters(
+    hub: Any, repo_id: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    earlier = _prepared(tmp_path / "earlier", repo_id, "same", 2)
+    earlier.start()
+    _add(earlier, 0)
+    earlier.close(flush=False)
+    state = GenerationState(config_hash="same", seed=0, batch_size=1, num_records=2, processors=[])
+    target = CheckpointTarget(repo_id=repo_id, branch="ckpt", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
+    with caplog.at_level(logging.INFO, logger="tasks.generation.checkpoint"):
+        Checkpointer(target, tmp_path / "again", state).prepare(reuse=False)
+    [said] = [r.getMessage() for r in caplog.records if "go with the first checkpoint commit" in r.getMessage()]
+    assert "another run" not in said and "earlier run of the same parameters" in said, said

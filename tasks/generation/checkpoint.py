@@ -11,9 +11,9 @@ that they go in the same commit; a commit that failed in transit is recognised o
 in the same commit) instead of being made twice; the final flush retries a failed commit after a short back-off
 (the run is ending), a periodic commit after the interval.
 Each commit carries ``.generation-state.json``, which lets a run whose local folder is gone resume from the
-checkpoint. Commits are made on the head the checkpointer last read (``parent_commit``), so two runs writing to
-one branch at once cannot undo each other's commits: refused (412), a commit is rebuilt on the new head when the
-branch still holds this run's checkpoint (or that of an identical run), and the run stops checkpointing
+checkpoint. Commits are made on the head the checkpointer last read (``parent_commit``), so two runs writing to one
+branch at once cannot undo each other's commits: refused (412), a commit is rebuilt on the new head when the branch
+still holds this run's checkpoint (or that of an identical run, both resuming), and the run stops checkpointing
 (:class:`~tasks.generation.errors.CheckpointRefusedError`) when another run's checkpoint has replaced it.
 """
 
@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from tasks.credentials import HuggingFaceCredentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.errors import CheckpointRefusedError
+from tasks.generation.listing import first_few
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.hub_client import IGNORE_NOTHING, downloaded, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
@@ -82,11 +83,6 @@ class _WorkerCommitError(Exception):
         self.headers = headers or {}
 
 
-def _shown(paths: list[str], most: int = 3) -> str:
-    """The first few of ``paths``, for a log line."""
-    return ", ".join(paths[:most]) + (f", ... ({len(paths) - most} more)" if len(paths) > most else "")
-
-
 class CheckpointTarget(BaseModel):
     """Where and how often a generation run checkpoints.
 
@@ -94,8 +90,9 @@ class CheckpointTarget(BaseModel):
         repo_id: Dataset repo (``namespace/name``); created (private if ``private``) when missing.
         branch: Branch of the checkpoints, created from the default branch when missing. Keeping checkpoints off
             ``main`` leaves the published dataset untouched; ``"main"`` or a separate repo work too. Runs going
-            at once need a branch each, unless they are the same run (same config, seed and sizes): a run whose
-            branch another run has taken over stops (``CheckpointRefusedError``).
+            at once need a branch each, unless they are the same run (same config, seed and sizes) and resume
+            (a run without resume replaces the checkpoint: one of two such runs is refused): a run whose branch
+            another run has taken over stops (``CheckpointRefusedError``).
         path_in_repo: Folder of the checkpoint inside the repo (default: the repo root).
         interval_seconds: Minimum time between two checkpoint commits, and from the start to the first periodic
             one (a final flush need not wait for it).
@@ -193,13 +190,13 @@ class Checkpointer:
         # A 401/403 answer to a commit, or the branch taken by another run: no later commit can (or may) be made.
         self.refused: str | None = None
         self.remote_batches: set[int] = set()
-        self.not_checkpointed: list[str] = []  # queued files left out when the committer stopped (see close)
         self._stale: list[str] = []
         # The branch head that remote_batches and _stale describe, the parent of the next commit (None: unknown,
-        # read again first); and the nonces of the states this run sent, to recognise its own commits.
+        # read again first).
         self._head: str | None = None
-        self._seen_id: str | None = None  # checkpoint_id of the state at _head
-        self._sent: set[str] = set()
+        # The checkpoints the branch may hold without another run writing there: the one prepare() read, and
+        # this run's own (the nonce of every state it sent, landed or not).
+        self._known_ids: set[str] = set()
         self._reuse = True  # whether this run takes a same run's checkpointed batches (see prepare)
         self._pending = _Pending()
         self._cond = threading.Condition()
@@ -264,7 +261,8 @@ class Checkpointer:
         self._head = self._branch_head()
         files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._head))
         remote = self.read_remote_state(self._head)
-        self._seen_id = None if remote is None else remote.checkpoint_id
+        if remote is not None and remote.checkpoint_id is not None:
+            self._known_ids.add(remote.checkpoint_id)
         self._reuse = reuse
         if remote is not None and reuse and remote.same_run(self.state):
             self.remote_batches = {
@@ -294,10 +292,15 @@ class Checkpointer:
             if f.startswith(prefix) and (f[len(prefix) :].startswith(ours) or f[len(prefix) :] in extras)
         )
         if self._stale:
+            # A run that does not resume replaces a checkpoint of its own parameters too (see reuse).
+            earlier = remote is not None and remote.same_run(self.state)
             self.logger.info(
-                "checkpoint %s@%s holds another run; its %d files go with the first checkpoint commit",
+                "checkpoint %s@%s holds %s; its %d files go with the first checkpoint commit",
                 self.target.repo_id,
                 self.target.branch,
+                "an earlier run of the same parameters, which this run (not resuming) replaces"
+                if earlier
+                else "another run",
                 len(self._stale),
             )
         return None
@@ -437,9 +440,11 @@ class Checkpointer:
         Raises:
             CheckpointRefusedError: the Hub refused a commit for good (401/403): the run should stop now.
         """
-        if self.refused is not None:
-            raise CheckpointRefusedError(self.refused)
         with self._cond:
+            # Under the lock: the committer stopping on a refusal counts what is queued under it, so files
+            # queued after that would be in no account of what the checkpoint lacks.
+            if self.refused is not None:
+                raise CheckpointRefusedError(self.refused)
             for rel in files:
                 self._pending.files.setdefault(rel, batch_index)
             self._cond.notify_all()
@@ -451,8 +456,9 @@ class Checkpointer:
         fails is tried again after a short back-off (1 s, doubling up to 8 s; a 429's wait once),
         :data:`MAX_FINAL_ATTEMPTS` attempts in all: the run is ending, and a failed commit did not use up the
         Hub's commit budget. When they all fail, nothing is lost: the files stay in the run's folder (a rerun
-        into it resumes from them and checkpoints them), ``error`` says why, ``not_checkpointed`` lists them, and
-        a warning names them. A failed run passes ``flush=True``: its completed batches are what a resume needs.
+        into it resumes from them and checkpoints them), ``error`` says why, and a warning says how many, names
+        the first ones and the folder (so does the error logged when a commit is refused, see ``refused``). A
+        failed run passes ``flush=True``: its completed batches are what a resume needs.
         """
         with self._cond:
             if flush is not None:
@@ -493,10 +499,9 @@ class Checkpointer:
                     self._retry_at = None
                 continue
             if self.refused is not None:  # no later commit can succeed: stop, and let add() tell the run
-                self.logger.error("%s", self.refused)
                 with self._cond:
                     pending.merge(self._pending)
-                    self.not_checkpointed = sorted(pending.files)
+                    self.logger.error("%s %s.", self.refused, self._left_out(pending))
                 return
             if outcome == "moved" and conflicts < MAX_CONFLICT_RETRIES:
                 # Rebuilt on the branch's new head: no commit was made, so it goes now, as it would have.
@@ -517,24 +522,21 @@ class Checkpointer:
                 again_limited = limited and self._rate_limit_wait is not None
                 if self._closing and (final_failures >= MAX_FINAL_ATTEMPTS or again_limited):
                     self.error = self.error or "checkpoint commit failed"
-                    self.not_checkpointed = sorted(pending.files)
                     self.logger.warning(
-                        "giving up on the final checkpoint after %d attempts%s (%s): %d files are not in the "
-                        "checkpoint (%s); they are in %s, and a rerun into that folder resumes from them",
+                        "giving up on the final checkpoint after %d attempts%s (%s): %s",
                         final_failures,
                         " (the Hub is rate limiting commits to this repo)" if again_limited else "",
                         self.error,
-                        len(pending.files),
-                        _shown(self.not_checkpointed),
-                        self.root,
+                        self._left_out(pending),
                     )
                     return
                 # A periodic commit is retried after the interval (the Hub allows about 128 commits per hour per
                 # repo), backing off on repeated failures even with a tiny interval (an outage must not become a
-                # busy loop); the final flush soon after the failure (see close). Either waits as long as a rate
-                # limit asks.
+                # busy loop); the final flush soon after the failure (see close), backing off on its own attempts
+                # only (periodic failures before close() must not make its first retry wait 8 s). Either waits as
+                # long as a rate limit asks.
                 pause = min(2.0**failures, 60.0)
-                retry = min(FINAL_RETRY_BACKOFF * 2.0 ** (failures - 1), 8.0)
+                retry = min(FINAL_RETRY_BACKOFF * 2.0 ** max(final_failures - 1, 0), 8.0)
                 limited = self._rate_limit_wait is not None
                 if self._rate_limit_wait is not None:
                     asked = min(self._rate_limit_wait, max_rate_limit_wait())
@@ -548,6 +550,13 @@ class Checkpointer:
                     " (the Hub is rate limiting checkpoint commits)" if limited else "",
                     self._earliest_commit() - now,
                 )
+
+    def _left_out(self, pending: _Pending) -> str:
+        """What a committer that stops leaves out of the checkpoint (``pending``), and where it is, for its log."""
+        return (
+            f"{len(pending.files)} files are not in the checkpoint ({first_few(sorted(pending.files))}): they are "
+            f"in {self.root}, and a rerun into that folder resumes from them"
+        )
 
     def _earliest_commit(self) -> float:
         """Monotonic time the next commit may start. Called with the lock held."""
@@ -585,7 +594,7 @@ class Checkpointer:
         done = sorted(self.remote_batches | set(batches))
         # The nonce identifies this commit: after a failure in transit, the remote state tells whether it landed.
         state = self.state.model_copy(update={"completed_batches": done, "checkpoint_id": uuid.uuid4().hex})
-        self._sent.add(str(state.checkpoint_id))
+        self._known_ids.add(str(state.checkpoint_id))
         added = {self._repo_path(rel) for rel in pending.files}
         keep = added | {self._repo_path(STATE_FILE)}
         message = f"Checkpoint: {len(done)} of {self.state.total_batches} batches" + (
@@ -625,19 +634,20 @@ class Checkpointer:
                     self.error = describe_failure(read_exc)
                     return "failed"
                 return "failed" if self.refused is not None else "moved"
+            if status in (401, 403):  # refused, so not landed either: no need to ask the branch
+                self.error = error
+                self.refused = (
+                    f"the Hub refused the checkpoint commit to {self.target.repo_id}@{self.target.branch} "
+                    f"({status}: {self.error}): the token cannot write there. Use a token with write access to "
+                    "that repo, or another checkpoint repo."
+                )
+                return "failed"
             if self._landed(state):
                 self.logger.info("checkpoint commit failed in transit but landed; not committing it again")
                 answer = self._latest_commit(message)
                 head = None  # another writer may have committed on top of it since: read the branch first
             else:
                 self.error = error
-                if status in (401, 403):
-                    self.refused = (
-                        f"the Hub refused the checkpoint commit to {self.target.repo_id}@{self.target.branch} "
-                        f"({status}: {self.error}): the token cannot write there. Use a token with write access "
-                        "to that repo, or another checkpoint repo."
-                    )
-                    return "failed"
                 # Not landed as far as can be told: a commit that did land unseen makes the next one a 412, which
                 # reads the branch again (its deletions are then not asked for twice).
                 self._rate_limit_wait = (
@@ -647,7 +657,6 @@ class Checkpointer:
                 )
                 return "failed"
         self._head = head
-        self._seen_id = state.checkpoint_id
         self._stale = []
         self.remote_batches = set(done)
         self.commits.append(
@@ -707,7 +716,6 @@ class Checkpointer:
             keep |= {self._repo_path(name) for name in ("metadata.json", "builder_config.json")}
         self._stale = [p for p in self._stale if p in files and p not in keep]
         self._head = head
-        self._seen_id = None if remote is None else remote.checkpoint_id
 
     def _identical(self, remote: GenerationState) -> bool:
         """Whether ``remote`` is the state of a run writing the same files as this one (its batches, and its
@@ -730,8 +738,7 @@ class Checkpointer:
                 f"its state file): something else is writing to it. {advice}"
             )
         # An identical run's checkpoint, this run's own, or the one prepare() read (not written to since).
-        known = remote.checkpoint_id is not None and remote.checkpoint_id in {*self._sent, self._seen_id}
-        if known or self._identical(remote):
+        if remote.checkpoint_id in self._known_ids or self._identical(remote):
             return None
         return (
             f"the checkpoint branch {where} now holds another run's checkpoint (config {remote.config_hash[:12]}, "
