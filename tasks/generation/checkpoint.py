@@ -44,7 +44,7 @@ from huggingface_hub.errors import (
 )
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from tasks.credentials import HuggingFaceCredentials, resolve_token
+from tasks.credentials import load_credentials, resolve_token
 from tasks.generation import checkpoint_worker
 from tasks.generation.errors import CheckpointRefusedError
 from tasks.generation.listing import first_few
@@ -128,7 +128,7 @@ class CheckpointTarget(BaseModel):
 
     def resolved_token(self) -> str:
         """The token to use, in the project's lookup order."""
-        credentials = HuggingFaceCredentials.load(self.credentials_block) if self.credentials_block else None
+        credentials = load_credentials(self.credentials_block) if self.credentials_block else None
         return resolve_token(self.token, credentials)  # type: ignore[arg-type]
 
 
