@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, SecretStr
 from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_key
 from tasks.credentials import HuggingFaceCredentials, optional_token
-from tasks.dataset_configs import IMAGES_CONFIG, ConfigNotFoundError, commit_of, configs_at, resolve_config
+from tasks.dataset_configs import commit_of, configs_at, image_files, resolve_config
 from tasks.hub_client import downloaded, hub_api
 from tasks.image_references import ImageReferences
 from tasks.read_dataset import iter_record_batches
@@ -109,7 +109,8 @@ def read_config_back(repo_id: str, config: str, commit: str, token: SecretStr | 
     the whole read."""
     secret = token.get_secret_value() if token else None
     resolved = resolve_config(repo_id, config, revision=commit, token=secret)
-    images = ImageReferences(lambda: _repo_images(repo_id, commit, secret))
+    # Listed at the commit already resolved, without reading the card again (only once an image path shows up).
+    images = ImageReferences(lambda: frozenset(image_files(repo_id, commit, secret)))
     rows = batches = 0
     columns: list[str] = []
     for batch in iter_record_batches(resolved, token=secret):
@@ -128,14 +129,6 @@ def read_config_back(repo_id: str, config: str, commit: str, token: SecretStr | 
         images_missing=images.missing,
         missing_images=images.examples,
     )
-
-
-def _repo_images(repo_id: str, commit: str, token: str | None) -> frozenset[str]:
-    """Repo paths of the files under ``images/`` at ``commit`` (none when the repo has no such folder)."""
-    try:
-        return frozenset(resolve_config(repo_id, IMAGES_CONFIG, revision=commit, token=token).files)
-    except ConfigNotFoundError:  # no image files at all: every referenced image is missing
-        return frozenset()
 
 
 @flow(name="verify-pushed-dataset")

@@ -180,6 +180,11 @@ def configs_at(repo_id: str, commit: str, token: str | None) -> list[str]:
     return [str(c["config_name"]) for c in _card_configs(repo_id, commit, token)]
 
 
+def image_files(repo_id: str, commit: str, token: str | None) -> list[str]:
+    """Repo paths of the files under ``images/`` at ``commit`` (sorted; none when the repo has no such folder)."""
+    return _resolve_globs(hub_filesystem(token), repo_id, commit, [f"{IMAGES_CONFIG}/**"])
+
+
 def resolve_config(
     repo_id: str,
     config: str = "data",
@@ -206,7 +211,7 @@ def resolve_config(
     if entry is None and config == IMAGES_CONFIG:
         # Image files are not a card config (one repo, one packaged builder: `datasets` would read them as
         # parquet); they are read from the images/ folder itself.
-        images = _resolve_globs(hub_filesystem(secret), repo_id, commit, [f"{IMAGES_CONFIG}/**"])
+        images = image_files(repo_id, commit, secret)
         if images and split != "train":
             raise ConfigNotFoundError(
                 f"The {IMAGES_CONFIG!r} config of {repo_id} has one split, 'train'; not {split!r}."

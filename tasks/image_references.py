@@ -19,9 +19,8 @@ IMAGE_PREFIX = f"{IMAGES_FOLDER}/"
 MAX_EXAMPLES = 5  # missing paths kept to name in the report; the count covers all of them
 
 
-def _strings(column: pa.Array | pa.ChunkedArray) -> pa.Array | None:
-    """The column's strings, lists flattened (one level or more); None when it holds no strings."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+def _strings(array: pa.Array) -> pa.Array | None:
+    """A record batch column's strings, lists flattened (one level or more); None when it holds no strings."""
     while pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
         array = pc.list_flatten(array)
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):

@@ -129,15 +129,10 @@ def test_a_commit_that_landed_unseen_does_not_block_the_later_ones(hub: Any, rep
     assert sorted(f for f in files if f.startswith("parquet-files/")) == [batch_files(i, [])[0] for i in range(2)]
 
 
-def test_checkpoints_to_a_published_datasets_main_keep_its_files(hub: Any, repo_id: str, tmp_path: Path) -> None:
-    """A published dataset's metadata.json and builder_config.json are not a checkpoint's (no state file beside
-    them): checkpointing to its main branch must not delete them."""
+def _checkpoint_one_batch_to_main(repo_id: str, tmp_path: Path) -> list[Any]:
+    """A one-batch run checkpointed to ``repo_id``'s main branch; its commits."""
     import pyarrow as pa
 
-    api = HfApi(token=ALICE_TOKEN)
-    api.create_repo(repo_id, repo_type="dataset")
-    for name in ("metadata.json", "builder_config.json"):
-        api.upload_file(path_or_fileobj=b"{}", path_in_repo=name, repo_id=repo_id, repo_type="dataset")
     state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
     target = CheckpointTarget(repo_id=repo_id, branch="main", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
     checkpointer = Checkpointer(target, tmp_path, state)
@@ -145,7 +140,17 @@ def test_checkpoints_to_a_published_datasets_main_keep_its_files(hub: Any, repo_
     write_parquet_atomic(pa.table({"i": [0]}), tmp_path / batch_files(0, [])[0])
     checkpointer.start()
     checkpointer.add(batch_files(0, []), 0)
-    assert checkpointer.close()
+    return checkpointer.close()
+
+
+def test_checkpoints_to_a_published_datasets_main_keep_its_files(hub: Any, repo_id: str, tmp_path: Path) -> None:
+    """A published dataset's metadata.json and builder_config.json are not a checkpoint's (no state file beside
+    them): checkpointing to its main branch must not delete them."""
+    api = HfApi(token=ALICE_TOKEN)
+    api.create_repo(repo_id, repo_type="dataset")
+    for name in ("metadata.json", "builder_config.json"):
+        api.upload_file(path_or_fileobj=b"{}", path_in_repo=name, repo_id=repo_id, repo_type="dataset")
+    assert _checkpoint_one_batch_to_main(repo_id, tmp_path)
     files = api.list_repo_files(repo_id, repo_type="dataset")
     assert {"metadata.json", "builder_config.json", batch_files(0, [])[0]} <= set(files)
 
@@ -156,22 +161,13 @@ def test_a_gitignore_in_the_checkpoint_repo_does_not_drop_batches(
 ) -> None:
     """The Hub tells preupload which paths its .gitignore matches, and huggingface_hub leaves them out of the
     commit: the checkpoint recorded batches the branch did not hold, and a resumed run found nothing to restore."""
-    import pyarrow as pa
-
     monkeypatch.setenv("HFDS_CHECKPOINT_WORKER", worker)
     api = HfApi(token=ALICE_TOKEN)
     api.create_repo(repo_id, repo_type="dataset")
     api.upload_file(
         path_or_fileobj=b"*.parquet\n", path_in_repo=".gitignore", repo_id=repo_id, repo_type="dataset"
     )
-    state = GenerationState(config_hash="h", seed=0, batch_size=1, num_records=1, processors=[])
-    target = CheckpointTarget(repo_id=repo_id, branch="main", interval_seconds=0, token=SecretStr(ALICE_TOKEN))
-    checkpointer = Checkpointer(target, tmp_path, state)
-    checkpointer.prepare()
-    write_parquet_atomic(pa.table({"i": [0]}), tmp_path / batch_files(0, [])[0])
-    checkpointer.start()
-    checkpointer.add(batch_files(0, []), 0)
-    assert checkpointer.close()
+    assert _checkpoint_one_batch_to_main(repo_id, tmp_path)
     assert batch_files(0, [])[0] in api.list_repo_files(repo_id, repo_type="dataset")
 
 
