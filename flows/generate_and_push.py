@@ -146,6 +146,7 @@ def generate_and_push(
         private=private,
         tags=tags,
         token=secret,
+        credentials=credentials,  # its token is ``secret``; the push names the block in hf.dataset.pushed
         revision=revision,
         create_pr=create_pr,
         commit_messages=commit_messages,

@@ -62,6 +62,33 @@ def test_generate_then_push_in_one_flow(tmp_path: Path, repo_id: str) -> None:
     assert generated[0]["occurred"] <= pushed[0]["occurred"]
 
 
+@pytest.mark.usefixtures("prefect_api", "hub")
+def test_the_pushed_event_names_the_credentials_block_of_generate_then_push(tmp_path: Path, repo_id: str) -> None:
+    # README: the event's credentials_block is the saved block the push used, and the shipped verify trigger passes
+    # it on (a private repo is read with it). Generate-then-push (the scheduled deployment's flow) resolves the
+    # block's token first; its push must still report the block.
+    from prefect_server import events_named  # here: test_prefect_ops registers the module as a plugin later
+
+    from tasks.credentials import HuggingFaceCredentials
+
+    HuggingFaceCredentials(token=SecretStr(ALICE_TOKEN)).save("alice-generate-writer", overwrite=True)
+    generate_and_push(
+        EXAMPLE,
+        repo_id,
+        "Greetings in six languages.",
+        num_records=100,
+        output_dir=tmp_path / "out",
+        private=True,
+        credentials=HuggingFaceCredentials.load("alice-generate-writer"),
+    )
+    deadline = time.monotonic() + 30
+    pushed: list[dict[str, Any]] = []
+    while not pushed and time.monotonic() < deadline:
+        pushed = [e for e in events_named("hf.dataset.pushed") if e["payload"].get("repo_id") == repo_id]
+        time.sleep(0.5)
+    assert pushed and pushed[0]["payload"]["credentials_block"] == "alice-generate-writer", pushed
+
+
 @pytest.mark.usefixtures("prefect_api")
 @pytest.mark.parametrize(
     ("repo", "description", "extra", "fragment"),
