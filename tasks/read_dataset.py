@@ -441,7 +441,7 @@ def read_pushed_dataset(
         def push_then_check(folder: str, repo_id: str, token: SecretStr) -> int:
             push_dataset(folder, repo_id, "Greetings in five languages.", token=token)
             conversations = read_pushed_dataset(repo_id, "conversations", as_="pandas", token=token)
-            assert all(len(m) == 2 for m in conversations["messages"])
+            assert all(len(m) == 3 for m in conversations["messages"])
             rows = 0
             for batch in read_pushed_dataset(repo_id, "data", streaming=True, token=token):
                 rows += batch.num_rows
