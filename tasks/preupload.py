@@ -12,7 +12,7 @@ not cost two rounds of back-off, and the run shows no failed task for it. A Retr
 pre-upload from Prefect's cache, as it does a finished stage. ``HFDS_UPLOAD_AHEAD=0`` turns pre-uploads off:
 each stage then uploads its own files.
 
-Example:
+Example (the repo must exist: the push flow creates it first with ``tasks.prepare_repo``):
     ```python
     from prefect import flow
     from pydantic import SecretStr

@@ -8,7 +8,7 @@ Every task takes a ``StageJob``: the ``HubTarget``, the checked ``DatasetFolder`
 never part of a cache key or a log line), the revision to commit to, the commit messages, and a ``content_key``
 the flow computes from the stage's content (see ``tasks.stage_cache``).
 
-Example:
+Example (the repo must exist: the push flow creates it first with ``tasks.prepare_repo``):
     ```python
     from prefect import flow
     from pydantic import SecretStr
