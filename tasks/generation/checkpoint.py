@@ -20,12 +20,9 @@ still holds this run's checkpoint (or that of an identical run, both resuming), 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -46,41 +43,25 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from tasks.credentials import load_credentials, resolve_token
 from tasks.generation import checkpoint_worker
+from tasks.generation.checkpoint_worker_client import (
+    CommitWorker,
+    commit_failure_message,
+    commit_failure_rate_limit_wait,
+    commit_failure_status,
+)
 from tasks.generation.errors import CheckpointRefusedError
 from tasks.generation.listing import first_few
 from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
 from tasks.hub_client import IGNORE_NOTHING, downloaded, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
 from tasks.prepare_repo import create_repo_and_branch
-from tasks.retry_policy import (
-    describe_failure,
-    http_status,
-    max_rate_limit_wait,
-    one_line,
-    rate_limit_wait,
-    retry_after_seconds,
-)
+from tasks.retry_policy import describe_failure, max_rate_limit_wait
 from tasks.validation import validate_repo_id
 
 _module_logger = logging.getLogger(__name__)
 MAX_FINAL_ATTEMPTS = 3  # attempts of the final flush's commit
 FINAL_RETRY_BACKOFF = 1.0  # seconds before the final flush's first retry; doubled at each one, at most 8 s
 MAX_CONFLICT_RETRIES = 5  # commits rebuilt at once after a 412 (a branch moving each time is then a failure)
-
-# The commit worker (``checkpoint_worker.py``, run as a script by path, so that it imports only huggingface_hub):
-# it hashes, uploads and commits for the committer thread, so that this work (HTTP in Python threads) does not
-# compete for the GIL of the generating process. ``-P``: its own folder is not put on ``sys.path``.
-_WORKER_COMMAND = [sys.executable, "-P", str(Path(__file__).with_name("checkpoint_worker.py"))]
-
-
-class _WorkerCommitError(Exception):
-    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: message`` (one
-    line), with the answer's HTTP status and headers when there was one (a 429 says how long to wait)."""
-
-    def __init__(self, message: str, status: int | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
 
 
 class CheckpointTarget(BaseModel):
@@ -210,8 +191,7 @@ class Checkpointer:
         # Commits run in a worker process when this checkpointer made its own client (its endpoint and token
         # are then all the worker needs); a caller's HfApi is used in the committer thread.
         self._use_worker = api is None and os.environ.get("HFDS_CHECKPOINT_WORKER", "1") != "0"
-        self._worker: subprocess.Popen[str] | None = None
-        self._worker_ready = False
+        self._worker: CommitWorker | None = None
 
     # ------------------------------------------------------------------ remote state
 
@@ -364,51 +344,15 @@ class Checkpointer:
 
     def _start_worker(self) -> None:
         try:
-            self._worker = subprocess.Popen(
-                _WORKER_COMMAND,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-                # A background commit's per-file upload bars would interleave with the run's logs on the
-                # terminal they share; the committer logs one line per commit instead.
-                env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"},
-            )
+            self._worker = CommitWorker()
         except OSError as exc:
             self.logger.info("no checkpoint worker process (%s); committing from this process", exc)
             self._use_worker = False
 
     def _stop_worker(self) -> None:
-        """Close the worker's stdin (it then exits on its own) and reap it in the background: the run does not
-        wait for an interpreter to shut down."""
         worker, self._worker = self._worker, None
-        self._worker_ready = False
-        if worker is None:
-            return
-        try:
-            if worker.stdin is not None:
-                worker.stdin.close()
-        except OSError:
-            pass
-
-        def reap() -> None:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-            if worker.stdout is not None:
-                worker.stdout.close()
-
-        threading.Thread(target=reap, name="checkpoint-worker-reaper", daemon=True).start()
-
-    def _read_answer(self, worker: subprocess.Popen[str]) -> dict[str, Any]:
-        assert worker.stdout is not None
-        line = worker.stdout.readline()
-        if not line:
-            raise ConnectionError(f"checkpoint worker exited (code {worker.poll()})")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+        if worker is not None:
+            worker.stop()
 
     def _commit_in_worker(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one commit to the worker and wait for its answer; a dead worker is replaced next time."""
@@ -418,21 +362,10 @@ class Checkpointer:
         if worker is None or worker.stdin is None:
             raise ConnectionError("checkpoint worker unavailable")
         try:
-            if not self._worker_ready:
-                self._read_answer(worker)
-                self._worker_ready = True
-            worker.stdin.write(json.dumps(request) + "\n")
-            worker.stdin.flush()
-            answer = self._read_answer(worker)
-        except (OSError, ValueError) as exc:  # a broken pipe or a garbled line: the worker is gone
-            worker.kill()
-            self._stop_worker()
-            raise ConnectionError(f"checkpoint worker failed: {exc}") from exc
-        if "error" in answer:
-            raise _WorkerCommitError(
-                f"{answer['error']}: {answer.get('message', '')}", answer.get("status"), answer.get("headers")
-            )
-        return answer
+            return worker.commit(request)
+        except ConnectionError:  # the worker is gone, and stopped
+            self._worker = None
+            raise
 
     def add(self, files: list[str], batch_index: int | None = None) -> None:
         """Queue files (relative to the dataset folder, complete on disk) for the next checkpoint commit.
@@ -623,8 +556,8 @@ class Checkpointer:
                 answer = checkpoint_worker.commit(self.api, request)
             head = answer.get("oid") or None
         except Exception as exc:  # any failure keeps the files queued; the thread must not die
-            status = exc.status if isinstance(exc, _WorkerCommitError) else http_status(exc)
-            error = one_line(str(exc)) if isinstance(exc, _WorkerCommitError) else describe_failure(exc)
+            status = commit_failure_status(exc)
+            error = commit_failure_message(exc)
             if status == 412:  # refused, so not landed: rebuild the commit on the new head
                 self.error = error
                 try:
@@ -650,11 +583,7 @@ class Checkpointer:
                 self.error = error
                 # Not landed as far as can be told: a commit that did land unseen makes the next one a 412, which
                 # reads the branch again (its deletions are then not asked for twice).
-                self._rate_limit_wait = (
-                    rate_limit_wait(exc.status, exc.headers)
-                    if isinstance(exc, _WorkerCommitError)
-                    else retry_after_seconds(exc)
-                )
+                self._rate_limit_wait = commit_failure_rate_limit_wait(exc)
                 return "failed"
         self._head = head
         self._stale = []
