@@ -34,15 +34,19 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from huggingface_hub import HfApi
-from huggingface_hub.errors import (
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from tasks.credentials import load_credentials, resolve_token
 from tasks.generation import checkpoint_worker
+from tasks.generation.checkpoint_branch import (
+    read_branch,
+    read_branch_state,
+    reconcile,
+    refusal,
+    replaced_checkpoint,
+    repo_path,
+    resumed_checkpoint,
+)
 from tasks.generation.checkpoint_worker_client import (
     CommitWorker,
     commit_failure_message,
@@ -51,8 +55,8 @@ from tasks.generation.checkpoint_worker_client import (
 )
 from tasks.generation.errors import CheckpointRefusedError
 from tasks.generation.listing import first_few
-from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
-from tasks.hub_client import IGNORE_NOTHING, downloaded, hub_api
+from tasks.generation.state import STATE_FILE, GenerationState, batch_files
+from tasks.hub_client import IGNORE_NOTHING, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
 from tasks.prepare_repo import create_repo_and_branch
 from tasks.retry_policy import describe_failure, max_rate_limit_wait
@@ -196,7 +200,7 @@ class Checkpointer:
     # ------------------------------------------------------------------ remote state
 
     def _repo_path(self, rel: str) -> str:
-        return f"{self.target.path_in_repo}/{rel}" if self.target.path_in_repo else rel
+        return repo_path(self.target.path_in_repo, rel)
 
     def _revision(self) -> str:
         return self.target.branch
@@ -208,18 +212,9 @@ class Checkpointer:
             huggingface_hub.errors.LocalEntryNotFoundError: the Hub could not be reached. Not "no checkpoint":
                 that would schedule the branch's batches for deletion.
         """
-        try:
-            with downloaded(
-                self.api,
-                self.target.repo_id,
-                self._repo_path(STATE_FILE),
-                repo_type="dataset",
-                revision=revision or self._revision(),
-                token=None,  # the checkpointer's client has it
-            ) as path:
-                return GenerationState.model_validate_json(path.read_text())
-        except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError, ValueError):
-            return None
+        return read_branch_state(
+            self.api, self.target.repo_id, self._repo_path(STATE_FILE), revision or self._revision()
+        )
 
     def prepare(self, *, reuse: bool = True) -> GenerationState | None:
         """Create the repo and branch if needed and read what the checkpoint holds.
@@ -238,39 +233,18 @@ class Checkpointer:
         create_repo_and_branch(self.api, hub, bool(self.target.private), token=None)  # the client has the token
         # Files and state read at one commit, the parent of the first checkpoint commit: if the branch moves
         # before that commit (another run), the commit is refused instead of acting on what was read here.
-        self._head = self._branch_head()
-        files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._head))
-        remote = self.read_remote_state(self._head)
+        branch = read_branch(self.api, self.target.repo_id, self._revision(), self.target.path_in_repo)
+        self._head = branch.head
+        remote = branch.state
         if remote is not None and remote.checkpoint_id is not None:
             self._known_ids.add(remote.checkpoint_id)
         self._reuse = reuse
         if remote is not None and reuse and remote.same_run(self.state):
-            self.remote_batches = {
-                index
-                for index in self.state.reusable_from(remote)
-                if all(self._repo_path(rel) in files for rel in batch_files(index, self.state.processors))
-            }
-            # Batches of a larger run (or a last batch of another size) must not linger on the branch.
-            stale = [
-                self._repo_path(rel)
-                for index in sorted(set(remote.completed_batches) - self.remote_batches)
-                for rel in batch_files(index, remote.processors)
-            ]
-            if remote.num_records != self.state.num_records:
-                stale += [self._repo_path(name) for name in ("metadata.json", "builder_config.json")]
-            self._stale = [p for p in stale if p in files]
+            self.remote_batches, self._stale = resumed_checkpoint(
+                remote, branch.files, self.state, self.target.path_in_repo
+            )
             return remote
-        prefix = self._repo_path("")
-        ours = (DATA_DIR + "/", PROCESSORS_DIR + "/")
-        # metadata.json and builder_config.json are a checkpoint's only next to its state file: without one they
-        # are a published dataset's (checkpoints to a dataset's own main branch), and stay.
-        has_state = self._repo_path(STATE_FILE) in files
-        extras = (STATE_FILE, "metadata.json", "builder_config.json") if has_state else ()
-        self._stale = sorted(
-            f
-            for f in files
-            if f.startswith(prefix) and (f[len(prefix) :].startswith(ours) or f[len(prefix) :] in extras)
-        )
+        self._stale = replaced_checkpoint(branch.files, self.target.path_in_repo)
         if self._stale:
             # A run that does not resume replaces a checkpoint of its own parameters too (see reuse).
             earlier = remote is not None and remote.same_run(self.state)
@@ -602,78 +576,40 @@ class Checkpointer:
         self.logger.info("checkpoint commit: %s (%d files)", message, len(added))
         return "done"
 
-    def _branch_head(self) -> str:
-        head = self.api.repo_info(self.target.repo_id, repo_type="dataset", revision=self._revision()).sha
-        assert head is not None  # a branch's info always names its commit
-        return head
-
     def _resync(self, pending: _Pending) -> None:
         """Read the branch again after it moved under the run (a commit refused with 412, or one of unknown
-        outcome), and base the next commit on its head: the batches whose files are there (this run's and,
-        for an identical run also checkpointing here, that run's: their files are the same), the stale files
-        still there that no such batch owns; batches of this run gone from the branch are queued again (into
-        ``pending``).
-
-        A branch holding another run's checkpoint now (not the one :meth:`prepare` read: that run is writing
-        there too), or no checkpoint after this run's commits, is refused (``refused``): committing would delete
-        that run's batches, or mix the two runs' files under one state.
-        """
-        head = self._branch_head()
-        files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=head))
-        remote = self.read_remote_state(head)
-        conflict = self._conflict(remote, head)
+        outcome), and base the next commit on its head (see :func:`reconcile`); batches of this run gone from the
+        branch are queued again (into ``pending``). A branch another run has taken is refused (``refused``, see
+        :func:`refusal`)."""
+        branch = read_branch(self.api, self.target.repo_id, self._revision(), self.target.path_in_repo)
+        conflict = refusal(
+            branch,
+            self.state,
+            reuse=self._reuse,
+            known_ids=self._known_ids,
+            committed=bool(self.commits),
+            where=f"{self.target.repo_id}@{self.target.branch}",
+            root=self.root,
+        )
         if conflict is not None:
             self.refused = conflict
             return
-        reusable = self.state.reusable_from(remote) if remote is not None and self._reuse else set()
-        claimed = self.remote_batches | reusable
-        present = {
-            index
-            for index in claimed
-            if all(self._repo_path(rel) in files for rel in batch_files(index, self.state.processors))
-        }
-        for index in sorted(self.remote_batches - present):
+        found = reconcile(
+            branch,
+            self.state,
+            remote_batches=self.remote_batches,
+            stale=self._stale,
+            reuse=self._reuse,
+            folder=self.target.path_in_repo,
+        )
+        for index in found.lost:
             rels = batch_files(index, self.state.processors)
             if all((self.root / rel).is_file() for rel in rels):  # else the run has yet to generate it
                 for rel in rels:
                     pending.files.setdefault(rel, index)
-        self.remote_batches = present
-        # The files the next state claims stay, also when this run planned to delete an old checkpoint's file of
-        # the same name (an identical run has replaced it since); so do an identical run's final files.
-        keep = {self._repo_path(rel) for index in present for rel in batch_files(index, self.state.processors)}
-        if remote is not None and self._identical(remote):
-            keep |= {self._repo_path(name) for name in ("metadata.json", "builder_config.json")}
-        self._stale = [p for p in self._stale if p in files and p not in keep]
-        self._head = head
-
-    def _identical(self, remote: GenerationState) -> bool:
-        """Whether ``remote`` is the state of a run writing the same files as this one (its batches, and its
-        final files once it ends), whose batches this run takes (see prepare)."""
-        return self._reuse and remote.same_run(self.state) and remote.num_records == self.state.num_records
-
-    def _conflict(self, remote: GenerationState | None, head: str) -> str | None:
-        """Why the run must not commit on ``head`` holding ``remote`` (None: it may)."""
-        where = f"{self.target.repo_id}@{self.target.branch}"
-        advice = (
-            f"This run stops checkpointing so as not to overwrite the other's batches; its completed batches are "
-            f"in {self.root}, from which a rerun resumes. Give runs that go at once another checkpoint branch "
-            "(CheckpointTarget.branch) or repo."
-        )
-        if remote is None:
-            if not self.commits:
-                return None
-            return (
-                f"the checkpoint branch {where} no longer holds this run's checkpoint (commit {head[:12]} removed "
-                f"its state file): something else is writing to it. {advice}"
-            )
-        # An identical run's checkpoint, this run's own, or the one prepare() read (not written to since).
-        if remote.checkpoint_id in self._known_ids or self._identical(remote):
-            return None
-        return (
-            f"the checkpoint branch {where} now holds another run's checkpoint (config {remote.config_hash[:12]}, "
-            f"seed {remote.seed}, {remote.num_records} records in batches of {remote.batch_size}; commit "
-            f"{head[:12]}): another run is checkpointing to it at the same time. {advice}"
-        )
+        self.remote_batches = found.batches
+        self._stale = found.stale
+        self._head = branch.head
 
     def _latest_commit(self, message: str) -> dict[str, Any]:
         """``oid`` and ``url`` of the branch's latest commit if it is ours (``message``); else empty."""
