@@ -15,6 +15,12 @@ checkpoint. Commits are made on the head the checkpointer last read (``parent_co
 branch at once cannot undo each other's commits: refused (412), a commit is rebuilt on the new head when the branch
 still holds this run's checkpoint (or that of an identical run, both resuming), and the run stops checkpointing
 (:class:`~tasks.generation.errors.CheckpointRefusedError`) when another run's checkpoint has replaced it.
+
+This module is the run's side: where to checkpoint (:class:`CheckpointTarget`), and the :class:`Checkpointer`,
+which queues completed batches, decides when to commit them (interval, final flush, back-off) and makes each
+commit. What the branch holds and what the run may do there (resume, replace, rebuild after a 412, refuse) is
+decided in :mod:`~tasks.generation.checkpoint_branch`; the commit worker process is driven through
+:mod:`~tasks.generation.checkpoint_worker_client` and runs :mod:`~tasks.generation.checkpoint_worker`.
 """
 
 from __future__ import annotations
@@ -66,6 +72,23 @@ _module_logger = logging.getLogger(__name__)
 MAX_FINAL_ATTEMPTS = 3  # attempts of the final flush's commit
 FINAL_RETRY_BACKOFF = 1.0  # seconds before the final flush's first retry; doubled at each one, at most 8 s
 MAX_CONFLICT_RETRIES = 5  # commits rebuilt at once after a 412 (a branch moving each time is then a failure)
+
+
+def retry_delays(failures: int, final_failures: int, rate_limit_wait: float | None) -> tuple[float, float]:
+    """How long after a failed commit the next periodic commit waits, and the final flush's next attempt.
+
+    A periodic commit is retried after the interval (the Hub allows about 128 commits per hour per repo), backing
+    off on repeated failures (``failures`` in a row) even with a tiny interval (an outage must not become a busy
+    loop); the final flush soon after the failure (see :meth:`Checkpointer.close`), backing off on its own attempts
+    only (``final_failures``: periodic failures before close() must not make its first retry wait 8 s). Either
+    waits as long as a rate limit asks (``rate_limit_wait``, at most ``HFDS_MAX_RATE_LIMIT_WAIT``).
+    """
+    pause = min(2.0**failures, 60.0)
+    retry = min(FINAL_RETRY_BACKOFF * 2.0 ** max(final_failures - 1, 0), 8.0)
+    if rate_limit_wait is not None:
+        asked = min(rate_limit_wait, max_rate_limit_wait())
+        pause, retry = max(pause, asked), max(retry, asked)
+    return pause, retry
 
 
 class CheckpointTarget(BaseModel):
@@ -316,31 +339,6 @@ class Checkpointer:
         self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
         self._thread.start()
 
-    def _start_worker(self) -> None:
-        try:
-            self._worker = CommitWorker()
-        except OSError as exc:
-            self.logger.info("no checkpoint worker process (%s); committing from this process", exc)
-            self._use_worker = False
-
-    def _stop_worker(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.stop()
-
-    def _commit_in_worker(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Send one commit to the worker and wait for its answer; a dead worker is replaced next time."""
-        if self._worker is None:
-            self._start_worker()
-        worker = self._worker
-        if worker is None or worker.stdin is None:
-            raise ConnectionError("checkpoint worker unavailable")
-        try:
-            return worker.commit(request)
-        except ConnectionError:  # the worker is gone, and stopped
-            self._worker = None
-            raise
-
     def add(self, files: list[str], batch_index: int | None = None) -> None:
         """Queue files (relative to the dataset folder, complete on disk) for the next checkpoint commit.
 
@@ -437,17 +435,8 @@ class Checkpointer:
                         self._left_out(pending),
                     )
                     return
-                # A periodic commit is retried after the interval (the Hub allows about 128 commits per hour per
-                # repo), backing off on repeated failures even with a tiny interval (an outage must not become a
-                # busy loop); the final flush soon after the failure (see close), backing off on its own attempts
-                # only (periodic failures before close() must not make its first retry wait 8 s). Either waits as
-                # long as a rate limit asks.
-                pause = min(2.0**failures, 60.0)
-                retry = min(FINAL_RETRY_BACKOFF * 2.0 ** max(final_failures - 1, 0), 8.0)
+                pause, retry = retry_delays(failures, final_failures, self._rate_limit_wait)
                 limited = self._rate_limit_wait is not None
-                if self._rate_limit_wait is not None:
-                    asked = min(self._rate_limit_wait, max_rate_limit_wait())
-                    pause, retry = max(pause, asked), max(retry, asked)
                 now = time.monotonic()
                 self._next_allowed = max(self._next_allowed, now + pause)
                 self._retry_at = now + retry
@@ -484,6 +473,8 @@ class Checkpointer:
         until = time.monotonic() + self.target.interval_seconds
         while not self._closing and (wait := until - time.monotonic()) > 0:
             self._cond.wait(timeout=wait)
+
+    # ------------------------------------------------------------------ one commit
 
     def _commit(self, pending: _Pending, started: float) -> Literal["done", "failed", "moved"]:
         """Commit ``pending`` on the head last read: ``"done"``, ``"failed"`` (``error`` or ``refused`` say why),
@@ -575,6 +566,31 @@ class Checkpointer:
         )
         self.logger.info("checkpoint commit: %s (%d files)", message, len(added))
         return "done"
+
+    def _start_worker(self) -> None:
+        try:
+            self._worker = CommitWorker()
+        except OSError as exc:
+            self.logger.info("no checkpoint worker process (%s); committing from this process", exc)
+            self._use_worker = False
+
+    def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+
+    def _commit_in_worker(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send one commit to the worker and wait for its answer; a dead worker is replaced next time."""
+        if self._worker is None:
+            self._start_worker()
+        worker = self._worker
+        if worker is None or worker.stdin is None:
+            raise ConnectionError("checkpoint worker unavailable")
+        try:
+            return worker.commit(request)
+        except ConnectionError:  # the worker is gone, and stopped
+            self._worker = None
+            raise
 
     def _resync(self, pending: _Pending) -> None:
         """Read the branch again after it moved under the run (a commit refused with 412, or one of unknown
