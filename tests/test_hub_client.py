@@ -21,7 +21,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils import close_session, get_session, set_client_factory
 from reliability_support import wait_for
 
-from tasks.generation.checkpoint import _WORKER_COMMAND
+from tasks.generation.checkpoint_worker_client import WORKER_COMMAND as _WORKER_COMMAND
 from tasks.hub_client import DEFAULT_TIMEOUT_S, TIMEOUT_ENV, fill_timeouts, hub_api, request_timeout
 
 

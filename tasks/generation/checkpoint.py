@@ -15,17 +15,20 @@ checkpoint. Commits are made on the head the checkpointer last read (``parent_co
 branch at once cannot undo each other's commits: refused (412), a commit is rebuilt on the new head when the branch
 still holds this run's checkpoint (or that of an identical run, both resuming), and the run stops checkpointing
 (:class:`~tasks.generation.errors.CheckpointRefusedError`) when another run's checkpoint has replaced it.
+
+This module is the run's side: where to checkpoint (:class:`CheckpointTarget`), and the :class:`Checkpointer`,
+which queues completed batches, decides when to commit them (interval, final flush, back-off) and makes each
+commit. What the branch holds and what the run may do there (resume, replace, rebuild after a 412, refuse) is
+decided in :mod:`~tasks.generation.checkpoint_branch`; the commit worker process is driven through
+:mod:`~tasks.generation.checkpoint_worker_client` and runs :mod:`~tasks.generation.checkpoint_worker`.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,29 +40,32 @@ from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from huggingface_hub import HfApi
-from huggingface_hub.errors import (
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from tasks.credentials import load_credentials, resolve_token
 from tasks.generation import checkpoint_worker
+from tasks.generation.checkpoint_branch import (
+    read_branch,
+    read_branch_state,
+    reconcile,
+    refusal,
+    replaced_checkpoint,
+    repo_path,
+    resumed_checkpoint,
+)
+from tasks.generation.checkpoint_worker_client import (
+    CommitWorker,
+    commit_failure_message,
+    commit_failure_rate_limit_wait,
+    commit_failure_status,
+)
 from tasks.generation.errors import CheckpointRefusedError
 from tasks.generation.listing import first_few
-from tasks.generation.state import DATA_DIR, PROCESSORS_DIR, STATE_FILE, GenerationState, batch_files
-from tasks.hub_client import IGNORE_NOTHING, downloaded, hub_api
+from tasks.generation.state import STATE_FILE, GenerationState, batch_files
+from tasks.hub_client import IGNORE_NOTHING, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
 from tasks.prepare_repo import create_repo_and_branch
-from tasks.retry_policy import (
-    describe_failure,
-    http_status,
-    max_rate_limit_wait,
-    one_line,
-    rate_limit_wait,
-    retry_after_seconds,
-)
+from tasks.retry_policy import describe_failure, max_rate_limit_wait
 from tasks.validation import validate_repo_id
 
 _module_logger = logging.getLogger(__name__)
@@ -67,20 +73,22 @@ MAX_FINAL_ATTEMPTS = 3  # attempts of the final flush's commit
 FINAL_RETRY_BACKOFF = 1.0  # seconds before the final flush's first retry; doubled at each one, at most 8 s
 MAX_CONFLICT_RETRIES = 5  # commits rebuilt at once after a 412 (a branch moving each time is then a failure)
 
-# The commit worker (``checkpoint_worker.py``, run as a script by path, so that it imports only huggingface_hub):
-# it hashes, uploads and commits for the committer thread, so that this work (HTTP in Python threads) does not
-# compete for the GIL of the generating process. ``-P``: its own folder is not put on ``sys.path``.
-_WORKER_COMMAND = [sys.executable, "-P", str(Path(__file__).with_name("checkpoint_worker.py"))]
 
+def retry_delays(failures: int, final_failures: int, rate_limit_wait: float | None) -> tuple[float, float]:
+    """How long after a failed commit the next periodic commit waits, and the final flush's next attempt.
 
-class _WorkerCommitError(Exception):
-    """A commit the worker tried and the Hub (or the client) refused; the message is ``Type: message`` (one
-    line), with the answer's HTTP status and headers when there was one (a 429 says how long to wait)."""
-
-    def __init__(self, message: str, status: int | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
+    A periodic commit is retried after the interval (the Hub allows about 128 commits per hour per repo), backing
+    off on repeated failures (``failures`` in a row) even with a tiny interval (an outage must not become a busy
+    loop); the final flush soon after the failure (see :meth:`Checkpointer.close`), backing off on its own attempts
+    only (``final_failures``: periodic failures before close() must not make its first retry wait 8 s). Either
+    waits as long as a rate limit asks (``rate_limit_wait``, at most ``HFDS_MAX_RATE_LIMIT_WAIT``).
+    """
+    pause = min(2.0**failures, 60.0)
+    retry = min(FINAL_RETRY_BACKOFF * 2.0 ** max(final_failures - 1, 0), 8.0)
+    if rate_limit_wait is not None:
+        asked = min(rate_limit_wait, max_rate_limit_wait())
+        pause, retry = max(pause, asked), max(retry, asked)
+    return pause, retry
 
 
 class CheckpointTarget(BaseModel):
@@ -210,13 +218,12 @@ class Checkpointer:
         # Commits run in a worker process when this checkpointer made its own client (its endpoint and token
         # are then all the worker needs); a caller's HfApi is used in the committer thread.
         self._use_worker = api is None and os.environ.get("HFDS_CHECKPOINT_WORKER", "1") != "0"
-        self._worker: subprocess.Popen[str] | None = None
-        self._worker_ready = False
+        self._worker: CommitWorker | None = None
 
     # ------------------------------------------------------------------ remote state
 
     def _repo_path(self, rel: str) -> str:
-        return f"{self.target.path_in_repo}/{rel}" if self.target.path_in_repo else rel
+        return repo_path(self.target.path_in_repo, rel)
 
     def _revision(self) -> str:
         return self.target.branch
@@ -228,18 +235,9 @@ class Checkpointer:
             huggingface_hub.errors.LocalEntryNotFoundError: the Hub could not be reached. Not "no checkpoint":
                 that would schedule the branch's batches for deletion.
         """
-        try:
-            with downloaded(
-                self.api,
-                self.target.repo_id,
-                self._repo_path(STATE_FILE),
-                repo_type="dataset",
-                revision=revision or self._revision(),
-                token=None,  # the checkpointer's client has it
-            ) as path:
-                return GenerationState.model_validate_json(path.read_text())
-        except (RemoteEntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError, ValueError):
-            return None
+        return read_branch_state(
+            self.api, self.target.repo_id, self._repo_path(STATE_FILE), revision or self._revision()
+        )
 
     def prepare(self, *, reuse: bool = True) -> GenerationState | None:
         """Create the repo and branch if needed and read what the checkpoint holds.
@@ -258,39 +256,18 @@ class Checkpointer:
         create_repo_and_branch(self.api, hub, bool(self.target.private), token=None)  # the client has the token
         # Files and state read at one commit, the parent of the first checkpoint commit: if the branch moves
         # before that commit (another run), the commit is refused instead of acting on what was read here.
-        self._head = self._branch_head()
-        files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=self._head))
-        remote = self.read_remote_state(self._head)
+        branch = read_branch(self.api, self.target.repo_id, self._revision(), self.target.path_in_repo)
+        self._head = branch.head
+        remote = branch.state
         if remote is not None and remote.checkpoint_id is not None:
             self._known_ids.add(remote.checkpoint_id)
         self._reuse = reuse
         if remote is not None and reuse and remote.same_run(self.state):
-            self.remote_batches = {
-                index
-                for index in self.state.reusable_from(remote)
-                if all(self._repo_path(rel) in files for rel in batch_files(index, self.state.processors))
-            }
-            # Batches of a larger run (or a last batch of another size) must not linger on the branch.
-            stale = [
-                self._repo_path(rel)
-                for index in sorted(set(remote.completed_batches) - self.remote_batches)
-                for rel in batch_files(index, remote.processors)
-            ]
-            if remote.num_records != self.state.num_records:
-                stale += [self._repo_path(name) for name in ("metadata.json", "builder_config.json")]
-            self._stale = [p for p in stale if p in files]
+            self.remote_batches, self._stale = resumed_checkpoint(
+                remote, branch.files, self.state, self.target.path_in_repo
+            )
             return remote
-        prefix = self._repo_path("")
-        ours = (DATA_DIR + "/", PROCESSORS_DIR + "/")
-        # metadata.json and builder_config.json are a checkpoint's only next to its state file: without one they
-        # are a published dataset's (checkpoints to a dataset's own main branch), and stay.
-        has_state = self._repo_path(STATE_FILE) in files
-        extras = (STATE_FILE, "metadata.json", "builder_config.json") if has_state else ()
-        self._stale = sorted(
-            f
-            for f in files
-            if f.startswith(prefix) and (f[len(prefix) :].startswith(ours) or f[len(prefix) :] in extras)
-        )
+        self._stale = replaced_checkpoint(branch.files, self.target.path_in_repo)
         if self._stale:
             # A run that does not resume replaces a checkpoint of its own parameters too (see reuse).
             earlier = remote is not None and remote.same_run(self.state)
@@ -361,78 +338,6 @@ class Checkpointer:
             self._start_worker()
         self._thread = threading.Thread(target=self._run, name="checkpoint-committer", daemon=True)
         self._thread.start()
-
-    def _start_worker(self) -> None:
-        try:
-            self._worker = subprocess.Popen(
-                _WORKER_COMMAND,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-                # A background commit's per-file upload bars would interleave with the run's logs on the
-                # terminal they share; the committer logs one line per commit instead.
-                env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1"},
-            )
-        except OSError as exc:
-            self.logger.info("no checkpoint worker process (%s); committing from this process", exc)
-            self._use_worker = False
-
-    def _stop_worker(self) -> None:
-        """Close the worker's stdin (it then exits on its own) and reap it in the background: the run does not
-        wait for an interpreter to shut down."""
-        worker, self._worker = self._worker, None
-        self._worker_ready = False
-        if worker is None:
-            return
-        try:
-            if worker.stdin is not None:
-                worker.stdin.close()
-        except OSError:
-            pass
-
-        def reap() -> None:
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-            if worker.stdout is not None:
-                worker.stdout.close()
-
-        threading.Thread(target=reap, name="checkpoint-worker-reaper", daemon=True).start()
-
-    def _read_answer(self, worker: subprocess.Popen[str]) -> dict[str, Any]:
-        assert worker.stdout is not None
-        line = worker.stdout.readline()
-        if not line:
-            raise ConnectionError(f"checkpoint worker exited (code {worker.poll()})")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def _commit_in_worker(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Send one commit to the worker and wait for its answer; a dead worker is replaced next time."""
-        if self._worker is None:
-            self._start_worker()
-        worker = self._worker
-        if worker is None or worker.stdin is None:
-            raise ConnectionError("checkpoint worker unavailable")
-        try:
-            if not self._worker_ready:
-                self._read_answer(worker)
-                self._worker_ready = True
-            worker.stdin.write(json.dumps(request) + "\n")
-            worker.stdin.flush()
-            answer = self._read_answer(worker)
-        except (OSError, ValueError) as exc:  # a broken pipe or a garbled line: the worker is gone
-            worker.kill()
-            self._stop_worker()
-            raise ConnectionError(f"checkpoint worker failed: {exc}") from exc
-        if "error" in answer:
-            raise _WorkerCommitError(
-                f"{answer['error']}: {answer.get('message', '')}", answer.get("status"), answer.get("headers")
-            )
-        return answer
 
     def add(self, files: list[str], batch_index: int | None = None) -> None:
         """Queue files (relative to the dataset folder, complete on disk) for the next checkpoint commit.
@@ -530,17 +435,8 @@ class Checkpointer:
                         self._left_out(pending),
                     )
                     return
-                # A periodic commit is retried after the interval (the Hub allows about 128 commits per hour per
-                # repo), backing off on repeated failures even with a tiny interval (an outage must not become a
-                # busy loop); the final flush soon after the failure (see close), backing off on its own attempts
-                # only (periodic failures before close() must not make its first retry wait 8 s). Either waits as
-                # long as a rate limit asks.
-                pause = min(2.0**failures, 60.0)
-                retry = min(FINAL_RETRY_BACKOFF * 2.0 ** max(final_failures - 1, 0), 8.0)
+                pause, retry = retry_delays(failures, final_failures, self._rate_limit_wait)
                 limited = self._rate_limit_wait is not None
-                if self._rate_limit_wait is not None:
-                    asked = min(self._rate_limit_wait, max_rate_limit_wait())
-                    pause, retry = max(pause, asked), max(retry, asked)
                 now = time.monotonic()
                 self._next_allowed = max(self._next_allowed, now + pause)
                 self._retry_at = now + retry
@@ -577,6 +473,8 @@ class Checkpointer:
         until = time.monotonic() + self.target.interval_seconds
         while not self._closing and (wait := until - time.monotonic()) > 0:
             self._cond.wait(timeout=wait)
+
+    # ------------------------------------------------------------------ one commit
 
     def _commit(self, pending: _Pending, started: float) -> Literal["done", "failed", "moved"]:
         """Commit ``pending`` on the head last read: ``"done"``, ``"failed"`` (``error`` or ``refused`` say why),
@@ -623,8 +521,8 @@ class Checkpointer:
                 answer = checkpoint_worker.commit(self.api, request)
             head = answer.get("oid") or None
         except Exception as exc:  # any failure keeps the files queued; the thread must not die
-            status = exc.status if isinstance(exc, _WorkerCommitError) else http_status(exc)
-            error = one_line(str(exc)) if isinstance(exc, _WorkerCommitError) else describe_failure(exc)
+            status = commit_failure_status(exc)
+            error = commit_failure_message(exc)
             if status == 412:  # refused, so not landed: rebuild the commit on the new head
                 self.error = error
                 try:
@@ -650,11 +548,7 @@ class Checkpointer:
                 self.error = error
                 # Not landed as far as can be told: a commit that did land unseen makes the next one a 412, which
                 # reads the branch again (its deletions are then not asked for twice).
-                self._rate_limit_wait = (
-                    rate_limit_wait(exc.status, exc.headers)
-                    if isinstance(exc, _WorkerCommitError)
-                    else retry_after_seconds(exc)
-                )
+                self._rate_limit_wait = commit_failure_rate_limit_wait(exc)
                 return "failed"
         self._head = head
         self._stale = []
@@ -673,78 +567,65 @@ class Checkpointer:
         self.logger.info("checkpoint commit: %s (%d files)", message, len(added))
         return "done"
 
-    def _branch_head(self) -> str:
-        head = self.api.repo_info(self.target.repo_id, repo_type="dataset", revision=self._revision()).sha
-        assert head is not None  # a branch's info always names its commit
-        return head
+    def _start_worker(self) -> None:
+        try:
+            self._worker = CommitWorker()
+        except OSError as exc:
+            self.logger.info("no checkpoint worker process (%s); committing from this process", exc)
+            self._use_worker = False
+
+    def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+
+    def _commit_in_worker(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send one commit to the worker and wait for its answer; a dead worker is replaced next time."""
+        if self._worker is None:
+            self._start_worker()
+        worker = self._worker
+        if worker is None or worker.stdin is None:
+            raise ConnectionError("checkpoint worker unavailable")
+        try:
+            return worker.commit(request)
+        except ConnectionError:  # the worker is gone, and stopped
+            self._worker = None
+            raise
 
     def _resync(self, pending: _Pending) -> None:
         """Read the branch again after it moved under the run (a commit refused with 412, or one of unknown
-        outcome), and base the next commit on its head: the batches whose files are there (this run's and,
-        for an identical run also checkpointing here, that run's: their files are the same), the stale files
-        still there that no such batch owns; batches of this run gone from the branch are queued again (into
-        ``pending``).
-
-        A branch holding another run's checkpoint now (not the one :meth:`prepare` read: that run is writing
-        there too), or no checkpoint after this run's commits, is refused (``refused``): committing would delete
-        that run's batches, or mix the two runs' files under one state.
-        """
-        head = self._branch_head()
-        files = set(self.api.list_repo_files(self.target.repo_id, repo_type="dataset", revision=head))
-        remote = self.read_remote_state(head)
-        conflict = self._conflict(remote, head)
+        outcome), and base the next commit on its head (see :func:`reconcile`); batches of this run gone from the
+        branch are queued again (into ``pending``). A branch another run has taken is refused (``refused``, see
+        :func:`refusal`)."""
+        branch = read_branch(self.api, self.target.repo_id, self._revision(), self.target.path_in_repo)
+        conflict = refusal(
+            branch,
+            self.state,
+            reuse=self._reuse,
+            known_ids=self._known_ids,
+            committed=bool(self.commits),
+            where=f"{self.target.repo_id}@{self.target.branch}",
+            root=self.root,
+        )
         if conflict is not None:
             self.refused = conflict
             return
-        reusable = self.state.reusable_from(remote) if remote is not None and self._reuse else set()
-        claimed = self.remote_batches | reusable
-        present = {
-            index
-            for index in claimed
-            if all(self._repo_path(rel) in files for rel in batch_files(index, self.state.processors))
-        }
-        for index in sorted(self.remote_batches - present):
+        found = reconcile(
+            branch,
+            self.state,
+            remote_batches=self.remote_batches,
+            stale=self._stale,
+            reuse=self._reuse,
+            folder=self.target.path_in_repo,
+        )
+        for index in found.lost:
             rels = batch_files(index, self.state.processors)
             if all((self.root / rel).is_file() for rel in rels):  # else the run has yet to generate it
                 for rel in rels:
                     pending.files.setdefault(rel, index)
-        self.remote_batches = present
-        # The files the next state claims stay, also when this run planned to delete an old checkpoint's file of
-        # the same name (an identical run has replaced it since); so do an identical run's final files.
-        keep = {self._repo_path(rel) for index in present for rel in batch_files(index, self.state.processors)}
-        if remote is not None and self._identical(remote):
-            keep |= {self._repo_path(name) for name in ("metadata.json", "builder_config.json")}
-        self._stale = [p for p in self._stale if p in files and p not in keep]
-        self._head = head
-
-    def _identical(self, remote: GenerationState) -> bool:
-        """Whether ``remote`` is the state of a run writing the same files as this one (its batches, and its
-        final files once it ends), whose batches this run takes (see prepare)."""
-        return self._reuse and remote.same_run(self.state) and remote.num_records == self.state.num_records
-
-    def _conflict(self, remote: GenerationState | None, head: str) -> str | None:
-        """Why the run must not commit on ``head`` holding ``remote`` (None: it may)."""
-        where = f"{self.target.repo_id}@{self.target.branch}"
-        advice = (
-            f"This run stops checkpointing so as not to overwrite the other's batches; its completed batches are "
-            f"in {self.root}, from which a rerun resumes. Give runs that go at once another checkpoint branch "
-            "(CheckpointTarget.branch) or repo."
-        )
-        if remote is None:
-            if not self.commits:
-                return None
-            return (
-                f"the checkpoint branch {where} no longer holds this run's checkpoint (commit {head[:12]} removed "
-                f"its state file): something else is writing to it. {advice}"
-            )
-        # An identical run's checkpoint, this run's own, or the one prepare() read (not written to since).
-        if remote.checkpoint_id in self._known_ids or self._identical(remote):
-            return None
-        return (
-            f"the checkpoint branch {where} now holds another run's checkpoint (config {remote.config_hash[:12]}, "
-            f"seed {remote.seed}, {remote.num_records} records in batches of {remote.batch_size}; commit "
-            f"{head[:12]}): another run is checkpointing to it at the same time. {advice}"
-        )
+        self.remote_batches = found.batches
+        self._stale = found.stale
+        self._head = branch.head
 
     def _latest_commit(self, message: str) -> dict[str, Any]:
         """``oid`` and ``url`` of the branch's latest commit if it is ours (``message``); else empty."""
