@@ -441,3 +441,29 @@ def test_a_run_that_does_not_resume_says_it_replaces_an_earlier_run_of_its_param
         Checkpointer(target, tmp_path / "again", state).prepare(reuse=False)
     [said] = [r.getMessage() for r in caplog.records if "go with the first checkpoint commit" in r.getMessage()]
     assert "another run" not in said and "earlier run of the same parameters" in said, said
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("branch", "a..b", "not a valid branch name"),
+        ("branch", "x.lock", "not a valid branch name"),
+        ("branch", "0123456789abcdef0123456789abcdef01234567", "commit id"),
+        ("branch", "refs/pr/1", "not a ref"),
+        ("path_in_repo", "runs//one", "empty"),
+        ("path_in_repo", "runs/./one", "'.'"),
+        ("path_in_repo", "../up", "'..'"),
+        ("path_in_repo", ".cache/ckpt", ".cache"),
+        ("path_in_repo", "runs/.git", ".git"),
+    ],
+)
+def test_a_target_the_hub_would_refuse_is_refused_before_generating(field: str, value: str, named: str) -> None:
+    # The Hub (or huggingface_hub) refuses these only at the first checkpoint commit, after batches were made.
+    with pytest.raises(ValueError, match=field) as raised:
+        CheckpointTarget(repo_id="alice/ckpt", **{field: value})
+    assert named in str(raised.value)
+
+
+def test_a_nested_checkpoint_folder_is_kept_without_its_slashes() -> None:
+    assert CheckpointTarget(repo_id="alice/ckpt", path_in_repo="/runs/one/").path_in_repo == "runs/one"
+    assert CheckpointTarget(repo_id="alice/ckpt", branch="runs/2026-11-23").branch == "runs/2026-11-23"

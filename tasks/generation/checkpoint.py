@@ -66,7 +66,7 @@ from tasks.hub_client import IGNORE_NOTHING, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
 from tasks.prepare_repo import create_repo_and_branch
 from tasks.retry_policy import describe_failure, max_rate_limit_wait
-from tasks.validation import validate_repo_id
+from tasks.validation import validate_repo_id, validate_revision
 
 _module_logger = logging.getLogger(__name__)
 MAX_FINAL_ATTEMPTS = 3  # attempts of the final flush's commit
@@ -126,12 +126,26 @@ class CheckpointTarget(BaseModel):
     def _repo_id(cls, value: str) -> str:
         return validate_repo_id(value)
 
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        # Checked here, before generating: the Hub refuses such a branch only at the first checkpoint.
+        if validate_revision(value).startswith("refs/"):
+            raise ValueError(
+                f"branch {value!r}: checkpoints go to a branch name (created when missing), not a ref"
+            )
+        return value
+
     @field_validator("path_in_repo")
     @classmethod
     def _folder(cls, value: str) -> str:
         value = value.strip("/")
-        if value.startswith("/") or ".." in value.split("/"):
-            raise ValueError(f"path_in_repo must be a relative folder without '..', got {value!r}")
+        # huggingface_hub refuses to commit under '.git' or '.cache'; an empty or '.' part is no folder.
+        if value and any(part in ("", ".", "..", ".git", ".cache") for part in value.split("/")):
+            raise ValueError(
+                f"path_in_repo must be a relative folder without empty, '.', '..', '.git' or '.cache' parts, "
+                f"got {value!r}"
+            )
         return value
 
     def resolved_token(self) -> str:
