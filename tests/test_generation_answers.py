@@ -102,6 +102,45 @@ def test_a_rerun_sends_only_the_requests_the_failed_batch_had_no_answer_for(
     assert text.count("answers reused from an earlier attempt") == 2  # batch 3 had no journal
 
 
+def test_answers_received_before_an_interruption_are_not_paid_for_again(
+    prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C (or a cancellation's SIGTERM) stops the run's batches: the answers they had received are kept.
+    import signal
+
+    import yaml
+    from reliability_support import child_env, start_child
+
+    monkeypatch.setenv("FAKE_LLM_API_KEY", "sk-interrupted-key")
+    with FakeLLM(latency=0.1) as server:
+        raw = llm_example_config(server.endpoint, parallel=2)
+        generate_dataset(raw, 40, tmp_path / "whole", batch_size=20, seed=6)
+        every = _sent(server)
+        server.requests.clear()
+        config = tmp_path / "llm.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        out = tmp_path / "out"
+        args = [str(config), "--num-records", "40", "--batch-size", "20", "--seed", "6", "--output", str(out)]
+        child = start_child("flows.generate", args, child_env(FAKE_LLM_API_KEY="sk-interrupted-key"))
+        try:
+            assert wait_for(lambda: len(server.chat_requests) >= 30 or child.poll() is not None, 120)
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+        assert child.returncode != 0 and "interrupted" in stderr
+        answered = _sent(server, 200)  # the child has exited: every answer it received is written
+        assert 30 <= answered.total() < 80 and (out / JOURNAL_DIR).is_dir()
+
+        server.requests.clear()
+        generate_dataset(raw, 40, out, batch_size=20, seed=6)
+        assert _sent(server) == every - answered
+    assert parquet_bytes(out) == parquet_bytes(tmp_path / "whole")
+    assert not (out / JOURNAL_DIR).exists()
+
+
 def test_a_changed_prompt_reuses_no_answer(prefect_api: None, llm: FakeLLM, tmp_path: Path) -> None:
     config = llm_example_config(llm.endpoint)
     whole = generate_dataset(config, 10, tmp_path / "whole", batch_size=10, seed=1).path
