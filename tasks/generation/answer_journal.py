@@ -72,9 +72,9 @@ class AnswerJournal:
 
     Opening reads the file (if any): lines that do not parse, such as the last one of an attempt killed while
     writing it, are skipped, and a torn last line is cut off so that the next answer starts a line of its own.
-    Each answer is then appended with one ``write`` and ``fdatasync`` before :meth:`append` returns, so a crash
-    loses at most the line being written. The file is opened for each append, so answers of requests still in
-    flight when the batch failed are kept too.
+    Each answer is then appended with one ``write`` and synced (``fdatasync``) before :meth:`append` returns, so
+    a crash, of the process or the machine, loses at most the line being written. The file is opened for each
+    append, so the answers of requests still in flight when the batch failed are kept too.
 
     Args:
         path: The journal file (:func:`journal_path`).
@@ -142,22 +142,27 @@ class AnswerJournal:
             "finish_reason": completion.finish_reason,
         }
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
-        with self._lock:
-            if self._broken:
-                return
+        try:
+            with self._lock:  # one writer at a time: no line is split by another
+                if self._broken:
+                    return
+                fd = self._write(line)
             try:
-                self._write(line)
-            except OSError as exc:
-                # The journal only saves a later attempt's requests: losing it must not fail this one.
-                self._broken = True
+                _sync(fd)  # outside the lock: the syncs of answers arriving together overlap
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with self._lock:
+                first, self._broken = not self._broken, True
+            if first:  # the journal only spares a later attempt requests: losing it must not fail this one
                 logger.warning(
                     "answers journal %s cannot be written (%s): answers of this attempt are not kept",
                     self.path,
                     exc,
                 )
-                return
 
-    def _write(self, line: bytes) -> None:
+    def _write(self, line: bytes) -> int:
+        """Append ``line``; returns the open descriptor, to sync and close."""
         if not self._created:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -165,12 +170,13 @@ class AnswerJournal:
             written = os.write(fd, line)
             while written < len(line):  # regular files take it in one call; a full disk may not
                 written += os.write(fd, line[written:])
-            _sync(fd)
-        finally:
+            if not self._created:
+                _fsync_dir(self.path.parent)  # the new file's name survives a crash too
+                self._created = True
+        except BaseException:
             os.close(fd)
-        if not self._created:
-            _fsync_dir(self.path.parent)  # the new file's name survives a crash too
-            self._created = True
+            raise
+        return fd
 
     def delete(self) -> None:
         """Remove the journal (the batch's files are written: its answers are in them). One that cannot be
