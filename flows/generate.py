@@ -39,6 +39,7 @@ from flows.terminal_run import terminal_run
 from tasks.artifacts import artifact_slug
 from tasks.events import emit_dataset_generated
 from tasks.folder_lock import generating_into
+from tasks.generation.answer_journal import prune_journals
 from tasks.generation.batch import BatchResult, generate_batch
 from tasks.generation.batch_writer import remove_temp_files
 from tasks.generation.checkpoint import Checkpointer, CheckpointTarget
@@ -175,7 +176,9 @@ def generate_dataset(
         seed: Seed of every random choice (samplers, UUIDs, the ``seed`` sent to LLM endpoints).
         checkpoint: Push completed batches to a Hub repo/branch while generating (at most one commit per
             ``interval_seconds``); also where a run resumes from when the local folder is gone.
-        resume: Reuse complete batches of the same run; False regenerates everything.
+        resume: Reuse complete batches of the same run, and the LLM answers its incomplete batches received
+            before they failed or were interrupted (``.llm-answers/``); False regenerates everything and sends
+            every request again.
         max_in_flight: Batches submitted at once (bounds memory; raise it for a cluster). None: one at a time
             for batches without LLM columns on the thread pool, else 4 (:func:`default_max_in_flight`).
         task_runner: ``"threads"``: the flow's own task runner (a thread pool, or whatever ``with_options``
@@ -244,11 +247,15 @@ def generate_dataset(
                 "would publish with the new dataset; move them away or choose another folder"
             )
         completed: set[int] = set()
-        if resume and previous is not None and previous.same_run(state):
+        resuming = resume and previous is not None and previous.same_run(state)
+        if resuming:
             completed = {i for i in range(total) if batch_is_complete(root, state, i)}
         # metadata.json and builder_config.json go in every run (rewritten at its end): only batches say that an
-        # earlier generation's (or an incomplete batch's) files were removed.
-        removed = [p for p in remove_stale_files(root, state, keep=completed) if p.suffix == ".parquet"]
+        # earlier generation's (or an incomplete batch's) files were removed. The answers journals of this run's
+        # incomplete batches stay: their next attempt takes the LLM answers received before.
+        answers = set(range(total)) - completed if resuming else set()
+        stale = remove_stale_files(root, state, keep=completed, answers=answers)
+        removed = [p for p in stale if p.suffix == ".parquet"]
         if removed:
             logger.info(
                 "removed %d batch files of an earlier generation (or of incomplete batches) in %s",
@@ -330,6 +337,7 @@ def generate_dataset(
                 raise
 
             progress.add(0, final=True)
+            prune_journals(root)  # left by batches restored from the checkpoint instead of generated
             done = sorted(completed)
             write_state(root, state.model_copy(update={"completed_batches": done}))
             write_builder_config(root, plan)

@@ -141,6 +141,12 @@ class FakeLLM:
             self._faults.extend(_Fault(0, {}, b"", drop=True) for _ in range(count))
 
     @property
+    def idle(self) -> bool:
+        """No request in flight (every one received has been answered and recorded)."""
+        with self._lock:
+            return self._in_flight == 0
+
+    @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 

@@ -8,7 +8,9 @@ Each Dask worker gets a small preload that prefixes the Prefect task-run log lin
 - ``generate_dataset`` with ``prefect_dask.DaskTaskRunner(cluster_kwargs=...)``: a local cluster of two worker
   processes, created and closed by the task runner;
 - the served ``generate-then-push/scheduled`` deployment with ``task_runner="dask"`` and the ``dask_address`` of a
-  running cluster (the way it runs on a remote one): generated on that cluster's workers, pushed to the Hub.
+  running cluster (the way it runs on a remote one): generated on that cluster's workers, pushed to the Hub;
+- a batch with LLM columns failing on a worker process: the answers it had received, kept in its journal by that
+  worker, are not requested again by the rerun.
 """
 
 from __future__ import annotations
@@ -95,6 +97,19 @@ if __name__ == "__main__":  # Dask starts its worker processes with spawn
 """
 
 
+GENERATE_ON_A_CLUSTER = """
+import json, sys
+from flows.generate import generate_dataset
+
+config, output_dir, address = sys.argv[1:4]
+state = generate_dataset(
+    config, 40, output_dir, batch_size=10, seed=8, task_runner="dask", dask_address=address, max_in_flight=1,
+    return_state=True,
+)
+print(json.dumps({"completed": state.is_completed()}))
+"""
+
+
 @pytest.fixture(scope="module")
 def preload(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("dask") / "worker_names.py"
@@ -133,6 +148,7 @@ def test_generation_batches_run_on_a_local_dask_cluster(
     env = prefect_server.base_env(
         PREFECT_HOME=str(tmp_path / "prefect-home"),
         PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(tmp_path / "results"),
+        PYTHONPATH=str(ROOT),
     )
     output = tmp_path / "greetings"
     result = subprocess.run(
@@ -167,6 +183,7 @@ def dask_cluster(
     env = prefect_server.base_env(
         PREFECT_HOME=str(work / "prefect-home"),
         PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(work / "results"),
+        PYTHONPATH=str(ROOT),  # the workers run this checkout's code, not the one the venv installed
     )
     process = subprocess.Popen(
         [sys.executable, str(script), str(preload)],
@@ -224,3 +241,58 @@ def test_generate_then_push_deployment_runs_its_batches_on_a_dask_cluster(
     assert len(workers) == 5
     assert set(workers.values()) <= set(dask_cluster["workers"].values())
     assert read_dataset(repo_id, "data", token=ALICE_TOKEN).num_rows == 50
+
+
+def test_a_batch_failing_on_a_dask_worker_keeps_its_answers_for_the_rerun(
+    prefect_server: PrefectServer, dask_cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    import yaml
+    from fake_llm import FakeLLM, llm_example_config
+    from reliability_support import wait_for
+
+    from tasks.generation.answer_journal import JOURNAL_DIR, journal_path
+    from tasks.generation.batch import generate_tables
+    from tasks.generation.plan import get_plan
+    from tasks.generation.source import from_config
+
+    with FakeLLM() as llm:
+        raw = llm_example_config(llm.endpoint)
+        del raw["model_providers"][0][
+            "api_key_env"
+        ]  # the fake needs none, and the workers have no variable for it
+        config = tmp_path / "llm.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        main, _ = generate_tables(get_plan(from_config(raw)), seed=8, batch_index=2, num_rows=10)
+        last = main.column("greeting")[9].as_py()
+        llm.fail_next(
+            400,
+            message="context length exceeded",
+            prompt=f"Translate into English, answer with the translation only: {last}",
+        )
+        llm.requests.clear()
+        out = tmp_path / "out"
+        script = tmp_path / "generate.py"
+        script.write_text(GENERATE_ON_A_CLUSTER)
+        env = prefect_server.base_env(
+            PREFECT_HOME=str(tmp_path / "prefect-home"),
+            PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(tmp_path / "results"),
+            PYTHONPATH=str(ROOT),
+        )
+        command = [sys.executable, str(script), str(config), str(out), dask_cluster["scheduler"]]
+
+        failed = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
+        assert failed.returncode == 0 and json.loads(failed.stdout.splitlines()[-1]) == {"completed": False}
+        answered = {json.dumps(r.body, sort_keys=True) for r in llm.chat_requests if r.status == 200}
+        assert len(answered) == 59  # batches 0 and 1, and batch 2 but its last translation
+        # Written by the worker process that ran the batch (answers still in flight when it failed land later).
+        assert wait_for(lambda: len(journal_path(out, 2).read_text().splitlines()) == 19, 10)
+
+        llm.requests.clear()
+        rerun = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
+        assert rerun.returncode == 0 and json.loads(rerun.stdout.splitlines()[-1]) == {"completed": True}, (
+            rerun.stderr[-3000:]
+        )
+        sent = [json.dumps(r.body, sort_keys=True) for r in llm.chat_requests]
+    assert len(sent) == 21 and not answered & set(sent)  # batch 2's refused request and batch 3's 20
+    assert json.loads((out / "metadata.json").read_text())["actual_num_records"] == 40
+    assert not (out / JOURNAL_DIR).exists()

@@ -1,7 +1,9 @@
 """One batch: columns in dependency order, processors after, files written atomically. A Prefect task.
 
 A batch's content depends only on (config, seed, batch index, batch size): samplers draw from a generator
-seeded by (seed, batch, column), templates are pure, and LLM requests carry a seed from the same streams.
+seeded by (seed, batch, column), templates are pure, and LLM requests carry a seed from the same streams. So the
+next attempt of a failed batch sends the same requests, and takes the answers an earlier attempt received from
+its answers journal (:mod:`tasks.generation.answer_journal`) instead of paying for them again.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 from pydantic import BaseModel
 
+from tasks.generation.answer_journal import AnswerJournal, request_digest
 from tasks.generation.batch_writer import write_parquet_atomic
 from tasks.generation.config import BuilderConfig, DropColumnsProcessor, SamplerColumn, SubcategoryParams
 from tasks.generation.errors import TemplateRenderError
-from tasks.generation.llm import CallStats, LLMError, RequestsStopped, RetryPolicy, get_client, request_body
+from tasks.generation.llm import (
+    CallStats,
+    Completion,
+    LLMError,
+    RequestsStopped,
+    RetryPolicy,
+    get_client,
+    request_body,
+)
 from tasks.generation.plan import Plan, PlannedColumn, get_plan
 from tasks.generation.processors import SchemaTransform
 from tasks.generation.samplers import column_rng, sample_column
@@ -79,7 +90,12 @@ def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 
 
 def _llm_column(
-    column: PlannedColumn, rows: list[dict[str, Any]], seed: int, batch_index: int, stop: threading.Event | None
+    column: PlannedColumn,
+    rows: list[dict[str, Any]],
+    seed: int,
+    batch_index: int,
+    stop: threading.Event | None,
+    journal: AnswerJournal | None,
 ) -> pa.Array:
     assert column.template is not None and column.model is not None and column.provider is not None
     stream = (seed, batch_index)
@@ -95,20 +111,45 @@ def _llm_column(
     ]
     log = _logger()
     where = f"column {column.name!r} (model {column.model.alias!r}), batch {batch_index}"
+    # Answers an earlier attempt of this batch received for these very requests: not sent (nor paid for) again.
+    digests = [request_digest(body) for body in bodies]
+    known: list[Completion | None] = (
+        [journal.get(column.name, d) for d in digests] if journal is not None else [None] * len(bodies)
+    )
+    missing = [row for row, answer in enumerate(known) if answer is None]
+    if journal is not None and len(journal):  # an earlier attempt left answers
+        log.info(
+            "%s: %d of %d answers reused from an earlier attempt (answers journal), %d requests to send",
+            where,
+            len(bodies) - len(missing),
+            len(bodies),
+            len(missing),
+        )
+
+    def keep(index: int, answer: Completion) -> None:
+        assert journal is not None
+        journal.append(column.name, digests[missing[index]], answer)
+
     stats = CallStats(
         on_first_retry=lambda message: log.warning(
             "%s: %s; further retries of this batch are summed up when it ends", where, message
         )
     )
     try:
-        answers = get_client(column.provider, column.model).complete_many(bodies, stats, stop)
+        received = get_client(column.provider, column.model).complete_many(
+            [bodies[row] for row in missing], stats, stop, keep if journal is not None else None
+        )
     except RequestsStopped:
         raise
     except LLMError as exc:
-        row = f", row {exc.row}" if exc.row is not None else ""
+        failed = missing[exc.row] if exc.row is not None else None  # the batch's row, not the call's index
+        at = f", row {failed}" if failed is not None else ""
         raise LLMError(
-            f"{where}{row}: {exc.message}", advice=_advice(exc, column), exhausted=exc.exhausted, row=exc.row
+            f"{where}{at}: {exc.message}", advice=_advice(exc, column), exhausted=exc.exhausted, row=failed
         ) from None
+    for index, answer in zip(missing, received, strict=True):
+        known[index] = answer
+    answers = [answer for answer in known if answer is not None]
     if stats.retries:
         log.warning(
             "%s: %d requests retried (%s)",
@@ -152,7 +193,13 @@ def _advice(exc: LLMError, column: PlannedColumn) -> str:
 
 
 def generate_tables(
-    plan: Plan, *, seed: int, batch_index: int, num_rows: int, stop: threading.Event | None = None
+    plan: Plan,
+    *,
+    seed: int,
+    batch_index: int,
+    num_rows: int,
+    stop: threading.Event | None = None,
+    journal: AnswerJournal | None = None,
 ) -> tuple[pa.Table, dict[str, pa.Table]]:
     """Generate one batch in memory: the main table and each ``schema_transform`` output.
 
@@ -162,6 +209,8 @@ def generate_tables(
         batch_index: Which batch.
         num_rows: Records in the batch.
         stop: Set when the run is interrupted: LLM requests not yet sent are dropped.
+        journal: The batch's answers journal: LLM answers found there are not requested, new ones are appended
+            as they arrive. None: every request is sent, no answer kept.
 
     Raises:
         TemplateRenderError: a template failed on a row (column and row named).
@@ -187,7 +236,7 @@ def generate_tables(
             parent = arrays[config.params.category] if isinstance(config.params, SubcategoryParams) else None
             array = sample_column(config, column_rng(seed, batch_index, column.index), num_rows, parent)
         elif column.model is not None:
-            array = _llm_column(column, ensure_rows(), seed, batch_index, stop)
+            array = _llm_column(column, ensure_rows(), seed, batch_index, stop, journal)
         else:
             assert column.template is not None
             texts = column.template.render_rows(ensure_rows(), (seed, batch_index))
@@ -212,9 +261,15 @@ def write_batch(plan: Plan, root: Path, *, seed: int, batch_index: int, num_rows
 
     The LLM requests stop when the run generating into ``root`` in this process is interrupted
     (:mod:`tasks.generation.stop_signal`); looked up once, so every column of the batch sees the same signal.
+    A batch with LLM columns keeps their answers in its journal under ``root`` while it runs, takes those an
+    earlier attempt left there, and deletes the journal once its main file is written; a batch without LLM
+    columns opens none.
     """
     stop = signal_for(root)
-    main, outputs = generate_tables(plan, seed=seed, batch_index=batch_index, num_rows=num_rows, stop=stop)
+    journal = AnswerJournal.for_batch(root, batch_index) if plan.providers() else None
+    main, outputs = generate_tables(
+        plan, seed=seed, batch_index=batch_index, num_rows=num_rows, stop=stop, journal=journal
+    )
     name = batch_name(batch_index)
     files = []
     for processor, table in outputs.items():
@@ -223,6 +278,8 @@ def write_batch(plan: Plan, root: Path, *, seed: int, batch_index: int, num_rows
         files.append(rel)
     write_parquet_atomic(main, root / DATA_DIR / name)
     files.append(f"{DATA_DIR}/{name}")
+    if journal is not None:
+        journal.delete()  # its answers are in the file now
     return BatchResult(batch_index=batch_index, num_records=main.num_rows, files=files)
 
 
@@ -230,7 +287,7 @@ def write_batch(plan: Plan, root: Path, *, seed: int, batch_index: int, num_rows
     name="generate-batch",
     task_run_name="generate-batch-{batch_index:05d}",
     cache_policy=NO_CACHE,  # resume works from the files themselves; no result to cache
-    retries=0,  # LLM requests retry on their own; a failed batch is regenerated by the next run
+    retries=0,  # LLM requests retry on their own; the next run regenerates a failed batch from its answers journal
 )
 def generate_batch(
     config: BuilderConfig, output_dir: str, batch_index: int, num_rows: int, seed: int = 0

@@ -383,17 +383,34 @@ class ChatCompletionsClient:
         bodies: Sequence[dict[str, Any]],
         stats: CallStats | None = None,
         stop: threading.Event | None = None,
+        on_answer: Callable[[int, Completion], None] | None = None,
     ) -> list[Completion]:
         """Complete every body, at most ``max_parallel_requests`` at a time; answers in input order.
 
         The first request that fails for good cancels the ones not yet sent: their answers would be thrown away.
         So does ``stop``, at once: requests already sent are left to finish in the background.
 
+        Args:
+            bodies: The request bodies.
+            stats: Counts retries, for the caller's log lines.
+            stop: Set when the run is interrupted.
+            on_answer: Called with a body's index and its answer as soon as it arrives, in the request's thread
+                (also for requests that finish after this call raised), so the caller can keep answers that a
+                failed call would drop (:mod:`tasks.generation.answer_journal`). An exception it raises is the
+                request's error.
+
         Raises:
             LLMError: with ``row`` set to the failed body's index.
             RequestsStopped: ``stop`` was set.
         """
-        futures: list[Future[Completion]] = [self._pool.submit(self.request, body, stats, stop) for body in bodies]
+
+        def one(index: int, body: dict[str, Any]) -> Completion:
+            answer = self.request(body, stats, stop)
+            if on_answer is not None:
+                on_answer(index, answer)
+            return answer
+
+        futures: list[Future[Completion]] = [self._pool.submit(one, i, body) for i, body in enumerate(bodies)]
         try:
             while wait(futures, timeout=None if stop is None else 0.2, return_when=FIRST_EXCEPTION).not_done:
                 if stop is not None and stop.is_set():

@@ -2,7 +2,8 @@
 
 ``.generation-state.json`` records what a run is (config hash, seed, batch size, record count); a batch is done
 when all its files exist and read back with the expected row count. Batch files are written atomically, main
-file last, so "the main file is there and reads" means "the batch is complete".
+file last, so "the main file is there and reads" means "the batch is complete". An incomplete batch may have an
+answers journal (:mod:`tasks.generation.answer_journal`), kept for the batch's next attempt in the same run only.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
 from tasks.dataset_folder import DATA_DIR, IMAGES_DIR, PROCESSORS_DIR
+from tasks.generation.answer_journal import prune_journals
 from tasks.generation.batch_writer import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -144,8 +147,15 @@ def foreign_files(root: Path) -> list[Path]:
     return found
 
 
-def remove_stale_files(root: Path, state: GenerationState, keep: set[int]) -> list[Path]:
-    """Delete generated files that do not belong to batches ``keep`` of this run (old runs, other configs).
+def remove_stale_files(
+    root: Path, state: GenerationState, keep: set[int], answers: Collection[int] = ()
+) -> list[Path]:
+    """Delete generated files that do not belong to batches ``keep`` of this run (old runs, other configs), and
+    the answers journals of batches other than ``answers``.
+
+    A journal is only for the next attempt of an incomplete batch of the same run (resumed): one of another
+    config, seed or batch size, of a run that starts over (``resume=False``) or of a complete batch goes like
+    the batch files. (Its answers are keyed by their requests, so it could not answer a changed one anyway.)
 
     Returns:
         The deleted paths.
@@ -163,4 +173,5 @@ def remove_stale_files(root: Path, state: GenerationState, keep: set[int]) -> li
         for folder in (root / PROCESSORS_DIR).iterdir():
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
+    removed += prune_journals(root, keep=set(answers) - keep)
     return removed
