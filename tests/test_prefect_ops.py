@@ -17,7 +17,7 @@ import json
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +298,44 @@ def test_ui_retry_of_last_nights_failed_run_after_tonights_push_changes_nothing(
     assert repo_files(repo_id) == published and titles(repo_id) == history  # tonight's dataset, untouched
     state = read_state(folder)
     assert state is not None and state.seed == run_seed("per-run", str(tonight))  # not generated again
+
+
+def test_of_the_scheduled_runs_due_at_once_only_the_latest_generates(
+    served_deployments: ServedDeployments, prefect_server: PrefectServer
+) -> None:
+    """The serve process (or the worker) was down for three nights: the schedule's runs of those nights are all due
+    when it comes back. Each would generate and publish a whole dataset over the last one (three LLM bills for
+    one dataset), and they start in any order, so an earlier night's could be the one left published (measured
+    before the check). Only the latest generates and pushes; the others end Cancelled, naming it, at once."""
+    from prefect.states import Scheduled
+
+    scheduled = served_deployments.deployments["generate-then-push/scheduled"]
+    repo_id = f"alice/missed-nights-{uuid.uuid4().hex[:8]}"
+    params = {
+        "config": str(ROOT / "examples/multilingual_greetings.yaml"),
+        "records": 30,
+        "repo": repo_id,
+        "description": DESCRIPTION,
+        "seed": "per-run",
+    }
+    now = datetime.now(UTC)
+    with prefect_server.client() as client:  # as the server's scheduler creates them (its tag), nights ago
+        nights = [
+            client.create_flow_run_from_deployment(
+                scheduled.id,
+                parameters={"params": params},
+                state=Scheduled(scheduled_time=now - timedelta(days=days)),
+                tags=["auto-scheduled"],
+            ).id
+            for days in (3, 2, 1)
+        ]
+    finals = [prefect_server.wait_for_final_state(run, timeout=240) for run in nights]
+    assert finals[-1].state.is_completed(), served_deployments.log_tail()
+    for skipped in finals[:-1]:
+        assert skipped.state.is_cancelled(), (skipped.state, served_deployments.log_tail())
+        assert f"later scheduled run {nights[-1]} (due" in (skipped.state.message or "")
+    messages = {c.message for c in HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)}
+    assert messages - {""} == {f"Prefect-Flow-Run: {nights[-1]}"}  # one night's push, the latest's
 
 
 def test_push_event_starts_the_chained_verify_deployment(
