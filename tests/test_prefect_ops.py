@@ -25,7 +25,6 @@ import pytest
 from conftest import ALICE_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub import HfApi, hf_hub_download
-from prefect_server import RETRIED_FROM_PROCESSORS
 from pydantic import SecretStr
 from reliability_support import repo_files, titles
 
@@ -188,6 +187,7 @@ def test_push_failing_mid_stage_is_resumed_by_ui_retry(
     served_deployments: ServedDeployments, prefect_server: PrefectServer, hub: Any, tmp_path: Path
 ) -> None:
     from prefect.states import AwaitingRetry
+    from prefect_server import RETRIED_FROM_PROCESSORS  # here, not at collection (assertion rewriting)
 
     folder = make_dataset_folder(tmp_path / "ds", batches=3)
     repo_id = f"alice/retry-{uuid.uuid4().hex[:8]}"
