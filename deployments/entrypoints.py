@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from huggingface_hub.utils import disable_progress_bars
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
 from deployments.parameters import CardParameters, GenerateAndPushParameters, PushParameters, VerifyParameters
 from flows.generate_and_push import generate_and_push
@@ -96,14 +99,70 @@ def run_seed(seed: int | Literal["per-run"], run_id: str | None) -> int:
     return int.from_bytes(hashlib.sha256(str(UUID(run_id)).encode()).digest()[:4], "big")
 
 
+def later_scheduled_run() -> Any | None:
+    """A later run of this scheduled run's schedule that is already due, or None.
+
+    Only for a first attempt of a run the schedule created (tag ``auto-scheduled``): the other runs of its
+    deployment with the same parameters, created by the schedule, due after it and by now. Each publishes a whole
+    dataset over the last one, so of the runs that a machine switched off for nights (or a run that outlasted the
+    interval) leaves due at once, only the latest is worth generating; measured before this check, three missed
+    runs all ran back to back, and not in order, so an earlier night's dataset was the one left published.
+    """
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterTags,
+    )
+
+    if flow_run.id is None:
+        return None
+    with get_client(sync_client=True) as client:
+        this = client.read_flow_run(UUID(flow_run.id))
+        if this.deployment_id is None or "auto-scheduled" not in this.tags or this.run_count > 1:
+            return None
+        if this.expected_start_time is None:
+            return None
+        due = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[this.deployment_id])),
+            flow_run_filter=FlowRunFilter(
+                expected_start_time=FlowRunFilterExpectedStartTime(
+                    after_=this.expected_start_time,
+                    before_=cast(Any, datetime.now(UTC)),  # pydantic makes it Prefect's DateTime
+                ),
+                tags=FlowRunFilterTags(all_=["auto-scheduled"]),
+            ),
+            limit=200,
+        )
+    later = [
+        run
+        for run in due
+        if run.id != this.id
+        and run.expected_start_time is not None
+        and run.expected_start_time > this.expected_start_time
+        and run.parameters == this.parameters
+    ]
+    return max(later, key=lambda run: cast(datetime, run.expected_start_time), default=None)
+
+
 @flow(name="generate-then-push", flow_run_name=_run_name("generate-push", "repo"), log_prints=True)
-def generate_then_push(params: GenerateAndPushParameters) -> PushResult:
+def generate_then_push(params: GenerateAndPushParameters) -> PushResult | State[Any]:
     """Generate ``records`` records from ``config`` and push them to ``repo`` (the scheduled deployment's flow).
 
     Generation and push run as subflows of this run (see ``flows.generate_and_push``). A retried run resumes
     generation from its complete batch files, and its push takes the stages that committed from the cache
-    (``Cached``) and runs the others.
+    (``Cached``) and runs the others. A scheduled run that finds a later run of its schedule already due ends
+    ``Cancelled`` at once (see ``later_scheduled_run``): only the latest of the runs due together generates.
     """
+    later = later_scheduled_run()
+    if later is not None:
+        message = (
+            f"Skipped: the later scheduled run {later.id} (due {later.expected_start_time:%Y-%m-%d %H:%M %Z}) "
+            "is due too, and it publishes the dataset; nothing was generated or pushed."
+        )
+        get_run_logger().warning(message)
+        return Cancelled(message=message)
     seed = run_seed(params.seed, flow_run.id)
     if params.seed == "per-run":
         get_run_logger().info("Generating with seed %d, drawn from this flow run's id (a Retry keeps it).", seed)

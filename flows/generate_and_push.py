@@ -31,6 +31,7 @@ from tasks.generation.config import BuilderConfig
 from tasks.generation.source import from_config
 from tasks.local_dirs import work_dir
 from tasks.push_parameters import check_push_parameters
+from tasks.retry_guard import refuse_superseded_retry
 from tasks.retry_policy import describe_failure
 from tasks.stage_plan import StageName
 from tasks.validation import InvalidParameterError, validate_revision
@@ -101,7 +102,7 @@ def generate_and_push(
     """
     logger = get_run_logger()
     hide_token_parameter()  # a plain-string token would be readable in the run's parameters
-    check_push_parameters(
+    target, _, _ = check_push_parameters(
         repo_id,
         description,
         revision=revision,
@@ -122,6 +123,8 @@ def generate_and_push(
             "e.g. 'checkpoint'."
         )
     secret = SecretStr(resolve_token(token, credentials))
+    # A Retry after a newer run pushed to the branch stops here, before its generation replaces the folder.
+    refuse_superseded_retry(target, secret)
     builder = config if isinstance(config, BuilderConfig) else from_config(config)
     folder = Path(output_dir) if output_dir else default_output_dir(repo_id)
 

@@ -5,10 +5,14 @@ The card stage reads every parquet file to compute statistics (seconds per milli
 the card options and template, the builder config and metadata. So the rendered text is stored under that key
 (with the year, which the citation shows, and a digest of the renderer's code and templates, so an upgrade
 renders again) and reused by a later push of the same content.
+
+A nightly run with a new seed adds a card each night: the cache keeps the ``MAX_CARDS`` cards used last (a hit
+counts as a use) and deletes the others when it stores one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import hashlib
@@ -17,8 +21,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tasks.local_dirs import cache_dir
+from tasks.local_dirs import cache_dir, keep_most_recent
 
+MAX_CARDS = 64
 CARD_PACKAGE = Path(__file__).resolve().parent / "card"
 
 
@@ -42,9 +47,13 @@ def cached_card(content_key: str, render: Callable[[], str]) -> str:
     """The card text for ``content_key``: from the cache, or rendered by ``render()`` and stored."""
     path = _path(content_key)
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError:
         pass
+    else:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: the last to go when the cache is pruned
+        return text
     text = render()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,5 +63,6 @@ def cached_card(content_key: str, render: Callable[[], str]) -> str:
             fh.write(text)
         os.replace(fh.name, path)  # atomic: a concurrent push never reads half a card
     except OSError:
-        pass  # a read-only cache only costs a re-render next time
+        return text  # a read-only cache only costs a re-render next time
+    keep_most_recent(path.parent, MAX_CARDS)
     return text

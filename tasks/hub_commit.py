@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
@@ -186,14 +186,23 @@ def commit_url(api: HfApi, repo_id: str, oid: str) -> str:
     return f"{api.endpoint.rstrip('/')}/datasets/{repo_id}/commit/{oid}"
 
 
+def history(
+    api: HfApi, repo_type: str, repo_id: str, revision: str, token: str | None
+) -> Iterator[dict[str, Any]]:
+    """The commits of ``revision``, newest first (``id``, ``title``, ``message``: the description, ``date``),
+    read a page at a time as the caller goes on (``list_repo_commits`` reads every page first).
+    ``token=None``: the client's own."""
+    url = f"{api.endpoint}/api/{repo_type}s/{repo_id}/commits/{quote(revision, safe='')}"
+    headers = build_hf_headers(token=token if token is not None else api.token)
+    return iter(paginate(url, params={}, headers=headers))
+
+
 def latest_commit(
     api: HfApi, repo_type: str, repo_id: str, revision: str, token: str | None
 ) -> dict[str, Any] | None:
-    """The commit ``revision`` points at (``id``, ``title``, ...), or None: the first item of its history only
-    (``list_repo_commits`` would read every page of it). ``token=None``: the client's own."""
-    url = f"{api.endpoint}/api/{repo_type}s/{repo_id}/commits/{quote(revision, safe='')}"
-    headers = build_hf_headers(token=token if token is not None else api.token)
-    return next(iter(paginate(url, params={}, headers=headers)), None)
+    """The commit ``revision`` points at (``id``, ``title``, ...), or None: the first item of its history only.
+    ``token=None``: the client's own."""
+    return next(history(api, repo_type, repo_id, revision, token), None)
 
 
 def _is_our_commit(

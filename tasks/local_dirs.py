@@ -19,3 +19,23 @@ def cache_dir() -> Path:
 def work_dir() -> Path:
     """Where generate-then-push writes its dataset folders (``HFDS_WORK_DIR``, else ``runs`` in the cache root)."""
     return Path(os.environ.get("HFDS_WORK_DIR") or _user_cache_root() / "runs")
+
+
+def keep_most_recent(folder: Path, keep: int) -> int:
+    """Delete all but the ``keep`` most recently modified files of ``folder`` (a cache that a nightly run adds a
+    file to each time); returns how many went. Files that vanish meanwhile (another run pruning) are skipped."""
+    try:
+        entries = [(p.stat().st_mtime, p) for p in folder.iterdir() if p.is_file()]
+    except OSError:
+        return 0
+    if len(entries) <= keep:
+        return 0
+    entries.sort(key=lambda entry: entry[0], reverse=True)
+    removed = 0
+    for _, path in entries[keep:]:
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed

@@ -3,7 +3,8 @@
 A stage that opened the pull request may run again: a task retry after a later part of a split commit failed,
 or a Retry of the run after the stage's content changed. It then commits into that pull request instead of
 opening a second one. Remembered in this process and in a small file of the project's cache (a Retry may run in
-another process on this machine); a Retry on another machine opens a new pull request.
+another process on this machine); a Retry on another machine opens a new pull request. The notes of the last
+``MAX_NOTES`` pull requests opened are kept (a run with ``create_pr`` adds one).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 from huggingface_hub import constants
 
 from tasks.hub_commit import HubTarget
-from tasks.local_dirs import cache_dir
+from tasks.local_dirs import cache_dir, keep_most_recent
 
+MAX_NOTES = 256
 _PR_REF = re.compile(r"refs/pr/[1-9][0-9]*")
 _opened: dict[str, str] = {}
 
@@ -39,6 +41,7 @@ def remember_pull_request(run_key: str, target: HubTarget, pr_revision: str) -> 
     try:
         _file(key).parent.mkdir(parents=True, exist_ok=True)
         _file(key).write_text(pr_revision, encoding="utf-8")
+        keep_most_recent(_file(key).parent, MAX_NOTES)
     except OSError as exc:  # a read-only cache: remembered in this process only
         logging.getLogger(__name__).warning("Could not note the pull request %s: %s", pr_revision, exc)
 

@@ -81,6 +81,7 @@ def _stop(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
 # committed come from Prefect's cache, the others run again.
 RETRIED_FROM_PROCESSORS = {
     "prepare-repo": "Completed",  # token check and repo creation: run again (idempotent, not cached)
+    "check-retry": "Completed",  # a Retry first checks that no other run has pushed to the branch since
     # the uploads made ahead of their stages (tasks.preupload) had finished: taken from the cache too
     "preupload-data": "Cached",
     "preupload-images": "Cached",

@@ -17,7 +17,7 @@ import json
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,6 @@ import pytest
 from conftest import ALICE_TOKEN
 from factories import make_dataset_folder
 from huggingface_hub import HfApi, hf_hub_download
-from prefect_server import RETRIED_FROM_PROCESSORS
 from pydantic import SecretStr
 from reliability_support import repo_files, titles
 
@@ -188,6 +187,7 @@ def test_push_failing_mid_stage_is_resumed_by_ui_retry(
     served_deployments: ServedDeployments, prefect_server: PrefectServer, hub: Any, tmp_path: Path
 ) -> None:
     from prefect.states import AwaitingRetry
+    from prefect_server import RETRIED_FROM_PROCESSORS  # here, not at collection (assertion rewriting)
 
     folder = make_dataset_folder(tmp_path / "ds", batches=3)
     repo_id = f"alice/retry-{uuid.uuid4().hex[:8]}"
@@ -248,6 +248,94 @@ def test_push_failing_mid_stage_is_resumed_by_ui_retry(
     everything = json.dumps(run.parameters) + json.dumps([a.model_dump(mode="json") for a in artifacts])
     everything += "\n".join(log.message for log in prefect_server.logs(faulted))
     assert "Pushing" in everything and ALICE_TOKEN not in everything
+
+
+def test_ui_retry_of_last_nights_failed_run_after_tonights_push_changes_nothing(
+    served_deployments: ServedDeployments, prefect_server: PrefectServer, hub: Any, session_dir: Path
+) -> None:
+    """Last night's scheduled run failed after its card and data commits; tonight's run pushed a new dataset; then
+    last night's run is retried from the UI. The Retry must not resume: its cached stages are no longer what the
+    branch holds, and its remaining stages would publish last night's processors and metadata.json over tonight's
+    card and data (what it did before: a repo mixing two generations). It fails at once, naming tonight's run,
+    before generating: the repo and the output folder stay tonight's."""
+    from prefect.states import AwaitingRetry
+
+    from deployments.entrypoints import run_seed
+    from tasks.artifacts import artifact_slug
+    from tasks.generation.state import read_state
+
+    repo_id = f"alice/nightly-retry-{uuid.uuid4().hex[:8]}"
+    params = {
+        "config": str(ROOT / "examples/multilingual_greetings.yaml"),
+        "records": 30,
+        "repo": repo_id,
+        "description": DESCRIPTION,
+        "seed": "per-run",
+    }
+    folder = session_dir / "served" / "generated" / artifact_slug(repo_id)  # the served runs' HFDS_WORK_DIR
+    # Last night: the card and data commits land, then the Hub refuses the processors commit (403: not retried).
+    hub.faults.add("commit", status=403, skip=2, count=None, repo=repo_id)
+    last_night = prefect_server.run_deployment("generate-then-push/scheduled", params)
+    failed = prefect_server.wait_for_final_state(last_night, timeout=180)
+    assert failed.state.is_failed(), served_deployments.log_tail()
+    hub.faults.clear()
+    assert titles(repo_id)[-2:] == ["Upload dataset card", "Upload main dataset files"]
+
+    tonight = prefect_server.run_deployment("generate-then-push/scheduled", params)
+    assert prefect_server.wait_for_final_state(tonight, timeout=180).state.is_completed(), (
+        served_deployments.log_tail()
+    )
+    published, history = repo_files(repo_id), titles(repo_id)
+    state = read_state(folder)
+    assert state is not None and state.seed == run_seed("per-run", str(tonight))
+
+    with prefect_server.client() as client:
+        client.set_flow_run_state(last_night, AwaitingRetry(message="Retry from the UI"), force=True)
+    retried = prefect_server.wait_for_final_state(last_night, timeout=180, after=failed.state.id)
+    assert retried.run_count == 2 and retried.state.is_failed(), served_deployments.log_tail()
+    message = retried.state.message or ""
+    assert "SupersededRetryError" in message and f"flow run {tonight}" in message, message
+    assert repo_files(repo_id) == published and titles(repo_id) == history  # tonight's dataset, untouched
+    state = read_state(folder)
+    assert state is not None and state.seed == run_seed("per-run", str(tonight))  # not generated again
+
+
+def test_of_the_scheduled_runs_due_at_once_only_the_latest_generates(
+    served_deployments: ServedDeployments, prefect_server: PrefectServer
+) -> None:
+    """The serve process (or the worker) was down for three nights: the schedule's runs of those nights are all due
+    when it comes back. Each would generate and publish a whole dataset over the last one (three LLM bills for
+    one dataset), and they start in any order, so an earlier night's could be the one left published (measured
+    before the check). Only the latest generates and pushes; the others end Cancelled, naming it, at once."""
+    from prefect.states import Scheduled
+
+    scheduled = served_deployments.deployments["generate-then-push/scheduled"]
+    repo_id = f"alice/missed-nights-{uuid.uuid4().hex[:8]}"
+    params = {
+        "config": str(ROOT / "examples/multilingual_greetings.yaml"),
+        "records": 30,
+        "repo": repo_id,
+        "description": DESCRIPTION,
+        "seed": "per-run",
+    }
+    now = datetime.now(UTC)
+    with prefect_server.client() as client:  # as the server's scheduler creates them (its tag), nights ago
+        nights = [
+            client.create_flow_run_from_deployment(
+                scheduled.id,
+                parameters={"params": params},
+                state=Scheduled(scheduled_time=now - timedelta(days=days)),
+                tags=["auto-scheduled"],
+            ).id
+            for days in (3, 2, 1)
+        ]
+    finals = [prefect_server.wait_for_final_state(run, timeout=240) for run in nights]
+    assert finals[-1].state.is_completed(), served_deployments.log_tail()
+    for skipped in finals[:-1]:
+        assert skipped.state.is_cancelled(), (skipped.state, served_deployments.log_tail())
+        assert f"later scheduled run {nights[-1]} (due" in (skipped.state.message or "")
+    messages = {c.message for c in HfApi().list_repo_commits(repo_id, repo_type="dataset", token=ALICE_TOKEN)}
+    assert messages - {""} == {f"Prefect-Flow-Run: {nights[-1]}"}  # one night's push, the latest's
 
 
 def test_push_event_starts_the_chained_verify_deployment(

@@ -747,6 +747,37 @@ def test_retry_like_the_ui_reruns_only_unfinished_stages(tmp_path: Path, repo_id
     assert_same_as_reference(repo_id, clean_repo)
 
 
+def test_retry_after_a_newer_run_pushed_to_the_branch_changes_nothing(
+    tmp_path: Path, repo_id: str, hub: Any
+) -> None:
+    """Last night's push failed after its card and data; tonight's push (another run) completed; last night's run
+    is retried like the UI does. Resuming would publish last night's processors, images and metadata over tonight's
+    card and data; the Retry fails at once instead, naming tonight's run, and the repo stays tonight's."""
+    from tasks.retry_guard import SupersededRetryError
+
+    last_night = make_dataset_folder(tmp_path / "last-night", batches=2, images=0, seed=1)
+    tonight = make_dataset_folder(tmp_path / "tonight", batches=2, images=0, seed=2)
+    hub.faults.add("commit", status=403, skip=2, count=None, repo=repo_id)  # card and data commit, then refused
+    parameters = {
+        "dataset": last_night,
+        "repo_id": repo_id,
+        "description": "Greetings in five languages, for tests.",
+        "token": SecretStr(ALICE_TOKEN),
+    }
+    failed = push_dataset(**parameters, return_state=True)
+    assert failed.is_failed()
+    hub.faults.clear()
+    newer = push_dataset(**{**parameters, "dataset": tonight}, return_state=True)
+    assert newer.is_completed()
+    published, history = repo_files(repo_id), titles(repo_id)
+
+    retried = _retry_like_the_ui(push_dataset, failed.state_details.flow_run_id, parameters)
+    assert retried.is_failed()
+    with pytest.raises(SupersededRetryError, match=f"flow run {newer.state_details.flow_run_id} committed"):
+        retried.result()
+    assert repo_files(repo_id) == published and titles(repo_id) == history
+
+
 @flow(name="nightly-publish")
 def _parent_flow(folder: Path, repo_id: str, token: SecretStr) -> str:
     """A user's flow with the push as a subflow (as generate-then-push is)."""

@@ -500,6 +500,47 @@ def test_card_cache_renders_once_per_content(tmp_path: Path, monkeypatch: pytest
     card_cache.renderer_fingerprint.cache_clear()  # the real package again for later tests (after monkeypatch undo)
 
 
+def test_card_cache_keeps_the_cards_used_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nightly run with a new seed stores a new card every night: the cache keeps a bounded number, dropping the
+    card used longest ago (it grew by one file a night, without end)."""
+    import tasks.card_cache as card_cache
+
+    monkeypatch.setenv("HFDS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(card_cache, "MAX_CARDS", 3, raising=False)  # raising: the old code had none
+    calls: list[str] = []
+
+    def render(text: str) -> Any:
+        return lambda: calls.append(text) or text
+
+    night = time.time() - 10 * 86400
+    for i in range(3):  # three nights ago, two nights ago, last night
+        card_cache.cached_card(f"night-{i}", render(f"card {i}"))
+        os.utime(card_cache._path(f"night-{i}"), (night + i * 86400, night + i * 86400))
+    assert card_cache.cached_card("night-0", render("again")) == "card 0"  # a hit: now the card used last
+    card_cache.cached_card("tonight", render("card tonight"))
+    assert len(list((tmp_path / "cache" / "cards").iterdir())) == 3
+    assert not card_cache._path("night-1").exists()  # the one used longest ago
+    assert card_cache.cached_card("night-1", render("card 1 again")) == "card 1 again"
+    assert card_cache.cached_card("night-0", render("again")) == "card 0"
+    assert calls == ["card 0", "card 1", "card 2", "card tonight", "card 1 again"]
+
+
+def test_pull_request_notes_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.opened_pull_request as notes
+    from tasks.hub_commit import HubTarget
+
+    monkeypatch.setenv("HFDS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(notes, "MAX_NOTES", 2, raising=False)
+    target = HubTarget(repo_id="alice/greetings", create_pr=True)
+    for night in range(4):
+        notes.remember_pull_request(f"run-{night}", target, f"refs/pr/{night + 1}")
+        os.utime(notes._file(notes._key(f"run-{night}", target)), (night, night))
+    assert sorted(p.read_text() for p in (tmp_path / "cache" / "pull-requests").iterdir()) == [
+        "refs/pr/3",
+        "refs/pr/4",
+    ]
+
+
 def test_a_cache_folder_that_cannot_be_made_costs_only_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
