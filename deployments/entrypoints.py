@@ -20,7 +20,17 @@ from uuid import UUID
 
 from huggingface_hub.utils import disable_progress_bars
 from prefect import flow, get_client, get_run_logger
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
@@ -99,6 +109,10 @@ def run_seed(seed: int | Literal["per-run"], run_id: str | None) -> int:
     return int.from_bytes(hashlib.sha256(str(UUID(run_id)).encode()).digest()[:4], "big")
 
 
+# A later scheduled run in these states may still publish the night's dataset, or has.
+_MAY_PUBLISH = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.COMPLETED]
+
+
 def later_scheduled_run() -> Any | None:
     """A later run of this scheduled run's schedule that is already due, or None.
 
@@ -107,19 +121,23 @@ def later_scheduled_run() -> Any | None:
     dataset over the last one, so of the runs that a machine switched off for nights (or a run that outlasted the
     interval) leaves due at once, only the latest is worth generating; measured before this check, three missed
     runs all ran back to back, and not in order, so an earlier night's dataset was the one left published.
+    A later run only counts while it may still publish (scheduled, pending, running, paused) or has (completed):
+    one that was cancelled, failed or crashed leaves the night to this run. When the runs cannot be read, the run
+    goes ahead (the check only spares work).
     """
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterId,
-        FlowRunFilter,
-        FlowRunFilterExpectedStartTime,
-        FlowRunFilterTags,
-    )
-
     if flow_run.id is None:
         return None
+    try:
+        return _later_scheduled_run(UUID(flow_run.id))
+    except Exception as exc:
+        get_run_logger().warning("Could not look for later scheduled runs (%s); generating anyway.", exc)
+        return None
+
+
+def _later_scheduled_run(run_id: UUID) -> Any | None:
+    """:func:`later_scheduled_run` for the flow run ``run_id``."""
     with get_client(sync_client=True) as client:
-        this = client.read_flow_run(UUID(flow_run.id))
+        this = client.read_flow_run(run_id)
         if this.deployment_id is None or "auto-scheduled" not in this.tags or this.run_count > 1:
             return None
         if this.expected_start_time is None:
@@ -132,7 +150,9 @@ def later_scheduled_run() -> Any | None:
                     before_=cast(Any, datetime.now(UTC)),  # pydantic makes it Prefect's DateTime
                 ),
                 tags=FlowRunFilterTags(all_=["auto-scheduled"]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_MAY_PUBLISH)),
             ),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=200,
         )
     later = [

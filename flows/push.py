@@ -39,7 +39,7 @@ from tasks.hub_commit import HubTarget, branch_head
 from tasks.prepare_repo import prepare_repo
 from tasks.preupload import PreuploadResult, start_preuploads, wait_for_preupload
 from tasks.push_parameters import check_push_parameters
-from tasks.push_run_key import push_run_key
+from tasks.push_run_key import calling_runs, push_run_key
 from tasks.retry_guard import refuse_superseded_retry
 from tasks.retry_policy import describe_failure
 from tasks.stage_cache import content_keys
@@ -141,13 +141,16 @@ def push_dataset(
         # 2. The token, the repo, the branch (retried: huggingface_hub does not retry these calls).
         ready = prepare_repo(target, secret, private)
         url = ready.url
-        refuse_superseded_retry(target, secret)  # a Retry after a newer run's push would mix the two
+        chain = calling_runs()  # this run and its callers: which Retry this is, which push
+        refuse_superseded_retry(target, secret, chain)  # a Retry after a newer run's push would mix the two
         logger.info("Pushing %s (%d records) to %s as %s.", folder.root, folder.num_records, url, ready.user)
 
         # 3. The stages, in order; each commits on its own and is cached for a retry of this run. The large files of
         # the data, images and processors stages upload in the background meanwhile (tasks.preupload).
         keys = content_keys(folder, card)
-        run_key = push_run_key()  # kept by a Retry, also of a parent flow; two pushes in one parent run differ
+        run_key = push_run_key(
+            chain
+        )  # kept by a Retry, also of a parent flow; two pushes in one parent run differ
 
         def job(stage: StageName, revision: str, preuploaded: bool = False, head: str | None = None) -> StageJob:
             return StageJob(

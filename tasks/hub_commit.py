@@ -215,7 +215,8 @@ def _is_our_commit(
     token: str,
 ) -> bool:
     """Whether commit ``oid`` is the one we asked for: our title, our files, none of the deleted paths. (Not the
-    description: whether the Hub keeps it in the commit is not something to depend on.)"""
+    description: the files are what must have landed; the description only names the run, see
+    ``tasks.retry_guard``.)"""
     commit = latest_commit(api, target.repo_type, target.repo_id, oid, token)
     if commit is None or commit["title"] != message:
         return False

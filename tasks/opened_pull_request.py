@@ -9,9 +9,11 @@ another process on this machine); a Retry on another machine opens a new pull re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -56,5 +58,7 @@ def opened_pull_request(run_key: str, target: HubTarget) -> str | None:
             return None
         if not _PR_REF.fullmatch(noted):
             return None
+        with contextlib.suppress(OSError):
+            os.utime(_file(key))  # used now: the last to go when the notes are pruned
         _opened[key] = noted
     return _opened[key]

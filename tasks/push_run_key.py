@@ -10,31 +10,61 @@ stages' results, and two pushes made by one parent run are two different pushes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prefect import get_client
+from prefect.client.schemas.objects import FlowRun, TaskRun
 from prefect.context import FlowRunContext
 
 
-def push_run_key() -> str:
-    """The running push's key, ``<root flow run id>/<task key>#<dynamic key>/...`` (see the module docstring);
-    reads the calling runs from the Prefect API.
+@dataclass(frozen=True)
+class CallingRuns:
+    """The running flow run and the flow runs that called it, as the Prefect API has them now.
+
+    Attributes:
+        runs: The running flow run first, the outermost last.
+        calls: ``calls[i]`` is the task run of the call that started ``runs[i]``: a task run of ``runs[i + 1]``,
+            or, for the outermost run, one outside any flow run (a flow called from a task run alone).
+    """
+
+    runs: list[FlowRun]
+    calls: list[TaskRun]
+
+
+def calling_runs() -> CallingRuns:
+    """Read the running flow run and its callers from the Prefect API (the run in the context may predate this
+    attempt: its ``run_count`` does).
 
     Raises:
         RuntimeError: not called inside a flow run.
     """
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
-        raise RuntimeError("push_run_key() is called inside the push's flow run")
-    flow_run = context.flow_run
-    calls: list[str] = []
-    if flow_run.parent_task_run_id is not None:
-        with get_client(sync_client=True) as client:
-            while flow_run.parent_task_run_id is not None:
-                call = client.read_task_run(flow_run.parent_task_run_id)
-                calls.append(f"{call.task_key}#{call.dynamic_key}")
-                if call.flow_run_id is None:  # a call from a task run outside any flow run: the top
-                    break
-                flow_run = client.read_flow_run(call.flow_run_id)
-    return "/".join([str(flow_run.id), *reversed(calls)])
+        raise RuntimeError("calling_runs() is called inside a flow run")
+    calls: list[TaskRun] = []
+    with get_client(sync_client=True) as client:
+        runs = [client.read_flow_run(context.flow_run.id)]
+        while runs[-1].parent_task_run_id is not None:
+            call = client.read_task_run(runs[-1].parent_task_run_id)
+            calls.append(call)
+            if call.flow_run_id is None:  # a call from a task run outside any flow run: the top
+                break
+            runs.append(client.read_flow_run(call.flow_run_id))
+    return CallingRuns(runs=runs, calls=calls)
+
+
+def push_run_key(chain: CallingRuns | None = None) -> str:
+    """The running push's key, ``<root flow run id>/<task key>#<dynamic key>/...`` (see the module docstring).
+
+    Args:
+        chain: The push's :func:`calling_runs`, if already read; else read here.
+
+    Raises:
+        RuntimeError: not called inside a flow run.
+    """
+    chain = chain or calling_runs()
+    calls = [f"{call.task_key}#{call.dynamic_key}" for call in chain.calls]
+    return "/".join([str(chain.runs[-1].id), *reversed(calls)])
 
 
 def root_run(key: str) -> str:

@@ -9,6 +9,11 @@ first started, and fails at once, before anything is generated or pushed, when a
 run (the ``Prefect-Flow-Run`` trailer of every stage commit). Commits without a trailer (made by hand, or by
 another tool) do not stop it. A new run is never refused: it checks every stage against the Hub.
 
+The guard reads the trailer from the commit's description (``message`` in the Hub's commit list, which
+huggingface_hub's ``list_repo_commits`` reads too), and compares the Hub's commit dates with Prefect's clock: a
+commit that the two clocks' skew puts before the run's start is not seen, so the guard lets the Retry through
+(it fails open, as a run without it did), rather than refuse a Retry for a commit made before the run.
+
 A Retry is any flow run of the push's chain (the push, and the flows it was called from) on its second or later
 attempt; the time it first started is Prefect's ``start_time``, which a Retry keeps.
 """
@@ -18,17 +23,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from huggingface_hub import HfApi
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-from prefect import get_client, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
 from pydantic import SecretStr
 
 from tasks.hub_client import hub_api
 from tasks.hub_commit import HubTarget, history
+from tasks.push_run_key import CallingRuns, calling_runs
 from tasks.retry_policy import retry_options
 from tasks.stages import RUN_TRAILER
 
@@ -48,28 +53,15 @@ class RetryOrigin:
     retried_run: str
 
 
-def retry_origin() -> RetryOrigin | None:
-    """The running flow's Retry, or None on a first attempt (or outside a flow run). Reads the runs from the API:
-    the run's own ``run_count`` in its context may predate the attempt."""
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        return None
-    retried: list[Any] = []
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(context.flow_run.id)
-        while True:
-            if run.run_count > 1 and run.start_time is not None:
-                retried.append(run)
-            if run.parent_task_run_id is None:
-                break
-            call = client.read_task_run(run.parent_task_run_id)
-            if call.flow_run_id is None:
-                break
-            run = client.read_flow_run(call.flow_run_id)
+def retry_origin(chain: CallingRuns) -> RetryOrigin | None:
+    """The Retry that the running flow run (with its callers, ``chain``) is part of; None on a first attempt."""
+    retried = [run for run in chain.runs if run.run_count > 1 and run.start_time is not None]
     if not retried:
         return None
-    first = min(retried, key=lambda r: r.start_time)
-    return RetryOrigin(root_run=str(run.id), first_started=first.start_time, retried_run=str(first.id))
+    first = min(retried, key=lambda run: cast(datetime, run.start_time))
+    return RetryOrigin(
+        root_run=str(chain.runs[-1].id), first_started=cast(datetime, first.start_time), retried_run=str(first.id)
+    )
 
 
 def run_named_by(message: str | None) -> str | None:
@@ -114,14 +106,21 @@ def check_retry_not_superseded(target: HubTarget, token: SecretStr, origin: Retr
     raise SupersededRetryError(
         f"Not resumed: this is a Retry of flow run {origin.retried_run}, and since it first started ({started}) "
         f"flow run {run_named_by(commit.get('message'))} committed to {target.repo_id}@{target.revision} "
-        f"({str(commit['id'])[:8]} '{commit.get('title', '')}', {commit['date']}). Resuming would publish what "
-        "is left of this run's older dataset over the newer one, mixing the two. Nothing was generated or pushed. "
+        f"({str(commit['id'])[:8]} '{commit.get('title', '')}', {commit['date']}). Resuming would publish this "
+        "older run's data over that run's newer dataset (what this run had not committed, or all of it). Nothing "
+        "was generated or pushed. "
         "To push these parameters again, start a new run: it compares every stage with the Hub."
     )
 
 
-def refuse_superseded_retry(target: HubTarget, token: SecretStr) -> None:
-    """On a Retry, run :func:`check_retry_not_superseded`; on a first attempt, do nothing (no task, no request)."""
-    origin = retry_origin()
+def refuse_superseded_retry(target: HubTarget, token: SecretStr, chain: CallingRuns | None = None) -> None:
+    """On a Retry, run :func:`check_retry_not_superseded`; on a first attempt, do nothing (no task, no Hub request).
+
+    Args:
+        target: The repo and branch the run pushes to.
+        token: The push's token.
+        chain: The running flow's :func:`~tasks.push_run_key.calling_runs`, if already read; else read here.
+    """
+    origin = retry_origin(chain or calling_runs())
     if origin is not None:
         check_retry_not_superseded(target, token, origin)

@@ -450,6 +450,7 @@ def test_a_run_that_does_not_resume_says_it_replaces_an_earlier_run_of_its_param
         ("branch", "x.lock", "not a valid branch name"),
         ("branch", "0123456789abcdef0123456789abcdef01234567", "commit id"),
         ("branch", "refs/pr/1", "not a ref"),
+        ("branch", "refs/tags/v1", "not a ref"),
         ("path_in_repo", "runs//one", "empty"),
         ("path_in_repo", "runs/./one", "'.'"),
         ("path_in_repo", "../up", "'..'"),

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from factories import make_dataset_folder
-from prefect_server import RETRIED_FROM_PROCESSORS
 
 if TYPE_CHECKING:
     from prefect_server import PrefectServer, ServedDeployments
@@ -61,6 +60,7 @@ def test_retry_button_in_the_ui_resumes_a_failed_push(
     tmp_path: Path,
 ) -> None:
     from playwright.sync_api import expect
+    from prefect_server import RETRIED_FROM_PROCESSORS  # here: imported at collection, it loses assert rewriting
 
     folder = make_dataset_folder(tmp_path / "ds", batches=3)
     repo_id = f"alice/ui-retry-{uuid.uuid4().hex[:8]}"

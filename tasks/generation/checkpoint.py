@@ -66,7 +66,7 @@ from tasks.hub_client import IGNORE_NOTHING, hub_api
 from tasks.hub_commit import HubTarget, commit_url, latest_commit
 from tasks.prepare_repo import create_repo_and_branch
 from tasks.retry_policy import describe_failure, max_rate_limit_wait
-from tasks.validation import validate_repo_id, validate_revision
+from tasks.validation import InvalidParameterError, validate_repo_id, validate_revision
 
 _module_logger = logging.getLogger(__name__)
 MAX_FINAL_ATTEMPTS = 3  # attempts of the final flush's commit
@@ -130,11 +130,14 @@ class CheckpointTarget(BaseModel):
     @classmethod
     def _branch(cls, value: str) -> str:
         # Checked here, before generating: the Hub refuses such a branch only at the first checkpoint.
-        if validate_revision(value).startswith("refs/"):
+        if value.startswith("refs/"):
             raise ValueError(
                 f"branch {value!r}: checkpoints go to a branch name (created when missing), not a ref"
             )
-        return value
+        try:
+            return validate_revision(value)
+        except InvalidParameterError as exc:
+            raise ValueError(f"branch: {exc}") from None
 
     @field_validator("path_in_repo")
     @classmethod
