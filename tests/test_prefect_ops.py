@@ -38,6 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(300)
 
 DESCRIPTION = "Greetings in five languages, for tests."
+
+
+def nightly_params(repo_id: str) -> dict[str, Any]:
+    """The scheduled deployment's parameters for a small night: the example config, a new seed per run."""
+    return {
+        "config": str(ROOT / "examples/multilingual_greetings.yaml"),
+        "records": 30,
+        "repo": repo_id,
+        "description": DESCRIPTION,
+        "seed": "per-run",
+    }
 STAGE_TASKS = ["push-card", "push-data", "push-images", "push-processors", "push-builder-config", "push-metadata"]
 
 
@@ -265,13 +276,7 @@ def test_ui_retry_of_last_nights_failed_run_after_tonights_push_changes_nothing(
     from tasks.generation.state import read_state
 
     repo_id = f"alice/nightly-retry-{uuid.uuid4().hex[:8]}"
-    params = {
-        "config": str(ROOT / "examples/multilingual_greetings.yaml"),
-        "records": 30,
-        "repo": repo_id,
-        "description": DESCRIPTION,
-        "seed": "per-run",
-    }
+    params = nightly_params(repo_id)
     folder = session_dir / "served" / "generated" / artifact_slug(repo_id)  # the served runs' HFDS_WORK_DIR
     # Last night: the card and data commits land, then the Hub refuses the processors commit (403: not retried).
     hub.faults.add("commit", status=403, skip=2, count=None, repo=repo_id)
@@ -311,13 +316,7 @@ def test_of_the_scheduled_runs_due_at_once_only_the_latest_generates(
 
     scheduled = served_deployments.deployments["generate-then-push/scheduled"]
     repo_id = f"alice/missed-nights-{uuid.uuid4().hex[:8]}"
-    params = {
-        "config": str(ROOT / "examples/multilingual_greetings.yaml"),
-        "records": 30,
-        "repo": repo_id,
-        "description": DESCRIPTION,
-        "seed": "per-run",
-    }
+    params = nightly_params(repo_id)
     now = datetime.now(UTC)
     with prefect_server.client() as client:  # as the server's scheduler creates them (its tag), nights ago
         nights = [
@@ -347,8 +346,7 @@ def test_a_cancelled_later_scheduled_run_leaves_the_night_to_the_earlier_one(
 
     scheduled = served_deployments.deployments["generate-then-push/scheduled"]
     repo_id = f"alice/cancelled-night-{uuid.uuid4().hex[:8]}"
-    params = {"params": {"config": str(ROOT / "examples/multilingual_greetings.yaml"), "records": 30,
-                         "repo": repo_id, "description": DESCRIPTION, "seed": "per-run"}}  # fmt: skip
+    params = {"params": nightly_params(repo_id)}
     now = datetime.now(UTC)
     with prefect_server.client() as client:
         # The later night's run, due an hour ago and cancelled by hand (created scheduled, so that it has the
