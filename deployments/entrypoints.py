@@ -155,15 +155,18 @@ def _later_scheduled_run(run_id: UUID) -> Any | None:
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=200,
         )
-    later = [
-        run
-        for run in due
-        if run.id != this.id
-        and run.expected_start_time is not None
-        and run.expected_start_time > this.expected_start_time
-        and run.parameters == this.parameters
-    ]
-    return max(later, key=lambda run: cast(datetime, run.expected_start_time), default=None)
+    # Latest first (the sort): the first later run with the same parameters is the one that publishes.
+    return next(
+        (
+            run
+            for run in due
+            if run.id != this.id
+            and run.expected_start_time is not None
+            and run.expected_start_time > this.expected_start_time
+            and run.parameters == this.parameters
+        ),
+        None,
+    )
 
 
 @flow(name="generate-then-push", flow_run_name=_run_name("generate-push", "repo"), log_prints=True)

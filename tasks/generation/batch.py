@@ -112,7 +112,7 @@ def _llm_column(
     log = _logger()
     where = f"column {column.name!r} (model {column.model.alias!r}), batch {batch_index}"
     # Answers an earlier attempt of this batch received for these very requests: not sent (nor paid for) again.
-    digests = [request_digest(body) for body in bodies]
+    digests = [request_digest(body) for body in bodies] if journal is not None else []  # only to look up, keep
     known: list[Completion | None] = (
         [journal.get(column.name, d) for d in digests] if journal is not None else [None] * len(bodies)
     )
