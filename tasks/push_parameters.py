@@ -91,5 +91,6 @@ def check_push_parameters(
         pretty_name=pretty_name,
         template=Path(card_template) if card_template else None,
         hub_url=constants.ENDPOINT,  # the Hub pushed to (HF_ENDPOINT): a self-hosted Hub's card cites itself
+        revision=target.revision,  # a pull request to a branch merges into it: named too
     )
     return target, card, _select_stages(list(stages) if stages else None)

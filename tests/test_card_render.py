@@ -202,6 +202,16 @@ def test_quick_start_has_one_snippet_per_config(folder: Path) -> None:
     assert quick.count("```python") == 3
 
 
+def test_quick_start_names_the_branch_the_card_is_pushed_to(folder: Path) -> None:
+    quick = section(split_card(render(folder, revision="nightly/v2").text)[1], "Quick Start")
+    calls = re.findall(r'load_dataset\("alice/greetings", "([^"]+)", split="train", revision="nightly/v2"\)', quick)
+    assert calls == ["data", "conversations", "summary"]
+    # main, and a pull request (its card is main's once merged), need no revision in the snippet
+    for revision in ("main", "refs/pr/3", None):
+        assert CardOptions(repo_id="alice/x", description="d", revision=revision).revision is None
+        assert "revision=" not in section(split_card(render(folder, revision=revision).text)[1], "Quick Start")
+
+
 def test_hostile_tags_and_description_come_out_intact(folder: Path) -> None:
     card = render(folder, tags=HOSTILE_TAGS, description=HOSTILE_DESCRIPTION, pretty_name="Name: {{ x }} # ---")
     front, body = split_card(card.text)
@@ -221,6 +231,8 @@ def test_description_and_options_are_validated(tmp_path: Path) -> None:
         CardOptions(repo_id="a/b/c", description="d")
     with pytest.raises(ValidationError, match="template"):
         CardOptions(repo_id="alice/x", description="d", template=tmp_path / "missing.j2")
+    with pytest.raises(ValidationError, match="revision"):
+        CardOptions(repo_id="alice/x", description="d", revision="a..b")
     assert CardOptions(repo_id="alice/x", description="  text \n").description == "text"
 
 

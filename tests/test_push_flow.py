@@ -444,6 +444,21 @@ def test_a_new_run_continues_an_open_pull_request_given_its_ref(tmp_path: Path, 
     assert {"README.md", "metadata.json", "data/batch_00001.parquet"} <= set(repo_files(repo_id, "refs/pr/1"))
 
 
+def test_a_push_to_a_branch_leaves_main_and_its_cards_snippet_reads_the_branch(tmp_path: Path, repo_id: str) -> None:
+    _push(make_dataset_folder(tmp_path / "main", batches=1, images=0, processor_file=None), repo_id)
+    main_before = repo_files(repo_id)
+    folder = make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=4, images=0, processor_file=None)
+    result = _push(folder, repo_id, revision="nightly")
+    assert result.revision == "nightly"
+    assert repo_files(repo_id) == main_before
+    card = Path(hf_hub_download(repo_id, "README.md", repo_type="dataset", revision="nightly")).read_text()
+    # The Quick Start's first snippet, run as a reader would copy it: the branch's 12 records, not main's 20.
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # noqa: S102 - the card's own code, as a reader runs it
+    assert namespace["ds"].num_rows == 12
+
+
 def test_a_contributor_pushes_to_someone_elses_repo_as_a_pull_request(tmp_path: Path, repo_id: str) -> None:
     owners = make_dataset_folder(tmp_path / "owner", batches=2, images=0, processor_file=None)
     _push(owners, repo_id)

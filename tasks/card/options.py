@@ -15,6 +15,7 @@ from tasks.validation import (
     validate_languages,
     validate_license,
     validate_repo_id,
+    validate_revision,
     validate_task_categories,
 )
 
@@ -35,11 +36,21 @@ class CardOptions(BaseModel):
     pretty_name: str | None = None
     template: Path | None = None
     hub_url: str = "https://huggingface.co"  # used in the citation's URL
+    # The branch pushed to, when not main: the Quick Start names it, since the card lives on that branch and a
+    # reader copying the snippet wants its data, not main's. A pull request's card (refs/pr/N) is main's once merged.
+    revision: str | None = None
 
     @field_validator("repo_id")
     @classmethod
     def _repo_id(cls, value: str) -> str:
         return validate_repo_id(value)
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str | None) -> str | None:
+        if value is None or value == "main" or value.startswith("refs/pr/"):
+            return None
+        return validate_revision(value)
 
     @field_validator("description")
     @classmethod

@@ -332,8 +332,8 @@ def _environment(user_template: Path | None) -> SandboxedEnvironment:
 
 # What a card template can use (render_card's context).
 CONTEXT_NAMES = frozenset(
-    {"repo_id", "title", "description", "options", "front_matter", "configs", "summary", "columns", "llm_columns",
-     "generation", "processors", "statistics", "notes", "citation", "year", "NA"}
+    {"repo_id", "revision", "title", "description", "options", "front_matter", "configs", "summary", "columns",
+     "llm_columns", "generation", "processors", "statistics", "notes", "citation", "year", "NA"}
 )  # fmt: skip
 
 
@@ -434,6 +434,7 @@ def render_card(
     no_models: list[dict[str, str]] = []
     context: dict[str, Any] = {
         "repo_id": options.repo_id,
+        "revision": options.revision,
         "title": title,
         "description": options.description,
         "options": options,
