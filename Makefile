@@ -28,5 +28,6 @@ chromium:
 		echo "Installing Debian's chromium for the browser test (needs root)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Two test workers (pytest-xdist), each with its own embedded Hub and Prefect harness; tests/conftest.py groups them.
 test: lint chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder

@@ -127,3 +127,23 @@ def prefect_api(session_dir: Path) -> Iterator[None]:
         prefect_test_harness(server_startup_timeout=120),
     ):
         yield
+
+
+# Groups started first under pytest-xdist: the longest, so that no worker is left with one at the end.
+_LONGEST_FIRST = ("prefect-server", "tests/test_reliability_crash.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist (``make test`` runs two workers with ``--dist loadgroup``).
+
+    A module stays on one worker, so that its module fixtures are set up once; the modules that use the session's
+    ``prefect server start`` share one worker, so that one server serves them all.
+    """
+    groups: dict[str, str] = {}
+    for item in items:
+        plugins = getattr(getattr(item, "module", None), "pytest_plugins", ())
+        group = "prefect-server" if "prefect_server" in plugins else item.nodeid.split("::")[0]
+        groups[item.nodeid] = group
+        item.add_marker(pytest.mark.xdist_group(group))
+    rank = {group: i for i, group in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable: the rest keep their order
