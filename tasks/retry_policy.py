@@ -61,6 +61,15 @@ def http_status(exc: BaseException) -> int | None:
     return int(status) if isinstance(status, int) else None
 
 
+def reported_status(exc: BaseException) -> int | None:
+    """The HTTP status a failure reports: the Hub's answer, else the one an hf_xet ``ConnectionError`` in its chain
+    names (None: no answer, e.g. a dropped connection)."""
+    status = http_status(exc)
+    if status is None:
+        status = next((s for e in _causes(exc) if (s := _xet_http_status(e)) is not None), None)
+    return status
+
+
 def _causes(exc: BaseException) -> list[BaseException]:
     """``exc`` and the exceptions it was raised from (huggingface_hub wraps failed LFS uploads in RuntimeError)."""
     chain: list[BaseException] = []

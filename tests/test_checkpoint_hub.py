@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import ALICE_TOKEN
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 from pydantic import SecretStr
 from reliability_support import wait_for
 
@@ -382,6 +382,28 @@ def test_a_commit_refused_for_good_is_not_looked_for_on_the_branch(
     assert [(r.route, r.path) for r in requests[refused[0] + 1 :]] == []
     [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert f"1 files are not in the checkpoint ({batch_files(0, [])[0]})" in error and str(tmp_path) in error
+
+
+@pytest.mark.parametrize("worker", ["1", "0"], ids=["worker-process", "thread"])
+def test_a_refusal_reported_by_hf_xet_stops_the_committer_at_once(
+    hub: Any, repo_id: str, tmp_path: Path, worker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Xet storage (huggingface.co), a token that may not write can first be refused at the Xet token
+    request, and hf_xet reports that 403 as a ``ConnectionError`` naming the status. Taken for a dropped
+    connection, the commit was retried with back-off for the rest of the run."""
+    monkeypatch.setenv("HFDS_CHECKPOINT_WORKER", worker)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "0")  # the commit worker reads it at its start
+    checkpointer = _prepared(tmp_path, repo_id, "a", 2)
+    hub.faults.add("other", status=403, repo=repo_id, count=None)  # the Xet write-token request is an "other"
+    checkpointer.start()
+    _add(checkpointer, 0)
+    checkpointer.close()
+    assert checkpointer.refused is not None and "403 Forbidden" in checkpointer.refused, checkpointer.refused
+    assert "token cannot write there" in checkpointer.refused
+    tokens = [r for r in hub.requests if r.repo == repo_id and "xet-write-token" in r.path]
+    assert [r.status for r in tokens] == [403]  # one attempt, not one per back-off
+    assert not [r for r in hub.requests if r.repo == repo_id and r.route == "commit"]
 
 
 def test_files_queued_as_the_committer_stops_on_a_refusal_are_refused_to_the_caller(

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tasks.retry_policy import describe_failure, http_status, one_line, rate_limit_wait, retry_after_seconds
+from tasks.retry_policy import describe_failure, one_line, rate_limit_wait, reported_status, retry_after_seconds
 
 # ``-P``: the worker's own folder is not put on ``sys.path``.
 WORKER_COMMAND = [sys.executable, "-P", str(Path(__file__).with_name("checkpoint_worker.py"))]
@@ -110,8 +110,12 @@ class CommitWorker(subprocess.Popen[str]):
 
 
 def commit_failure_status(exc: Exception) -> int | None:
-    """The HTTP status the Hub answered a failed commit with (None: no answer)."""
-    return exc.status if isinstance(exc, WorkerCommitError) else http_status(exc)
+    """The HTTP status the Hub, or hf_xet for its storage, answered a failed commit with (None: no answer)."""
+    if isinstance(exc, WorkerCommitError):
+        if exc.status is None and str(exc).startswith("ConnectionError: "):  # hf_xet names it in the message
+            return reported_status(ConnectionError(str(exc)))
+        return exc.status
+    return reported_status(exc)
 
 
 def commit_failure_message(exc: Exception) -> str:
