@@ -269,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                     "PREFECT_HOME": str(work / "prefect-home"),
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                     "PREFECT_LOGGING_LEVEL": "WARNING",
+                    # The temporary server creates its database in this fresh home first, and Prefect waits 20 s
+                    # for it: too short on slow shared cores (as for `--local-hub`, see flows/embedded_hub.py).
+                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
                 }
             )
             env.pop("PREFECT_API_URL", None)  # the ephemeral API, like a first-time user
