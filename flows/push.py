@@ -148,9 +148,8 @@ def push_dataset(
         # 3. The stages, in order; each commits on its own and is cached for a retry of this run. The large files of
         # the data, images and processors stages upload in the background meanwhile (tasks.preupload).
         keys = content_keys(folder, card)
-        run_key = push_run_key(
-            chain
-        )  # kept by a Retry, also of a parent flow; two pushes in one parent run differ
+        # Kept by a Retry, also of a parent flow; two pushes in one parent run differ.
+        run_key = push_run_key(chain)
 
         def job(stage: StageName, revision: str, preuploaded: bool = False, head: str | None = None) -> StageJob:
             return StageJob(

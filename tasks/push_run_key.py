@@ -53,16 +53,12 @@ def calling_runs() -> CallingRuns:
     return CallingRuns(runs=runs, calls=calls)
 
 
-def push_run_key(chain: CallingRuns | None = None) -> str:
+def push_run_key(chain: CallingRuns) -> str:
     """The running push's key, ``<root flow run id>/<task key>#<dynamic key>/...`` (see the module docstring).
 
     Args:
-        chain: The push's :func:`calling_runs`, if already read; else read here.
-
-    Raises:
-        RuntimeError: not called inside a flow run.
+        chain: The push's :func:`calling_runs`.
     """
-    chain = chain or calling_runs()
     calls = [f"{call.task_key}#{call.dynamic_key}" for call in chain.calls]
     return "/".join([str(chain.runs[-1].id), *reversed(calls)])
 

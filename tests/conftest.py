@@ -139,11 +139,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     A module stays on one worker, so that its module fixtures are set up once; the modules that use the session's
     ``prefect server start`` share one worker, so that one server serves them all.
     """
-    groups: dict[str, str] = {}
     for item in items:
-        plugins = getattr(getattr(item, "module", None), "pytest_plugins", ())
-        group = "prefect-server" if "prefect_server" in plugins else item.nodeid.split("::")[0]
-        groups[item.nodeid] = group
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
     rank = {group: i for i, group in enumerate(_LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable: the rest keep their order
+    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: the rest keep their order
+
+
+def _group(item: pytest.Item) -> str:
+    """The test's xdist group: the shared server's, else its module's path."""
+    plugins = getattr(getattr(item, "module", None), "pytest_plugins", ())
+    return "prefect-server" if "prefect_server" in plugins else item.nodeid.split("::")[0]

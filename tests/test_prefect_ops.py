@@ -49,6 +49,8 @@ def nightly_params(repo_id: str) -> dict[str, Any]:
         "description": DESCRIPTION,
         "seed": "per-run",
     }
+
+
 STAGE_TASKS = ["push-card", "push-data", "push-images", "push-processors", "push-builder-config", "push-metadata"]
 
 

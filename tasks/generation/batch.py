@@ -112,10 +112,11 @@ def _llm_column(
     log = _logger()
     where = f"column {column.name!r} (model {column.model.alias!r}), batch {batch_index}"
     # Answers an earlier attempt of this batch received for these very requests: not sent (nor paid for) again.
-    digests = [request_digest(body) for body in bodies] if journal is not None else []  # only to look up, keep
-    known: list[Completion | None] = (
-        [journal.get(column.name, d) for d in digests] if journal is not None else [None] * len(bodies)
-    )
+    known: list[Completion | None] = [None] * len(bodies)
+    digests: list[str] = []
+    if journal is not None:  # a SHA-256 per body: computed only when there is a journal to look it up in
+        digests = [request_digest(body) for body in bodies]
+        known = [journal.get(column.name, d) for d in digests]
     missing = [row for row, answer in enumerate(known) if answer is None]
     if journal is not None and len(journal):  # an earlier attempt left answers
         log.info(

@@ -549,9 +549,7 @@ class Checkpointer:
                     self.error = describe_failure(read_exc)
                     return "failed"
                 return "failed" if self.refused is not None else "moved"
-            # Refused (by the Hub, or by Xet storage as hf_xet reports it), so not landed either: no need to ask
-            # the branch.
-            if status in (401, 403):
+            if status in (401, 403):  # refused (by the Hub, or Xet storage via hf_xet): not landed, no need to ask
                 self.error = error
                 self.refused = (
                     f"the Hub refused the checkpoint commit to {self.target.repo_id}@{self.target.branch} "
