@@ -36,6 +36,7 @@ from tasks.folder_lock import pushing
 from tasks.generation.result import GeneratedDataset
 from tasks.hub_client import hub_api
 from tasks.hub_commit import HubTarget, branch_head
+from tasks.hub_limits import repo_shape_advice
 from tasks.prepare_repo import prepare_repo
 from tasks.preupload import PreuploadResult, start_preuploads, wait_for_preupload
 from tasks.push_parameters import check_push_parameters
@@ -43,7 +44,7 @@ from tasks.push_run_key import calling_runs, push_run_key
 from tasks.retry_guard import refuse_superseded_retry
 from tasks.retry_policy import describe_failure
 from tasks.stage_cache import content_keys
-from tasks.stage_plan import STAGES, StageName
+from tasks.stage_plan import STAGES, StageName, planned_repo_paths
 from tasks.stages import STAGE_TASKS, StageJob, StageResult
 
 
@@ -89,7 +90,8 @@ def push_dataset(
         pretty_name: Card ``pretty_name``. card_template: Path of a Jinja2 template to render the card with.
 
     Returns:
-        The repo URL and, per stage, its commits (or the plan, with ``dry_run``).
+        The repo URL and, per stage, its commits (or the plan, with ``dry_run``); ``advice`` names what goes past
+        the Hub's advice on repo shape (files per folder, per repo), also logged as warnings.
 
     Raises:
         InvalidParameterError: a bad parameter, named, before any request.
@@ -125,6 +127,9 @@ def push_dataset(
     root = Path(dataset.path if isinstance(dataset, GeneratedDataset) else dataset).expanduser()
     with pushing(root):  # not while a generation writes the folder (tasks.folder_lock)
         folder = scan_dataset_folder(root)
+        advice = repo_shape_advice(planned_repo_paths(folder))  # a repo shape past the Hub's advice: a warning
+        for line in advice:
+            logger.warning(line)
         if dry_run:
             planned = PushResult(
                 repo_id=repo_id,
@@ -133,6 +138,7 @@ def push_dataset(
                 dry_run=True,
                 plan=dry_run_plan(folder, card, target, selected),
                 num_records=folder.num_records,
+                advice=advice,
             )
             print(format_table(planned.table()))
             return planned
@@ -198,6 +204,7 @@ def push_dataset(
             stages=results,
             preuploads=preuploads,
             num_records=folder.num_records,
+            advice=advice,
         )
         artifacts.record_stage_table(repo_id, push.table())
         # The commit the push left the branch at (the last stage's, or the head it found unchanged).

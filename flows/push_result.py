@@ -25,6 +25,7 @@ class PushResult(BaseModel):
     preuploads: list[PreuploadResult] = Field(default_factory=list)  # large files uploaded ahead of their stage
     plan: list[PlannedStage] = Field(default_factory=list)
     num_records: int = 0
+    advice: list[str] = Field(default_factory=list)  # where it goes past the Hub's advice (tasks.hub_limits)
 
     @property
     def commits(self) -> list[Any]:

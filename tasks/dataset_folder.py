@@ -76,22 +76,27 @@ class DatasetFolder(BaseModel):
         return path.relative_to(self.root).as_posix()
 
 
-def _check_inside(root: Path, path: Path) -> None:
-    """Refuse symlinks (or anything) that resolve outside the folder, and names the Hub cannot store."""
-    rel = path.relative_to(root)
+def _check_name(rel_text: str, path: Path) -> None:
+    """Refuse a repo path (``rel_text``, of the file ``path``) that the Hub cannot store or the push must not send."""
     try:
-        rel_text = rel.as_posix()
         rel_text.encode("utf-8")
     except UnicodeEncodeError:
         raise DatasetFolderError(
             f"{os.fsdecode(bytes(path))!r}: the file name is not valid UTF-8; rename it (the Hub stores UTF-8 paths)."
         ) from None
-    if len(rel_text.encode()) > _MAX_REPO_PATH_BYTES or any(len(p.encode()) > _MAX_NAME_BYTES for p in rel.parts):
+    parts = rel_text.split("/")
+    if len(rel_text.encode()) > _MAX_REPO_PATH_BYTES or any(len(p.encode()) > _MAX_NAME_BYTES for p in parts):
         raise DatasetFolderError(f"{rel_text[:80]}...: the path is too long for the Hub; shorten the file name.")
     # huggingface_hub refuses to commit a path under a '.git' or '.cache' folder (its FORBIDDEN_FOLDERS), at the
     # stage's turn: refused here, before any stage commits. (A hidden file is not pushed at all.)
-    if any(part in ("..", ".git") for part in rel.parts) or ".cache" in rel.parent.parts or rel.is_absolute():
+    if ".." in parts or ".git" in parts or ".cache" in parts[:-1] or rel_text.startswith("/"):
         raise DatasetFolderError(f"{rel_text}: paths with '..', '.git' or '.cache' segments cannot be pushed.")
+
+
+def _check_inside(root: Path, path: Path) -> None:
+    """Refuse names the Hub cannot store, and symlinks (or anything) that resolve outside the folder."""
+    rel_text = path.relative_to(root).as_posix()
+    _check_name(rel_text, path)
     resolved = path.resolve()
     if not resolved.is_relative_to(root):
         raise DatasetFolderError(
@@ -103,18 +108,24 @@ def _check_inside(root: Path, path: Path) -> None:
 def _files_under(root: Path, folder: Path) -> list[Path]:
     """Regular files under ``folder`` (recursively), sorted, each checked to stay inside ``root``."""
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        base = Path(dirpath)
-        for d in list(dirnames):
-            if (base / d).is_symlink():
-                _check_inside(root, base / d)
-                dirnames.remove(d)  # a linked folder inside root is pushed through its real path only
-        for name in filenames:
-            path = base / name
-            _check_inside(root, path)
-            if name.startswith(".") or not path.is_file():
-                continue  # hidden files (e.g. generation state) and sockets are not part of the dataset
-            found.append(path)
+    cut = len(os.path.join(root, ""))  # entry.path[cut:] is the path relative to root
+    pending = [folder]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:  # a DirEntry knows its type: no system call per file
+                path = Path(entry.path)
+                linked = entry.is_symlink()
+                if linked:
+                    _check_inside(root, path)
+                else:  # reached from root without following a link: it cannot lead outside, no need to resolve
+                    _check_name(entry.path[cut:], path)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                elif entry.name.startswith("."):
+                    continue  # hidden files (e.g. generation state) are not part of the dataset
+                # A linked folder inside root is pushed through its real path only; sockets and the like not at all.
+                elif path.is_file() if linked else entry.is_file(follow_symlinks=False):
+                    found.append(path)
     return sorted(found, key=lambda p: p.as_posix())
 
 

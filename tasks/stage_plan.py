@@ -154,6 +154,13 @@ def plan_files_stage(
     raise ValueError(f"stage {stage!r} is not made of folder files")
 
 
+def planned_repo_paths(folder: DatasetFolder) -> list[str]:
+    """The repo path of every file a push of all six stages uploads from ``folder``."""
+    generated = [README, METADATA, *([BUILDER_CONFIG] if folder.builder_config is not None else [])]
+    stages: tuple[StageName, ...] = ("data", "images", "processors")
+    return generated + [f.path_in_repo for s in stages for plan in plan_files_stage(s, folder) for f in plan.files]
+
+
 def plan_removal(stage: StageName) -> CommitPlan:
     """The commit of a stage the folder has nothing for (no images, no builder config): it deletes what an earlier
     push left on the Hub, and is made only when there is something to delete (re-push updates, never pollutes)."""

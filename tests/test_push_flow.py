@@ -444,7 +444,9 @@ def test_a_new_run_continues_an_open_pull_request_given_its_ref(tmp_path: Path, 
     assert {"README.md", "metadata.json", "data/batch_00001.parquet"} <= set(repo_files(repo_id, "refs/pr/1"))
 
 
-def test_a_push_to_a_branch_leaves_main_and_its_cards_snippet_reads_the_branch(tmp_path: Path, repo_id: str) -> None:
+def test_a_push_to_a_branch_leaves_main_and_its_cards_snippet_reads_the_branch(
+    tmp_path: Path, repo_id: str
+) -> None:
     _push(make_dataset_folder(tmp_path / "main", batches=1, images=0, processor_file=None), repo_id)
     main_before = repo_files(repo_id)
     folder = make_dataset_folder(tmp_path / "ds", batches=3, rows_per_batch=4, images=0, processor_file=None)
@@ -595,6 +597,22 @@ def test_dry_run_makes_no_request(
     assert plan["processors"].commits == 3 and plan["images"].files == 3  # conversations: 2 parts, summary: 1
     assert plan["metadata"].bytes > 0 and plan["builder_config"].bytes > 0
     assert "data" in capsys.readouterr().out
+
+
+def test_a_folder_past_the_hubs_advice_on_repo_shape_is_named_before_any_request(
+    tmp_path: Path, repo_id: str, hub: Any
+) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", batches=1, images=0, processor_file=None, processor_dir=None)
+    portraits = folder / "images" / "portrait"
+    portraits.mkdir(parents=True)
+    for i in range(10_000):  # Data Designer's layout: a column's images all in one folder
+        (portraits / f"{i:05d}.png").write_bytes(b"")
+    hub.clear_requests()
+    planned = push_dataset(folder, repo_id, "Many images.", dry_run=True)
+    assert hub.requests == []
+    (advice,) = planned.advice
+    assert advice.startswith("images/portrait/ would hold 10,000 entries: the Hub advises fewer than 10,000")
+    assert {p.stage: p.files for p in planned.plan}["images"] == 10_000
 
 
 def test_lost_commit_answer_is_not_committed_twice(tmp_path: Path, repo_id: str, hub: Any) -> None:

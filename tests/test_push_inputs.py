@@ -21,11 +21,19 @@ from tasks.credentials import MASKED, HuggingFaceCredentials, InvalidTokenError,
 from tasks.dataset_folder import DatasetFolderError, scan_dataset_folder
 from tasks.file_digest import DigestCache, compute_digest
 from tasks.hub_commit import CommitOutcome, CommitRecord, preupload_groups
+from tasks.hub_limits import repo_shape_advice
 from tasks.hub_metadata import hub_metadata
 from tasks.push_parameters import check_push_parameters
 from tasks.redaction import REDACTED, redact_secrets
 from tasks.repo_layout import repo_path
-from tasks.stage_plan import STAGES, commit_message, parts, plan_content_stage, plan_files_stage
+from tasks.stage_plan import (
+    STAGES,
+    commit_message,
+    parts,
+    plan_content_stage,
+    plan_files_stage,
+    planned_repo_paths,
+)
 from tasks.stages import StageResult, render_folder_card
 from tasks.validation import InvalidParameterError, validate_description, validate_repo_id
 
@@ -216,6 +224,30 @@ def test_escaping_symlinks_and_reserved_names(tmp_path: Path) -> None:
         else:
             pq.write_table(pa.table({"a": [1]}), target)
         _expect_folder_error(reserved, "reserved repo path")
+
+
+def test_scan_follows_no_folder_link_and_skips_hidden_files(tmp_path: Path) -> None:
+    folder = make_dataset_folder(tmp_path / "ds", images=2)
+    avatar = folder / "images" / "avatar"
+    first = sorted(avatar.iterdir())[0]
+    os.symlink(avatar, folder / "images" / "alias")  # a linked folder inside: its files are pushed once
+    os.symlink(first, avatar / "copy.png")  # a linked file inside: pushed under the link's name
+    (avatar / ".thumbs.png").write_bytes(b"x")
+    (folder / "images" / "nested" / "deep").mkdir(parents=True)
+    (folder / "images" / "nested" / "deep" / "x.png").write_bytes(b"x")
+    scanned = scan_dataset_folder(folder)
+    originals = [f"images/avatar/{p.name}" for p in avatar.iterdir() if p.name[0] not in "c."]
+    assert len(originals) == 2
+    assert [scanned.relative(p) for p in scanned.images] == sorted(
+        [*originals, "images/avatar/copy.png", "images/nested/deep/x.png"]
+    )
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", folder / "images" / "out")
+    _expect_folder_error(folder, "points outside the dataset folder")
+    (folder / "images" / "out").unlink()
+    (folder / "images" / ".cache").mkdir()
+    (folder / "images" / ".cache" / "x.png").write_bytes(b"x")
+    _expect_folder_error(folder, "'.cache' segments")
 
 
 def test_non_utf8_and_long_names(tmp_path: Path) -> None:
@@ -446,6 +478,30 @@ def test_stage_plans(tmp_path: Path) -> None:
     assert commit_message("metadata", None) == "Upload metadata.json"
     assert parts(250, 100) == 3 and parts(0, 100) == 1
     assert STAGES == ("card", "data", "images", "processors", "builder_config", "metadata")
+    assert sorted(planned_repo_paths(folder)) == sorted(
+        ["README.md", "metadata.json", "builder_config.json", "summary/summary.parquet"]
+        + [f"{d}/batch_{b:05d}.parquet" for d in ("data", "conversations") for b in range(2)]
+        + [f"images/avatar/{p.name}" for p in folder.images]
+    )
+    assert "builder_config.json" not in planned_repo_paths(
+        scan_dataset_folder(make_dataset_folder(tmp_path / "no-config", builder_config=False))
+    )
+
+
+def test_repo_shape_advice_names_each_folder_past_the_hubs_limit_and_the_repo() -> None:
+    paths = ["README.md", "data/batch_00000.parquet"] + [f"images/portrait/{i:05d}.png" for i in range(10_000)]
+    (advice,) = repo_shape_advice(paths)
+    assert advice.startswith("images/portrait/ would hold 10,000 entries") and "subfolders" in advice
+    assert repo_shape_advice(paths[:-1]) == []  # 9,999: within the advice
+    # Subfolders count as entries of their folder; a file counts once, however often it is named.
+    nested = [f"images/c{i:05d}/a.png" for i in range(10_000)] + ["README.md"] * 3
+    assert [a.split(" would")[0] for a in repo_shape_advice(nested)] == ["images/"]
+    # 100,000 files in folders of 1,000: only the repo's count is past the advice.
+    spread = [f"images/c{i // 1000:03d}/{i}.png" for i in range(100_000)]
+    (repo_advice,) = repo_shape_advice(spread)
+    assert repo_advice.startswith("The push puts 100,000 files in the repo") and "fewer, larger" in repo_advice
+    root = repo_shape_advice([f"f{i}" for i in range(4)] + ["data/a"], files_per_repo=10, entries_per_folder=5)
+    assert root == [root[0]] and root[0].startswith("The repo root would hold 5 entries")
 
 
 def test_digest_cache_detects_same_size_edits(tmp_path: Path) -> None:
