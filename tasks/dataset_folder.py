@@ -107,6 +107,7 @@ def _check_inside(root: Path, path: Path) -> None:
 
 def _files_under(root: Path, folder: Path) -> list[Path]:
     """Regular files under ``folder`` (recursively), sorted, each checked to stay inside ``root``."""
+    _check_inside(root, folder)  # the one link the walk follows: a folder that is itself a link
     found: list[Path] = []
     cut = len(os.path.join(root, ""))  # entry.path[cut:] is the path relative to root
     pending = [folder]
