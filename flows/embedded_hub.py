@@ -23,8 +23,6 @@ LOCAL_TOKEN = "hf_local_token"  # noqa: S105 - the embedded Hub's documented def
 # commit links, the "browse them again" hint) name it, so a new port each run would make an identical re-push
 # commit a new card.
 PORT_FILE = ".embedded-hub-port"
-# How long the command waits for its Prefect temporary server (default 120 s here, 20 s in Prefect).
-STARTUP_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 
 def _free_port(preferred: int = 0) -> int:
@@ -96,9 +94,6 @@ def run_with_embedded_hub(data_dir: Path, module: str, args: list[str]) -> int:
             "HF_HUB_DISABLE_XET": "1",
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            # Prefect's temporary server creates its database on a machine's first run (13.5 s idle, more on shared
-            # cores) and Prefect waits 20 s for it: a first `make demo` on a slow machine would fail.
-            STARTUP_TIMEOUT: os.environ.get(STARTUP_TIMEOUT, "120"),
         }
         print(f"Embedded Hub serving {data_dir} at {env['HF_ENDPOINT']} (user {LOCAL_USER!r})", flush=True)
         code = subprocess.call([sys.executable, "-m", module, *args], env=env)

@@ -7,6 +7,9 @@ run with heartbeats on emits ``prefect.flow-run.heartbeat`` as it starts; one st
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +34,26 @@ def test_terminal_run_turns_heartbeats_off_only_inside() -> None:
             assert inner.flows.heartbeat_frequency is None
             assert inner.api.url == outer.api.url and inner.results == outer.results  # nothing else changes
         assert get_current_settings().flows.heartbeat_frequency == 60
+
+
+def test_terminal_run_gives_prefects_temporary_server_time_unless_the_user_set_it(tmp_path: Path) -> None:
+    # A command's first flow run on a fresh machine starts Prefect's temporary server, which creates its database
+    # first (13.5 s on an idle machine here, over 20 s with the cores shared, and a push CLI child failed so):
+    # Prefect waits 20 s for it by default. In a child: a fresh home, no setting in the environment or a profile.
+    code = (
+        "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as T, temporary_settings\n"
+        "from flows.terminal_run import terminal_run\n"
+        "with terminal_run(): print(T.value())\n"
+        "with temporary_settings({T: 45}), terminal_run(): print(T.value())\n"  # as a profile or env value is
+        "print(T.value())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["120", "45", "20"], out.stderr[-2000:]
 
 
 def _heartbeat_runs(since: float) -> set[str]:
