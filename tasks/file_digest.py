@@ -91,7 +91,9 @@ class DigestCache:
         with self._lock:
             conn = self._connect()
             for path in paths:
-                real = str(path.resolve())
+                # As given, not resolved (a system call per path segment, most of a re-push's time per file): the
+                # stat below follows a link, so the identity is the target's all the same.
+                real = os.path.abspath(path)
                 st = os.stat(real)
                 identity = (real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
                 if identity in self._memo:

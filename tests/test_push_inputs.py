@@ -523,6 +523,13 @@ def test_digest_cache_detects_same_size_edits(tmp_path: Path) -> None:
     from huggingface_hub.utils.sha import git_hash
 
     assert compute_digest(path).git_sha1 == git_hash(b"c" * 100)
+    # A link is read through: an edit of its target, same size, old mtime put back, is seen from the link.
+    link = tmp_path / "link.bin"
+    os.symlink(path, link)
+    assert cache.digest(link) == compute_digest(path)
+    path.write_bytes(b"d" * 100)
+    os.utime(path, (old, old))
+    assert cache.digest(link).sha256 == compute_digest(path).sha256 != first.sha256
 
 
 def test_card_cache_renders_once_per_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
