@@ -186,6 +186,9 @@ def _lfs_bytes(folder: Path, rel: str) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+KILL_PHASE_SECONDS = 900
+
+
 def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushCase) -> None:
     envs = {True: child_env(), False: {**child_env(), "HFDS_UPLOAD_AHEAD": "0"}}
     points = PUSH_POINTS
@@ -195,7 +198,9 @@ def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushC
     pool = 5  # children running at once (2 cores: interpreter start-up dominates)
     waiting = sorted(points, key=lambda p: not p.unscoped)  # an unscoped rule must fire before others start
     running: dict[str, tuple[KillPoint, Any, list[str], float]] = {}
-    deadline = time.monotonic() + 420  # a safeguard: `make test` runs another test worker beside this one
+    # A safeguard against a child that never reaches its point, not a speed limit: the whole test took 344 s of a
+    # 2-core machine whose `import prefect` takes 2.8 s, with `make test`'s other worker beside it.
+    deadline = time.monotonic() + KILL_PHASE_SECONDS
     while (waiting or running) and time.monotonic() < deadline:
         blocked = any(p.unscoped for p, *_ in running.values())
         while waiting and len(running) < pool and not blocked:
@@ -224,7 +229,7 @@ def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushC
         time.sleep(0.005)
     for _, child, _, _ in running.values():
         sigkill(child)
-    assert not running and not waiting, f"kill points not reached within 420 s: {sorted(running)}"
+    assert not running and not waiting, f"kill points not reached within {KILL_PHASE_SECONDS} s: {sorted(running)}"
     hub.faults.clear()
     committed = {
         p.name: titles(repos[p.name]) if reached[p.name] and _exists(repos[p.name]) else [] for p in points
