@@ -54,6 +54,7 @@ from tasks.generation.source import from_config
 from tasks.generation.state import (
     STATE_FILE,
     GenerationState,
+    UnreadableStateError,
     batch_files,
     batch_is_complete,
     foreign_files,
@@ -233,12 +234,18 @@ def generate_dataset(
             processors=plan.processor_names,
         )
         total = state.total_batches
-        previous = read_state(root)
+        try:
+            previous, unreadable = read_state(root), ""
+        except UnreadableStateError as exc:  # not taken for "another tool's folder": say what is wrong with it
+            previous, unreadable = None, str(exc)
         if previous is None and resume and any(p.suffix == ".parquet" for p in generated_files(root)):
+            what = f"whose {unreadable}" if unreadable else f"that this generator did not write (no {STATE_FILE})"
             raise OutputFolderError(
-                f"{root} holds a dataset that this generator did not write (no {STATE_FILE}); "
-                "choose another folder, or pass resume=False (--no-resume) to replace it"
+                f"{root} holds a dataset {what}; choose another folder, or pass resume=False (--no-resume) to "
+                "replace it"
             )
+        if unreadable:
+            logger.warning("%s; the folder's generation starts over", unreadable)
         foreign = foreign_files(root) if previous is None else []  # a replaced folder must not keep another's
         if foreign:
             shown = first_few([str(p.relative_to(root)) for p in foreign])

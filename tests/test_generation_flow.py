@@ -196,6 +196,19 @@ def test_a_folder_it_did_not_write_is_not_overwritten(prefect_api: None, tmp_pat
     assert [p.name for p in sorted((folder / "parquet-files").iterdir())] == ["batch_00000.parquet"]  # replaced
 
 
+def test_a_folder_whose_state_file_cannot_be_read_is_named_as_such(prefect_api: None, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    generate_dataset(GREETINGS, 100, out)
+    before = parquet_bytes(out)
+    (out / STATE_FILE).write_text('{"config_hash": "')  # truncated (a full disk, a hand edit)
+    # Not "a dataset that this generator did not write": the file is there, and what is wrong with it is said.
+    with pytest.raises(OutputFolderError, match=r"whose \.generation-state\.json cannot be read: .*--no-resume"):
+        generate_dataset(GREETINGS, 100, out)
+    assert parquet_bytes(out) == before
+    assert generate_dataset(GREETINGS, 100, out, resume=False).num_records == 100
+    assert json.loads((out / STATE_FILE).read_text())["num_records"] == 100
+
+
 def test_a_resumed_generation_does_not_say_it_removed_another_generations_files(
     prefect_api: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

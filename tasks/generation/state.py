@@ -93,13 +93,25 @@ class GenerationState(BaseModel):
         return (self.model_dump_json(indent=2) + "\n").encode()
 
 
+class UnreadableStateError(ValueError):
+    """The folder has a state file that cannot be read as one (truncated, edited, or written by another version)."""
+
+
 def read_state(root: Path) -> GenerationState | None:
-    """The state file of ``root``, or None when absent or unreadable."""
+    """The state file of ``root``; None when there is none.
+
+    Raises:
+        UnreadableStateError: the file is there but cannot be read as a run state; the message says why.
+    """
     path = root / STATE_FILE
     try:
         return GenerationState.model_validate(json.loads(path.read_text()))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:  # a pydantic ValidationError is a ValueError, over several lines
+        raise UnreadableStateError(
+            f"{STATE_FILE} cannot be read: {'; '.join(str(exc).splitlines()[:2])}"
+        ) from None
 
 
 def write_state(root: Path, state: GenerationState) -> None:
