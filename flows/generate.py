@@ -245,7 +245,7 @@ def generate_dataset(
                 "replace it"
             )
         if unreadable:
-            logger.warning("%s; the folder's generation starts over", unreadable)
+            logger.warning("%s; this run replaces it", unreadable)
         foreign = foreign_files(root) if previous is None else []  # a replaced folder must not keep another's
         if foreign:
             shown = first_few([str(p.relative_to(root)) for p in foreign])
