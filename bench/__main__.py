@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SCENARIOS = ("push", "link", "uplink", "retry", "card", "generation", "floor")
+SCENARIOS = ("push", "link", "uplink", "images", "retry", "card", "generation", "floor")
 
 
 def _log(message: str) -> None:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.scenarios import push as push_scenarios
 
         # the push-side scenarios share one folder, made (or cached) once
-        if {"push", "link", "uplink", "retry", "floor"} & set(only):
+        if {"push", "link", "uplink", "images", "retry", "floor"} & set(only):
             folder, info = push_scenarios.ensure_folder(ctx, records, batch)
             raw["folder"] = info
             if "push" in only:
@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                     **push_scenarios.LINK,
                     "upload_bytes_per_s": push_scenarios.UPLINK_BYTES_PER_S,
                 }
+            if "images" in only:
+                images = 1_000 if quick else 10_000
+                _log(f"scenario 1d: push and re-push with {images:,} image files ...")
+                image_folder, raw["meta"]["images"] = push_scenarios.ensure_image_folder(ctx, folder, images)
+                raw["images"] = push_scenarios.images_scenario(ctx, image_folder)
             if "retry" in only:
                 _log("scenario 3: retry after a failure at the processors stage ...")
                 raw["retry"] = push_scenarios.retry_scenario(ctx, folder, info)

@@ -6,7 +6,7 @@ import math
 import statistics
 
 from bench.measure import paired_slowdown
-from bench.report import checkpoint_cost_cell, derive, flatten, targets
+from bench.report import build, checkpoint_cost_cell, derive, flatten, targets
 
 
 def test_slowdown_is_the_ratio_of_medians_and_its_interval_holds_it() -> None:
@@ -98,3 +98,22 @@ def test_results_from_before_the_background_hub_have_no_such_target() -> None:
     assert "generation.100000.checkpoint_bg_hub_slowdown_pct" not in derived
     assert checkpoint_cost_cell(derived, 100000, "checkpoint_bg_hub") == "n/a"
     assert "generation.100000.checkpoint_bg_hub" not in {t["name"] for t in targets(figures, derived, raw)}
+
+
+def test_report_of_the_image_folder_gives_its_ratio_table_and_target() -> None:
+    def push(wall: float, commits: int) -> dict[str, object]:
+        return {"first.wall_s": wall, "first.op_s": wall - 1, "first.peak_rss_mib": 100.0, "first.commits": commits,
+                "first.requests": 10_000, "repush.wall_s": 5.0, "repush.commits": 0, "repush.lfs_bytes": 0}  # fmt: skip
+
+    raw: dict[str, object] = {
+        "meta": {"images": {"images": 10_000, "image_bytes": 4096, "files": 10_090, "bytes": 41_000_000}},
+        "images": {"staged": [push(90.0, 105), push(110.0, 105)], "upload_folder": [push(60.0, 1), push(70.0, 1)]},
+    }
+    figures = flatten(raw)
+    derived = derive(figures, raw)
+    assert math.isclose(derived["images.staged_vs_upload_folder"], 100.0 / 65.0)  # medians of the rounds
+    (target,) = [t for t in targets(figures, derived, raw) if t["name"] == "images.vs_upload_folder"]
+    assert target["met"] is False
+    text, _ = build(raw)
+    assert "**1d. Push and identical re-push of the folder with 10,000 image files**" in text
+    assert "| one `HfApi.upload_folder` | 65.00 (60.00–70.00) |" in text

@@ -1,5 +1,5 @@
 """Push scenarios: the same folder pushed by each tool (1), the same over a simulated link to a distant Hub
-(1b) and over a slow uplink (1c), pushed again unchanged (2), a retried push after a failure at the processors stage (3), and the machine's
+(1b) and over a slow uplink (1c), the folder with many image files added (1d), pushed again unchanged (2), a retried push after a failure at the processors stage (3), and the machine's
 floor for the same bytes (6).
 
 Each push is a child process (``bench.push`` for ours, ``bench.peers`` for the others) against the embedded
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import shutil
 import sys
 from pathlib import Path
@@ -206,6 +207,44 @@ def uplink_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
         return one
 
     return interleave({tool: tool_round(tool) for tool in LINK_TOOLS}, ctx.repeats, progress=ctx.log)
+
+
+# --- scenario 1d: a folder with many image files, where the number of files decides -------------------------------
+
+IMAGE_TOOLS = ("staged", "upload_folder")
+IMAGE_BYTES = 4096  # a thumbnail: per-file costs decide, not bytes
+
+
+def ensure_image_folder(ctx: Context, folder: Path, images: int) -> tuple[Path, dict[str, Any]]:
+    """A copy of ``folder`` with ``images`` files of random bytes in ``images/portrait/``, Data Designer's layout
+    for an image column (all of a column's images in one folder), made once per run in the work dir."""
+    out = ctx.work / f"images-{images}"
+    if not out.exists():
+        shutil.copytree(folder, out, ignore=shutil.ignore_patterns(".*"))
+        column = out / "images" / "portrait"
+        column.mkdir(parents=True)
+        rng = random.Random(0)
+        for i in range(images):
+            (column / f"{i:06d}.png").write_bytes(rng.randbytes(IMAGE_BYTES))
+    files = [p for p in out.rglob("*") if p.is_file()]
+    return out, {"images": images, "image_bytes": IMAGE_BYTES, "files": len(files),
+                 "bytes": sum(p.stat().st_size for p in files)}  # fmt: skip
+
+
+def images_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
+    """Scenarios 1 and 2 for ours and one ``upload_folder`` on a folder with many image files: one upload per file
+    on both sides, and ours commits the images in parts of 100 files (the Hub's advice per commit), one
+    ``upload_folder`` in one commit. Fresh repo per round."""
+
+    def tool_round(tool: str):
+        def one(round_no: int) -> dict[str, Any]:
+            repo = ctx.repo(f"images-{tool.replace('_', '-')}")
+            home = ctx.fresh_dir(f"images-{tool}")
+            return _push_and_repush(ctx, tool, folder, repo, home, f"images-{tool}-{round_no}")
+
+        return one
+
+    return interleave({tool: tool_round(tool) for tool in IMAGE_TOOLS}, ctx.repeats, progress=ctx.log)
 
 
 # --- scenario 3: retry after a failure at the processors stage --------------------------------------------------
