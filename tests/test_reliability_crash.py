@@ -396,11 +396,18 @@ def test_generation_killed_in_a_checkpoint_commit_resumes_from_the_checkpoint(
     out = tmp_path / "out"
     args = _gen_args(config, out, "--checkpoint-repo", repo_id, "--checkpoint-interval", "0")
     hold = hub.faults.add("commit", repo=repo_id, skip=2, count=1, **HOLD)
-    child = start_child("flows.generate", args, env)
-    reached = wait_for(
-        lambda: any(r["id"] == hold and r["applied"] for r in hub.faults.list()) or child.poll() is not None, 90
-    )
-    sigkill(child)
+    # Batches slower than commits. The commit worker (niceness +10) takes every batch finished meanwhile into one
+    # commit; once in CI, with the other test worker beside it, a run ended after two commits, never reaching its
+    # third (not reproduced alone, nor beside two busy loops). At 0.25 s per request a batch takes about 1 s.
+    usual, llm.latency = llm.latency, 0.25
+    try:
+        child = start_child("flows.generate", args, env)
+        reached = wait_for(
+            lambda: any(r["id"] == hold and r["applied"] for r in hub.faults.list()) or child.poll() is not None, 90
+        )
+        sigkill(child)
+    finally:
+        llm.latency = usual
     assert reached and child.returncode == -9, "the child ended before its third checkpoint commit"
     hub.faults.clear()
     checkpointed = {p for p in repo_files(repo_id, "checkpoint") if p.startswith("parquet-files/")}
