@@ -2,7 +2,9 @@
 command again converges to what an uninterrupted run gives.
 
 Push: ``python -m flows.push DIR REPO --description D`` runs in a child process (``HF_TOKEN`` in its
-environment, the session's Prefect API). Each kill point is one child on its own repo, killed
+environment, the session's Prefect API), forked from a process that imported the CLI once
+(``reliability_support.Launcher``: 19 interpreter starts and imports less). Each kill point is one child on its
+own repo, killed
 
 - *inside* a request: a ``localhub`` rule holds that request (latency, then the connection is dropped without
   applying it) and the child is killed as soon as the rule fires, so the process dies mid-request (mid-upload,
@@ -39,6 +41,7 @@ from fake_llm import FakeLLM, llm_example_config
 from pydantic import SecretStr
 from reliability_support import (
     DESCRIPTION,
+    Launcher,
     assert_same_as_reference,
     child_env,
     push,
@@ -177,6 +180,13 @@ def push_case(tmp_path_factory: pytest.TempPathFactory) -> PushCase:
     return PushCase(folder=folder, reference=reference)
 
 
+@pytest.fixture(scope="module")
+def launcher(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+    started = Launcher(["flows.push"], child_env(), tmp_path_factory.mktemp("children"))
+    yield started
+    started.close()
+
+
 def _cli_args(folder: Path, repo_id: str) -> list[str]:
     return [str(folder), repo_id, "--description", DESCRIPTION]
 
@@ -189,17 +199,18 @@ def _lfs_bytes(folder: Path, rel: str) -> int:
 KILL_PHASE_SECONDS = 900
 
 
-def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushCase) -> None:
+def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushCase, launcher: Launcher) -> None:
     envs = {True: child_env(), False: {**child_env(), "HFDS_UPLOAD_AHEAD": "0"}}
     points = PUSH_POINTS
     assert len(points) >= 10
     repos = {p.name: f"alice/crash-{i:02d}-{random.randrange(16**6):06x}" for i, p in enumerate(points)}
     reached: dict[str, bool] = {}
-    pool = 5  # children running at once (2 cores: interpreter start-up dominates)
+    pool = 5  # children running at once
     waiting = sorted(points, key=lambda p: not p.unscoped)  # an unscoped rule must fire before others start
     running: dict[str, tuple[KillPoint, Any, list[str], float]] = {}
     # A safeguard against a child that never reaches its point, not a speed limit: the whole test took 344 s of a
-    # 2-core machine whose `import prefect` takes 2.8 s, with `make test`'s other worker beside it.
+    # 2-core machine whose `import prefect` takes 2.8 s, with `make test`'s other worker beside it (children
+    # started with `python -m`; they are forked from the launcher since).
     deadline = time.monotonic() + KILL_PHASE_SECONDS
     while (waiting or running) and time.monotonic() < deadline:
         blocked = any(p.unscoped for p, *_ in running.values())
@@ -211,7 +222,7 @@ def test_push_killed_at_each_point_converges_on_rerun(hub: Any, push_case: PushC
                 hub.faults.add(rule["route"], **scope, **{k: v for k, v in rule.items() if k != "route"})
                 for rule in point.rules
             ]
-            child = start_child("flows.push", _cli_args(push_case.folder, repo_id), envs[point.upload_ahead])
+            child = launcher.start("flows.push", _cli_args(push_case.folder, repo_id), envs[point.upload_ahead])
             running[point.name] = (point, child, ids, time.time())
             blocked = point.unscoped
         for name, (point, child, ids, started) in list(running.items()):
