@@ -8,7 +8,7 @@ and targets are computed from medians of the same run only (timings on 2 shared 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from bench.measure import Summary, paired_slowdown, summarize, summarize_runs
@@ -36,15 +36,10 @@ def flatten(raw: Mapping[str, Any]) -> dict[str, Summary]:
                 figures[f"push.{phase}.{tool}.{metric}"] = summary
             else:
                 figures[f"push.fixed.{tool}.{key}"] = summary
-    for tool, rounds in raw.get("link", {}).items():
-        for key, summary in summarize_runs(rounds).items():
-            figures[f"link.{tool}.{key}"] = summary
-    for tool, rounds in raw.get("uplink", {}).items():
-        for key, summary in summarize_runs(rounds).items():
-            figures[f"uplink.{tool}.{key}"] = summary
-    for tool, rounds in raw.get("images", {}).items():
-        for key, summary in summarize_runs(rounds).items():
-            figures[f"images.{tool}.{key}"] = summary
+    for scenario in ("link", "uplink", "images"):
+        for tool, rounds in raw.get(scenario, {}).items():
+            for key, summary in summarize_runs(rounds).items():
+                figures[f"{scenario}.{tool}.{key}"] = summary
     for rounds in raw.get("retry", {}).values():
         for key, summary in summarize_runs(rounds).items():
             figures[f"retry.staged.{key}"] = summary
@@ -236,6 +231,16 @@ def cell(figures: Mapping[str, Summary], name: str, digits: int = 2, scale: floa
     return f"{_fmt(med, digits)} ({_fmt(lo, digits)}–{_fmt(hi, digits)})"
 
 
+def tool_table(figures: Mapping[str, Summary], prefix: str, tools: Iterable[str],
+               columns: list[tuple[str, str, int]]) -> list[str]:  # fmt: skip
+    """A Markdown table with a row per tool: ``(header, figure name after prefix.tool., digits)`` per column."""
+    rows = ["| tool | " + " | ".join(h for h, _, _ in columns) + " |", "|---|" + "---:|" * len(columns)]
+    for tool in tools:
+        cells = (cell(figures, f"{prefix}.{tool}.{name}", digits) for _, name, digits in columns)
+        rows.append(f"| {TOOL_LABELS[tool]} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Mapping[str, float],
              goals: list[dict[str, Any]]) -> str:  # fmt: skip
     c = lambda name, digits=2, scale=1.0: cell(figures, name, digits, scale)  # noqa: E731
@@ -252,12 +257,11 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
             f"{folder.get('bytes', 0) / 2**20:.1f} MiB. Every tool in its own process against the embedded Hub; "
             "wall = the whole process (interpreter, imports, the push); in-call = the push call alone.")  # fmt: skip
         add("")
-        add("| tool | wall s | in-call s | peak RSS MiB | commits | bytes sent | LFS bytes | requests |")
-        add("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for tool in TOOLS:
-            p = f"push.first.{tool}"
-            add(f"| {TOOL_LABELS[tool]} | {c(p + '.wall_s')} | {c(p + '.op_s')} | {c(p + '.peak_rss_mib', 0)} "
-                f"| {c(p + '.commits', 0)} | {c(p + '.bytes_sent', 0)} | {c(p + '.lfs_bytes', 0)} | {c(p + '.requests', 0)} |")  # fmt: skip
+        lines += tool_table(figures, "push.first", TOOLS, [
+            ("wall s", "wall_s", 2), ("in-call s", "op_s", 2), ("peak RSS MiB", "peak_rss_mib", 0),
+            ("commits", "commits", 0), ("bytes sent", "bytes_sent", 0), ("LFS bytes", "lfs_bytes", 0),
+            ("requests", "requests", 0),
+        ])  # fmt: skip
         add("")
         add(f"Prefect's fixed cost per run: an empty flow run (same imports as the push) takes "
             f"{c('push.fixed.prefect_empty_flow.wall_s')} s as a process vs {c('push.fixed.python_hf_import.wall_s')} s "
@@ -283,12 +287,10 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
         add("")
         add("**2. Identical re-push** (same folder, same repo, right after the first push)")
         add("")
-        add("| tool | new commits | LFS bytes | bytes sent | requests | wall s | ÷ first push |")
-        add("|---|---:|---:|---:|---:|---:|---:|")
-        for tool in TOOLS:
-            p = f"push.repush.{tool}"
-            add(f"| {TOOL_LABELS[tool]} | {c(p + '.commits', 0)} | {c(p + '.lfs_bytes', 0)} | {c(p + '.bytes_sent', 0)} "
-                f"| {c(p + '.requests', 0)} | {c(p + '.wall_s')} | {c(p + '.time_ratio')} |")  # fmt: skip
+        lines += tool_table(figures, "push.repush", TOOLS, [
+            ("new commits", "commits", 0), ("LFS bytes", "lfs_bytes", 0), ("bytes sent", "bytes_sent", 0),
+            ("requests", "requests", 0), ("wall s", "wall_s", 2), ("÷ first push", "time_ratio", 2),
+        ])  # fmt: skip
         add("")
         add(f"Staged re-push ÷ first push: in-call {_fmt(derived['repush.staged_in_call_ratio'])}, our Hub work only "
             f"{_fmt(derived['repush.staged_hub_work_ratio'])} ({c('push.repush.staged.stage_s', 3)} s vs "
@@ -300,12 +302,9 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
             f"more on every request and {link.get('commit_s', 0):.1f} s more on every commit (a distant Hub: round trips "
             "and the Hub's commit work). Fresh repo per push.")  # fmt: skip
         add("")
-        add("| tool | wall s | in-call s | commits | requests |")
-        add("|---|---:|---:|---:|---:|")
-        for tool in raw["link"]:
-            q = f"link.{tool}"
-            add(f"| {TOOL_LABELS[tool]} | {c(q + '.wall_s')} | {c(q + '.op_s')} | {c(q + '.commits', 0)} "
-                f"| {c(q + '.requests', 0)} |")  # fmt: skip
+        lines += tool_table(figures, "link", raw["link"], [
+            ("wall s", "wall_s", 2), ("in-call s", "op_s", 2), ("commits", "commits", 0), ("requests", "requests", 0),
+        ])  # fmt: skip
         add("")
         add(f"Staged ÷ one `upload_folder`: {_fmt(derived['link.staged_vs_upload_folder'])} whole process, "
             f"{_fmt(derived['link.staged_in_call_vs_upload_folder'])} in the call. Staged ÷ Data Designer: "
@@ -320,13 +319,12 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
             f"{folder.get('bytes', 0) / 2**20:.1f} MiB takes longer than everything else, as a larger folder does on a "
             "faster link. Fresh repo per round.")  # fmt: skip
         add("")
-        add("| tool | first push wall s | in-call s | commits | re-push wall s | re-push ÷ first | re-push commits | re-push LFS bytes |")
-        add("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for tool in raw["uplink"]:
-            q = f"uplink.{tool}"
-            add(f"| {TOOL_LABELS[tool]} | {c(q + '.first.wall_s')} | {c(q + '.first.op_s')} | {c(q + '.first.commits', 0)} "
-                f"| {c(q + '.repush.wall_s')} | {c(q + '.repush.time_ratio')} | {c(q + '.repush.commits', 0)} "
-                f"| {c(q + '.repush.lfs_bytes', 0)} |")  # fmt: skip
+        lines += tool_table(figures, "uplink", raw["uplink"], [
+            ("first push wall s", "first.wall_s", 2), ("in-call s", "first.op_s", 2),
+            ("commits", "first.commits", 0), ("re-push wall s", "repush.wall_s", 2),
+            ("re-push ÷ first", "repush.time_ratio", 2), ("re-push commits", "repush.commits", 0),
+            ("re-push LFS bytes", "repush.lfs_bytes", 0),
+        ])  # fmt: skip
         add("")
         add(f"Staged ÷ one `upload_folder`: {_fmt(derived['uplink.staged_vs_upload_folder'])}; staged ÷ Data Designer: "
             f"{_fmt(derived['uplink.staged_vs_dd_push'])} (whole processes).")  # fmt: skip
@@ -339,13 +337,12 @@ def markdown(raw: Mapping[str, Any], figures: Mapping[str, Summary], derived: Ma
             "both sides; ours commits the images in parts of 100 files (the Hub's advice per commit), one "
             "`upload_folder` makes one commit. Fresh repo per round.")  # fmt: skip
         add("")
-        add("| tool | first push wall s | in-call s | peak RSS MiB | commits | requests | re-push wall s | re-push commits | re-push LFS bytes |")
-        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for tool in raw["images"]:
-            q = f"images.{tool}"
-            add(f"| {TOOL_LABELS[tool]} | {c(q + '.first.wall_s')} | {c(q + '.first.op_s')} "
-                f"| {c(q + '.first.peak_rss_mib', 0)} | {c(q + '.first.commits', 0)} | {c(q + '.first.requests', 0)} "
-                f"| {c(q + '.repush.wall_s')} | {c(q + '.repush.commits', 0)} | {c(q + '.repush.lfs_bytes', 0)} |")  # fmt: skip
+        lines += tool_table(figures, "images", raw["images"], [
+            ("first push wall s", "first.wall_s", 2), ("in-call s", "first.op_s", 2),
+            ("peak RSS MiB", "first.peak_rss_mib", 0), ("commits", "first.commits", 0),
+            ("requests", "first.requests", 0), ("re-push wall s", "repush.wall_s", 2),
+            ("re-push commits", "repush.commits", 0), ("re-push LFS bytes", "repush.lfs_bytes", 0),
+        ])  # fmt: skip
         add("")
         add(f"Staged ÷ one `upload_folder`: {_fmt(derived['images.staged_vs_upload_folder'])} (whole processes).")
         add("")

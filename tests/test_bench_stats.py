@@ -6,7 +6,7 @@ import math
 import statistics
 
 from bench.measure import paired_slowdown
-from bench.report import build, checkpoint_cost_cell, derive, flatten, targets
+from bench.report import build, checkpoint_cost_cell, derive, flatten, targets, tool_table
 
 
 def test_slowdown_is_the_ratio_of_medians_and_its_interval_holds_it() -> None:
@@ -117,3 +117,20 @@ def test_report_of_the_image_folder_gives_its_ratio_table_and_target() -> None:
     text, _ = build(raw)
     assert "**1d. Push and identical re-push of the folder with 10,000 image files**" in text
     assert "| one `HfApi.upload_folder` | 65.00 (60.00–70.00) |" in text
+
+
+def test_a_tool_table_has_a_row_per_tool_with_its_figures_by_name() -> None:
+    raw = {
+        "uplink": {
+            "staged": [{"first.wall_s": 2.0, "first.commits": 5}, {"first.wall_s": 4.0, "first.commits": 5}],
+            "upload_folder": [{"first.wall_s": 1.5, "first.commits": 1}],
+        }
+    }
+    rows = tool_table(flatten(raw), "uplink", ["staged", "upload_folder"],
+                      [("wall s", "first.wall_s", 2), ("commits", "first.commits", 0), ("absent", "first.nope", 1)])  # fmt: skip
+    assert rows == [
+        "| tool | wall s | commits | absent |",
+        "|---|---:|---:|---:|",
+        "| staged push (ours, `flows.push`) | 3.00 (2.00–4.00) | 5 | n/a |",
+        "| one `HfApi.upload_folder` | 1.50 | 1 | n/a |",
+    ]
