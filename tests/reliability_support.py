@@ -255,7 +255,6 @@ class Launcher:
     process, killed by SIGKILL wherever it is. Its ``PREFECT_`` variables are the launcher's (``env``)."""
 
     def __init__(self, modules: list[str], env: dict[str, str], work: Path) -> None:
-        self._env = env
         self._work = work
         self._count = 0
         self._process = subprocess.Popen(

@@ -13,6 +13,7 @@ import math
 import random
 import shutil
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,7 @@ def ensure_folder(ctx: Context, records: int, batch_size: int) -> tuple[Path, di
             env=env, log=ctx.work / "logs" / "generate-folder.log",
         )  # fmt: skip
         ready.write_text(f"{run.wall_s:.1f}\n")
-    # What a push publishes: hidden files (the generation state, the folder's lock) are not part of the dataset.
-    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    files = _published_files(folder)
     data = sorted((folder / "parquet-files").glob("*.parquet"))
     processors = sorted(p for p in (folder / "processors-files").iterdir()) if (folder / "processors-files").exists() else []
     info = {
@@ -77,6 +77,11 @@ def ensure_folder(ctx: Context, records: int, batch_size: int) -> tuple[Path, di
         "images": sum(1 for _ in (folder / "images").rglob("*")) if (folder / "images").exists() else 0,
     }
     return folder, info
+
+
+def _published_files(folder: Path) -> list[Path]:
+    """What a push publishes: hidden files (the generation state, the folder's lock) are not part of the dataset."""
+    return [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
 
 
 # --- scenario 1 and 2: first push and identical re-push ---------------------------------------------------------
@@ -120,15 +125,24 @@ def _push_and_repush(ctx: Context, tool: str, folder: Path, repo: str, home: Pat
             "repush.time_ratio": again["wall_s"] / first["wall_s"]}  # fmt: skip
 
 
+PushRun = Callable[[str, str, Path, str], dict[str, Any]]  # (tool, repo, home, label) -> figures
+
+
+def _tool_rounds(ctx: Context, prefix: str, tools: Iterable[str], run: PushRun) -> dict[str, Callable[[int], Any]]:
+    """Per tool, what one round does: ``run`` it with a fresh repo and home named ``<prefix><tool>``."""
+
+    def tool_round(tool: str) -> Callable[[int], Any]:
+        name = f"{prefix}{tool}"
+        return lambda round_no: run(tool, ctx.repo(name.replace("_", "-")), ctx.fresh_dir(name), f"{name}-{round_no}")
+
+    return {tool: tool_round(tool) for tool in tools}
+
+
 def push_scenarios(ctx: Context, folder: Path) -> dict[str, Any]:
     """Scenarios 1 and 2, interleaved: per round, each tool pushes to a fresh repo, then pushes again."""
 
-    def tool_round(tool: str):
-        def one(round_no: int) -> dict[str, Any]:
-            repo = ctx.repo(tool.replace("_", "-"))
-            return _push_and_repush(ctx, tool, folder, repo, ctx.fresh_dir(tool), f"{tool}-{round_no}")
-
-        return one
+    def push(tool: str, repo: str, home: Path, label: str) -> dict[str, Any]:
+        return _push_and_repush(ctx, tool, folder, repo, home, label)
 
     def fixed(command: str):
         def one(round_no: int) -> dict[str, Any]:
@@ -142,7 +156,7 @@ def push_scenarios(ctx: Context, folder: Path) -> dict[str, Any]:
 
         return one
 
-    tools = {tool: tool_round(tool) for tool in TOOLS}
+    tools = _tool_rounds(ctx, "", TOOLS, push)
     tools["prefect_empty_flow"] = fixed("empty")
     tools["python_hf_import"] = fixed("imports")
     tools["python_prefect_import"] = fixed("prefect-import")
@@ -167,19 +181,14 @@ def link_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
     """Scenario 1 for ours, ``upload_folder`` and Data Designer, with latency injected at the embedded Hub on
     every request (and more on commits): where round trips and commits, not the CPU, decide."""
 
-    def tool_round(tool: str):
-        def one(round_no: int) -> dict[str, Any]:
-            repo = ctx.repo(f"link-{tool.replace('_', '-')}")
-            home = ctx.fresh_dir(f"link-{tool}")
-            _add_link_latency(ctx)
-            try:
-                return _measured_push(ctx, tool, folder, repo, home, f"link-{tool}-{round_no}")
-            finally:
-                ctx.clear_faults()
+    def push(tool: str, repo: str, home: Path, label: str) -> dict[str, Any]:
+        _add_link_latency(ctx)
+        try:
+            return _measured_push(ctx, tool, folder, repo, home, label)
+        finally:
+            ctx.clear_faults()
 
-        return one
-
-    return interleave({tool: tool_round(tool) for tool in LINK_TOOLS}, ctx.repeats, progress=ctx.log)
+    return interleave(_tool_rounds(ctx, "link-", LINK_TOOLS, push), ctx.repeats, progress=ctx.log)
 
 
 # --- scenario 1c: the same link with a slow uplink, where the bytes decide ---------------------------------------
@@ -192,21 +201,16 @@ def uplink_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
     """Scenarios 1 and 2 over the link of 1b with request bodies limited to ``UPLINK_BYTES_PER_S`` (all connections
     together): where sending the bytes takes longer than everything else, first push and identical re-push."""
 
-    def tool_round(tool: str):
-        def one(round_no: int) -> dict[str, Any]:
-            repo = ctx.repo(f"uplink-{tool.replace('_', '-')}")
-            home = ctx.fresh_dir(f"uplink-{tool}")
-            _add_link_latency(ctx)
-            ctx.hub_config(upload_bytes_per_s=UPLINK_BYTES_PER_S)
-            try:
-                return _push_and_repush(ctx, tool, folder, repo, home, f"uplink-{tool}-{round_no}")
-            finally:
-                ctx.hub_config(upload_bytes_per_s=0)
-                ctx.clear_faults()
+    def push(tool: str, repo: str, home: Path, label: str) -> dict[str, Any]:
+        _add_link_latency(ctx)
+        ctx.hub_config(upload_bytes_per_s=UPLINK_BYTES_PER_S)
+        try:
+            return _push_and_repush(ctx, tool, folder, repo, home, label)
+        finally:
+            ctx.hub_config(upload_bytes_per_s=0)
+            ctx.clear_faults()
 
-        return one
-
-    return interleave({tool: tool_round(tool) for tool in LINK_TOOLS}, ctx.repeats, progress=ctx.log)
+    return interleave(_tool_rounds(ctx, "uplink-", LINK_TOOLS, push), ctx.repeats, progress=ctx.log)
 
 
 # --- scenario 1d: a folder with many image files, where the number of files decides -------------------------------
@@ -226,7 +230,7 @@ def ensure_image_folder(ctx: Context, folder: Path, images: int) -> tuple[Path, 
         rng = random.Random(0)
         for i in range(images):
             (column / f"{i:06d}.png").write_bytes(rng.randbytes(IMAGE_BYTES))
-    files = [p for p in out.rglob("*") if p.is_file()]
+    files = _published_files(out)
     return out, {"images": images, "image_bytes": IMAGE_BYTES, "files": len(files),
                  "bytes": sum(p.stat().st_size for p in files)}  # fmt: skip
 
@@ -236,15 +240,10 @@ def images_scenario(ctx: Context, folder: Path) -> dict[str, Any]:
     on both sides, and ours commits the images in parts of 100 files (the Hub's advice per commit), one
     ``upload_folder`` in one commit. Fresh repo per round."""
 
-    def tool_round(tool: str):
-        def one(round_no: int) -> dict[str, Any]:
-            repo = ctx.repo(f"images-{tool.replace('_', '-')}")
-            home = ctx.fresh_dir(f"images-{tool}")
-            return _push_and_repush(ctx, tool, folder, repo, home, f"images-{tool}-{round_no}")
+    def push(tool: str, repo: str, home: Path, label: str) -> dict[str, Any]:
+        return _push_and_repush(ctx, tool, folder, repo, home, label)
 
-        return one
-
-    return interleave({tool: tool_round(tool) for tool in IMAGE_TOOLS}, ctx.repeats, progress=ctx.log)
+    return interleave(_tool_rounds(ctx, "images-", IMAGE_TOOLS, push), ctx.repeats, progress=ctx.log)
 
 
 # --- scenario 3: retry after a failure at the processors stage --------------------------------------------------
